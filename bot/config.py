@@ -1,0 +1,129 @@
+"""One typed settings object, read once at start-up from the environment.
+
+A face that is switched on (Slack, GitHub) must have all its secrets: a missing one fails
+here, when the process starts, not in the middle of a request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """The environment is incomplete or contradictory; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    signing_secret: str
+    bot_token: str
+    api_url: str = ""  # empty: the real Web API
+    app_token: str = ""  # Socket Mode
+
+
+@dataclass(frozen=True)
+class GitHubSettings:
+    repo: str  # owner/name
+    api_url: str = "https://api.github.com"
+    token: str = ""
+    app_id: str = ""
+    app_private_key: str = ""  # PEM text, or a path to a PEM file
+    webhook_secret: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    repo: str = ""  # empty or a local path: the local forge; owner/name: GitHub
+    port: int = 3000
+    redis_url: str = ""
+    signing_key: Path | None = None
+    slack: SlackSettings | None = None
+    github: GitHubSettings | None = None
+    default_branch: str = "main"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def forge_kind(self) -> str:
+        return "github" if self.github else "local"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.signing_key or self.home / "keys" / "signing.pem"
+
+
+def _is_github_repo(value: str) -> bool:
+    parts = value.split("/")
+    return (
+        len(parts) == 2
+        and all(parts)
+        and not value.startswith((".", "/", "~"))
+        and not Path(value).exists()
+    )
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = None) -> Settings:
+    env = os.environ if env is None else env
+    home_path = Path(home or env.get("AIMODEL_HOME") or "./.aimodel").expanduser().resolve()
+
+    port_text = env.get("PORT", "3000")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"PORT={port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"PORT={port} is out of range 0..65535")
+
+    slack: SlackSettings | None = None
+    secret, token = env.get("SLACK_SIGNING_SECRET", ""), env.get("SLACK_BOT_TOKEN", "")
+    if secret or token:
+        missing = [name for name, value in (("SLACK_SIGNING_SECRET", secret), ("SLACK_BOT_TOKEN", token)) if not value]
+        if missing:
+            raise ConfigError(f"Slack is half configured: {', '.join(missing)} is not set")
+        slack = SlackSettings(secret, token, env.get("SLACK_API_URL", ""), env.get("SLACK_APP_TOKEN", ""))
+
+    repo = env.get("AIMODEL_REPO", "")
+    github: GitHubSettings | None = None
+    if repo and _is_github_repo(repo):
+        gh_token = env.get("GITHUB_TOKEN", "")
+        app_id = env.get("GITHUB_APP_ID", "")
+        app_key = env.get("GITHUB_APP_PRIVATE_KEY", "")
+        if not gh_token and not (app_id and app_key):
+            raise ConfigError(
+                f"AIMODEL_REPO={repo} is a GitHub repository: set GITHUB_TOKEN, "
+                "or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY"
+            )
+        if bool(app_id) != bool(app_key):
+            raise ConfigError("GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY go together; one is missing")
+        github = GitHubSettings(
+            repo=repo,
+            api_url=env.get("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
+            token=gh_token,
+            app_id=app_id,
+            app_private_key=app_key,
+            webhook_secret=env.get("GITHUB_WEBHOOK_SECRET", ""),
+        )
+
+    key = env.get("AIMODEL_SIGNING_KEY", "")
+    return Settings(
+        home=home_path,
+        repo=repo,
+        port=port,
+        redis_url=env.get("REDIS_URL", ""),
+        signing_key=Path(key).expanduser() if key else None,
+        slack=slack,
+        github=github,
+    )
+
+
+def require_server_secrets(settings: Settings) -> None:
+    """The web process receives webhooks: each configured face needs its verification secret."""
+    if settings.github and not settings.github.webhook_secret:
+        raise ConfigError("GITHUB_WEBHOOK_SECRET is not set; the server cannot verify GitHub webhooks")

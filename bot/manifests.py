@@ -1,0 +1,531 @@
+"""Stage two of manifest parsing: raw YAML values -> validated, typed manifests.
+
+Kinds: AIModel, Application, Dataset (one per file) and the repository config
+(`.aimodel/config.yaml`). Every error names the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from bot.sla import Sla, SlaSyntaxError, sla_from_mapping
+from bot.yamlload import Path_, RawDocument, YamlError, load_yaml
+
+API_VERSION = "aimodel.dev/v1"
+KINDS = ("AIModel", "Application", "Dataset")
+ROLES = ("data-scientist", "application-developer", "data-engineer", "devops-engineer")
+VERBS = ("create", "update", "deploy", "destroy", "list", "scan", "validate", "sign", "verify")
+FORMATS = ("onnx", "pickle", "pytorch", "joblib", "numpy", "safetensors", "keras", "gguf", "other")
+
+_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+
+
+class ManifestError(ValueError):
+    """A manifest is wrong: file, line, field and what is wrong."""
+
+    def __init__(self, file: str, line: int | None, field_: str, message: str) -> None:
+        self.file = file
+        self.line = line
+        self.field = field_
+        self.message = message
+        where = f"{file}:{line}" if line else file
+        prefix = f"{field_}: " if field_ else ""
+        super().__init__(f"{where}: {prefix}{message}")
+
+    @classmethod
+    def from_yaml(cls, exc: YamlError) -> ManifestError:
+        return cls(exc.file, exc.line, "", exc.message)
+
+
+def dns1123_problem(name: str) -> str | None:
+    if not name:
+        return "must not be empty"
+    if len(name) > 63:
+        return f"{name!r} is {len(name)} characters; at most 63"
+    if not _DNS1123.match(name):
+        return (
+            f"{name!r} is not a DNS-1123 label: lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return None
+
+
+def version_problem(version: str) -> str | None:
+    if not _VERSION.match(version):
+        return f"{version!r} is not a version: 1-64 of letters, digits, '.', '+', '_', '-'"
+    return None
+
+
+# --------------------------------------------------------------------------- kinds
+
+
+@dataclass(frozen=True)
+class Artifact:
+    uri: str
+    sha256: str
+    format: str
+    size: int
+
+
+@dataclass(frozen=True)
+class AIModel:
+    name: str
+    version: str
+    owner: str
+    application: str
+    dataset: str
+    artifact: Artifact
+    sla: Sla = Sla()
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    environments: tuple[str, ...] = ()
+    description: str = ""
+    path: str = ""
+    kind: str = "AIModel"
+
+
+@dataclass(frozen=True)
+class Application:
+    name: str
+    version: str
+    owner: str
+    models: Mapping[str, str]  # model name -> the exact version pinned
+    image: str = ""
+    description: str = ""
+    path: str = ""
+    kind: str = "Application"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    uri: str
+    label_column: str
+    sha256: str = ""
+    format: str = "csv"
+    owner: str = ""
+    description: str = ""
+    path: str = ""
+    kind: str = "Dataset"
+
+
+Manifest = AIModel | Application | Dataset
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    roles: tuple[str, ...]
+    slack: tuple[str, ...] = ()
+    github: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    approvals: int = 0
+    approvers: tuple[str, ...] = ()  # roles whose approval counts
+    accept_declared_metrics: bool = False
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    people: Mapping[str, Person]
+    permissions: Mapping[str, tuple[str, ...]]
+    environments: Mapping[str, Environment]
+    auto_merge: bool = False
+    scan_allow: tuple[str, ...] = ()
+    trusted_keys: tuple[str, ...] = ()
+    prod_channel: str = ""
+    path: str = ".aimodel/config.yaml"
+
+    def person_for_slack(self, slack_id: str, email: str = "") -> Person | None:
+        for person in self.people.values():
+            if slack_id in person.slack or (email and person.email.lower() == email.lower()):
+                return person
+        return None
+
+    def person_for_github(self, login: str) -> Person | None:
+        for person in self.people.values():
+            if person.github and person.github.lower() == login.lower():
+                return person
+        return None
+
+
+# --------------------------------------------------------------------------- stage two
+
+
+class _Reader:
+    """Typed access into a RawDocument; every failure raises ManifestError with the line."""
+
+    def __init__(self, doc: RawDocument) -> None:
+        self.doc = doc
+
+    def fail(self, path: Path_, message: str) -> ManifestError:
+        dotted = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path)
+        return ManifestError(self.doc.file, self.doc.line_of(path), dotted.replace(".[", "["), message)
+
+    def get(self, path: Path_) -> object:
+        value: object = self.doc.data
+        for part in path:
+            if isinstance(part, str) and isinstance(value, dict):
+                value = value.get(part)
+            elif isinstance(part, int) and isinstance(value, list) and part < len(value):
+                value = value[part]
+            else:
+                return None
+        return value
+
+    def mapping(self, path: Path_, *, required: bool = True) -> dict[str, object]:
+        value = self.get(path)
+        if value is None and not required:
+            return {}
+        if not isinstance(value, dict):
+            what = "missing" if value is None else f"expected a mapping, got {_kind(value)}"
+            raise self.fail(path, what)
+        return value
+
+    def string(self, path: Path_, *, required: bool = True, default: str = "") -> str:
+        value = self.get(path)
+        if value is None:
+            if required:
+                raise self.fail(path, "missing")
+            return default
+        if isinstance(value, bool) or isinstance(value, (dict, list)):
+            raise self.fail(path, f"expected a string, got {_kind(value)}")
+        return str(value)  # versions like 1.0 arrive as floats from YAML; keep their text
+
+    def integer(self, path: Path_, *, default: int | None = None) -> int:
+        value = self.get(path)
+        if value is None and default is not None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(path, f"expected a whole number, got {_kind(value)}")
+        return value
+
+    def boolean(self, path: Path_, *, default: bool) -> bool:
+        value = self.get(path)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.fail(path, f"expected true or false, got {_kind(value)}")
+        return value
+
+    def strings(self, path: Path_) -> tuple[str, ...]:
+        value = self.get(path)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (value,)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(path, "expected a list of strings")
+        return tuple(value)
+
+    def name(self, path: Path_) -> str:
+        name = self.string(path)
+        problem = dns1123_problem(name)
+        if problem:
+            raise self.fail(path, problem)
+        return name
+
+    def version(self, path: Path_) -> str:
+        version = self.string(path)
+        problem = version_problem(version)
+        if problem:
+            raise self.fail(path, problem)
+        return version
+
+    def unknown_keys(self, path: Path_, allowed: tuple[str, ...]) -> None:
+        for key in self.mapping(path, required=False):
+            if key not in allowed:
+                raise self.fail((*path, key), f"unknown field; expected one of: {', '.join(allowed)}")
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", bool: "true/false", int: "a number", float: "a number"}.get(
+        type(value), f"{type(value).__name__}"
+    )
+
+
+def _header(r: _Reader, kinds: tuple[str, ...]) -> str:
+    if not isinstance(r.doc.data, dict):
+        raise r.fail((), f"expected a mapping with apiVersion, kind, metadata, spec; got {_kind(r.doc.data)}")
+    r.unknown_keys((), ("apiVersion", "kind", "metadata", "spec"))
+    api = r.string(("apiVersion",))
+    if api != API_VERSION:
+        raise r.fail(("apiVersion",), f"{api!r} is not supported; use {API_VERSION}")
+    kind = r.string(("kind",))
+    if kind not in kinds:
+        raise r.fail(("kind",), f"{kind!r} is not one of {', '.join(kinds)}")
+    r.unknown_keys(("metadata",), ("name", "owner", "description", "labels"))
+    return kind
+
+
+def _sha256(r: _Reader, path: Path_, *, required: bool) -> str:
+    digest = r.string(path, required=required)
+    if digest.startswith("sha256:"):
+        digest = digest[len("sha256:") :]
+    if digest and not _SHA256.match(digest):
+        raise r.fail(path, "expected 64 lower-case hex digits (a sha256 digest)")
+    return digest
+
+
+def _model(r: _Reader, path: str) -> AIModel:
+    spec = ("spec",)
+    r.unknown_keys(spec, ("version", "application", "dataset", "artifact", "sla", "metrics", "environments"))
+    art = (*spec, "artifact")
+    r.mapping(art)
+    r.unknown_keys(art, ("uri", "sha256", "format", "size"))
+    fmt = r.string((*art, "format"), required=False, default="other")
+    if fmt not in FORMATS:
+        raise r.fail((*art, "format"), f"{fmt!r} is not one of {', '.join(FORMATS)}")
+    size = r.integer((*art, "size"), default=0)
+    if size < 0:
+        raise r.fail((*art, "size"), "must not be negative")
+    artifact = Artifact(
+        uri=r.string((*art, "uri")), sha256=_sha256(r, (*art, "sha256"), required=True), format=fmt, size=size
+    )
+    sla_raw = r.mapping((*spec, "sla"), required=False)
+    try:
+        sla = sla_from_mapping(sla_raw)
+    except SlaSyntaxError as exc:
+        raise r.fail((*spec, "sla"), str(exc)) from None
+    metrics: dict[str, float] = {}
+    for key, value in r.mapping((*spec, "metrics"), required=False).items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise r.fail((*spec, "metrics", key), f"expected a number, got {_kind(value)}")
+        metrics[key] = float(value)
+    envs = r.strings((*spec, "environments"))
+    if len(set(envs)) != len(envs):
+        raise r.fail((*spec, "environments"), "an environment is listed twice")
+    return AIModel(
+        name=r.name(("metadata", "name")),
+        version=r.version((*spec, "version")),
+        owner=r.string(("metadata", "owner"), required=False),
+        application=r.name((*spec, "application")),
+        dataset=r.name((*spec, "dataset")),
+        artifact=artifact,
+        sla=sla,
+        metrics=metrics,
+        environments=envs,
+        description=r.string(("metadata", "description"), required=False),
+        path=path,
+    )
+
+
+def _application(r: _Reader, path: str) -> Application:
+    spec = ("spec",)
+    r.unknown_keys(spec, ("version", "image", "models"))
+    pins: dict[str, str] = {}
+    for model in r.mapping((*spec, "models"), required=False):
+        problem = dns1123_problem(model)
+        if problem:
+            raise r.fail((*spec, "models", model), problem)
+        pins[model] = r.version((*spec, "models", model))
+    return Application(
+        name=r.name(("metadata", "name")),
+        version=r.version((*spec, "version")),
+        owner=r.string(("metadata", "owner"), required=False),
+        models=pins,
+        image=r.string((*spec, "image"), required=False),
+        description=r.string(("metadata", "description"), required=False),
+        path=path,
+    )
+
+
+def _dataset(r: _Reader, path: str) -> Dataset:
+    spec = ("spec",)
+    r.unknown_keys(spec, ("uri", "sha256", "labelColumn", "format"))
+    fmt = r.string((*spec, "format"), required=False, default="csv")
+    if fmt not in ("csv", "parquet"):
+        raise r.fail((*spec, "format"), f"{fmt!r} is not one of csv, parquet")
+    return Dataset(
+        name=r.name(("metadata", "name")),
+        uri=r.string((*spec, "uri")),
+        label_column=r.string((*spec, "labelColumn")),
+        sha256=_sha256(r, (*spec, "sha256"), required=False),
+        format=fmt,
+        owner=r.string(("metadata", "owner"), required=False),
+        description=r.string(("metadata", "description"), required=False),
+        path=path,
+    )
+
+
+_BUILDERS: dict[str, Callable[[_Reader, str], Manifest]] = {
+    "AIModel": _model,
+    "Application": _application,
+    "Dataset": _dataset,
+}
+
+# Where each kind lives in the repository: the file path must agree with metadata.name.
+KIND_FOLDERS = {"AIModel": "models", "Application": "apps", "Dataset": "datasets"}
+
+
+def expected_kind(path: str) -> str | None:
+    top = path.split("/", 1)[0]
+    for kind, folder in KIND_FOLDERS.items():
+        if top == folder:
+            return kind
+    return None
+
+
+def name_from_path(path: str) -> str:
+    """models/x.yaml -> x; models/x/model.yaml -> x."""
+    parts = path.split("/")
+    if len(parts) == 3 and parts[2] == "model.yaml":
+        return parts[1]
+    return parts[-1].rsplit(".", 1)[0]
+
+
+def is_manifest_path(path: str) -> bool:
+    parts = path.split("/")
+    if expected_kind(path) is None or not path.endswith((".yaml", ".yml")):
+        return False
+    return len(parts) == 2 or (len(parts) == 3 and parts[0] == "models" and parts[2] == "model.yaml")
+
+
+def parse_manifest(text: str | bytes, path: str) -> Manifest:
+    try:
+        doc = load_yaml(text, path)
+    except YamlError as exc:
+        raise ManifestError.from_yaml(exc) from None
+    return manifest_from_raw(doc)
+
+
+def manifest_from_raw(doc: RawDocument) -> Manifest:
+    r = _Reader(doc)
+    kind = _header(r, KINDS)
+    want = expected_kind(doc.file)
+    if want and kind != want:
+        raise r.fail(("kind",), f"a {kind} does not belong in {KIND_FOLDERS[want]}/; expected {want}")
+    manifest = _BUILDERS[kind](r, doc.file)
+    if want and name_from_path(doc.file) != manifest.name:
+        raise r.fail(("metadata", "name"), f"{manifest.name!r} does not match the file name {doc.file!r}")
+    return manifest
+
+
+# --------------------------------------------------------------------------- repository config
+
+CONFIG_PATH = ".aimodel/config.yaml"
+
+
+def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
+    try:
+        doc = load_yaml(text, path)
+    except YamlError as exc:
+        raise ManifestError.from_yaml(exc) from None
+    r = _Reader(doc)
+    if not isinstance(doc.data, dict):
+        raise r.fail((), "expected a mapping")
+    r.unknown_keys((), ("apiVersion", "kind", "people", "permissions", "environments", "merge", "scan", "signing", "notifications"))
+    if r.string(("kind",), required=False, default="RepositoryConfig") != "RepositoryConfig":
+        raise r.fail(("kind",), "expected RepositoryConfig")
+    people: dict[str, Person] = {}
+    for name in r.mapping(("people",), required=False):
+        p = ("people", name)
+        r.mapping(p)
+        r.unknown_keys(p, ("roles", "slack", "github", "email"))
+        roles = r.strings((*p, "roles"))
+        for i, role in enumerate(roles):
+            if role not in ROLES:
+                raise r.fail((*p, "roles", i), f"{role!r} is not a role; roles: {', '.join(ROLES)}")
+        slack = r.strings((*p, "slack"))
+        for i, sid in enumerate(slack):
+            if not _SLACK_ID.match(sid):
+                raise r.fail((*p, "slack", i), f"{sid!r} is not a Slack user id (like U012AB3CD)")
+        people[name] = Person(name, roles, slack, r.string((*p, "github"), required=False), r.string((*p, "email"), required=False))
+    permissions: dict[str, tuple[str, ...]] = {}
+    for verb in r.mapping(("permissions",), required=False):
+        if verb not in VERBS:
+            raise r.fail(("permissions", verb), f"{verb!r} is not a verb; verbs: {', '.join(VERBS)}")
+        roles = r.strings(("permissions", verb))
+        for i, role in enumerate(roles):
+            if role not in (*ROLES, "*"):
+                raise r.fail(("permissions", verb, i), f"{role!r} is not a role; roles: {', '.join(ROLES)} or '*'")
+        permissions[verb] = roles
+    environments: dict[str, Environment] = {}
+    for env in r.mapping(("environments",), required=False):
+        problem = dns1123_problem(env)
+        if problem:
+            raise r.fail(("environments", env), problem)
+        e = ("environments", env)
+        r.mapping(e, required=False)
+        r.unknown_keys(e, ("approvals", "approvers", "accept_declared_metrics"))
+        approvals = r.integer((*e, "approvals"), default=0)
+        if approvals < 0:
+            raise r.fail((*e, "approvals"), "must not be negative")
+        approvers = r.strings((*e, "approvers"))
+        for i, role in enumerate(approvers):
+            if role not in ROLES:
+                raise r.fail((*e, "approvers", i), f"{role!r} is not a role; roles: {', '.join(ROLES)}")
+        if approvals and not approvers:
+            raise r.fail((*e, "approvers"), "an environment that needs approvals must name the approver roles")
+        environments[env] = Environment(env, approvals, approvers, r.boolean((*e, "accept_declared_metrics"), default=False))
+    return RepoConfig(
+        people=people,
+        permissions=permissions,
+        environments=environments,
+        auto_merge=r.boolean(("merge", "auto_merge"), default=False),
+        scan_allow=r.strings(("scan", "allow")),
+        trusted_keys=r.strings(("signing", "trusted_keys")),
+        prod_channel=r.string(("notifications", "prod_channel"), required=False),
+        path=path,
+    )
+
+
+# --------------------------------------------------------------------------- dump
+
+
+def _meta(m: Manifest) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": m.name}
+    if m.owner:
+        meta["owner"] = m.owner
+    if m.description:
+        meta["description"] = m.description
+    return meta
+
+
+def to_document(m: Manifest) -> dict[str, Any]:
+    spec: dict[str, Any]
+    if isinstance(m, AIModel):
+        spec = {
+            "version": m.version,
+            "application": m.application,
+            "dataset": m.dataset,
+            "artifact": {"uri": m.artifact.uri, "sha256": m.artifact.sha256, "format": m.artifact.format, "size": m.artifact.size},
+        }
+        if m.sla:
+            spec["sla"] = m.sla.as_mapping()
+        if m.metrics:
+            spec["metrics"] = dict(m.metrics)
+        spec["environments"] = list(m.environments)
+    elif isinstance(m, Application):
+        spec = {"version": m.version}
+        if m.image:
+            spec["image"] = m.image
+        spec["models"] = dict(sorted(m.models.items()))
+    else:
+        spec = {"uri": m.uri, "labelColumn": m.label_column, "format": m.format}
+        if m.sha256:
+            spec["sha256"] = m.sha256
+    return {"apiVersion": API_VERSION, "kind": m.kind, "metadata": _meta(m), "spec": spec}
+
+
+def dump_manifest(m: Manifest) -> str:
+    return yaml.safe_dump(to_document(m), sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def manifest_path(kind: str, name: str) -> str:
+    if kind == "AIModel":
+        return f"models/{name}/model.yaml"
+    return f"{KIND_FOLDERS[kind]}/{name}.yaml"
