@@ -1,0 +1,909 @@
+"""Sign and verify model artifacts as OpenSSF model_signing bundles.
+
+A signature is a Sigstore bundle v0.3 (JSON) holding a DSSE envelope around an in-toto
+Statement v1. The statement is byte-for-byte the shape that ``model_signing`` 1.x writes
+with its "key" method:
+
+* ``subject``: one entry, the model's name (the last path component) and a root digest,
+  sha256 over the concatenated raw digests of every resource, in resource order;
+* ``predicateType``: ``https://model_signing/signature/v1.0``;
+* ``predicate.serialization``: ``{"method": "files", "hash_type": "sha256",
+  "allow_symlinks": false, "ignore_paths": [...]}``;
+* ``predicate.resources``: one ``{"name", "algorithm", "digest"}`` per file, the name
+  relative to the model root in POSIX form (``"."`` when the model is a single file),
+  sorted the way ``pathlib.PurePosixPath`` sorts (component by component).
+
+The envelope is signed with an EC key (P-256 with SHA-256, P-384 with SHA-384, P-521 with
+SHA-512) over the DSSE pre-authentication encoding; the DER signature is base64 encoded.
+``verificationMaterial.publicKey.hint`` is the sha256 (hex) of the public key's PEM
+SubjectPublicKeyInfo, as ``model_signing`` writes it.
+
+So a bundle made here verifies with ``model_signing verify key`` and a bundle made by
+``model_signing sign key`` verifies here. ``model_signing`` itself is not imported: it is a
+test dependency only; this module needs ``cryptography`` and the standard library.
+
+The same envelope also carries attestations of check results (``sign_attestation`` /
+``verify_attestation``): a deploy gate can check that these exact bytes passed these checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import concurrent.futures
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import stat
+import sys
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeAlias
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+__all__ = [
+    "BUNDLE_MEDIA_TYPE",
+    "CHECK_RESULTS_PREDICATE_TYPE",
+    "DEFAULT_IGNORED",
+    "MODEL_SIGNING_PREDICATE_TYPE",
+    "PrivateKey",
+    "PublicKey",
+    "SignatureError",
+    "VerifiedModel",
+    "generate_key",
+    "hash_model",
+    "load_private_key",
+    "load_public_key",
+    "public_key_fingerprint",
+    "run_sign_command",
+    "run_verify_command",
+    "sign_attestation",
+    "sign_model",
+    "verify_attestation",
+    "verify_model",
+]
+
+PrivateKey: TypeAlias = ec.EllipticCurvePrivateKey
+PublicKey: TypeAlias = ec.EllipticCurvePublicKey
+
+BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+MODEL_SIGNING_PREDICATE_TYPE = "https://model_signing/signature/v1.0"
+# model_signing 0.2 wrote this predicate (one subject per file, no root digest); it still
+# verifies those, so we do too.
+_MODEL_SIGNING_PREDICATE_TYPE_COMPAT = "https://model_signing/Digests/v0.1"
+CHECK_RESULTS_PREDICATE_TYPE = "https://aimodel-gitops.dev/check-results/v1"
+
+# model_signing ignores these at the model root unless told otherwise (hashing.Config).
+DEFAULT_IGNORED: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitignore")
+DEFAULT_BUNDLE_NAME = "model.sig"
+
+_CURVES: dict[str, ec.EllipticCurve] = {
+    "P-256": ec.SECP256R1(),
+    "P-384": ec.SECP384R1(),
+    "P-521": ec.SECP521R1(),
+}
+_CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+
+# Files up to this size are read with one read() call; larger ones stream through a
+# reused per-thread buffer of _BLOCK bytes (hashlib and readinto release the GIL).
+_SMALL_FILE = 1 << 20
+_BLOCK = 4 << 20
+# Files are handed to the worker threads in batches, to keep per-file overhead low.
+_BATCH = 64
+
+
+class SignatureError(Exception):
+    """The signature is missing, untrusted, malformed, or the artifact does not match it.
+
+    ``str(err)`` says why in plain words; ``err.reasons`` lists every problem found.
+    """
+
+    def __init__(self, message: str, reasons: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.reasons: list[str] = list(reasons) or [message]
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifiedModel:
+    """What a successful ``verify_model`` established."""
+
+    model_path: Path
+    bundle_path: Path
+    key_fingerprint: str  # sha256 hex of the signer's DER SubjectPublicKeyInfo
+    model_name: str  # the subject name recorded in the bundle (informative only)
+    root_digest: str  # the subject's sha256: one digest for the whole model
+    digests: Mapping[str, str]  # file name (relative, POSIX; "." for a single file) -> sha256 hex
+
+    @property
+    def files(self) -> list[str]:
+        return list(self.digests)
+
+
+# --------------------------------------------------------------------------------------
+# keys
+
+
+def _check_curve(key: PrivateKey | PublicKey) -> str:
+    name = _CURVE_NAMES.get(key.curve.name)
+    if name is None:
+        raise SignatureError(f"unsupported key curve {key.curve.name}: use P-256, P-384 or P-521")
+    return name
+
+
+def _hash_for(key: PrivateKey | PublicKey) -> hashes.HashAlgorithm:
+    size = key.curve.key_size
+    if size == 256:
+        return hashes.SHA256()
+    if size == 384:
+        return hashes.SHA384()
+    if size == 521:
+        return hashes.SHA512()
+    raise SignatureError(f"unsupported key size {size}")
+
+
+def load_private_key(path: str | Path, password: bytes | None = None) -> PrivateKey:
+    """Load an EC private key from a PEM file (PKCS#8 or SEC1)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise SignatureError(f"private key file {p} does not exist") from None
+    except OSError as err:
+        raise SignatureError(f"cannot read private key file {p}: {err.strerror}") from None
+    try:
+        key = serialization.load_pem_private_key(data, password)
+    except TypeError:
+        raise SignatureError(f"private key {p} is encrypted: a password is needed") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise SignatureError(f"{p} is not a PEM private key") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise SignatureError(f"private key {p} is not an elliptic-curve key (P-256/P-384)")
+    _check_curve(key)
+    return key
+
+
+def load_public_key(path_or_pem: str | Path | bytes) -> PublicKey:
+    """Load an EC public key from a PEM file path or PEM text.
+
+    A private key PEM is accepted too (its public half is used).
+    """
+    source: str
+    if isinstance(path_or_pem, bytes):
+        data, source = path_or_pem, "the given PEM"
+    elif isinstance(path_or_pem, str) and path_or_pem.lstrip().startswith("-----BEGIN"):
+        data, source = path_or_pem.encode(), "the given PEM"
+    else:
+        p = Path(path_or_pem)
+        source = str(p)
+        try:
+            data = p.read_bytes()
+        except FileNotFoundError:
+            raise SignatureError(f"public key file {p} does not exist") from None
+        except OSError as err:
+            raise SignatureError(f"cannot read public key file {p}: {err.strerror}") from None
+    key: object
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm):
+        try:
+            key = serialization.load_pem_private_key(data, None).public_key()
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            raise SignatureError(f"{source} is not a PEM public key") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise SignatureError(f"public key in {source} is not an elliptic-curve key")
+    _check_curve(key)
+    return key
+
+
+def _as_public(key: PrivateKey | PublicKey) -> PublicKey:
+    return key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey) else key
+
+
+def public_key_fingerprint(key: PrivateKey | PublicKey) -> str:
+    """sha256 (hex) of the DER SubjectPublicKeyInfo of the (public half of the) key."""
+    der = _as_public(key).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+def _key_hint(key: PublicKey) -> str:
+    """The publicKey hint model_signing writes: sha256 (hex) of the PEM SPKI."""
+    pem = key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(pem).hexdigest()
+
+
+def generate_key(path: Path, curve: str = "P-256", *, overwrite: bool = False) -> Path:
+    """Write a new EC private key (PEM PKCS#8, mode 0600) to PATH and its public key to PATH.pub.
+
+    Returns PATH. Refuses to overwrite existing files unless ``overwrite``.
+    """
+    if curve not in _CURVES:
+        raise ValueError(f"unknown curve {curve!r}: choose one of {', '.join(_CURVES)}")
+    path = Path(path)
+    pub_path = path.with_name(path.name + ".pub")
+    key = ec.generate_private_key(_CURVES[curve])
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    if overwrite:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # so the new file is created with 0600, not an old mode
+    elif pub_path.exists():
+        raise FileExistsError(f"{pub_path} already exists")
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(private_pem)
+    pub_path.write_bytes(public_pem)
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# hashing a model the way model_signing does (file serialization, sha256)
+
+
+_local = threading.local()
+
+
+def _buffer() -> memoryview:
+    buf: memoryview | None = getattr(_local, "buf", None)
+    if buf is None:
+        buf = memoryview(bytearray(_BLOCK))
+        _local.buf = buf
+    return buf
+
+
+def _sha256_file(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        size = os.fstat(fd).st_size
+        if size <= _SMALL_FILE:
+            data = os.read(fd, size + 1)
+            if len(data) <= size:  # read whole file in one call (typical)
+                return hashlib.sha256(data).digest()
+            h = hashlib.sha256(data)  # the file grew while reading: keep streaming
+        else:
+            h = hashlib.sha256()
+        buf = _buffer()
+        while n := os.readv(fd, (buf,)):
+            h.update(buf[:n])
+        return h.digest()
+    finally:
+        os.close(fd)
+
+
+def _hash_batch(paths: Sequence[str]) -> list[bytes]:
+    return [_sha256_file(p) for p in paths]
+
+
+def _hash_files(paths: Sequence[str], max_workers: int | None = None) -> list[bytes]:
+    """sha256 of each file, in order; small files in batches on a thread pool."""
+    if len(paths) <= 1:
+        return _hash_batch(paths)
+    workers = max_workers or min(8, (os.cpu_count() or 1) + 2)
+    batches = [paths[i : i + _BATCH] for i in range(0, len(paths), _BATCH)]
+    if len(batches) == 1 and len(paths) < 2 * workers:
+        # few files: one file per task, so large files still hash in parallel
+        batches = [[p] for p in paths]
+    workers = min(workers, len(batches))
+    if workers <= 1:
+        return _hash_batch(paths)
+    out: list[bytes] = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        for result in pool.map(_hash_batch, batches):
+            out.extend(result)
+    return out
+
+
+def _normalize_ignore(root: Path, ignore: Iterable[str | os.PathLike[str]]) -> set[str]:
+    """Ignore entries as POSIX paths relative to the model root ('.git/' -> '.git')."""
+    out: set[str] = set()
+    root_abs: Path | None = None
+    for item in ignore:
+        p = Path(item)
+        if p.is_absolute():
+            if root_abs is None:
+                root_abs = root.resolve()
+            try:
+                p = p.resolve().relative_to(root_abs)
+            except ValueError:
+                continue  # outside the model: nothing to ignore
+        parts = [part for part in p.parts if part not in ("", ".")]
+        if not parts or ".." in parts:
+            continue
+        out.add("/".join(parts))
+    return out
+
+
+def _name_key(name: str) -> tuple[str, ...]:
+    # PurePosixPath ordering, which model_signing uses to sort its manifest.
+    return PurePosixPath(name).parts
+
+
+def _list_files(root: Path, ignored: set[str]) -> list[tuple[str, str]]:
+    """(name relative to root, absolute path) for every file, in manifest order."""
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        raise SignatureError(f"{root} does not exist") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise SignatureError(f"{root} is a symbolic link; sign the real file or folder")
+    if stat.S_ISREG(st.st_mode):
+        return [(".", str(root))]
+    if not stat.S_ISDIR(st.st_mode):
+        raise SignatureError(f"{root} is neither a file nor a folder")
+    found: list[tuple[str, str]] = []
+    stack: list[tuple[str, str]] = [("", str(root))]
+    while stack:
+        prefix, folder = stack.pop()
+        with os.scandir(folder) as it:
+            for entry in it:
+                name = prefix + entry.name
+                if name in ignored:
+                    continue
+                if entry.is_symlink():
+                    raise SignatureError(
+                        f"{name} is a symbolic link; symbolic links are not signed (model_signing "
+                        "refuses them too): replace it with the file or remove it"
+                    )
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((name + "/", entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    found.append((name, entry.path))
+                else:
+                    raise SignatureError(f"{name} is not a regular file or folder")
+    found.sort(key=lambda item: _name_key(item[0]))
+    return found
+
+
+def hash_model(
+    model_path: Path, *, ignore: Iterable[str] = (), max_workers: int | None = None
+) -> dict[str, str]:
+    """{file name: sha256 hex} for a model, with model_signing's names and default ignores."""
+    root = Path(model_path)
+    ignored = _normalize_ignore(root, [*DEFAULT_IGNORED, *ignore])
+    files = _list_files(root, ignored)
+    digests = _hash_files([p for _, p in files], max_workers)
+    return {name: d.hex() for (name, _), d in zip(files, digests, strict=True)}
+
+
+def _model_name(root: Path) -> str:
+    name = root.name
+    if not name or name == "..":
+        name = os.path.basename(root.resolve())
+    return name
+
+
+def _root_digest(hex_digests: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for d in hex_digests:
+        h.update(bytes.fromhex(d))
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------
+# DSSE envelope and Sigstore bundle
+
+
+def _pae(payload: bytes, payload_type: str = PAYLOAD_TYPE) -> bytes:
+    """DSSE v1 pre-authentication encoding."""
+    t = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+def _pae_compat(payload: bytes) -> bytes:
+    # model_signing 0.2 signed this (buggy) encoding; its verifier still accepts it.
+    return f"DSSEV1 {len(PAYLOAD_TYPE)} {PAYLOAD_TYPE} {len(payload)} {payload!r}".encode()
+
+
+def _statement_bytes(statement: Mapping[str, Any]) -> bytes:
+    # model_signing serialises the statement with protobuf's MessageToJson: indent 2,
+    # non-ASCII kept as UTF-8.
+    try:
+        return json.dumps(statement, indent=2, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise SignatureError("a file name is not valid UTF-8; rename it before signing") from None
+
+
+def _make_bundle(statement: Mapping[str, Any], key: PrivateKey) -> dict[str, Any]:
+    _check_curve(key)
+    payload = _statement_bytes(statement)
+    sig = key.sign(_pae(payload), ec.ECDSA(_hash_for(key)))
+    return {
+        "mediaType": BUNDLE_MEDIA_TYPE,
+        "verificationMaterial": {
+            "publicKey": {"hint": _key_hint(key.public_key())},
+            "tlogEntries": [],
+        },
+        "dsseEnvelope": {
+            "payload": base64.b64encode(payload).decode("ascii"),
+            "payloadType": PAYLOAD_TYPE,
+            "signatures": [{"sig": base64.b64encode(sig).decode("ascii"), "keyid": ""}],
+        },
+    }
+
+
+def _b64(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise SignatureError(f"malformed bundle: {what} is missing")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureError(f"malformed bundle: {what} is not base64") from None
+
+
+def _verify_envelope(
+    bundle: Mapping[str, Any], public_keys: Sequence[PublicKey]
+) -> tuple[dict[str, Any], str]:
+    """Check the bundle's signature against the trusted keys.
+
+    Returns the in-toto statement and the fingerprint of the key that signed it.
+    """
+    if not isinstance(bundle, Mapping):
+        raise SignatureError("malformed bundle: not a JSON object")
+    media_type = bundle.get("mediaType")
+    if media_type != BUNDLE_MEDIA_TYPE:
+        raise SignatureError(
+            f"unsupported bundle media type {media_type!r}, expected {BUNDLE_MEDIA_TYPE}"
+        )
+    material = bundle.get("verificationMaterial")
+    if not isinstance(material, Mapping):
+        raise SignatureError("malformed bundle: verificationMaterial is missing")
+    if "publicKey" not in material:
+        kinds = ", ".join(sorted(k for k in material if k != "tlogEntries")) or "nothing"
+        raise SignatureError(
+            f"bundle is not signed with a key (it carries {kinds}); only key-signed "
+            "bundles (model_signing 'key' method) are accepted"
+        )
+    pk = material["publicKey"]
+    hint = pk.get("hint") if isinstance(pk, Mapping) else None
+    envelope = bundle.get("dsseEnvelope")
+    if not isinstance(envelope, Mapping):
+        raise SignatureError("malformed bundle: dsseEnvelope is missing")
+    if envelope.get("payloadType") != PAYLOAD_TYPE:
+        raise SignatureError(
+            f"unsupported DSSE payload type {envelope.get('payloadType')!r}, expected {PAYLOAD_TYPE}"
+        )
+    payload = _b64(envelope.get("payload"), "dsseEnvelope.payload")
+    signatures = envelope.get("signatures")
+    if not isinstance(signatures, list) or not signatures:
+        raise SignatureError("malformed bundle: the envelope has no signature")
+    sigs = [_b64(s.get("sig") if isinstance(s, Mapping) else None, "signature") for s in signatures]
+    if not public_keys:
+        raise SignatureError("no trusted public key configured: cannot verify the signature")
+    candidates = [k for k in public_keys if not hint or _key_hint(k) == hint]
+    if not candidates:
+        raise SignatureError(
+            f"signed by an untrusted key (key hint {hint} matches none of the "
+            f"{len(public_keys)} trusted key(s))"
+        )
+    for key in candidates:
+        algo = ec.ECDSA(_hash_for(key))
+        for sig in sigs:
+            for message in (_pae(payload), _pae_compat(payload)):
+                try:
+                    key.verify(sig, message, algo)
+                except InvalidSignature:
+                    continue
+                return _parse_statement(payload), public_key_fingerprint(key)
+    if hint:
+        raise SignatureError(
+            "the signature does not verify with the trusted key it names: the bundle "
+            "was altered after signing"
+        )
+    raise SignatureError("signed by an untrusted key (no trusted key verifies the signature)")
+
+
+def _parse_statement(payload: bytes) -> dict[str, Any]:
+    try:
+        statement = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise SignatureError("malformed bundle: the signed payload is not JSON") from None
+    if not isinstance(statement, dict) or statement.get("_type") != STATEMENT_TYPE:
+        got = statement.get("_type") if isinstance(statement, dict) else None
+        raise SignatureError(f"signed payload is not an in-toto {STATEMENT_TYPE} (got {got!r})")
+    return statement
+
+
+def _read_bundle(bundle_path: Path) -> dict[str, Any]:
+    try:
+        text = bundle_path.read_bytes()
+    except FileNotFoundError:
+        raise SignatureError(f"no bundle: {bundle_path} does not exist") from None
+    except IsADirectoryError:
+        raise SignatureError(f"no bundle: {bundle_path} is a folder") from None
+    except OSError as err:
+        raise SignatureError(f"cannot read bundle {bundle_path}: {err.strerror}") from None
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise SignatureError(f"bundle {bundle_path} is not JSON") from None
+    if not isinstance(data, dict):
+        raise SignatureError(f"bundle {bundle_path} is not a JSON object")
+    return data
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+# --------------------------------------------------------------------------------------
+# models
+
+
+def default_bundle_path(model_path: Path) -> Path:
+    """model.sig inside a folder; FILE.sig beside a single file."""
+    model_path = Path(model_path)
+    if model_path.is_dir():
+        return model_path / DEFAULT_BUNDLE_NAME
+    return model_path.with_name(model_path.name + ".sig")
+
+
+def _bundle_ignore(root: Path, bundle_path: Path) -> list[str]:
+    """The bundle's own path, relative to the model root, when it lies inside the model."""
+    if not root.is_dir():
+        return []
+    try:
+        rel = bundle_path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return []
+    return [rel.as_posix()]
+
+
+def _as_private_key(key: PrivateKey | str | Path) -> PrivateKey:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key
+    if isinstance(key, str | Path):
+        return load_private_key(key)
+    raise SignatureError("the signing key must be an EC private key or a path to one")
+
+
+def _as_public_keys(keys: Sequence[PublicKey | str | Path | bytes]) -> list[PublicKey]:
+    if isinstance(keys, ec.EllipticCurvePublicKey | str | bytes | Path):
+        keys = [keys]
+    return [k if isinstance(k, ec.EllipticCurvePublicKey) else load_public_key(k) for k in keys]
+
+
+def sign_model(
+    model_path: Path,
+    private_key: PrivateKey | str | Path,
+    *,
+    bundle_path: Path | None = None,
+    ignore: Sequence[str] = (),
+) -> Path:
+    """Sign a model file or folder; write the bundle and return its path.
+
+    The default bundle path is ``model.sig`` inside a folder, ``FILE.sig`` beside a file,
+    as the model_signing CLI would be told to write it. ``ignore`` lists paths relative to
+    the model root to leave out (``.git``, ``.gitattributes``, ``.github``, ``.gitignore``
+    and the bundle itself are always left out, as model_signing does).
+    """
+    key = _as_private_key(private_key)
+    root = Path(model_path)
+    if not root.exists() and not root.is_symlink():
+        raise SignatureError(f"{root} does not exist")
+    out = Path(bundle_path) if bundle_path is not None else default_bundle_path(root)
+    ignored = _normalize_ignore(root, [*DEFAULT_IGNORED, *ignore, *_bundle_ignore(root, out)])
+    files = _list_files(root, ignored)
+    digests = [d.hex() for d in _hash_files([p for _, p in files])]
+    resources = [
+        {"name": name, "algorithm": "sha256", "digest": digest}
+        for (name, _), digest in zip(files, digests, strict=True)
+    ]
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": _model_name(root), "digest": {"sha256": _root_digest(digests)}}],
+        "predicateType": MODEL_SIGNING_PREDICATE_TYPE,
+        "predicate": {
+            "serialization": {
+                "method": "files",
+                "hash_type": "sha256",
+                "allow_symlinks": False,
+                "ignore_paths": sorted(ignored),
+            },
+            "resources": resources,
+        },
+    }
+    bundle = _make_bundle(statement, key)
+    _write_atomic(out, json.dumps(bundle, separators=(",", ":")).encode("utf-8"))
+    return out
+
+
+def _expected_from_statement(
+    statement: Mapping[str, Any],
+) -> tuple[str, str, dict[str, str], list[str]]:
+    """(model name, root digest, {name: sha256}, ignore_paths) from a model_signing statement."""
+    predicate_type = statement.get("predicateType")
+    subjects = statement.get("subject")
+    predicate = statement.get("predicate")
+    if not isinstance(subjects, list) or not subjects:
+        raise SignatureError("malformed signature: no subject")
+    if predicate_type == _MODEL_SIGNING_PREDICATE_TYPE_COMPAT:
+        files: dict[str, str] = {}
+        for s in subjects:
+            try:
+                files[str(s["name"])] = str(s["digest"]["sha256"]).lower()
+            except (KeyError, TypeError):
+                raise SignatureError(
+                    "malformed signature: a subject has no sha256 digest"
+                ) from None
+        ordered = sorted(files, key=_name_key)
+        return "compat-undefined-not-present", _root_digest(files[n] for n in ordered), files, []
+    if predicate_type != MODEL_SIGNING_PREDICATE_TYPE:
+        raise SignatureError(
+            f"not a model signature: predicate type {predicate_type!r}, expected "
+            f"{MODEL_SIGNING_PREDICATE_TYPE}"
+        )
+    if len(subjects) != 1 or not isinstance(subjects[0], Mapping):
+        raise SignatureError(f"malformed signature: expected one subject, got {len(subjects)}")
+    name = str(subjects[0].get("name", ""))
+    digest = subjects[0].get("digest")
+    root = str(digest.get("sha256", "")).lower() if isinstance(digest, Mapping) else ""
+    if not isinstance(predicate, Mapping):
+        raise SignatureError("malformed signature: no predicate")
+    ser = predicate.get("serialization")
+    if not isinstance(ser, Mapping):
+        raise SignatureError("malformed signature: no serialization parameters")
+    if ser.get("method") != "files" or ser.get("hash_type") != "sha256":
+        raise SignatureError(
+            f"unsupported serialization {ser.get('method')!r}/{ser.get('hash_type')!r}: "
+            "only per-file sha256 signatures (model_signing's default) are supported"
+        )
+    if ser.get("allow_symlinks") not in (False, None):
+        raise SignatureError("unsupported signature: it was made following symbolic links")
+    ignore_paths = ser.get("ignore_paths") or []
+    if not isinstance(ignore_paths, list) or not all(isinstance(p, str) for p in ignore_paths):
+        raise SignatureError("malformed signature: ignore_paths is not a list of paths")
+    resources = predicate.get("resources")
+    if not isinstance(resources, list):
+        raise SignatureError("malformed signature: no resources list")
+    files = {}
+    h = hashlib.sha256()
+    for r in resources:
+        try:
+            rname, algo, value = str(r["name"]), r["algorithm"], str(r["digest"]).lower()
+            raw = bytes.fromhex(value)
+        except (KeyError, TypeError, ValueError):
+            raise SignatureError(
+                "malformed signature: a resource lacks name/algorithm/digest"
+            ) from None
+        if algo != "sha256" or len(raw) != 32:
+            raise SignatureError(f"unsupported digest algorithm {algo!r} for {rname}")
+        if rname in files:
+            raise SignatureError(f"malformed signature: {rname} is listed twice")
+        files[rname] = value
+        h.update(raw)
+    if h.hexdigest() != root:
+        raise SignatureError(
+            "malformed signature: the resources do not add up to the signed root digest"
+        )
+    return name, root, files, list(ignore_paths)
+
+
+def verify_model(
+    model_path: Path,
+    bundle_path: Path,
+    public_keys: Sequence[PublicKey],
+    *,
+    ignore: Sequence[str] = (),
+) -> VerifiedModel:
+    """Check that the model at MODEL_PATH is exactly what a trusted key signed.
+
+    Raises SignatureError when the bundle is missing or malformed, the signer is not one
+    of ``public_keys``, or any file differs, is missing, or is not covered by the signature.
+    """
+    root = Path(model_path)
+    bpath = Path(bundle_path)
+    bundle = _read_bundle(bpath)
+    statement, fingerprint = _verify_envelope(bundle, _as_public_keys(public_keys))
+    name, root_digest, expected, signed_ignores = _expected_from_statement(statement)
+    if not root.exists() and not root.is_symlink():
+        raise SignatureError(f"the model {root} does not exist")
+    ignored = _normalize_ignore(
+        root, [*DEFAULT_IGNORED, *signed_ignores, *ignore, *_bundle_ignore(root, bpath)]
+    )
+    files = _list_files(root, ignored)
+    present = {n for n, _ in files}
+    problems: list[str] = []
+    problems += [f"file {n} is missing" for n in sorted(expected.keys() - present, key=_name_key)]
+    problems += [
+        f"extra file {n} not covered by the signature"
+        for n in sorted(present - expected.keys(), key=_name_key)
+    ]
+    common = [(n, p) for n, p in files if n in expected]
+    actual = {
+        n: d.hex() for (n, _), d in zip(common, _hash_files([p for _, p in common]), strict=True)
+    }
+    problems += [
+        f"file {n} differs from the signed digest" for n, d in actual.items() if d != expected[n]
+    ]
+    if problems:
+        shown = "; ".join(problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise SignatureError(f"{shown}{more}", problems)
+    ordered = {n: actual[n] for n in sorted(actual, key=_name_key)}
+    return VerifiedModel(
+        model_path=root,
+        bundle_path=bpath,
+        key_fingerprint=fingerprint,
+        model_name=name,
+        root_digest=root_digest,
+        digests=ordered,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# attestations of check results
+
+
+def _split_digest(subject_digest: str) -> str:
+    algo, sep, value = subject_digest.partition(":")
+    if not sep:
+        algo, value = "sha256", subject_digest
+    value = value.lower()
+    if (
+        algo.lower() != "sha256"
+        or len(value) != 64
+        or any(c not in "0123456789abcdef" for c in value)
+    ):
+        raise SignatureError(f"subject digest must be a sha256 hex digest, got {subject_digest!r}")
+    return value
+
+
+def sign_attestation(
+    subject_digest: str,
+    subject_name: str,
+    predicate_type: str,
+    predicate: dict[str, Any],
+    key: PrivateKey | str | Path,
+) -> dict[str, Any]:
+    """Sign an in-toto Statement v1 about one artifact; return the Sigstore bundle as a dict.
+
+    ``subject_digest`` is the artifact's sha256 (hex, optionally ``sha256:``-prefixed), e.g.
+    a file's sha256 or a model's root digest (``VerifiedModel.root_digest``).
+    """
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": subject_name, "digest": {"sha256": _split_digest(subject_digest)}}],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }
+    return _make_bundle(statement, _as_private_key(key))
+
+
+def verify_attestation(
+    bundle: Mapping[str, Any] | str | bytes,
+    public_keys: Sequence[PublicKey],
+    *,
+    subject_digest: str | None = None,
+    predicate_type: str | None = None,
+) -> dict[str, Any]:
+    """Verify an attestation bundle and return its predicate.
+
+    With ``subject_digest`` / ``predicate_type`` given, also refuse an attestation about
+    other bytes or of another kind.
+    """
+    data: Any = bundle
+    if isinstance(bundle, str | bytes):
+        try:
+            data = json.loads(bundle)
+        except (ValueError, UnicodeDecodeError):
+            raise SignatureError("attestation bundle is not JSON") from None
+    if not data:
+        raise SignatureError("no bundle: the attestation is empty")
+    statement, _ = _verify_envelope(data, _as_public_keys(public_keys))
+    if predicate_type is not None and statement.get("predicateType") != predicate_type:
+        raise SignatureError(
+            f"attestation is of type {statement.get('predicateType')!r}, expected {predicate_type!r}"
+        )
+    if subject_digest is not None:
+        want = _split_digest(subject_digest)
+        subjects = statement.get("subject") or []
+        got = [
+            str(s.get("digest", {}).get("sha256", "")).lower()
+            for s in subjects
+            if isinstance(s, Mapping) and isinstance(s.get("digest"), Mapping)
+        ]
+        if want not in got:
+            raise SignatureError(
+                f"attestation is about other bytes (sha256 {', '.join(got) or 'none'}), "
+                f"not sha256 {want}"
+            )
+    predicate = statement.get("predicate")
+    if not isinstance(predicate, dict):
+        raise SignatureError("attestation has no predicate")
+    return predicate
+
+
+# --------------------------------------------------------------------------------------
+# CLI verbs: `aimodel sign` and `aimodel verify`
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def run_sign_command(path: str, *, key: str, bundle: str | None) -> int:
+    """`aimodel sign PATH --key KEY.pem [--bundle OUT]`: 0 signed, 1 failed, 2 usage."""
+    model = Path(path)
+    if not model.exists():
+        _err(f"aimodel sign: {path} does not exist")
+        return 2
+    if not key:
+        _err("aimodel sign: --key KEY.pem is required (or set AIMODEL_SIGNING_KEY)")
+        return 2
+    if not Path(key).is_file():
+        _err(f"aimodel sign: key file {key} does not exist")
+        return 2
+    try:
+        private_key = load_private_key(key)
+        out = sign_model(model, private_key, bundle_path=Path(bundle) if bundle else None)
+        signed = json.loads(
+            base64.b64decode(json.loads(out.read_bytes())["dsseEnvelope"]["payload"])
+        )
+    except SignatureError as err:
+        _err(f"aimodel sign: not signed: {err}")
+        return 1
+    except OSError as err:
+        _err(f"aimodel sign: not signed: {err}")
+        return 1
+    n = len(signed["predicate"]["resources"])
+    root = signed["subject"][0]["digest"]["sha256"]
+    print(f"signed {path}: {n} file{'s' if n != 1 else ''}, sha256 {root}")
+    print(f"key {public_key_fingerprint(private_key)} ({_check_curve(private_key)})")
+    print(f"bundle written to {out}")
+    return 0
+
+
+def run_verify_command(path: str, *, bundle: str, public_key: str) -> int:
+    """`aimodel verify PATH --bundle B --public-key KEY.pub`: 0 verified, 1 refused, 2 usage."""
+    for what, value in (("model", path), ("bundle", bundle), ("public key", public_key)):
+        if not value or not Path(value).exists():
+            _err(f"aimodel verify: {what} {value or '(not given)'} does not exist")
+            return 2
+    try:
+        key = load_public_key(public_key)
+    except SignatureError as err:
+        _err(f"aimodel verify: {err}")
+        return 2
+    try:
+        result = verify_model(Path(path), Path(bundle), [key])
+    except SignatureError as err:
+        print(f"REFUSED {path}: {err}")
+        return 1
+    except OSError as err:
+        print(f"REFUSED {path}: {err}")
+        return 1
+    n = len(result.digests)
+    print(
+        f"verified {path}: {n} file{'s' if n != 1 else ''} match bundle {bundle}, "
+        f"sha256 {result.root_digest}, signed by key {result.key_fingerprint}"
+    )
+    return 0
