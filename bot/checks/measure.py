@@ -351,7 +351,9 @@ def _read_parquet(path: Path, label_column: str, max_rows: int | None) -> _Table
         raise MeasureError(f"{path}: no feature columns besides the label {label_column!r}")
     for name in features:
         kind = schema.field(name).type
-        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+        if not (
+            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+        ):
             raise MeasureError(
                 f"{path}: column {name!r} is {kind}, not a number "
                 "(every column but the label must be a number)"
