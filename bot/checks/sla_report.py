@@ -196,6 +196,7 @@ class SlaReport:
             "measurement": {
                 "measured": m.measured,
                 "reason": m.reason,
+                "format": m.model_format or None,
                 "rows": m.rows,
                 "metrics": {k: _json_number(v) for k, v in sorted(m.metrics.items())},
             },

@@ -1,0 +1,77 @@
+"""The Forge port: the operations the bot performs on pull requests, and nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.policy import Review
+
+CHECK_STATES = ("pending", "success", "failure", "error", "skipped")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    state: str
+    summary: str
+    details: str = ""  # Markdown
+    commit: str = ""
+    annotations: tuple[Mapping[str, Any], ...] = ()  # {path, line, message, level}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "summary": self.summary, "details": self.details, "commit": self.commit}
+
+
+@dataclass
+class PullRequest:
+    number: int
+    title: str
+    body: str
+    author: str  # a person's name from the repository config
+    branch: str
+    base: str
+    head: str  # commit sha
+    state: str = "open"  # open | merged | closed
+    url: str = ""
+    checks: dict[str, CheckResult] = field(default_factory=dict)
+    reviews: list[Review] = field(default_factory=list)
+    merge_commit: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)  # verb, targets, locks, slack thread...
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+
+class ForgeError(RuntimeError):
+    """The forge refused or failed; the message is fit to show a person."""
+
+
+EventSink = Callable[[str, dict[str, Any]], None]
+
+
+class Forge(Protocol):
+    kind: str
+    clone_url: str
+
+    def open_pr(self, *, branch: str, head: str, title: str, body: str, author: str, meta: Mapping[str, Any]) -> PullRequest: ...
+
+    def get_pr(self, number: int) -> PullRequest: ...
+
+    def list_prs(self, state: str = "open") -> list[PullRequest]: ...
+
+    def update_head(self, number: int, head: str) -> PullRequest: ...
+
+    def set_check(self, number: int, check: CheckResult) -> None: ...
+
+    def add_review(self, number: int, review: Review) -> None: ...
+
+    def update_meta(self, number: int, values: Mapping[str, Any]) -> None: ...
+
+    def merge(self, number: int, *, message: str, expected_head: str) -> str: ...
+
+    def close(self, number: int) -> None: ...
+
+    def comment(self, number: int, body: str) -> None: ...

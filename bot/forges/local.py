@@ -1,0 +1,183 @@
+"""The embedded forge: a bare Git repository on disk, pull requests as branches plus records.
+
+It needs no account and no network. Records live in `<home>/forge/prs/<n>.json`, written
+atomically under a file lock, so the CLI, the web process and the worker can share them.
+Events (opened, synchronize, closed, review, push) go to the same handlers as GitHub's
+webhooks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import git
+
+from bot.forges.base import CheckResult, EventSink, ForgeError, PullRequest
+from bot.fsutil import file_lock, read_json, write_json
+from bot.policy import Review
+
+
+def _pr_to_json(pr: PullRequest) -> dict[str, Any]:
+    data = dataclasses.asdict(pr)
+    data["checks"] = {name: dataclasses.asdict(c) for name, c in pr.checks.items()}
+    data["reviews"] = [dataclasses.asdict(r) for r in pr.reviews]
+    return data
+
+
+def _pr_from_json(data: dict[str, Any]) -> PullRequest:
+    checks = {
+        name: CheckResult(**{**c, "annotations": tuple(c.get("annotations", ()))}) for name, c in data.pop("checks").items()
+    }
+    reviews = [Review(**r) for r in data.pop("reviews")]
+    return PullRequest(**data, checks=checks, reviews=reviews)
+
+
+class LocalForge:
+    kind = "local"
+
+    def __init__(self, home: Path, *, default_branch: str = "main", on_event: EventSink | None = None) -> None:
+        self.home = home
+        self.bare = home / "repo.git"
+        self.root = home / "forge"
+        self.default_branch = default_branch
+        self.clone_url = str(self.bare)
+        self.on_event = on_event
+
+    # ------------------------------------------------------------------ storage
+
+    def _path(self, number: int) -> Path:
+        return self.root / "prs" / f"{number}.json"
+
+    def _lock(self) -> Any:
+        return file_lock(self.root / "forge.lock")
+
+    def _load(self, number: int) -> PullRequest:
+        try:
+            return _pr_from_json(read_json(self._path(number)))
+        except FileNotFoundError:
+            raise ForgeError(f"there is no pull request #{number}") from None
+
+    def _save(self, pr: PullRequest) -> None:
+        write_json(self._path(pr.number), _pr_to_json(pr))
+
+    def _emit(self, event: str, payload: dict[str, Any]) -> None:
+        if self.on_event:
+            self.on_event(event, payload)
+
+    def url_for(self, number: int) -> str:
+        return f"aimodel://local/pr/{number}"
+
+    # ------------------------------------------------------------------ Forge
+
+    def open_pr(self, *, branch: str, head: str, title: str, body: str, author: str, meta: Mapping[str, Any]) -> PullRequest:
+        with self._lock():
+            counter = self.root / "next"
+            number = int(counter.read_text()) if counter.exists() else 1
+            counter.write_text(str(number + 1))
+            pr = PullRequest(
+                number=number, title=title, body=body, author=author, branch=branch,
+                base=self.default_branch, head=head, url=self.url_for(number), meta=dict(meta),
+            )
+            self._save(pr)
+        self._emit("pull_request.opened", {"number": number, "head": head})
+        return pr
+
+    def get_pr(self, number: int) -> PullRequest:
+        return self._load(number)
+
+    def list_prs(self, state: str = "open") -> list[PullRequest]:
+        folder = self.root / "prs"
+        if not folder.exists():
+            return []
+        prs = []
+        for entry in os.scandir(folder):
+            if entry.name.endswith(".json"):
+                pr = _pr_from_json(read_json(Path(entry.path)))
+                if state == "all" or pr.state == state:
+                    prs.append(pr)
+        return sorted(prs, key=lambda p: p.number)
+
+    def update_head(self, number: int, head: str) -> PullRequest:
+        with self._lock():
+            pr = self._load(number)
+            if not pr.is_open:
+                raise ForgeError(f"pull request #{number} is {pr.state}")
+            pr.head = head
+            self._save(pr)
+        self._emit("pull_request.synchronize", {"number": number, "head": head})
+        return pr
+
+    def set_check(self, number: int, check: CheckResult) -> None:
+        with self._lock():
+            pr = self._load(number)
+            pr.checks[check.name] = check
+            self._save(pr)
+
+    def add_review(self, number: int, review: Review) -> None:
+        with self._lock():
+            pr = self._load(number)
+            if not pr.is_open:
+                raise ForgeError(f"pull request #{number} is {pr.state}")
+            pr.reviews.append(review)
+            self._save(pr)
+        self._emit("pull_request_review.submitted", {"number": number, "person": review.person, "state": review.state})
+
+    def update_meta(self, number: int, values: Mapping[str, Any]) -> None:
+        with self._lock():
+            pr = self._load(number)
+            pr.meta.update(values)
+            self._save(pr)
+
+    def comment(self, number: int, body: str) -> None:
+        self.update_meta(number, {"summary_comment": body})
+
+    def close(self, number: int) -> None:
+        with self._lock():
+            pr = self._load(number)
+            if not pr.is_open:
+                raise ForgeError(f"pull request #{number} is already {pr.state}")
+            pr.state = "closed"
+            self._save(pr)
+        self._git("update-ref", "-d", f"refs/heads/{pr.branch}")
+        self._emit("pull_request.closed", {"number": number, "merged": False})
+
+    def merge(self, number: int, *, message: str, expected_head: str) -> str:
+        with self._lock():
+            pr = self._load(number)
+            if not pr.is_open:
+                raise ForgeError(f"pull request #{number} is {pr.state}")
+            if pr.head != expected_head:
+                raise ForgeError(f"pull request #{number} moved to {pr.head[:8]} while it was being merged; try again")
+            base_ref = f"refs/heads/{pr.base}"
+            base = self._git("rev-parse", base_ref).strip()
+            try:
+                tree = self._git("merge-tree", "--write-tree", base, pr.head).split("\n", 1)[0].strip()
+            except ForgeError:
+                raise ForgeError(f"pull request #{number} conflicts with {pr.base}; close it and make the change again") from None
+            env = {
+                **os.environ,
+                "GIT_AUTHOR_NAME": pr.author, "GIT_AUTHOR_EMAIL": f"{pr.author}@aimodel.local",
+                "GIT_COMMITTER_NAME": "aimodel-bot", "GIT_COMMITTER_EMAIL": "aimodel-bot@localhost",
+            }
+            commit = self._git("commit-tree", tree, "-p", base, "-p", pr.head, "-m", message, env=env).strip()
+            self._git("update-ref", base_ref, commit, base)  # compare-and-swap: fails if the base moved
+            self._git("update-ref", "-d", f"refs/heads/{pr.branch}")
+            pr.state = "merged"
+            pr.merge_commit = commit
+            self._save(pr)
+        self._emit("pull_request.closed", {"number": number, "merged": True})
+        self._emit("push", {"ref": f"refs/heads/{pr.base}", "before": base, "after": commit})
+        return commit
+
+    def _git(self, *args: str, env: Mapping[str, str] | None = None) -> str:
+        try:
+            out: str = git.Git(str(self.bare)).execute(
+                ["git", *args], env=dict(env) if env else None, strip_newline_in_stdout=False
+            )
+        except git.GitCommandError as exc:
+            raise ForgeError(f"git {args[0]} failed in the local forge: {str(exc.stderr).strip()}") from None
+        return out
