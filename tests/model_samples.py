@@ -18,12 +18,13 @@ from onnx import TensorProto, helper, numpy_helper
 # onnxruntime reads models up to its own IR version; pin one it knows.
 IR_VERSION = 8
 OPSET = 13
+CLASS_NAMES = ["cat", "dog", "bird", "fish", "frog", "newt"]
 
 
 def _save(graph: onnx.GraphProto, path: Path) -> Path:
     model = helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", 2)],
         producer_name="aimodel-gitops-tests",
     )
     model.ir_version = IR_VERSION
@@ -69,7 +70,8 @@ def linear_classifier(
     """A linear classifier over `features` inputs: scores = x @ W + b.
 
     output: "scores" (logits [N, classes]), "probabilities" (Softmax, i.e. multinomial
-    logistic regression) or "labels" (ArgMax, an int64 label vector [N]).
+    logistic regression), "labels" (ArgMax, an int64 label vector [N]) or "names" (the
+    class names in CLASS_NAMES, a string label vector [N], as sklearn-onnx classifiers give).
     batch: the input's first dimension ("N" dynamic, or a fixed number).
     """
     np_dtype = np.float64 if dtype == TensorProto.DOUBLE else np.float32
@@ -86,6 +88,20 @@ def linear_classifier(
     elif output == "labels":
         nodes.append(helper.make_node("ArgMax", ["scores"], ["label"], axis=1, keepdims=0))
         out_name, out_type, out_shape = "label", TensorProto.INT64, [batch]
+    elif output == "names":
+        nodes.append(helper.make_node("ArgMax", ["scores"], ["label"], axis=1, keepdims=0))
+        nodes.append(
+            helper.make_node(
+                "LabelEncoder",
+                ["label"],
+                ["name"],
+                domain="ai.onnx.ml",
+                keys_int64s=list(range(classes)),
+                values_strings=CLASS_NAMES[:classes],
+                default_string="?",
+            )
+        )
+        out_name, out_type, out_shape = "name", TensorProto.STRING, [batch]
     elif output != "scores":
         raise ValueError(f"unknown output kind {output!r}")
     graph = helper.make_graph(
@@ -192,10 +208,12 @@ def write_csv(
     *,
     label_column: str = "label",
     label_position: int | None = None,
+    class_names: list[str] | None = None,
     seed: int = 7,
 ) -> Sample:
     """A CSV data set for linear_classifier: header row, the label at `label_position`
-    (default: in the middle, to prove the other columns are fed in order)."""
+    (default: in the middle, to prove the other columns are fed in order).
+    class_names: write labels as these names instead of class numbers."""
     names = [f"f{i}" for i in range(features)]
     at = features // 2 if label_position is None else label_position
     header = [*names[:at], label_column, *names[at:]]
@@ -204,7 +222,8 @@ def write_csv(
         writer = csv.writer(handle)
         writer.writerow(header)
         for values, label in sample_rows(rows, right, features, classes, seed=seed):
-            writer.writerow([*values[:at], label, *values[at:]])
+            shown = class_names[label] if class_names else label
+            writer.writerow([*values[:at], shown, *values[at:]])
     return Sample(rows, right, names, label_column)
 
 

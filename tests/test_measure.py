@@ -88,6 +88,13 @@ def test_label_vector_and_score_matrix_outputs(tmp_path: Path, data: Path, outpu
     assert measure_model(model, data, "label").metrics["accuracy"] == 0.9
 
 
+def test_string_label_output_against_named_classes(tmp_path: Path) -> None:
+    model = samples.linear_classifier(tmp_path / "names.onnx", output="names")
+    data = tmp_path / "names.csv"
+    samples.write_csv(data, rows=40, right=30, class_names=samples.CLASS_NAMES)
+    assert measure_model(model, data, "label").metrics["accuracy"] == 0.75
+
+
 def test_logistic_regression_binary(tmp_path: Path) -> None:
     model = samples.logistic_regression(tmp_path / "logreg.onnx", features=3)
     data = tmp_path / "binary.csv"
@@ -401,6 +408,14 @@ def test_parquet_missing_label_and_text_column(tmp_path: Path, model: Path) -> N
         measure_model(model, data, "label")
     with pytest.raises(MeasureError, match=r"column 'f1' is string, not a number"):
         measure_model(model, data, "y")
+
+
+def test_corrupt_parquet(tmp_path: Path, model: Path) -> None:
+    pytest.importorskip("pyarrow", reason="Parquet data sets need pyarrow (optional)")
+    data = tmp_path / "broken.parquet"
+    data.write_bytes(b"PAR1 this is not really parquet")
+    with pytest.raises(MeasureError, match=r"broken\.parquet: not a readable Parquet file"):
+        measure_model(model, data, "label")
 
 
 def test_parquet_null_cell_names_the_row(tmp_path: Path, model: Path) -> None:
