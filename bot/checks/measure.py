@@ -3,6 +3,9 @@
 ONNX models are run with onnxruntime (CPU, one intra-op thread, so latency is stable) on the
 data set tied to the model: a CSV file (header row; the label column named by the Dataset
 manifest; every other column a float feature, in order) or a Parquet file (needs pyarrow).
+The model's first output is either a label vector ([rows] or [rows, 1]; numbers or
+strings, compared with the label column) or a score matrix ([rows, classes]: probabilities
+or logits, whose argmax is the class number). accuracy = pass_rate = share of rows right.
 Formats that cannot be run safely (pickle, joblib, torch, keras, ...) are "not measured":
 only their size is. onnxruntime, numpy and pyarrow are imported lazily, inside
 `measure_model`, so importing this module (and starting the CLI) stays fast.
