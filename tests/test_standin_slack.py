@@ -10,14 +10,14 @@ from urllib.parse import parse_qs
 
 import pytest
 import requests
-from slack_bolt import App, BoltRequest
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from tests.standins.slack_api import SlackStandIn
+from tests.standins.slack_api import Delivery, SlackStandIn
 from tests.standins.slack_signing import (
     FIXTURES,
     app_home_opened_body,
@@ -418,6 +418,71 @@ def test_bolt_app_against_the_standin(slack: SlackStandIn) -> None:
         BoltRequest(body=body.decode(), headers=sign_request("wrong-secret", body))
     )
     assert forged.status == 401
+
+
+def test_bolt_round_trip_with_standin_deliveries(slack: SlackStandIn) -> None:
+    app = App(
+        client=WebClient(token=TOKEN, base_url=slack.api_url),
+        signing_secret=SECRET,
+        process_before_response=True,
+    )
+
+    @app.action("approve_pr")
+    def approve(ack, body, respond):  # type: ignore[no-untyped-def]
+        ack()
+        respond(text=f"Approved by <@{body['user']['id']}>", replace_original=True)
+
+    @app.event("app_home_opened")
+    def home(event, client):  # type: ignore[no-untyped-def]
+        client.views_publish(
+            user_id=event["user"], view={"type": "home", "blocks": [{"type": "divider"}]}
+        )
+
+    @app.view("create_model")
+    def submitted(ack, view):  # type: ignore[no-untyped-def]
+        name = view["state"]["values"]["name"]["value"]["value"]
+        ack(response_action="errors", errors={"name": f"{name} exists"})
+
+    def dispatch(delivery: Delivery) -> BoltResponse:
+        return app.dispatch(
+            BoltRequest(body=delivery.body.decode(), headers=delivery.headers(SECRET))
+        )
+
+    ts = WebClient(token=TOKEN, base_url=slack.api_url).chat_postMessage(
+        channel="C0MODELS", text="Approve PR #42?"
+    )["ts"]
+    click = slack.block_action("approve_pr", "pr:42", user_id="U0BOB", message_ts=ts)
+    assert click.payload()["message"]["text"] == "Approve PR #42?"
+    assert dispatch(click).status == 200
+    slack.wait_for_response(click.response_url or "")
+    assert slack.messages("C0MODELS")[0]["text"] == "Approved by <@U0BOB>"
+
+    opened = slack.app_home_opened("U0ALICE")
+    assert "view" not in opened.payload()["event"]  # first visit: no view yet
+    assert dispatch(opened).status == 200
+    assert slack.home_view("U0ALICE")["blocks"] == [{"type": "divider"}]
+    assert slack.app_home_opened("U0ALICE").payload()["event"]["view"]["type"] == "home"
+
+    submit = slack.view_submission(
+        "create_model", {"name": {"value": {"type": "plain_text_input", "value": "fraud"}}}
+    )
+    answer = dispatch(submit)
+    assert answer.status == 200
+    assert json.loads(answer.body) == {
+        "response_action": "errors",
+        "errors": {"name": "fraud exists"},
+    }
+
+    command = slack.slash_command("list")
+    fields = command.payload()
+    assert (fields["user_name"], fields["channel_name"]) == ("alice", "ml-models")
+    assert fields["response_url"] == command.response_url
+
+
+def test_malformed_argument_is_invalid_arguments(client: WebClient) -> None:
+    with pytest.raises(SlackApiError) as err:
+        client.conversations_history(channel="C0MODELS", latest="yesterday")
+    assert err.value.response["error"] == "invalid_arguments"
 
 
 def test_post_to_app_signs_over_http(slack: SlackStandIn) -> None:

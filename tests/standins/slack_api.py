@@ -37,7 +37,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["Call", "SlackStandIn", "StandInError"]
+from tests.standins import slack_signing
+from tests.standins.slack_signing import Delivery
+
+__all__ = ["Call", "Delivery", "SlackStandIn", "StandInError"]
 
 # Parameters that slack_sdk sends as JSON strings inside form bodies.
 _JSON_PARAMS = ("blocks", "attachments", "view", "metadata", "unfurls", "user_auth_blocks")
@@ -298,6 +301,8 @@ class SlackStandIn:
         """Put a message written by a person into a channel (or thread), as if typed in Slack."""
         with self._lock:
             channel_id = self._resolve_channel(channel, create=True)
+            if channel_id is None:
+                raise ValueError(f"unknown channel {channel!r}: add_channel() it first")
             message = {
                 "type": "message",
                 "user": user,
@@ -326,6 +331,112 @@ class SlackStandIn:
         with self._lock:
             self._response_urls[rid] = _ResponseUrl(rid, channel, user, message_ts, max_uses)
         return f"{self.base_url}/response/{rid}"
+
+    # ------------------------------------------------------------------ requests Slack sends
+
+    def slash_command(
+        self,
+        text: str,
+        *,
+        user_id: str = "U0ALICE",
+        channel_id: str = "C0MODELS",
+        command: str = "/aimodel",
+        **more: Any,
+    ) -> Delivery:
+        """A slash command as Slack would POST it to the app, with a fresh response_url on
+        this stand-in (bound to the channel and user) and a fresh trigger_id."""
+        user = self._users.get(user_id, {})
+        response_url = self.new_response_url(channel=channel_id, user=user_id)
+        trigger_id = self.new_trigger_id()
+        more.setdefault("user_name", user.get("name"))
+        more.setdefault("team_id", self.team_id)
+        if channel_id in self._channels and self._channels[channel_id].get("name"):
+            more.setdefault("channel_name", self._channels[channel_id]["name"])
+        body = slack_signing.slash_command_body(
+            command,
+            text,
+            user_id=user_id,
+            channel_id=channel_id,
+            response_url=response_url,
+            trigger_id=trigger_id,
+            **more,
+        )
+        return Delivery(body, slack_signing.FORM, response_url, trigger_id)
+
+    def block_action(
+        self,
+        action_id: str,
+        value: str | None = None,
+        *,
+        user_id: str = "U0BOB",
+        channel_id: str = "C0MODELS",
+        message_ts: str | None = None,
+        **more: Any,
+    ) -> Delivery:
+        """A block_actions click on a message button. With ``message_ts`` of a message in the
+        stand-in, that message is carried in the payload and the response_url can replace it."""
+        response_url = self.new_response_url(
+            channel=channel_id, user=user_id, message_ts=message_ts
+        )
+        trigger_id = self.new_trigger_id()
+        user = self._users.get(user_id, {})
+        with self._lock:
+            message = self._find_message(channel_id, message_ts) if message_ts else None
+            message = copy.deepcopy(message)
+        payload = slack_signing.block_actions_payload(
+            action_id,
+            value,
+            user_id=user_id,
+            user_name=user.get("name"),
+            channel_id=channel_id,
+            message_ts=message_ts,
+            message=message,
+            response_url=response_url,
+            trigger_id=trigger_id,
+            team_id=self.team_id,
+            **more,
+        )
+        return Delivery(
+            slack_signing.interactive_body(payload), slack_signing.FORM, response_url, trigger_id
+        )
+
+    def view_submission(
+        self,
+        callback_id: str,
+        values: dict[str, dict[str, dict[str, Any]]] | None = None,
+        private_metadata: str | None = None,
+        *,
+        user_id: str = "U0ALICE",
+        **more: Any,
+    ) -> Delivery:
+        """A modal submitted by ``user_id`` (``values`` as in view.state.values)."""
+        trigger_id = self.new_trigger_id()
+        user = self._users.get(user_id, {})
+        payload = slack_signing.view_submission_payload(
+            callback_id,
+            values,
+            private_metadata,
+            user_id=user_id,
+            user_name=user.get("name"),
+            trigger_id=trigger_id,
+            **more,
+        )
+        return Delivery(
+            slack_signing.interactive_body(payload), slack_signing.FORM, None, trigger_id
+        )
+
+    def app_home_opened(self, user_id: str = "U0ALICE", **more: Any) -> Delivery:
+        """The app_home_opened event; carries the user's current Home view when one exists."""
+        with self._lock:
+            dm = self._open_dm(user_id)["id"] if user_id in self._users else None
+            view = copy.deepcopy(self._home.get(user_id))
+        more.setdefault("channel", dm)
+        envelope = json.loads(
+            slack_signing.app_home_opened_body(user_id, with_view=view is not None, **more)
+        )
+        if view is not None:
+            envelope["event"]["view"] = view
+        return Delivery(slack_signing.event_body(envelope), slack_signing.JSON, None, None)
 
     # ------------------------------------------------------------------ failure injection
 
@@ -634,6 +745,9 @@ class SlackStandIn:
         self._changed.notify_all()
         return message
 
+    def _default_bot(self) -> dict[str, Any]:
+        return next(iter(self._tokens.values()), {})
+
     def _token_info(self, token: str | None) -> dict[str, Any]:
         if not token:
             raise StandInError("not_authed")
@@ -669,6 +783,15 @@ class SlackStandIn:
                 status = e.status
                 headers.update(e.headers)
                 body = {"ok": False, "error": e.error, **e.extra}
+            except (ValueError, TypeError, KeyError, AttributeError) as e:
+                # A malformed argument (e.g. a non-numeric ts): answer as Slack does, and keep
+                # the detail for whoever reads the recorded call.
+                status = 200
+                body = {
+                    "ok": False,
+                    "error": "invalid_arguments",
+                    "response_metadata": {"messages": [f"[ERROR] {type(e).__name__}: {e}"]},
+                }
             self._calls.append(
                 Call(
                     method=method,
@@ -736,7 +859,7 @@ class SlackStandIn:
                 "subtype": "bot_message",
                 "text": payload.get("text", ""),
                 "blocks": payload.get("blocks", []),
-                "bot_id": "B0BOT",
+                "bot_id": self._default_bot().get("bot_id", ""),
                 "app_id": self.app_id,
             }
             self._append_message(channel_id, message, payload.get("thread_ts"))

@@ -19,12 +19,14 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 __all__ = [
     "FIXTURES",
+    "Delivery",
     "app_home_opened_body",
     "block_actions_payload",
     "event_body",
@@ -279,6 +281,37 @@ def url_verification_body(challenge: str | None = None) -> bytes:
 
 
 # ---------------------------------------------------------------------- delivery
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A request as Slack would send it to the app: raw body, its Content-Type, and the
+    response_url / trigger_id it carries (when it carries them)."""
+
+    body: bytes
+    content_type: str
+    response_url: str | None = None
+    trigger_id: str | None = None
+
+    def headers(self, secret: str, timestamp: int | None = None) -> dict[str, str]:
+        return signed_headers(secret, self.body, timestamp, self.content_type)
+
+    def payload(self) -> dict[str, Any]:
+        """The body decoded as the app sees it (form fields, ``payload`` JSON, or JSON)."""
+        if self.content_type == JSON:
+            data: dict[str, Any] = json.loads(self.body)
+            return data
+        fields = {k: v[-1] for k, v in parse_qs(self.body.decode(), True).items()}
+        if set(fields) == {"payload"}:
+            decoded: dict[str, Any] = json.loads(fields["payload"])
+            return decoded
+        return dict(fields)
+
+    def post(self, url: str, secret: str, *, timestamp: int | None = None, **kw: Any) -> Any:
+        """POST it, signed, to the app at ``url`` (see :func:`post_to_app`)."""
+        return post_to_app(
+            url, secret, self.body, timestamp=timestamp, content_type=self.content_type, **kw
+        )
 
 
 def post_to_app(
