@@ -15,12 +15,15 @@ reactions), records every call, and can be told to fail the next call(s) of a me
 
 Example::
 
-    with SlackStandIn() as slack:
-        slack.add_bot_token("xoxb-test")
-        slack.add_channel("C0MODELS", "ml-models")
+    with SlackStandIn() as slack:              # seeded: U0ALICE, U0BOB, ..., C0MODELS
+        slack.add_bot_token("xoxb-test")       # what the app uses as SLACK_BOT_TOKEN
         client = WebClient(token="xoxb-test", base_url=slack.api_url)
         client.chat_postMessage(channel="C0MODELS", text="hi")
         assert slack.messages("C0MODELS")[0]["text"] == "hi"
+
+        cmd = slack.slash_command("list")      # a signed-able request as Slack sends it
+        cmd.post("http://127.0.0.1:3000/slack/events", signing_secret)
+        slack.wait_for_response(cmd.response_url)   # what the app sent to response_url
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 from tests.standins import slack_signing
 from tests.standins.slack_signing import Delivery
 
-__all__ = ["Call", "Delivery", "SlackStandIn", "StandInError"]
+__all__ = ["SEED_USERS", "Call", "Delivery", "SlackStandIn", "StandInError"]
 
 # Parameters that slack_sdk sends as JSON strings inside form bodies.
 _JSON_PARAMS = ("blocks", "attachments", "view", "metadata", "unfurls", "user_auth_blocks")
@@ -53,6 +56,15 @@ _MAX_TEXT = 40_000
 BOT_SCOPES = (
     "chat:write,chat:write.public,commands,im:write,im:history,channels:read,"
     "channels:history,groups:read,groups:history,users:read,users:read.email,reactions:write"
+)
+
+
+# The people the payload fixtures in tests/fixtures/slack name.
+SEED_USERS = (
+    ("U0ALICE", "alice", "alice@example.com", "Alice Data-Scientist"),
+    ("U0BOB", "bob", "bob@example.com", "Bob DevOps"),
+    ("U0CAROL", "carol", "carol@example.com", "Carol Data-Engineer"),
+    ("U0DAVE", "dave", "dave@example.com", "Dave App-Developer"),
 )
 
 
@@ -133,10 +145,15 @@ class SlackStandIn:
         team_name: str = "AI Model Dev",
         app_id: str = "A0AIMODEL",
         strict_channels: bool = False,
+        seed: bool = True,
     ) -> None:
         """``strict_channels=False`` (the default) creates a public channel the first time an
         unknown ``C...``/``G...`` id is used, so tests need not register every channel;
-        ``True`` answers ``channel_not_found`` as Slack does."""
+        ``True`` answers ``channel_not_found`` as Slack does.
+
+        ``seed=True`` adds the people and channel that the payload fixtures name (see
+        :data:`SEED_USERS`, channel ``C0MODELS`` "ml-models"). No token is accepted until
+        :meth:`add_bot_token` is called."""
         self.team_id = team_id
         self.team_domain = team_domain
         self.team_name = team_name
@@ -162,6 +179,10 @@ class SlackStandIn:
 
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        if seed:
+            for user_id, name, email, real_name in SEED_USERS:
+                self.add_user(user_id, name, email, real_name)
+            self.add_channel("C0MODELS", "ml-models", purpose="AI model changes")
 
     # ------------------------------------------------------------------ lifecycle
 
