@@ -485,6 +485,44 @@ def test_malformed_argument_is_invalid_arguments(client: WebClient) -> None:
     assert err.value.response["error"] == "invalid_arguments"
 
 
+def test_deliveries_over_real_http_to_a_flask_bolt_app(slack: SlackStandIn) -> None:
+    flask = pytest.importorskip("flask")
+    from slack_bolt.adapter.flask import SlackRequestHandler
+    from werkzeug.serving import make_server
+
+    bolt = App(client=WebClient(token=TOKEN, base_url=slack.api_url), signing_secret=SECRET)
+
+    @bolt.command("/aimodel")
+    def aimodel(ack, command, say):  # type: ignore[no-untyped-def]
+        ack(f"on it: {command['text']}")
+        say("PR #7 opened")
+
+    web = flask.Flask("standin-test")
+    handler = SlackRequestHandler(bolt)
+    web.add_url_rule(
+        "/slack/events", view_func=lambda: handler.handle(flask.request), methods=["POST"]
+    )
+    server = make_server("127.0.0.1", 0, web, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/slack/events"
+        command = slack.slash_command("create fraud-detector")
+        resp = command.post(url, SECRET)
+        assert resp.status_code == 200 and resp.text == "on it: create fraud-detector"
+        slack.wait_for_call("chat.postMessage")
+        assert slack.messages("C0MODELS")[-1]["text"] == "PR #7 opened"
+        assert command.post(url, "not-the-secret").status_code == 401
+        stale = command.post(url, SECRET, timestamp=int(time.time()) - 600)
+        assert stale.status_code == 401
+        challenge = Delivery(url_verification_body("xyz"), "application/json")
+        assert challenge.post(url, SECRET).json() == {"challenge": "xyz"}
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
 def test_post_to_app_signs_over_http(slack: SlackStandIn) -> None:
     # The stand-in is not a Slack app, but it answers, which is enough to see the request go out.
     resp = post_to_app(slack.base_url + "/api/api.test", SECRET, b"foo=bar")
