@@ -479,6 +479,19 @@ def test_bolt_round_trip_with_standin_deliveries(slack: SlackStandIn) -> None:
     assert fields["response_url"] == command.response_url
 
 
+def test_history_pages_with_cursor(slack: SlackStandIn, client: WebClient) -> None:
+    for n in range(5):
+        slack.post_user_message("C0MODELS", "U0ALICE", f"m{n}")
+    first = client.conversations_history(channel="C0MODELS", limit=3)
+    assert [m["text"] for m in first["messages"]] == ["m4", "m3", "m2"] and first["has_more"]
+    cursor = first["response_metadata"]["next_cursor"]
+    rest = client.conversations_history(channel="C0MODELS", limit=3, cursor=cursor)
+    assert [m["text"] for m in rest["messages"]] == ["m1", "m0"] and not rest["has_more"]
+    with pytest.raises(SlackApiError) as err:
+        client.conversations_history(channel="C0MODELS", cursor="not-a-cursor")
+    assert err.value.response["error"] == "invalid_cursor"
+
+
 def test_malformed_argument_is_invalid_arguments(client: WebClient) -> None:
     with pytest.raises(SlackApiError) as err:
         client.conversations_history(channel="C0MODELS", latest="yesterday")

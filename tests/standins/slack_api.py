@@ -28,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
 import json
@@ -690,7 +691,7 @@ class SlackStandIn:
         if channel in self._channels:
             return channel
         if channel[0] in "UW" and channel in self._users:
-            return self._open_dm(channel)["id"]
+            return str(self._open_dm(channel)["id"])
         name = channel.lstrip("#")
         for cid, c in self._channels.items():
             if c.get("name") == name:
@@ -1260,14 +1261,22 @@ def _check_blocks(blocks: Any, limit: int) -> None:
 def _page(
     items: list[dict[str, Any]], params: dict[str, Any], key: str, *, default_limit: int
 ) -> dict[str, Any]:
+    """One page of ``items``; cursors are opaque base64 strings, as Slack's are."""
     limit = int(params.get("limit") or default_limit)
-    start = int(params.get("cursor") or 0) if str(params.get("cursor") or "0").isdigit() else 0
+    cursor = str(params.get("cursor") or "")
+    start = 0
+    if cursor:
+        try:
+            start = int(base64.b64decode(cursor).decode().removeprefix("next_offset:"))
+        except ValueError as e:
+            raise StandInError("invalid_cursor") from e
     page = items[start : start + limit]
     has_more = start + limit < len(items)
+    next_cursor = base64.b64encode(f"next_offset:{start + limit}".encode()).decode()
     return {
         key: copy.deepcopy(page),
         "has_more": has_more,
-        "response_metadata": {"next_cursor": str(start + limit) if has_more else ""},
+        "response_metadata": {"next_cursor": next_cursor if has_more else ""},
     }
 
 
