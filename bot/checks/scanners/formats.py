@@ -1,0 +1,695 @@
+"""Format detection and the per-format parsers (all byte-level, all streaming)."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections.abc import Callable
+from typing import IO, Any
+
+from ..scan_report import Finding
+from .pickle_vm import TORCH_LEGACY_MAGIC, PickleContext, torch_storage_bytes, walk_pickle
+from .source import CannotVerify, Source, Truncated
+
+NPY_MAGIC = b"\x93NUMPY"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+GGUF_MAGIC = b"GGUF"
+MAX_JSON = 64 << 20  # a safetensors header or keras config larger than this is not read
+_PICKLE0_STARTS = frozenset(b"(]})cIJKLMNFGSVXUTP\x80")
+
+
+def _finding(ctx: PickleContext, name: str, severity: str, message: str, offset: int | None) -> None:
+    ctx.findings.append(Finding(ctx.path, offset, ctx.fmt, name, severity, message))
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def sniff(head: bytes) -> str:
+    """The format the first bytes announce (``"unknown"`` if none)."""
+    if head.startswith(ZIP_MAGICS):
+        return "zip"
+    if head.startswith(NPY_MAGIC):
+        return "npy"
+    if head.startswith(GGUF_MAGIC):
+        return "gguf"
+    if head.startswith(HDF5_MAGIC):
+        return "hdf5"
+    if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
+        return "pickle"
+    if len(head) >= 9:
+        n = struct.unpack_from("<Q", head)[0]
+        if 2 <= n and head[8:9] == b"{":
+            return "safetensors"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"BZh") and head[3:4].isdigit():
+        return "bz2"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
+        return "zlib"
+    if head[:1] and head[0] in (0x08, 0x12, 0x1A, 0x22, 0x2A, 0x32, 0x3A, 0x42, 0xA2):
+        return "onnx?"
+    if head[:1] and head[0] in _PICKLE0_STARTS:
+        return "pickle0?"
+    return "unknown"
+
+
+# --------------------------------------------------------------------------- pickle
+
+
+def scan_pickle_stream(src: Source, ctx: PickleContext, *, first_only: bool = False) -> str:
+    """Every pickle in the stream (concatenated ones too); the legacy torch layout as well."""
+    first = walk_pickle(src, ctx)
+    if first == TORCH_LEGACY_MAGIC and type(first) is int:
+        ctx.fmt = "torch-legacy"
+        walk_pickle(src, ctx)  # protocol version
+        walk_pickle(src, ctx)  # sys info
+        ctx.persids = {}
+        walk_pickle(src, ctx)  # the model
+        walk_pickle(src, ctx)  # storage keys
+        expected = torch_storage_bytes(ctx.persids)
+        rest = src.remaining()
+        if expected is None:
+            raise CannotVerify("legacy torch file with storages of unknown element size")
+        if rest is not None and rest != expected:
+            raise CannotVerify(
+                f"legacy torch file: {rest} bytes follow the pickles, the storages need {expected}"
+            )
+        if rest is None:
+            src.skip(expected)
+            if not src.at_eof():
+                raise CannotVerify("legacy torch file: data after the storages")
+        return ctx.fmt
+    if first_only:
+        return ctx.fmt
+    while not src.at_eof():
+        walk_pickle(src, ctx)
+    return ctx.fmt
+
+
+# --------------------------------------------------------------------------- numpy .npy
+
+
+_DESCR = re.compile(r"^[<>|=]?([a-zA-Z?])(\d*)(?:\[[a-zA-Z0-9]+\])?$")
+
+
+def _descr_info(descr: Any) -> tuple[int, bool]:
+    """(itemsize, hasobject) of an .npy header ``descr``."""
+    if isinstance(descr, str):
+        m = _DESCR.match(descr)
+        if m is None:
+            raise CannotVerify(f"npy dtype {descr!r} not understood")
+        kind, digits = m.group(1), m.group(2)
+        if kind == "O":
+            return 8, True
+        if kind in "?b" and not digits:
+            return 1, False
+        if not digits:
+            raise CannotVerify(f"npy dtype {descr!r} without a size")
+        n = int(digits)
+        return (n * 4 if kind == "U" else n), False
+    if isinstance(descr, list):
+        total = 0
+        obj = False
+        for field in descr:
+            if not isinstance(field, tuple) or len(field) not in (2, 3):
+                raise CannotVerify("npy structured dtype not understood")
+            size, o = _descr_info(field[1])
+            count = 1
+            if len(field) == 3:
+                shape = field[2]
+                for x in shape if isinstance(shape, tuple) else (shape,):
+                    if not isinstance(x, int) or x < 0:
+                        raise CannotVerify("npy sub-array shape not understood")
+                    count *= x
+            total += size * count
+            obj = obj or o
+        return total, obj
+    raise CannotVerify("npy dtype not understood")
+
+
+def scan_npy(src: Source, ctx: PickleContext) -> str:
+    ctx.fmt = "npy"
+    magic = src.read(8)
+    if not magic.startswith(NPY_MAGIC):
+        raise CannotVerify("not an npy file")
+    major = magic[6]
+    if major == 1:
+        hlen = struct.unpack("<H", src.read(2))[0]
+    elif major in (2, 3):
+        hlen = struct.unpack("<I", src.read(4))[0]
+    else:
+        raise CannotVerify(f"npy format version {major} not supported")
+    if hlen > 1 << 20:
+        raise CannotVerify("npy header too large")
+    raw = src.read(hlen)
+    import ast
+
+    try:
+        header = ast.literal_eval(raw.decode("utf-8" if major == 3 else "latin-1"))
+    except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+        raise CannotVerify(f"npy header is not a Python literal: {exc}") from exc
+    if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
+        raise CannotVerify("npy header keys are not descr/fortran_order/shape")
+    shape = header["shape"]
+    if not isinstance(shape, tuple) or not all(isinstance(x, int) and x >= 0 for x in shape):
+        raise CannotVerify("npy shape not understood")
+    itemsize, hasobject = _descr_info(header["descr"])
+    if hasobject:
+        ctx.fmt = "npy-object"
+        scan_pickle_stream(src, ctx, first_only=True)
+        if not src.at_eof():
+            raise CannotVerify("data after the pickled object array")
+        return ctx.fmt
+    count = 1
+    for x in shape:
+        count *= x
+    need = count * itemsize
+    rest = src.remaining()
+    if rest is not None and rest != need:
+        raise CannotVerify(f"npy data is {rest} bytes, the header says {need}")
+    if rest is None:
+        src.skip(need)
+        if not src.at_eof():
+            raise CannotVerify("data after the npy array")
+    return ctx.fmt
+
+
+# --------------------------------------------------------------------------- safetensors
+
+_ST_BITS = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16,
+    "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "F64": 64, "I64": 64,
+    "U64": 64, "C64": 64, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+}  # fmt: skip
+
+
+def _no_dupes(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise CannotVerify(f"duplicate key {k!r} in JSON header")
+        out[k] = v
+    return out
+
+
+def scan_safetensors(src: Source, ctx: PickleContext) -> str:
+    ctx.fmt = "safetensors"
+    n = struct.unpack("<Q", src.read(8))[0]
+    rest = src.remaining()
+    if n > MAX_JSON or (rest is not None and n > rest):
+        raise CannotVerify(f"safetensors header length {n} is larger than the file allows")
+    raw = src.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_dupes)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CannotVerify(f"safetensors header is not valid JSON: {exc}") from exc
+    if not raw.startswith(b"{") or not isinstance(header, dict):
+        raise CannotVerify("safetensors header is not a JSON object")
+    data_size = src.remaining()
+    spans: list[tuple[int, int, str]] = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            if not isinstance(info, dict) or not all(
+                isinstance(v, str) for v in info.values()
+            ):
+                raise CannotVerify("safetensors __metadata__ must map strings to strings")
+            continue
+        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+            raise CannotVerify(f"tensor {name!r}: entry must have dtype, shape, data_offsets")
+        bits = _ST_BITS.get(info["dtype"])
+        if bits is None:
+            raise CannotVerify(f"tensor {name!r}: unknown dtype {info['dtype']!r}")
+        shape = info["shape"]
+        offs = info["data_offsets"]
+        if not isinstance(shape, list) or not all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in shape
+        ):
+            raise CannotVerify(f"tensor {name!r}: bad shape")
+        if (
+            not isinstance(offs, list)
+            or len(offs) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in offs)
+            or not 0 <= offs[0] <= offs[1]
+        ):
+            raise CannotVerify(f"tensor {name!r}: bad data_offsets")
+        count = 1
+        for x in shape:
+            count *= x
+        if (count * bits + 7) // 8 != offs[1] - offs[0]:
+            raise CannotVerify(f"tensor {name!r}: {offs[1] - offs[0]} bytes for shape {shape}")
+        spans.append((offs[0], offs[1], name))
+    spans.sort()
+    cursor = 0
+    for begin, end, name in spans:
+        if begin != cursor:
+            what = "overlaps the previous one" if begin < cursor else "leaves a gap before it"
+            raise CannotVerify(f"tensor {name!r} {what} (offset {begin}, expected {cursor})")
+        cursor = end
+    if data_size is not None and cursor != data_size:
+        raise CannotVerify(f"tensors cover {cursor} bytes, the data section has {data_size}")
+    if data_size is None:
+        src.skip(cursor)
+        if not src.at_eof():
+            raise CannotVerify("data after the last tensor")
+    return ctx.fmt
+
+
+# --------------------------------------------------------------------------- GGUF
+
+_GGUF_SCALAR = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+# ggml type -> (block bytes, block elements)
+_GGML = {
+    0: (4, 1), 1: (2, 1), 2: (18, 32), 3: (20, 32), 6: (22, 32), 7: (24, 32), 8: (34, 32),
+    9: (36, 32), 10: (84, 256), 11: (110, 256), 12: (144, 256), 13: (176, 256),
+    14: (210, 256), 15: (292, 256), 16: (66, 256), 17: (74, 256), 18: (98, 256),
+    19: (50, 256), 20: (18, 32), 21: (110, 256), 22: (82, 256), 23: (136, 256), 24: (1, 1),
+    25: (2, 1), 26: (4, 1), 27: (8, 1), 28: (8, 1), 29: (56, 256), 30: (2, 1),
+}  # fmt: skip
+_JINJA_RISK = re.compile(
+    r"__(class|globals|builtins|subclasses|init|mro|base|import)__|\b(os|subprocess)\.|popen|cycler|joiner|lipsum"
+)
+
+
+def scan_gguf(src: Source, ctx: PickleContext) -> str:
+    ctx.fmt = "gguf"
+    size = src.remaining() or 0
+    if src.read(4) != GGUF_MAGIC:
+        raise CannotVerify("not a GGUF file")
+    version = struct.unpack("<I", src.read(4))[0]
+    if version not in (1, 2, 3):
+        raise CannotVerify(f"GGUF version {version} not supported")
+    if version == 1:
+        n_tensors, n_kv = struct.unpack("<II", src.read(8))
+    else:
+        n_tensors, n_kv = struct.unpack("<QQ", src.read(16))
+    if n_kv * 13 > size or n_tensors * 24 > size:
+        raise CannotVerify(f"GGUF counts ({n_tensors} tensors, {n_kv} keys) too large for the file")
+    u64 = "<I" if version == 1 else "<Q"
+    ulen = 4 if version == 1 else 8
+
+    def read_str(limit: int = 1 << 20, keep: bool = True) -> str:
+        n = struct.unpack(u64, src.read(ulen))[0]
+        if n > size:
+            raise CannotVerify("GGUF string longer than the file")
+        if not keep or n > limit:
+            src.skip(n)
+            return ""
+        return src.read(n).decode("utf-8", "replace")
+
+    def read_value(vtype: int, keep: bool) -> Any:
+        if vtype in _GGUF_SCALAR:
+            raw = src.read(_GGUF_SCALAR[vtype])
+            if vtype in (4, 5, 10, 11):
+                return int.from_bytes(raw, "little", signed=vtype in (5, 11))
+            if vtype in (0, 1, 2, 3):
+                return int.from_bytes(raw, "little", signed=vtype in (1, 3))
+            return None
+        if vtype == 8:
+            return read_str(limit=1 << 20, keep=keep)
+        if vtype == 9:
+            etype = struct.unpack("<I", src.read(4))[0]
+            count = struct.unpack(u64, src.read(ulen))[0]
+            if count > size:
+                raise CannotVerify("GGUF array longer than the file")
+            if etype in _GGUF_SCALAR:
+                src.skip(count * _GGUF_SCALAR[etype])
+            else:
+                for _ in range(count):
+                    read_value(etype, False)
+            return None
+        raise CannotVerify(f"GGUF value type {vtype} unknown")
+
+    alignment = 32
+    for _ in range(n_kv):
+        key = read_str(limit=1 << 16)
+        vtype = struct.unpack("<I", src.read(4))[0]
+        value = read_value(vtype, keep=True)
+        if key == "general.alignment" and isinstance(value, int):
+            if value <= 0 or value & (value - 1):
+                raise CannotVerify("GGUF alignment is not a power of two")
+            alignment = value
+        if key.startswith("tokenizer.chat_template") and isinstance(value, str):
+            m = _JINJA_RISK.search(value)
+            if m is not None:
+                _finding(
+                    ctx,
+                    key,
+                    "high",
+                    f"chat template reaches Python internals ({m.group(0)!r}): a Jinja "
+                    "sandbox escape runs code when the template is rendered",
+                    None,
+                )
+    tensors: list[tuple[int, int | None]] = []
+    for _ in range(n_tensors):
+        read_str(limit=1 << 16)
+        n_dims = struct.unpack("<I", src.read(4))[0]
+        if n_dims > 8:
+            raise CannotVerify("GGUF tensor with more than 8 dimensions")
+        dims = struct.unpack(f"<{n_dims}{'I' if version == 1 else 'Q'}", src.read(n_dims * ulen))
+        ttype, offset = struct.unpack("<IQ", src.read(12))
+        count = 1
+        for x in dims:
+            count *= x
+        blk = _GGML.get(ttype)
+        nbytes = None if blk is None else (count + blk[1] - 1) // blk[1] * blk[0]
+        tensors.append((offset, nbytes))
+    here = src.tell() - src.base
+    data_start = (here + alignment - 1) // alignment * alignment
+    data_size = size - data_start
+    for offset, nbytes in tensors:
+        if offset % alignment or offset > data_size or (
+            nbytes is not None and offset + nbytes > data_size
+        ):
+            raise CannotVerify(f"GGUF tensor at data offset {offset} lies outside the file")
+    return ctx.fmt
+
+
+# --------------------------------------------------------------------------- HDF5 (Keras .h5)
+
+_H5_CODE = (
+    (re.compile(rb'"class_name":\s*"Lambda"'), "Lambda", "critical", "Keras Lambda layer: "
+     "marshalled Python bytecode runs when the model loads"),
+    (re.compile(rb'"class_name":\s*"__lambda__"'), "__lambda__", "critical",
+     "serialized Python lambda"),
+    (re.compile(rb'"class_name":\s*"TFOpLambda"'), "TFOpLambda", "medium",
+     "TFOpLambda layer calls TensorFlow functions by name"),
+)  # fmt: skip
+
+
+def scan_hdf5(src: Source, ctx: PickleContext) -> str:
+    """Best effort without h5py: check the signature, then search the attribute text."""
+    ctx.fmt = "hdf5"
+    head = src.read(9)
+    if not head.startswith(HDF5_MAGIC) or head[8] > 3:
+        raise CannotVerify("HDF5 superblock not recognised")
+    tail = b""
+    seen: set[str] = set()
+    while True:
+        if not src.fill(1):
+            break
+        chunk = src.buf[src.pos :]
+        src.pos = len(src.buf)
+        window = tail + chunk
+        base = src.tell() - len(window)
+        for rx, name, sev, msg in _H5_CODE:
+            for m in rx.finditer(window):
+                off = base + m.start()
+                if (name, off) not in seen:  # type: ignore[comparison-overlap]
+                    seen.add((name, off))  # type: ignore[arg-type]
+                    _finding(ctx, name, sev, msg, off)
+        tail = window[-64:]
+    return ctx.fmt
+
+
+# --------------------------------------------------------------------------- ONNX (protobuf)
+
+
+def _varint(src: Source) -> int:
+    shift = 0
+    result = 0
+    while True:
+        b = src.read(1)[0]
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result
+        shift += 7
+        if shift > 63:
+            raise CannotVerify("protobuf varint too long")
+
+
+# message schemas: field number -> schema of the sub-message (or a marker string)
+_TENSOR: dict[int, Any] = {}
+_GRAPH: dict[int, Any] = {}
+_ATTR: dict[int, Any] = {5: _TENSOR, 6: _GRAPH, 10: _TENSOR, 11: _GRAPH}
+_NODE: dict[int, Any] = {5: _ATTR}
+_SPARSE: dict[int, Any] = {1: _TENSOR, 2: _TENSOR}
+_ATTR.update({22: _SPARSE, 23: _SPARSE})
+_TENSOR.update({13: "external"})
+_GRAPH.update({1: _NODE, 5: _TENSOR, 15: _SPARSE})
+_FUNCTION: dict[int, Any] = {7: _NODE}
+_TRAINING: dict[int, Any] = {1: _GRAPH, 2: _GRAPH}
+_MODEL: dict[int, Any] = {7: _GRAPH, 20: _TRAINING, 25: _FUNCTION}
+
+
+def _bad_location(loc: str) -> str | None:
+    if not loc:
+        return "empty location"
+    if "\x00" in loc:
+        return "NUL byte in location"
+    norm = loc.replace("\\", "/")
+    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm) or norm.startswith("~"):
+        return "absolute path"
+    if "://" in norm:
+        return "URL"
+    if ".." in norm.split("/"):
+        return "'..' escapes the model folder"
+    return None
+
+
+def _parse_external(src: Source, end: int, ctx: PickleContext) -> None:
+    """A StringStringEntryProto: key 1, value 2."""
+    start = src.tell()
+    key = value = None
+    while src.tell() < end:
+        tag = _varint(src)
+        field, wt = tag >> 3, tag & 7
+        if wt != 2:
+            _skip_field(src, wt)
+            continue
+        n = _varint(src)
+        if n > 1 << 16:
+            raise CannotVerify("ONNX external_data entry too long")
+        text = src.read(n).decode("utf-8", "replace")
+        if field == 1:
+            key = text
+        elif field == 2:
+            value = text
+    if src.tell() != end:
+        raise CannotVerify("ONNX message overruns its length")
+    if key == "location" and value is not None:
+        why = _bad_location(value)
+        if why is not None:
+            _finding(
+                ctx,
+                "external_data.location",
+                "critical",
+                f"tensor data location {value!r} is outside the model folder ({why})",
+                start,
+            )
+
+
+def _skip_field(src: Source, wt: int) -> None:
+    if wt == 0:
+        _varint(src)
+    elif wt == 1:
+        src.skip(8)
+    elif wt == 5:
+        src.skip(4)
+    elif wt == 2:
+        src.skip(_varint(src))
+    else:
+        raise CannotVerify(f"protobuf wire type {wt} not supported")
+
+
+def _parse_message(
+    src: Source, end: int, schema: dict[int, Any], ctx: PickleContext, depth: int
+) -> set[int]:
+    if depth > 64:
+        raise CannotVerify("ONNX graph nesting too deep")
+    seen: set[int] = set()
+    while src.tell() < end:
+        tag = _varint(src)
+        field, wt = tag >> 3, tag & 7
+        if field == 0:
+            raise CannotVerify("protobuf field number 0")
+        seen.add(field)
+        sub = schema.get(field)
+        if sub is None or wt != 2:
+            _skip_field(src, wt)
+            continue
+        n = _varint(src)
+        sub_end = src.tell() + n
+        if sub_end > end:
+            raise CannotVerify("ONNX message overruns its parent")
+        if sub == "external":
+            _parse_external(src, sub_end, ctx)
+        else:
+            _parse_message(src, sub_end, sub, ctx, depth + 1)
+    if src.tell() != end:
+        raise CannotVerify("ONNX message overruns its length")
+    return seen
+
+
+def scan_onnx(src: Source, ctx: PickleContext) -> str:
+    ctx.fmt = "onnx"
+    rest = src.remaining()
+    if rest is None:
+        raise CannotVerify("ONNX needs a known file size")
+    seen = _parse_message(src, src.tell() + rest, _MODEL, ctx, 0)
+    if 7 not in seen:
+        raise CannotVerify("protobuf without an ONNX graph")
+    return ctx.fmt
+
+
+# --------------------------------------------------------------------------- zip archives
+
+_TORCH_META = re.compile(
+    r"(^|/)(version|byteorder|\.format_version|\.storage_alignment|\.data/version"
+    r"|\.data/serialization_id|data/\d+|constants/\d+)$"
+)
+_KERAS_SAFE_MODULES = ("keras", "keras.src", "tensorflow.keras", "tf_keras")
+
+
+def _keras_walk(node: Any, ctx: PickleContext, where: str) -> None:
+    if isinstance(node, dict):
+        cls = node.get("class_name")
+        if cls in ("Lambda", "__lambda__"):
+            _finding(ctx, f"{where}:{cls}", "critical",
+                     "Keras Lambda layer: serialized Python code runs when the model loads",
+                     None)  # fmt: skip
+        elif cls == "TFOpLambda":
+            _finding(ctx, f"{where}:TFOpLambda", "medium",
+                     "TFOpLambda layer calls TensorFlow functions by name", None)  # fmt: skip
+        module = node.get("module")
+        if isinstance(cls, str) and isinstance(module, str) and not (
+            module in _KERAS_SAFE_MODULES or module.startswith(tuple(m + "." for m in _KERAS_SAFE_MODULES))
+        ):
+            _finding(ctx, f"{module}.{cls}", "high",
+                     "custom object: loading the model imports code from this module", None)  # fmt: skip
+        reg = node.get("registered_name")
+        if isinstance(reg, str) and ">" in reg:
+            _finding(ctx, reg, "high", "custom registered object needs its own code to load", None)
+        for k, v in node.items():
+            if k in ("function", "code") and isinstance(v, str | list) and cls in (
+                "Lambda", "__lambda__"
+            ):
+                continue
+            _keras_walk(v, ctx, where)
+    elif isinstance(node, list):
+        for v in node:
+            _keras_walk(v, ctx, where)
+
+
+def scan_zip(f: IO[bytes], ctx: PickleContext, scan_member: Callable[..., str]) -> str:
+    import zipfile
+
+    try:
+        zf = zipfile.ZipFile(f)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise CannotVerify(f"zip directory unreadable: {exc}") from exc
+    with zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        names = [i.filename for i in infos]
+        if not names:
+            raise CannotVerify("empty zip archive")
+        base_path = ctx.path
+        if any(n == "config.json" for n in names) and (
+            "metadata.json" in names or any(n.endswith(".weights.h5") for n in names)
+        ):
+            kind = "keras"
+        elif any(n.endswith(".pkl") for n in names):
+            kind = "torch"
+        elif all(n.endswith(".npy") for n in names):
+            kind = "npz"
+        else:
+            kind = "zip"
+        ctx.fmt = kind
+        for info in infos:
+            name = info.filename
+            if info.flag_bits & 0x1:
+                raise CannotVerify(f"encrypted zip member {name!r}")
+            if kind == "torch":
+                if _TORCH_META.search(name) and info.file_size <= (1 << 40):
+                    continue
+                if "/code/" in "/" + name and name.endswith(".py"):
+                    _finding(ctx, name, "medium",
+                             "TorchScript archive carries code that runs when the model loads",
+                             None)  # fmt: skip
+                    continue
+                if name.endswith((".debug_pkl", "code/__torch__.py")):
+                    continue
+            if kind == "keras":
+                if name == "config.json":
+                    if info.file_size > MAX_JSON:
+                        raise CannotVerify("keras config.json too large")
+                    try:
+                        config = json.loads(zf.read(info).decode("utf-8"))
+                    except (UnicodeDecodeError, ValueError) as exc:
+                        raise CannotVerify(f"keras config.json is not JSON: {exc}") from exc
+                    _keras_walk(config, ctx, f"{base_path}!config.json")
+                    continue
+                if name in ("metadata.json",) or name.startswith("assets/"):
+                    continue
+            member_path = f"{base_path}!{name}"
+            with zf.open(info) as mf:
+                scan_member(mf, info.file_size, member_path, ctx, in_archive=kind)
+    return kind
+
+
+# --------------------------------------------------------------------------- compressed streams
+
+
+def open_decompressed(kind: str, f: IO[bytes]) -> IO[bytes]:
+    if kind == "gzip":
+        import gzip
+
+        return gzip.GzipFile(fileobj=f, mode="rb")
+    if kind == "bz2":
+        import bz2
+
+        return bz2.BZ2File(f, "rb")
+    if kind == "xz":
+        import lzma
+
+        return lzma.LZMAFile(f, "rb")
+    if kind == "zlib":
+        return _ZlibReader(f)
+    raise CannotVerify(f"compression {kind} not supported")
+
+
+class _ZlibReader:
+    """A minimal read-only stream over a raw zlib stream (joblib's .z files)."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        import zlib
+
+        self._f = f
+        self._d = zlib.decompressobj()
+        self._out = b""
+        self._eof = False
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, n: int = -1) -> bytes:
+        while (n < 0 or len(self._out) < n) and not self._eof:
+            data = self._d.unconsumed_tail
+            if not data:
+                data = self._f.read(1 << 16)
+                if not data:
+                    if not self._d.eof:
+                        raise Truncated("zlib stream truncated")
+                    self._eof = True
+                    break
+            self._out += self._d.decompress(data, 1 << 22)
+            if self._d.eof:
+                self._eof = True
+        if n < 0:
+            out, self._out = self._out, b""
+        else:
+            out, self._out = self._out[:n], self._out[n:]
+        return out
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _ZlibReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
