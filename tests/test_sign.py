@@ -583,8 +583,12 @@ def test_run_commands_usage_errors(
     assert sign.run_sign_command(str(model_dir), key="", bundle=None) == 2
     bad = tmp_path / "bad.pem"
     bad.write_text("nope")
-    assert sign.run_sign_command(str(model_dir), key=str(bad), bundle=None) == 1
-    assert "not signed" in capsys.readouterr().err
+    assert sign.run_sign_command(str(model_dir), key=str(bad), bundle=None) == 2
+    assert "not a PEM private key" in capsys.readouterr().err
+    (model_dir / "link").symlink_to(model_dir / "config.json")
+    assert sign.run_sign_command(str(model_dir), key=key, bundle=None) == 1
+    assert "not signed: link is a symbolic link" in capsys.readouterr().err
+    (model_dir / "link").unlink()
     out = tmp_path / "out.sig"
     assert sign.run_sign_command(str(model_dir), key=key, bundle=str(out)) == 0
     assert out.exists()

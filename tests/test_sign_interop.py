@@ -118,8 +118,9 @@ def test_model_signing_refuses_our_bundle_after_a_byte_flip(model_dir: Path, key
     data = bytearray((model_dir / "a" / "b.bin").read_bytes())
     data[len(data) // 2] ^= 0x80
     (model_dir / "a" / "b.bin").write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=r"Hash mismatch for 'a/b\.bin'"):
+    with pytest.raises(ValueError, match="Hash mismatch for") as err:
         _ms_verify(model_dir, _pub_path(key), bundle)
+    assert "a/b.bin" in str(err.value)  # (its message is a list's repr: quoting varies)
 
 
 def test_we_verify_model_signing_folder_bundle(model_dir: Path, key: Path) -> None:

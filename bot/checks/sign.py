@@ -97,8 +97,6 @@ _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"
 # reused per-thread buffer of _BLOCK bytes (hashlib and readinto release the GIL).
 _SMALL_FILE = 1 << 20
 _BLOCK = 4 << 20
-# Files are handed to the worker threads in batches, to keep per-file overhead low.
-_BATCH = 64
 
 
 class SignatureError(Exception):
@@ -243,6 +241,7 @@ def generate_key(path: Path, curve: str = "P-256", *, overwrite: bool = False) -
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if overwrite:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # so the new file is created with 0600, not an old mode
@@ -289,26 +288,38 @@ def _sha256_file(path: str) -> bytes:
         os.close(fd)
 
 
-def _hash_batch(paths: Sequence[str]) -> list[bytes]:
-    return [_sha256_file(p) for p in paths]
-
-
 def _hash_files(paths: Sequence[str], max_workers: int | None = None) -> list[bytes]:
-    """sha256 of each file, in order; small files in batches on a thread pool."""
-    if len(paths) <= 1:
-        return _hash_batch(paths)
-    workers = max_workers or min(8, (os.cpu_count() or 1) + 2)
-    batches = [paths[i : i + _BATCH] for i in range(0, len(paths), _BATCH)]
-    if len(batches) == 1 and len(paths) < 2 * workers:
-        # few files: one file per task, so large files still hash in parallel
-        batches = [[p] for p in paths]
-    workers = min(workers, len(batches))
+    """sha256 of each file, in order.
+
+    Worker threads pull the next file from a shared index, so a few large files hash in
+    parallel and many small ones cost no more than a lock and a read each (no future, no
+    task object per file).
+    """
+    n = len(paths)
+    # one thread per core: sha256 runs outside the GIL, so more threads only add contention
+    workers = min(max_workers or min(8, max(2, os.cpu_count() or 1)), n)
     if workers <= 1:
-        return _hash_batch(paths)
-    out: list[bytes] = []
+        return [_sha256_file(p) for p in paths]
+    out: list[bytes] = [b""] * n
+    indexes = iter(range(n))
+    lock = threading.Lock()
+    failed = threading.Event()
+
+    def work() -> None:
+        while not failed.is_set():
+            with lock:
+                i = next(indexes, -1)
+            if i < 0:
+                return
+            try:
+                out[i] = _sha256_file(paths[i])
+            except BaseException:
+                failed.set()  # the others stop early; the error reaches the caller
+                raise
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        for result in pool.map(_hash_batch, batches):
-            out.extend(result)
+        for future in [pool.submit(work) for _ in range(workers)]:
+            future.result()
     return out
 
 
@@ -605,6 +616,16 @@ def sign_model(
     the model root to leave out (``.git``, ``.gitattributes``, ``.github``, ``.gitignore``
     and the bundle itself are always left out, as model_signing does).
     """
+    out, _ = _sign_model(model_path, private_key, bundle_path, ignore)
+    return out
+
+
+def _sign_model(
+    model_path: Path,
+    private_key: PrivateKey | str | Path,
+    bundle_path: Path | None,
+    ignore: Sequence[str],
+) -> tuple[Path, dict[str, Any]]:
     key = _as_private_key(private_key)
     root = Path(model_path)
     if not root.exists() and not root.is_symlink():
@@ -617,7 +638,7 @@ def sign_model(
         {"name": name, "algorithm": "sha256", "digest": digest}
         for (name, _), digest in zip(files, digests, strict=True)
     ]
-    statement = {
+    statement: dict[str, Any] = {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": _model_name(root), "digest": {"sha256": _root_digest(digests)}}],
         "predicateType": MODEL_SIGNING_PREDICATE_TYPE,
@@ -633,7 +654,7 @@ def sign_model(
     }
     bundle = _make_bundle(statement, key)
     _write_atomic(out, json.dumps(bundle, separators=(",", ":")).encode("utf-8"))
-    return out
+    return out, statement
 
 
 def _expected_from_statement(
@@ -851,11 +872,15 @@ def _err(message: str) -> None:
 
 
 def run_sign_command(path: str, *, key: str, bundle: str | None) -> int:
-    """`aimodel sign PATH --key KEY.pem [--bundle OUT]`: 0 signed, 1 failed, 2 usage."""
+    """`aimodel sign PATH --key KEY.pem [--bundle OUT]`: 0 signed, 1 failed, 2 usage.
+
+    Without ``key``, the path in AIMODEL_SIGNING_KEY is used.
+    """
     model = Path(path)
     if not model.exists():
         _err(f"aimodel sign: {path} does not exist")
         return 2
+    key = key or os.environ.get("AIMODEL_SIGNING_KEY", "")
     if not key:
         _err("aimodel sign: --key KEY.pem is required (or set AIMODEL_SIGNING_KEY)")
         return 2
@@ -864,18 +889,16 @@ def run_sign_command(path: str, *, key: str, bundle: str | None) -> int:
         return 2
     try:
         private_key = load_private_key(key)
-        out = sign_model(model, private_key, bundle_path=Path(bundle) if bundle else None)
-        signed = json.loads(
-            base64.b64decode(json.loads(out.read_bytes())["dsseEnvelope"]["payload"])
-        )
     except SignatureError as err:
+        _err(f"aimodel sign: {err}")
+        return 2
+    try:
+        out, statement = _sign_model(model, private_key, Path(bundle) if bundle else None, ())
+    except (SignatureError, OSError) as err:
         _err(f"aimodel sign: not signed: {err}")
         return 1
-    except OSError as err:
-        _err(f"aimodel sign: not signed: {err}")
-        return 1
-    n = len(signed["predicate"]["resources"])
-    root = signed["subject"][0]["digest"]["sha256"]
+    n = len(statement["predicate"]["resources"])
+    root = statement["subject"][0]["digest"]["sha256"]
     print(f"signed {path}: {n} file{'s' if n != 1 else ''}, sha256 {root}")
     print(f"key {public_key_fingerprint(private_key)} ({_check_curve(private_key)})")
     print(f"bundle written to {out}")
