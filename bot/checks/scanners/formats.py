@@ -20,7 +20,9 @@ MAX_JSON = 64 << 20  # a safetensors header or keras config larger than this is 
 _PICKLE0_STARTS = frozenset(b"(]})cIJKLMNFGSVXUTP\x80")
 
 
-def _finding(ctx: PickleContext, name: str, severity: str, message: str, offset: int | None) -> None:
+def _finding(
+    ctx: PickleContext, name: str, severity: str, message: str, offset: int | None
+) -> None:
     ctx.findings.append(Finding(ctx.path, offset, ctx.fmt, name, severity, message))
 
 
@@ -41,7 +43,7 @@ def sniff(head: bytes) -> str:
         return "pickle"
     if len(head) >= 9:
         n = struct.unpack_from("<Q", head)[0]
-        if 2 <= n and head[8:9] == b"{":
+        if n >= 2 and head[8:9] == b"{":
             return "safetensors"
     if head.startswith(b"\x1f\x8b"):
         return "gzip"
@@ -214,9 +216,7 @@ def scan_safetensors(src: Source, ctx: PickleContext) -> str:
     spans: list[tuple[int, int, str]] = []
     for name, info in header.items():
         if name == "__metadata__":
-            if not isinstance(info, dict) or not all(
-                isinstance(v, str) for v in info.values()
-            ):
+            if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
                 raise CannotVerify("safetensors __metadata__ must map strings to strings")
             continue
         if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
@@ -362,8 +362,10 @@ def scan_gguf(src: Source, ctx: PickleContext) -> str:
     data_start = (here + alignment - 1) // alignment * alignment
     data_size = size - data_start
     for offset, nbytes in tensors:
-        if offset % alignment or offset > data_size or (
-            nbytes is not None and offset + nbytes > data_size
+        if (
+            offset % alignment
+            or offset > data_size
+            or (nbytes is not None and offset + nbytes > data_size)
         ):
             raise CannotVerify(f"GGUF tensor at data offset {offset} lies outside the file")
     return ctx.fmt
@@ -556,8 +558,13 @@ def _keras_walk(node: Any, ctx: PickleContext, where: str) -> None:
             _finding(ctx, f"{where}:TFOpLambda", "medium",
                      "TFOpLambda layer calls TensorFlow functions by name", None)  # fmt: skip
         module = node.get("module")
-        if isinstance(cls, str) and isinstance(module, str) and not (
-            module in _KERAS_SAFE_MODULES or module.startswith(tuple(m + "." for m in _KERAS_SAFE_MODULES))
+        if (
+            isinstance(cls, str)
+            and isinstance(module, str)
+            and not (
+                module in _KERAS_SAFE_MODULES
+                or module.startswith(tuple(m + "." for m in _KERAS_SAFE_MODULES))
+            )
         ):
             _finding(ctx, f"{module}.{cls}", "high",
                      "custom object: loading the model imports code from this module", None)  # fmt: skip
@@ -565,8 +572,10 @@ def _keras_walk(node: Any, ctx: PickleContext, where: str) -> None:
         if isinstance(reg, str) and ">" in reg:
             _finding(ctx, reg, "high", "custom registered object needs its own code to load", None)
         for k, v in node.items():
-            if k in ("function", "code") and isinstance(v, str | list) and cls in (
-                "Lambda", "__lambda__"
+            if (
+                k in ("function", "code")
+                and isinstance(v, str | list)
+                and cls in ("Lambda", "__lambda__")
             ):
                 continue
             _keras_walk(v, ctx, where)
@@ -638,7 +647,7 @@ def open_decompressed(kind: str, f: IO[bytes]) -> IO[bytes]:
     if kind == "gzip":
         import gzip
 
-        return gzip.GzipFile(fileobj=f, mode="rb")
+        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
     if kind == "bz2":
         import bz2
 
@@ -648,7 +657,7 @@ def open_decompressed(kind: str, f: IO[bytes]) -> IO[bytes]:
 
         return lzma.LZMAFile(f, "rb")
     if kind == "zlib":
-        return _ZlibReader(f)
+        return _ZlibReader(f)  # type: ignore[return-value]
     raise CannotVerify(f"compression {kind} not supported")
 
 

@@ -187,7 +187,7 @@ def walk_pickle(src: Source, ctx: PickleContext) -> object:
         raise CannotVerify(f"malformed pickle near offset {src.tell()}: {exc}") from exc
 
 
-def _walk(src: Source, ctx: PickleContext) -> object:  # noqa: C901
+def _walk(src: Source, ctx: PickleContext) -> object:
     stack: list[object] = []
     marks: list[int] = []
     memo: dict[int, object] = {}
@@ -521,9 +521,14 @@ def _walk(src: Source, ctx: PickleContext) -> object:  # noqa: C901
                 append(OPAQUE)
         elif op == 0x51:  # BINPERSID
             pid = stack.pop()
-            if ctx.persids is not None and type(pid) is tuple and len(pid) >= 5:
-                if pid[0] == "storage" and type(pid[2]) is str:
-                    ctx.persids[pid[2]] = (pid[1], pid[4])
+            if (
+                ctx.persids is not None
+                and type(pid) is tuple
+                and len(pid) >= 5
+                and pid[0] == "storage"
+                and type(pid[2]) is str
+            ):
+                ctx.persids[pid[2]] = (pid[1], pid[4])
             append(OPAQUE)
         elif op == 0x82 or op == 0x83 or op == 0x84:  # EXT1, EXT2, EXT4
             off = src.start + pos - 1

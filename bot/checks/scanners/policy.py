@@ -19,9 +19,26 @@ _EXACT = frozenset(
             f"{mod}.{name}"
             for mod in ("builtins", "__builtin__")
             for name in (
-                "set", "frozenset", "slice", "complex", "bytearray", "bytes", "int", "float",
-                "str", "list", "dict", "tuple", "bool", "range", "object", "unicode", "long",
-                "xrange", "NotImplemented", "Ellipsis",
+                "set",
+                "frozenset",
+                "slice",
+                "complex",
+                "bytearray",
+                "bytes",
+                "int",
+                "float",
+                "str",
+                "list",
+                "dict",
+                "tuple",
+                "bool",
+                "range",
+                "object",
+                "unicode",
+                "long",
+                "xrange",
+                "NotImplemented",
+                "Ellipsis",
             )
         ),
         "copyreg._reconstructor",
@@ -71,10 +88,32 @@ _EXACT = frozenset(
         *(
             f"numpy.{n}"
             for n in (
-                "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                "uint64", "float16", "float32", "float64", "longdouble", "complex64",
-                "complex128", "clongdouble", "str_", "bytes_", "void", "datetime64",
-                "timedelta64", "intc", "uintc", "longlong", "ulonglong", "object_",
+                "bool_",
+                "int8",
+                "int16",
+                "int32",
+                "int64",
+                "uint8",
+                "uint16",
+                "uint32",
+                "uint64",
+                "float16",
+                "float32",
+                "float64",
+                "longdouble",
+                "complex64",
+                "complex128",
+                "clongdouble",
+                "str_",
+                "bytes_",
+                "void",
+                "datetime64",
+                "timedelta64",
+                "intc",
+                "uintc",
+                "longlong",
+                "ulonglong",
+                "object_",
             )
         ),
         # pandas frames sometimes ride along with tabular models
@@ -90,10 +129,17 @@ _EXACT = frozenset(
         *(
             f"torch._utils.{n}"
             for n in (
-                "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
-                "_rebuild_parameter_with_state", "_rebuild_qtensor", "_rebuild_sparse_tensor",
-                "_rebuild_nested_tensor", "_rebuild_device_tensor_from_numpy",
-                "_rebuild_meta_tensor_no_storage", "_rebuild_wrapper_subclass",
+                "_rebuild_tensor",
+                "_rebuild_tensor_v2",
+                "_rebuild_tensor_v3",
+                "_rebuild_parameter",
+                "_rebuild_parameter_with_state",
+                "_rebuild_qtensor",
+                "_rebuild_sparse_tensor",
+                "_rebuild_nested_tensor",
+                "_rebuild_device_tensor_from_numpy",
+                "_rebuild_meta_tensor_no_storage",
+                "_rebuild_wrapper_subclass",
                 "_rebuild_device_tensor_from_cpu_tensor",
             )
         ),
@@ -112,20 +158,65 @@ _EXACT = frozenset(
         *(
             f"torch.{n}Storage"
             for n in (
-                "Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte",
-                "Bool", "ComplexFloat", "ComplexDouble", "QInt8", "QUInt8", "QInt32",
-                "QUInt4x2", "QUInt2x4", "Untyped",
+                "Float",
+                "Double",
+                "Half",
+                "BFloat16",
+                "Long",
+                "Int",
+                "Short",
+                "Char",
+                "Byte",
+                "Bool",
+                "ComplexFloat",
+                "ComplexDouble",
+                "QInt8",
+                "QUInt8",
+                "QInt32",
+                "QUInt4x2",
+                "QUInt2x4",
+                "Untyped",
             )
         ),
         *(
             f"torch.{n}"
             for n in (
-                "float32", "float", "float64", "double", "float16", "half", "bfloat16",
-                "int8", "int16", "short", "int32", "int", "int64", "long", "uint8", "uint16",
-                "uint32", "uint64", "bool", "complex64", "complex128", "cfloat", "cdouble",
-                "qint8", "quint8", "qint32", "quint4x2", "float8_e4m3fn", "float8_e5m2",
-                "strided", "sparse_coo", "sparse_csr", "per_tensor_affine",
-                "per_channel_affine", "contiguous_format", "channels_last",
+                "float32",
+                "float",
+                "float64",
+                "double",
+                "float16",
+                "half",
+                "bfloat16",
+                "int8",
+                "int16",
+                "short",
+                "int32",
+                "int",
+                "int64",
+                "long",
+                "uint8",
+                "uint16",
+                "uint32",
+                "uint64",
+                "bool",
+                "complex64",
+                "complex128",
+                "cfloat",
+                "cdouble",
+                "qint8",
+                "quint8",
+                "qint32",
+                "quint4x2",
+                "float8_e4m3fn",
+                "float8_e5m2",
+                "strided",
+                "sparse_coo",
+                "sparse_csr",
+                "per_tensor_affine",
+                "per_channel_affine",
+                "contiguous_format",
+                "channels_last",
             )
         ),
         # joblib's in-file array records
@@ -167,10 +258,32 @@ _CRITICAL_MODULES = re.compile(
 )
 _CRITICAL_BUILTINS = frozenset(
     {
-        "eval", "exec", "compile", "open", "__import__", "getattr", "setattr", "delattr",
-        "globals", "locals", "vars", "input", "breakpoint", "apply", "execfile", "file",
-        "reload", "help", "memoryview", "type", "super", "classmethod", "staticmethod",
-        "property", "__loader__", "__spec__",
+        "eval",
+        "exec",
+        "compile",
+        "open",
+        "__import__",
+        "getattr",
+        "setattr",
+        "delattr",
+        "globals",
+        "locals",
+        "vars",
+        "input",
+        "breakpoint",
+        "apply",
+        "execfile",
+        "file",
+        "reload",
+        "help",
+        "memoryview",
+        "type",
+        "super",
+        "classmethod",
+        "staticmethod",
+        "property",
+        "__loader__",
+        "__spec__",
     }
 )
 _CRITICAL_EXACT = frozenset(
@@ -246,8 +359,6 @@ class AllowList:
         ok = _builtin_allowed(module, name)
         if not ok:
             full = f"{module}.{name}"
-            ok = full in self.exact or (
-                bool(_IDENT.match(name)) and full.startswith(self.prefixes)
-            )
+            ok = full in self.exact or (bool(_IDENT.match(name)) and full.startswith(self.prefixes))
         self._cache[key] = ok
         return ok
