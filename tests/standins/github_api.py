@@ -749,13 +749,16 @@ class GitHubStandIn:
         commits: list[dict[str, Any]] = []
         forced = False
         if not deleted:
+            others = [s for r, s in refs_now.items() if r != ref]
             if created:
-                others = [s for r, s in refs_now.items() if r != ref]
                 shas = _git(repo.path, "rev-list", "--reverse", new, "--not", *others).split()
+                distinct = set(shas)
             else:
                 shas = _git(repo.path, "rev-list", "--reverse", f"{old}..{new}").split()
                 forced = not _is_ancestor(repo.path, old, new)
-            commits = [self._push_commit(repo, s) for s in shas[-20:]]
+                # GitHub marks commits already pushed to another branch as not distinct
+                distinct = set(_git(repo.path, "rev-list", new, "--not", old, *others).split())
+            commits = [self._push_commit(repo, s, s in distinct) for s in shas[-20:]]
         head_commit = (
             None if deleted else (commits[-1] if commits else self._push_commit(repo, new))
         )
@@ -779,7 +782,7 @@ class GitHubStandIn:
         }
         return payload
 
-    def _push_commit(self, repo: _Repo, sha: str) -> dict[str, Any]:
+    def _push_commit(self, repo: _Repo, sha: str, distinct: bool = True) -> dict[str, Any]:
         info = _commit_info(repo.path, sha)
         added, removed, modified = [], [], []
         parent = info["parents"][0] if info["parents"] else None
@@ -793,7 +796,7 @@ class GitHubStandIn:
         return {
             "id": sha,
             "tree_id": info["tree"],
-            "distinct": True,
+            "distinct": distinct,
             "message": info["message"],
             "timestamp": info["author"]["date"],
             "url": f"{self._html(repo)}/commit/{sha}",
@@ -1513,6 +1516,7 @@ class GitHubStandIn:
             ("GET", R + r"/commits/(?P<ref>[^/]+)/check-runs", self._h_list_check_runs),
             ("GET", R + r"/commits/(?P<ref>[^/]+)", self._h_commit),
             ("POST", R + r"/statuses/(?P<sha>[0-9a-f]{40})", self._h_create_status),
+            ("GET", R + r"/statuses/(?P<ref>[^/]+)", self._h_list_statuses),
             ("POST", R + r"/check-runs", self._h_create_check_run),
             ("GET", R + r"/check-runs/(?P<cid>\d+)", self._h_get_check_run),
             ("PATCH", R + r"/check-runs/(?P<cid>\d+)", self._h_update_check_run),
@@ -2765,3 +2769,112 @@ _REASONS = {
 
 
 __all__ = ["API_PREFIX", "ApiError", "GitHubStandIn"]
+
+
+# ---------------------------------------------------------------------- fixture writer
+
+
+def write_fixtures(directory: str) -> list[str]:
+    """Drive a stand-in through a pull request's life and write one payload per event/action to
+    ``directory/<event>/<action>.json``, with github.com URLs, as samples for handler tests.
+
+    Run ``python -m tests.standins.github_api tests/fixtures/github`` to refresh them."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    written: list[str] = []
+    with GitHubStandIn(login="octo-dev", pat_check_runs=True) as s:
+        s.create_repo(
+            "acme",
+            "models",
+            files={"README.md": "# models\n", "models/resnet.yaml": "name: resnet\n"},
+        )
+        s.register_app(4242, public, 777, owner="acme")
+        s.add_token("ghp_reviewer", "reviewer-rita")
+        s.add_webhook("acme", "models", "http://127.0.0.1:9/github/webhook", "secret", ping=True)
+        s.commit_files(
+            "acme", "models", "add-bert", {"models/bert.yaml": "name: bert\n"}, "Add bert"
+        )
+
+        def call(method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+            resp = requests.request(
+                method,
+                f"{s.api_url}{path}",
+                json=body,
+                headers={"Authorization": f"token {token or s.token}"},
+                timeout=30,
+            )
+            resp.raise_for_status()
+            return resp.json() if resp.content else None
+
+        pr = call(
+            "POST",
+            "/repos/acme/models/pulls",
+            {
+                "title": "Add bert",
+                "head": "add-bert",
+                "base": "main",
+                "body": "Adds the BERT model manifest.",
+            },
+        )
+        s.commit_files(
+            "acme",
+            "models",
+            "add-bert",
+            {"models/bert.yaml": "name: bert\nversion: 2\n"},
+            "Pin bert v2",
+        )
+        call("PATCH", f"/repos/acme/models/pulls/{pr['number']}", {"state": "closed"})
+        call("PATCH", f"/repos/acme/models/pulls/{pr['number']}", {"state": "open"})
+        call(
+            "POST",
+            f"/repos/acme/models/pulls/{pr['number']}/reviews",
+            {"event": "APPROVE", "body": "LGTM"},
+            "ghp_reviewer",
+        )
+        head = call("GET", f"/repos/acme/models/pulls/{pr['number']}")["head"]["sha"]
+        run = call(
+            "POST",
+            "/repos/acme/models/check-runs",
+            {
+                "name": "aimodel/validate",
+                "head_sha": head,
+                "conclusion": "success",
+                "output": {"title": "SLA met", "summary": "accuracy 0.93 >= 0.9"},
+            },
+        )
+        call("PUT", f"/repos/acme/models/pulls/{pr['number']}/merge", {"merge_method": "merge"})
+        s.rerequest_check_run(run["id"], sender="reviewer-rita")
+        port = s.port
+        chosen: dict[str, dict[str, Any]] = {}
+        for d in s.deliveries():
+            if d["event"] == "push" and d["payload"]["ref"] != "refs/heads/main":
+                continue  # keep the push of the merge commit onto the default branch
+            chosen[f"{d['event']}/{d['action'] or d['event']}.json"] = d["payload"]
+    for rel, payload in sorted(chosen.items()):
+        text = json.dumps(payload, indent=2) + "\n"
+        for old, new in (
+            (f"http://127.0.0.1:{port}{API_PREFIX}", "https://api.github.com"),
+            (f"http://127.0.0.1:{port}/avatars/u/", "https://avatars.githubusercontent.com/u/"),
+            (f"http://127.0.0.1:{port}", "https://github.com"),
+            (f"git://127.0.0.1:{port}/", "git://github.com/"),
+            ("git@127.0.0.1:", "git@github.com:"),
+        ):
+            text = text.replace(old, new)
+        out = os.path.join(directory, rel)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with open(out, "w") as fh:
+            fh.write(text)
+        written.append(out)
+    return written
+
+
+if __name__ == "__main__":
+    import sys
+
+    for path in write_fixtures(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/github"):
+        print(path)
