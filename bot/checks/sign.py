@@ -731,7 +731,7 @@ def _expected_from_statement(
 def verify_model(
     model_path: Path,
     bundle_path: Path,
-    public_keys: Sequence[PublicKey],
+    public_keys: Sequence[PublicKey | str | Path | bytes],
     *,
     ignore: Sequence[str] = (),
 ) -> VerifiedModel:
@@ -752,10 +752,16 @@ def verify_model(
     )
     files = _list_files(root, ignored)
     present = {n for n, _ in files}
+
+    def shown(name: str) -> str:  # a single-file model's only resource is named "."
+        return root.name if name == "." else name
+
     problems: list[str] = []
-    problems += [f"file {n} is missing" for n in sorted(expected.keys() - present, key=_name_key)]
     problems += [
-        f"extra file {n} not covered by the signature"
+        f"file {shown(n)} is missing" for n in sorted(expected.keys() - present, key=_name_key)
+    ]
+    problems += [
+        f"extra file {shown(n)} not covered by the signature"
         for n in sorted(present - expected.keys(), key=_name_key)
     ]
     common = [(n, p) for n, p in files if n in expected]
@@ -763,12 +769,13 @@ def verify_model(
         n: d.hex() for (n, _), d in zip(common, _hash_files([p for _, p in common]), strict=True)
     }
     problems += [
-        f"file {n} differs from the signed digest" for n, d in actual.items() if d != expected[n]
+        f"file {shown(n)} differs from the signed digest"
+        for n, d in actual.items()
+        if d != expected[n]
     ]
     if problems:
-        shown = "; ".join(problems[:5])
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise SignatureError(f"{shown}{more}", problems)
+        raise SignatureError("; ".join(problems[:5]) + more, problems)
     ordered = {n: actual[n] for n in sorted(actual, key=_name_key)}
     return VerifiedModel(
         model_path=root,
@@ -821,7 +828,7 @@ def sign_attestation(
 
 def verify_attestation(
     bundle: Mapping[str, Any] | str | bytes,
-    public_keys: Sequence[PublicKey],
+    public_keys: Sequence[PublicKey | str | Path | bytes],
     *,
     subject_digest: str | None = None,
     predicate_type: str | None = None,
