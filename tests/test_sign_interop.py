@@ -30,13 +30,17 @@ def _import_model_signing() -> Any:
         warnings.simplefilter("ignore")
         try:
             importlib.import_module("OpenSSL.crypto")
+            return importlib.import_module("model_signing")
         except ImportError:
-            crypto = types.ModuleType("OpenSSL.crypto")
-            stand_in = types.ModuleType("OpenSSL")
-            stand_in.__dict__["crypto"] = crypto
-            sys.modules.setdefault("OpenSSL", stand_in)
-            sys.modules.setdefault("OpenSSL.crypto", crypto)
-        return importlib.import_module("model_signing")
+            pass
+        crypto = types.ModuleType("OpenSSL.crypto")
+        stand_in = types.ModuleType("OpenSSL")
+        stand_in.__dict__["crypto"] = crypto
+        sys.modules["OpenSSL"], sys.modules["OpenSSL.crypto"] = stand_in, crypto
+        try:
+            return importlib.import_module("model_signing")
+        finally:  # nobody else should find the stand-in
+            del sys.modules["OpenSSL"], sys.modules["OpenSSL.crypto"]
 
 
 ms = _import_model_signing()
