@@ -170,7 +170,7 @@ class LocalForge:
             pr.merge_commit = commit
             self._save(pr)
         self._emit("pull_request.closed", {"number": number, "merged": True})
-        self._emit("push", {"ref": f"refs/heads/{pr.base}", "before": base, "after": commit})
+        self._emit("push", {"ref": f"refs/heads/{pr.base}", "before": base, "after": commit, "pr": number})
         return commit
 
     def _git(self, *args: str, env: Mapping[str, str] | None = None) -> str:

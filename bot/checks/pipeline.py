@@ -1,0 +1,287 @@
+"""The checks on a pull request: manifest, scan, validate (SLA, measured), sign.
+
+Each check reports through the Forge as it finishes. Trust (the scan allow-list, the
+keys) comes from the base branch, never from the pull request itself, so a pull request
+cannot vouch for its own bytes. Signing runs only when the other three are green, and
+commits the bundles to the pull request's branch.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.catalog import Catalog
+from bot.checks.fetch import ArtifactError, materialize
+from bot.forges.base import CheckResult, PullRequest
+from bot.manifests import AIModel, RepoConfig
+
+if TYPE_CHECKING:
+    from bot.app import Context
+
+CHECKS_PREDICATE = "https://aimodel-gitops.dev/check-results/v1"
+SIGNATURE_FILE = "model.sig"
+ATTESTATION_FILE = "checks.sig"
+
+
+def signature_path(model: str) -> str:
+    return f"models/{model}/{SIGNATURE_FILE}"
+
+
+def attestation_path(model: str) -> str:
+    return f"models/{model}/{ATTESTATION_FILE}"
+
+
+@dataclass
+class ModelChecks:
+    model: AIModel
+    local: Path | None = None
+    scan_ok: bool = False
+    scan_summary: str = ""
+    scan_report: dict[str, Any] | None = None
+    validate_ok: bool = False
+    validate_summary: str = ""
+    validate_report: dict[str, Any] | None = None
+
+
+def changed_models(base: Catalog, head: Catalog) -> list[AIModel]:
+    """Models added or changed by the pull request (their manifest differs from the base)."""
+    out = []
+    for name, model in sorted(head.models.items()):
+        before = base.models.get(name)
+        if before is None or head.files.get(model.path) != base.files.get(before.path):
+            out.append(model)
+    return out
+
+
+def accepts_declared(config: RepoConfig, model: AIModel) -> bool:
+    envs = model.environments or ("dev",)
+    return all(config.environments[e].accept_declared_metrics for e in envs if e in config.environments) and any(
+        e in config.environments for e in envs
+    )
+
+
+def trusted_keys(ctx: Context, catalog: Catalog) -> list[Any]:
+    from bot.checks.sign import SignatureError, load_public_key
+
+    keys = []
+    for path in catalog.config.trusted_keys:
+        blob = catalog.files.get(path)
+        if blob is None:
+            continue
+        try:
+            keys.append(load_public_key(ctx.workspace.read_blob(blob)))
+        except (SignatureError, ValueError):
+            continue  # a broken key file trusts nobody; the manifest check reports it
+    return keys
+
+
+class Pipeline:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def _report(self, pr: PullRequest, name: str, state: str, summary: str, details: str = "", annotations: Sequence[dict[str, Any]] = ()) -> CheckResult:
+        check = CheckResult(name, state, summary, details, pr.head, tuple(annotations))
+        self.ctx.forge.set_check(pr.number, check)
+        pr.checks[name] = check
+        return check
+
+    def run(self, number: int, head: str) -> None:
+        ctx = self.ctx
+        pr = ctx.forge.get_pr(number)
+        if not pr.is_open or pr.head != head:
+            return  # a newer commit has its own run
+        if pr.meta.get("signed_head") == head and pr.meta.get("checked_head"):
+            self._carry_over(pr)
+            return
+        for name in ("manifest", "scan", "validate", "sign"):
+            self._report(pr, name, "pending", "waiting")
+        base, catalog = ctx.gitops.pr_catalogs(pr)
+        errors = catalog.all_errors()
+        if errors:
+            lines = [str(e) for e in errors]
+            self._report(
+                pr, "manifest", "failure", f"{len(errors)} problem(s): {lines[0]}", "\n".join(f"- `{line}`" for line in lines),
+                [{"path": e.file, "line": e.line or 1, "message": e.message, "level": "failure"} for e in errors],
+            )
+            for name in ("scan", "validate", "sign"):
+                self._report(pr, name, "skipped", "manifest check failed")
+            ctx.notify_checks(pr)
+            return
+        models = changed_models(base, catalog)
+        self._report(pr, "manifest", "success", f"{len(catalog.models)} model(s), {len(catalog.apps)} application(s): schema and references valid")
+        if not models:
+            for name in ("scan", "validate", "sign"):
+                self._report(pr, name, "skipped", "no model artifact changes")
+            ctx.notify_checks(pr)
+            ctx.jobs.after_checks(pr.number)
+            return
+        results = [ModelChecks(m) for m in models]
+        self._scan(pr, base.config, results)
+        self._validate(pr, catalog, results)
+        if all(r.scan_ok and r.validate_ok for r in results):
+            self._sign(pr, base, catalog, results)
+        else:
+            self._report(pr, "sign", "skipped", "not signed: scan or validate failed")
+        ctx.notify_checks(pr)
+        ctx.jobs.after_checks(pr.number)
+
+    def _carry_over(self, pr: PullRequest) -> None:
+        """The head is the bot's own signature commit on top of the checked commit."""
+        for check in list(pr.checks.values()):
+            if check.commit == pr.meta["checked_head"] and check.name != "sign":
+                self._report(pr, check.name, check.state, check.summary, check.details, check.annotations)
+        sign = pr.meta.get("sign_result", {})
+        self._report(pr, "sign", sign.get("state", "success"), sign.get("summary", "signed"), sign.get("details", ""))
+        self.ctx.notify_checks(pr)
+        self.ctx.jobs.after_checks(pr.number)
+
+    # ------------------------------------------------------------------ scan
+
+    def _scan(self, pr: PullRequest, config: RepoConfig, results: list[ModelChecks]) -> None:
+        from bot.checks.scan import scan_paths
+
+        lines, all_ok = [], True
+        for r in results:
+            art = r.model.artifact
+            try:
+                r.local = materialize(art.uri, art.sha256, self.ctx.cache_dir)
+            except (ArtifactError, OSError) as exc:
+                r.scan_summary = str(exc)
+                lines.append(f"- **{r.model.name}**: blocked: {exc}")
+                all_ok = False
+                continue
+            report = scan_paths([str(r.local)], allow=config.scan_allow, expected_sha256=art.sha256)
+            r.scan_report = report.to_json()
+            r.scan_ok = report.ok
+            findings = [f for fr in report.files for f in fr.findings]
+            blocked = [fr for fr in report.files if fr.status == "blocked"]
+            if report.ok:
+                r.scan_summary = f"{r.model.name}: clean ({report.files[0].format})"
+                lines.append(f"- **{r.model.name}** ({report.files[0].format}): clean")
+            else:
+                all_ok = False
+                parts = [f"{f.severity} `{f.name}` at byte {f.offset}" for f in findings[:5]]
+                parts += [f"blocked: {fr.error}" for fr in blocked[:3]]
+                r.scan_summary = f"{r.model.name}: " + "; ".join(parts)
+                lines.append(f"- **{r.model.name}**: " + "; ".join(parts))
+        summary = "all clean" if all_ok else "; ".join(r.scan_summary for r in results if not r.scan_ok)
+        self._report(pr, "scan", "success" if all_ok else "failure", summary, "\n".join(lines))
+
+    # ------------------------------------------------------------------ validate
+
+    def _validate(self, pr: PullRequest, catalog: Catalog, results: list[ModelChecks]) -> None:
+        from bot.checks.measure import MeasureError, measure_model
+        from bot.checks.sla_report import evaluate_sla
+
+        details, all_ok = [], True
+        for r in results:
+            m = r.model
+            if r.local is None:
+                r.validate_summary = f"{m.name}: artifact unavailable"
+                all_ok = False
+                continue
+            if not m.sla:
+                r.validate_ok = True
+                r.validate_summary = f"{m.name}: no SLA declared"
+                details.append(f"### {m.name}\nNo SLA declared.")
+                continue
+            dataset = catalog.datasets[m.dataset]
+            try:
+                data = materialize(dataset.uri, dataset.sha256, self.ctx.cache_dir) if dataset.sha256 else self._dataset_path(dataset.uri)
+                measurement = measure_model(r.local, data, dataset.label_column, model_format=m.artifact.format)
+            except (MeasureError, ArtifactError, OSError) as exc:
+                r.validate_summary = f"{m.name}: cannot measure: {exc}"
+                details.append(f"### {m.name}\nCannot measure: {exc}")
+                all_ok = False
+                continue
+            report = evaluate_sla(m.sla, measurement, declared=m.metrics, accept_declared=accepts_declared(catalog.config, m))
+            r.validate_ok = report.passed
+            r.validate_report = report.to_dict()
+            r.validate_summary = f"{m.name}: {report.summary()}"
+            details.append(f"### {m.name}\n{report.to_markdown()}")
+            all_ok = all_ok and report.passed
+        summary = "; ".join(r.validate_summary for r in results)
+        self._report(pr, "validate", "success" if all_ok else "failure", summary, "\n\n".join(details))
+
+    def _dataset_path(self, uri: str) -> Path:
+        from bot.checks import artifacts
+
+        local = artifacts.local_path(uri)
+        if local is None:
+            digest = artifacts.sha256_of(uri)
+            return materialize(uri, digest, self.ctx.cache_dir)
+        return Path(local)
+
+    # ------------------------------------------------------------------ sign
+
+    def _sign(self, pr: PullRequest, base: Catalog, catalog: Catalog, results: list[ModelChecks]) -> None:
+        from bot.checks.sign import (
+            SignatureError,
+            sign_attestation,
+            sign_model,
+            verify_attestation,
+            verify_model,
+        )
+
+        ctx = self.ctx
+        keys = trusted_keys(ctx, base)
+        files: dict[str, bytes | None] = {}
+        lines = []
+        for r in results:
+            assert r.local is not None
+            sig_blob = catalog.files.get(signature_path(r.model.name))
+            att_blob = catalog.files.get(attestation_path(r.model.name))
+            if sig_blob and att_blob and keys:
+                with tempfile.TemporaryDirectory() as tmp:
+                    bundle = Path(tmp) / SIGNATURE_FILE
+                    bundle.write_bytes(ctx.workspace.read_blob(sig_blob))
+                    try:
+                        verify_model(r.local, bundle, keys)
+                        predicate = verify_attestation(
+                            ctx.workspace.read_blob(att_blob), keys,
+                            subject_digest=r.model.artifact.sha256, predicate_type=CHECKS_PREDICATE,
+                        )
+                        if predicate.get("passed") and predicate.get("version") == r.model.version:
+                            lines.append(f"- **{r.model.name}**: existing signature verified")
+                            continue
+                    except SignatureError:
+                        pass  # stale or foreign: sign anew below
+            try:
+                key = ctx.signing_key()
+            except (OSError, SignatureError, ValueError) as exc:
+                self._report(pr, "sign", "error", f"cannot load the signing key: {exc}")
+                return
+            with tempfile.TemporaryDirectory() as tmp:
+                bundle = sign_model(r.local, key, bundle_path=Path(tmp) / SIGNATURE_FILE)
+                files[signature_path(r.model.name)] = bundle.read_bytes()
+            predicate = {
+                "model": r.model.name,
+                "version": r.model.version,
+                "artifact": r.model.artifact.uri,
+                "passed": True,
+                "checked_commit": pr.head,
+                "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "scan": r.scan_report,
+                "validate": r.validate_report,
+            }
+            att = sign_attestation(r.model.artifact.sha256, r.model.name, CHECKS_PREDICATE, predicate, key)
+            files[attestation_path(r.model.name)] = (json.dumps(att, separators=(",", ":")) + "\n").encode()
+            lines.append(f"- **{r.model.name}** {r.model.version}: signed (bundle `{signature_path(r.model.name)}`, attestation `{attestation_path(r.model.name)}`)")
+        summary = "; ".join(line.removeprefix("- ").replace("**", "") for line in lines)
+        if not files:
+            self._report(pr, "sign", "success", summary, "\n".join(lines))
+            return
+        new_head = ctx.workspace.commit_change(pr.head, files, "Sign models that passed scan and validate")
+        ctx.workspace.push(new_head, pr.branch, expect=pr.head)
+        ctx.forge.update_meta(
+            pr.number,
+            {"signed_head": new_head, "checked_head": pr.head,
+             "sign_result": {"state": "success", "summary": summary, "details": "\n".join(lines)}},
+        )
+        ctx.forge.update_head(pr.number, new_head)  # the synchronize run carries the results over

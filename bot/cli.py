@@ -1,0 +1,315 @@
+"""`aimodel`: the same verbs as Slack, from a terminal.
+
+Exit codes: 0 success, 1 a check failed or a request was refused, 2 usage error.
+Heavy modules are imported inside the verbs that need them: `aimodel scan PATH` must
+start fast and never load Slack, GitHub or server code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot import commands as c
+from bot import messages
+
+if TYPE_CHECKING:
+    from bot.app import Context
+    from bot.config import Settings
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text.rstrip("\n") + "\n")
+
+
+def _json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+class _Fail(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    parsed = c.parse(args)
+    if isinstance(parsed, c.Reply):
+        (_out if parsed.ok else _err)(parsed.text)
+        return parsed.exit_code
+    try:
+        return _run(parsed)
+    except _Fail as exc:
+        _err(exc.message)
+        return exc.code
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+def _settings(common: c.Common) -> Settings:
+    from bot.config import ConfigError, load_settings
+
+    try:
+        return load_settings(home=common.home or None)
+    except ConfigError as exc:
+        raise _Fail(f"configuration: {exc}", 2) from None
+
+
+def _context(settings: Settings) -> Context:
+    from bot.app import Context, NotInitialized
+
+    try:
+        return Context(settings)
+    except NotInitialized as exc:
+        raise _Fail(str(exc), 2) from None
+
+
+def _who(common: c.Common, *, required: bool) -> str:
+    who = common.as_user or os.environ.get("AIMODEL_USER", "")
+    if required and not who:
+        raise _Fail("who is asking? give --as NAME or set AIMODEL_USER (a person in .aimodel/config.yaml)", 2)
+    return who
+
+
+def _run(p: c.Parsed) -> int:
+    cmd, common = p.command, p.common
+    if isinstance(cmd, c.Help):
+        _out(messages.usage("aimodel", c.CLI_VERBS, cmd.topic))
+        return 0
+    if isinstance(cmd, c.Scan) and not cmd.app_name and all(os.path.exists(t) or "://" in t for t in cmd.targets):
+        from bot.checks.scan import run_scan_command
+
+        return run_scan_command(list(cmd.targets), as_json=common.json, sarif=cmd.sarif)
+    if isinstance(cmd, c.Sign) and cmd.key:
+        from bot.checks.sign import run_sign_command
+
+        return run_sign_command(cmd.target, key=cmd.key, bundle=cmd.bundle or None)
+    if isinstance(cmd, c.Verify) and (cmd.bundle or cmd.public_key):
+        if not (cmd.bundle and cmd.public_key):
+            raise _Fail("verify PATH needs both --bundle and --public-key", 2)
+        from bot.checks.sign import run_verify_command
+
+        return run_verify_command(cmd.target, bundle=cmd.bundle, public_key=cmd.public_key)
+
+    settings = _settings(common)
+    if isinstance(cmd, c.Init):
+        return _init(settings, cmd, common)
+    if isinstance(cmd, c.Serve):
+        from bot.server import serve
+
+        return serve(settings, port=cmd.port, with_worker=cmd.with_worker)
+    if isinstance(cmd, c.Worker):
+        ctx = _context(settings)
+        _err(f"aimodel worker: serving the queue of {settings.home}")
+        ctx.jobs.run_worker(cmd.workers)
+        return 0
+
+    ctx = _context(settings)
+    from bot.gitops import Refusal
+
+    try:
+        if isinstance(cmd, c.PROPOSALS):
+            return _propose(ctx, cmd, common)
+        if isinstance(cmd, c.ListModels):
+            return _list(ctx, cmd, common)
+        if isinstance(cmd, c.Status):
+            return _status(ctx, cmd, common)
+        if isinstance(cmd, c.PrCommand):
+            return _pr(ctx, cmd, common)
+        if isinstance(cmd, c.Scan | c.Validate | c.Sign | c.Verify):
+            from bot import model_checks
+
+            return model_checks.run(ctx, cmd, common, _who(common, required=False))
+    except Refusal as exc:
+        raise _Fail(exc.message, exc.exit_code) from None
+    raise _Fail(f"{cmd.verb} is not available here", 2)
+
+
+# --------------------------------------------------------------------------- verbs
+
+
+def _init(settings: Settings, cmd: c.Init, common: c.Common) -> int:
+    from bot.init_repo import init_home
+
+    result = init_home(settings, cmd.people)
+    if common.json:
+        _json({"home": str(result.home), "created": result.created, "added_people": result.added_people, "key_created": result.key_created})
+        return 0
+    if result.created:
+        _out(f"Created the manifest repository in {result.home} (origin {result.home / 'repo.git'}, clone {result.home / 'work'}).")
+    else:
+        _out(f"The manifest repository in {result.home} is already there.")
+    if result.key_created:
+        _out(f"Generated the bot's signing key {settings.signing_key_path} (its public key is trusted in the repository).")
+    for person in result.added_people:
+        _out(f"Added {person}.")
+    return 0
+
+
+def _authorized(ctx: Context, verb: str, who: str) -> None:
+    from bot.policy import authorize
+
+    if not who:
+        return  # reading the local home without a name, as `git log` needs none
+    config = ctx.gitops.catalog().config
+    decision = authorize(config, config.people.get(who), verb, who)
+    if not decision.allowed:
+        raise _Fail(messages.refused(decision.reason), 1)
+
+
+def _propose(ctx: Context, cmd: c.Create | c.Update | c.Deploy | c.Destroy, common: c.Common) -> int:
+    from bot.checks.fetch import ArtifactError
+    from bot.gitops import Actor
+
+    who = _who(common, required=True)
+    try:
+        opened = ctx.gitops.propose(cmd, Actor(who, "cli"))
+    except ArtifactError as exc:
+        raise _Fail(f"Refused: {exc}", 1) from None
+    pr = opened.pr
+    ctx.jobs.drain()
+    if common.json:
+        _json({"pr": pr.number, "url": pr.url, "branch": pr.branch})
+        return 0
+    _out(messages.pr_opened(pr.number, pr.url, pr.title))
+    _print_checks(ctx, pr.number)
+    return 0
+
+
+def _print_checks(ctx: Context, number: int) -> None:
+    view = ctx.gitops.pr_view(number)
+    if view["checks"]:
+        _out("Checks:")
+        for name, check in view["checks"].items():
+            _out(messages.check_line(name, check["state"], check["summary"]))
+    else:
+        _out("Checks are queued; `aimodel worker` runs them.")
+    missing = view.get("approvals", {}).get("missing", [])
+    for line in missing:
+        _out(f"Waiting: {line}")
+
+
+def list_rows(ctx: Context, app: str = "", env: str = "") -> tuple[list[dict[str, Any]], list[str]]:
+    catalog = ctx.gitops.catalog()
+    envs = sorted(set(catalog.config.environments) | set(ctx.target.environments()))
+    status = {e: ctx.target.status(e) for e in envs}
+    rows = []
+    for name in sorted(catalog.models):
+        m = catalog.models[name]
+        if app and m.application != app:
+            continue
+        per_env: dict[str, Any] = {}
+        for e in envs:
+            held = status[e].models.get(name)
+            if held is not None:
+                per_env[e] = {"version": held.version, "state": held.state, **({"reason": held.reason} if held.reason else {})}
+            elif e in m.environments:
+                per_env[e] = {"version": m.version, "state": "pending"}
+        if env and env not in per_env:
+            continue
+        rows.append({"name": name, "version": m.version, "application": m.application, "dataset": m.dataset, "environments": per_env})
+    return rows, envs
+
+
+def _list(ctx: Context, cmd: c.ListModels, common: c.Common) -> int:
+    _authorized(ctx, "list", _who(common, required=False))
+    rows, envs = list_rows(ctx, cmd.app, cmd.env)
+    if common.json:
+        _json(rows)
+    else:
+        _out(messages.model_list(rows, [cmd.env] if cmd.env else envs))
+    return 0
+
+
+def _status(ctx: Context, cmd: c.Status, common: c.Common) -> int:
+    prs = ctx.forge.list_prs("open")
+    locks = ctx.locks.all()
+    if common.json:
+        _json({"open": [{"number": p.number, "title": p.title, "author": p.author} for p in prs],
+               "locks": [{"key": h.key, "pr": h.pr, "person": h.person} for h in locks]})
+        return 0
+    _out(messages.pr_list([_pr_row(p) for p in prs]))
+    if locks:
+        _out("\nLocks:\n" + "\n".join(f"  {h.key} by #{h.pr}" for h in locks))
+    return 0
+
+
+def _pr_row(pr: Any) -> dict[str, Any]:
+    current = [ch for ch in pr.checks.values() if ch.commit in ("", pr.head)]
+    states = [ch.state for ch in current]
+    summary = "-" if not states else ("failed" if any(s in ("failure", "error") for s in states) else ("pending" if "pending" in states else "green"))
+    return {"number": pr.number, "state": pr.state, "author": pr.author, "title": pr.title, "checks_summary": summary}
+
+
+def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
+    from bot.forges.base import ForgeError
+    from bot.gitops import Actor
+
+    try:
+        if cmd.action == "list":
+            prs = ctx.forge.list_prs(cmd.state)
+            if common.json:
+                _json([_pr_row(p) | {"url": p.url, "branch": p.branch} for p in prs])
+            else:
+                _out(messages.pr_list([_pr_row(p) for p in prs]))
+            return 0
+        if cmd.action == "show":
+            ctx.jobs.drain()
+            view = ctx.gitops.pr_view(cmd.number)
+            if common.json:
+                _json(view)
+            else:
+                _out(messages.pr_detail(view))
+            return 0
+        who = _who(common, required=True)
+        actor = Actor(who, "cli")
+        if cmd.action == "approve":
+            ctx.gitops.approve(cmd.number, actor)
+            ctx.jobs.drain()
+            view = ctx.gitops.pr_view(cmd.number)
+            if common.json:
+                _json(view)
+            else:
+                _out(f"Approved #{cmd.number} as {who}.")
+                for line in view.get("approvals", {}).get("missing", []):
+                    _out(f"Still waiting: {line}")
+            return 0
+        if cmd.action == "merge":
+            commit = ctx.gitops.merge(cmd.number, actor)
+            ctx.jobs.drain()
+            view = ctx.gitops.pr_view(cmd.number)
+            deploy = view["meta"].get("deploy")
+            if common.json:
+                _json({"pr": cmd.number, "merged": commit, "deploy": deploy})
+                return 0 if not deploy or deploy["ok"] else 1
+            _out(messages.merged(cmd.number, commit))
+            if deploy:
+                for line in deploy["summary"]:
+                    _out(f"  {line}")
+                return 0 if deploy["ok"] else 1
+            _out("  the deploy is queued; `aimodel worker` runs it")
+            return 0
+        ctx.gitops.close(cmd.number, actor)
+        ctx.jobs.drain()
+        if common.json:
+            _json({"pr": cmd.number, "state": "closed"})
+        else:
+            _out(f"Closed #{cmd.number}; its locks are released.")
+        return 0
+    except ForgeError as exc:
+        raise _Fail(str(exc), 1) from None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

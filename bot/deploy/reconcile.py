@@ -1,0 +1,71 @@
+"""Make each environment hold what the default branch says: desired vs actual, then apply.
+
+Before a model's bytes are placed, they are checked: the sha256 the manifest pins, the
+signature bundle against the keys the repository trusts, and the signed attestation that
+these exact bytes passed scan and validate. Any failure refuses that model, and the
+applications that pin it keep their last good release.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.catalog import Catalog
+from bot.checks.fetch import ArtifactError, copy_verified, file_name
+from bot.checks.pipeline import CHECKS_PREDICATE, attestation_path, signature_path, trusted_keys
+from bot.deploy.plan import ModelRelease, environments_of, plan_for
+from bot.deploy.targets.base import ApplyResult, DeployRefused, Installer
+
+if TYPE_CHECKING:
+    from bot.app import Context
+
+
+def make_installer(ctx: Context, catalog: Catalog) -> Installer:
+    from bot.checks.sign import SignatureError, verify_attestation, verify_model
+
+    keys = trusted_keys(ctx, catalog)
+
+    def install(release: ModelRelease, folder: Path) -> None:
+        sig_blob = catalog.files.get(signature_path(release.name))
+        att_blob = catalog.files.get(attestation_path(release.name))
+        if sig_blob is None:
+            raise DeployRefused(f"no signature bundle ({signature_path(release.name)}); the sign check has not passed")
+        if att_blob is None:
+            raise DeployRefused(f"no attestation of check results ({attestation_path(release.name)})")
+        if not keys:
+            raise DeployRefused("the repository trusts no signing key (signing.trusted_keys in .aimodel/config.yaml)")
+        target = folder / file_name(release.uri)
+        try:
+            copy_verified(release.uri, release.sha256, target)
+        except ArtifactError as exc:
+            raise DeployRefused(str(exc)) from None
+        bundle = folder / "model.sig"
+        bundle.write_bytes(ctx.workspace.read_blob(sig_blob))
+        try:
+            verify_model(target, bundle, keys)
+            predicate = verify_attestation(
+                ctx.workspace.read_blob(att_blob), keys, subject_digest=release.sha256, predicate_type=CHECKS_PREDICATE
+            )
+        except SignatureError as exc:
+            raise DeployRefused(f"signature refused: {exc}") from None
+        if not predicate.get("passed") or predicate.get("version") != release.version:
+            raise DeployRefused(f"the signed check results are for version {predicate.get('version')}, not {release.version}")
+        (folder / "checks.json").write_text(json.dumps(predicate, indent=2) + "\n")
+
+    return install
+
+
+def reconcile(ctx: Context, commit: str | None = None) -> list[ApplyResult]:
+    """Apply the default branch (its newest commit: what merged last is what should run)."""
+    catalog = ctx.gitops.catalog()
+    if catalog.all_errors():
+        # A broken default branch deploys nothing rather than something half-valid.
+        return [ApplyResult(env, catalog.commit, failed={"*": f"manifests invalid at {catalog.commit[:10]}: {catalog.all_errors()[0]}"}) for env in environments_of(catalog)]
+    install = make_installer(ctx, catalog)
+    envs = sorted(set(environments_of(catalog)) | set(ctx.target.environments()))
+    results = []
+    for env in envs:
+        results.append(ctx.target.apply(plan_for(catalog, env), install))
+    return results

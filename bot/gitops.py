@@ -1,0 +1,380 @@
+"""Command -> manifest change -> branch + commit -> pull request, through a Forge.
+
+Everything that can refuse does so before anything is written: authorization, the
+command's own checks against the catalog, then the locks. If a later step fails, the
+branch and the locks are removed again, so nothing half-written is left behind.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bot import messages
+from bot.catalog import Catalog, ManifestCache, load_catalog
+from bot.commands import Create, Deploy, Destroy, Update
+from bot.deploy.plan import affected_environments
+from bot.forges.base import Forge, ForgeError, PullRequest
+from bot.gitrepo import Identity, Workspace
+from bot.locks import Locks
+from bot.manifests import (
+    AIModel,
+    Application,
+    Artifact,
+    Dataset,
+    Manifest,
+    Person,
+    dump_manifest,
+    manifest_path,
+)
+from bot.policy import Review, approval_status, authorize
+
+Proposal = Create | Update | Deploy | Destroy
+REQUIRED_CHECKS = ("manifest", "scan", "validate", "sign")
+GREEN = ("success", "skipped")
+
+
+class Refusal(Exception):
+    """A request the bot will not carry out; the message is shown to the person as is."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks, resolved against the repository config."""
+
+    name: str
+    via: str  # "cli" | "slack" | "github" | "api"
+    person: Person | None = None
+
+    def identity(self) -> Identity:
+        email = self.person.email if self.person and self.person.email else f"{self.name}@aimodel.local"
+        return Identity(self.name, email)
+
+
+@dataclass(frozen=True)
+class Change:
+    files: dict[str, bytes | None]
+    locks: tuple[str, ...]
+    title: str
+    summary: tuple[str, ...]
+    models: tuple[str, ...] = ()
+
+
+@dataclass
+class Opened:
+    pr: PullRequest
+    change: Change
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+ArtifactInfo = Any  # callable (uri, declared_format) -> Artifact; injected so tests use real files
+
+
+def _bump(version: str) -> str | None:
+    match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", version)
+    if not match:
+        return None
+    major, minor, patch = (int(x) for x in match.groups())
+    return f"{major}.{minor}.{patch + 1}"
+
+
+def _yaml(m: Manifest) -> bytes:
+    return dump_manifest(m).encode()
+
+
+class GitOps:
+    def __init__(
+        self,
+        forge: Forge,
+        workspace: Workspace,
+        locks: Locks,
+        *,
+        cache: ManifestCache | None = None,
+        describe_artifact: ArtifactInfo,
+    ) -> None:
+        self.forge = forge
+        self.workspace = workspace
+        self.locks = locks
+        self.cache = cache
+        self.describe_artifact = describe_artifact
+
+    # ------------------------------------------------------------------ reading
+
+    def catalog(self, commit: str | None = None, *, fetch: bool = True) -> Catalog:
+        if commit is None:
+            if fetch:
+                self.workspace.fetch()
+            commit = self.workspace.head_of()
+        files = self.workspace.tree(commit)
+        return load_catalog(commit, files, self.workspace.read_blob, self.cache)
+
+    def resolve_actor(self, catalog: Catalog, name: str, via: str) -> Actor:
+        return Actor(name, via, catalog.config.people.get(name))
+
+    # ------------------------------------------------------------------ proposing
+
+    def propose(self, command: Proposal, actor: Actor, *, meta: Mapping[str, Any] | None = None) -> Opened:
+        catalog = self.catalog()
+        actor = replace(actor, person=catalog.config.people.get(actor.name)) if actor.person is None else actor
+        decision = authorize(catalog.config, actor.person, command.verb, actor.name)
+        if not decision.allowed:
+            raise Refusal(messages.refused(decision.reason))
+        change = self._change(command, catalog, actor)
+        held = self.locks.acquire(change.locks, actor.name)
+        if held is not None:
+            kind, _, name = held.key.partition(":")
+            raise Refusal(messages.locked({"model": "model", "app": "application", "dataset": "data set"}.get(kind, kind), name, held.pr, held.person))
+        branch = f"aimodel/{command.verb}-{command.name}-{uuid.uuid4().hex[:6]}"
+        pushed = False
+        try:
+            # The locks are ours: re-read the catalog so the change is built on the newest base.
+            latest = self.catalog()
+            if latest.commit != catalog.commit:
+                change = self._change(command, latest, actor)
+                catalog = latest
+            head = self.workspace.commit_change(
+                catalog.commit, change.files, f"{change.title}\n\nRequested by {actor.name} via {actor.via}.", actor.identity()
+            )
+            self.workspace.push(head, branch)
+            pushed = True
+            body = messages.pr_body(
+                verb=command.verb, who=actor.name, via=actor.via, reason=command.reason, summary=change.summary
+            )
+            pr_meta = {
+                "verb": command.verb,
+                "model": command.name,
+                "models": list(change.models),
+                "locks": list(change.locks),
+                "via": actor.via,
+                **(meta or {}),
+            }
+            pr = self.forge.open_pr(branch=branch, head=head, title=change.title, body=body, author=actor.name, meta=pr_meta)
+        except BaseException:
+            self.locks.release(change.locks)
+            if pushed:
+                self.workspace.delete_branch(branch)
+            raise
+        self.locks.assign(change.locks, pr.number)
+        return Opened(pr, change)
+
+    def _change(self, command: Proposal, catalog: Catalog, actor: Actor) -> Change:
+        if isinstance(command, Create):
+            return self._create(command, catalog, actor)
+        if isinstance(command, Update):
+            return self._update(command, catalog)
+        if isinstance(command, Deploy):
+            return self._deploy(command, catalog)
+        return self._destroy(command, catalog)
+
+    def _existing(self, catalog: Catalog, name: str) -> AIModel:
+        model = catalog.models.get(name)
+        if model is None:
+            raise Refusal(f"there is no model {name!r}; `list` shows the models")
+        return model
+
+    def _create(self, c: Create, catalog: Catalog, actor: Actor) -> Change:
+        if c.name in catalog.models:
+            raise Refusal(f"model {c.name!r} already exists (version {catalog.models[c.name].version}); use update to change it")
+        files: dict[str, bytes | None] = {}
+        locks = [f"model:{c.name}", f"app:{c.app}"]
+        summary = []
+        artifact: Artifact = self.describe_artifact(c.artifact, c.format)
+        dataset = catalog.datasets.get(c.dataset)
+        if dataset is None:
+            if not c.dataset_uri:
+                raise Refusal(
+                    f"data set {c.dataset!r} does not exist; add it in the same pull request with "
+                    "--dataset-uri URI --label-column COLUMN"
+                )
+            dataset = Dataset(name=c.dataset, uri=c.dataset_uri, label_column=c.label_column, owner=actor.name)
+            dataset = replace(dataset, path=manifest_path("Dataset", c.dataset))
+            files[dataset.path] = _yaml(dataset)
+            locks.append(f"dataset:{c.dataset}")
+            summary.append(f"adds data set `{c.dataset}` ({c.dataset_uri}, label column `{c.label_column}`)")
+        model = AIModel(
+            name=c.name, version=c.version, owner=actor.name, application=c.app, dataset=c.dataset,
+            artifact=artifact, sla=c.sla, path=manifest_path("AIModel", c.name),
+        )
+        files[model.path] = _yaml(model)
+        summary.insert(0, f"adds model `{c.name}` {c.version} ({artifact.format}, {artifact.size} bytes, sha256 `{artifact.sha256[:12]}`)")
+        if c.sla:
+            summary.append(f"SLA: `{c.sla}`")
+        app = catalog.apps.get(c.app)
+        if app is None:
+            app = Application(name=c.app, version="1.0.0", owner=actor.name, models={c.name: c.version}, path=manifest_path("Application", c.app))
+            summary.append(f"adds application `{c.app}` pinning `{c.name}` {c.version}")
+        else:
+            app = replace(app, models={**app.models, c.name: c.version})
+            summary.append(f"pins `{c.name}` {c.version} in application `{c.app}`")
+        files[app.path] = _yaml(app)
+        return Change(files, tuple(locks), f"create {c.name} {c.version} for {c.app}", tuple(summary), (c.name,))
+
+    def _update(self, c: Update, catalog: Catalog) -> Change:
+        model = self._existing(catalog, c.name)
+        artifact = model.artifact
+        if c.artifact:
+            artifact = self.describe_artifact(c.artifact, "")
+        changed_bytes = artifact.sha256 != model.artifact.sha256
+        version = c.version or model.version
+        if not c.version and changed_bytes:
+            bumped = _bump(model.version)
+            if bumped is None:
+                raise Refusal(f"{c.name} is at version {model.version!r}, which cannot be bumped automatically; give --version")
+            version = bumped
+        if changed_bytes and version == model.version:
+            raise Refusal(f"the artifact changed but the version is still {version}; give a new --version")
+        sla = c.sla if c.sla is not None else model.sla
+        if version == model.version and not changed_bytes and sla == model.sla:
+            raise Refusal(messages.nothing_changes(c.name, f"is already at {version} with that artifact and SLA"))
+        new = replace(model, version=version, artifact=artifact, sla=sla, path=manifest_path("AIModel", c.name))
+        files: dict[str, bytes | None] = {}
+        if model.path != new.path:
+            files[model.path] = None
+        files[new.path] = _yaml(new)
+        locks = [f"model:{c.name}"]
+        summary = [f"updates model `{c.name}` {model.version} -> {version}"]
+        if changed_bytes:
+            summary.append(f"new artifact {artifact.uri} (sha256 `{artifact.sha256[:12]}`)")
+        if sla != model.sla:
+            summary.append(f"SLA: `{sla}`")
+        if changed_bytes:
+            # The old signature covers the old bytes; the sign check makes a new one.
+            for path in catalog.files:
+                if path.startswith(f"models/{c.name}/") and path.endswith(".sig"):
+                    files[path] = None
+        for app in catalog.apps_using(c.name):
+            if app.models[c.name] != version:
+                files[app.path] = _yaml(replace(app, models={**app.models, c.name: version}))
+                locks.append(f"app:{app.name}")
+                summary.append(f"re-pins application `{app.name}` to `{c.name}` {version} (updated together)")
+        return Change(files, tuple(locks), f"update {c.name} {model.version} -> {version}", tuple(summary), (c.name,))
+
+    def _deploy(self, c: Deploy, catalog: Catalog) -> Change:
+        model = self._existing(catalog, c.name)
+        envs = catalog.config.environments
+        if envs and c.env not in envs:
+            raise Refusal(f"environment {c.env!r} is not defined; environments: {', '.join(envs)}")
+        if c.env in model.environments:
+            raise Refusal(messages.nothing_changes(c.name, f"{model.version} is already deployed to {c.env}"))
+        new = replace(model, environments=(*model.environments, c.env), path=manifest_path("AIModel", c.name))
+        files: dict[str, bytes | None] = {new.path: _yaml(new)}
+        if model.path != new.path:
+            files[model.path] = None
+        apps = [a.name for a in catalog.apps_using(c.name)]
+        summary = [f"deploys `{c.name}` {model.version} to **{c.env}**"]
+        if apps:
+            summary.append(f"with its applications: {', '.join(f'`{a}`' for a in apps)}")
+        return Change(files, (f"model:{c.name}",), f"deploy {c.name} {model.version} to {c.env}", tuple(summary), (c.name,))
+
+    def _destroy(self, c: Destroy, catalog: Catalog) -> Change:
+        model = self._existing(catalog, c.name)
+        users = catalog.apps_using(c.name)
+        if users and not c.with_apps:
+            names = ", ".join(a.name for a in users)
+            raise Refusal(f"{c.name} is pinned by {names}; remove the pin first, or add --with-apps to remove it in the same pull request")
+        files: dict[str, bytes | None] = {p: None for p in catalog.files if p == model.path or p.startswith(f"models/{c.name}/")}
+        locks = [f"model:{c.name}"]
+        summary = [f"removes model `{c.name}` {model.version}"]
+        if model.environments:
+            summary.append(f"stops it in {', '.join(model.environments)}")
+        for app in users:
+            files[app.path] = _yaml(replace(app, models={k: v for k, v in app.models.items() if k != c.name}))
+            locks.append(f"app:{app.name}")
+            summary.append(f"removes the pin from application `{app.name}`")
+        return Change(files, tuple(locks), f"destroy {c.name}", tuple(summary), ())
+
+    # ------------------------------------------------------------------ reviewing and merging
+
+    def pr_catalogs(self, pr: PullRequest) -> tuple[Catalog, Catalog]:
+        self.workspace.fetch()
+        base = self.catalog(self.workspace.head_of(pr.base), fetch=False)
+        head = self.catalog(pr.head, fetch=False)
+        return base, head
+
+    def pr_view(self, number: int) -> dict[str, Any]:
+        pr = self.forge.get_pr(number)
+        view: dict[str, Any] = {
+            "number": pr.number, "title": pr.title, "state": pr.state, "author": pr.author, "url": pr.url,
+            "branch": pr.branch, "head": pr.head, "body": pr.body, "merge_commit": pr.merge_commit,
+            "checks": {
+                name: pr.checks[name].to_json()
+                for name in sorted(pr.checks, key=lambda n: (REQUIRED_CHECKS + (n,)).index(n))
+                if pr.checks[name].commit in ("", pr.head)
+            },
+            "meta": {k: v for k, v in pr.meta.items() if k in ("verb", "model", "deploy", "slack")},
+        }
+        if pr.is_open:
+            base, head = self.pr_catalogs(pr)
+            envs = affected_environments(base, head)
+            status = approval_status(base.config, envs, pr.reviews, pr.author)
+            view["environments"] = envs
+            view["approvals"] = {
+                "met": status.met, "needed": dict(status.needed),
+                "by": sorted({p for people in status.have.values() for p in people}), "missing": list(status.missing),
+            }
+        else:
+            view["approvals"] = {"by": sorted({r.person for r in pr.reviews if r.state == "approved"}), "missing": []}
+        return view
+
+    def approve(self, number: int, actor: Actor) -> PullRequest:
+        pr = self.forge.get_pr(number)
+        if not pr.is_open:
+            raise Refusal(f"pull request #{number} is {pr.state}")
+        base, _ = self.pr_catalogs(pr)
+        person = base.config.people.get(actor.name)
+        if person is None:
+            raise Refusal(messages.not_known(actor.name))
+        if actor.name == pr.author:
+            raise Refusal(f"you opened #{number}; the author's own approval never counts. Ask a reviewer.")
+        self.forge.add_review(number, Review(actor.name, "approved", pr.head))
+        return self.forge.get_pr(number)
+
+    def merge_blockers(self, pr: PullRequest) -> list[str]:
+        blockers = []
+        for name in REQUIRED_CHECKS:
+            check = pr.checks.get(name)
+            if check is None or check.commit not in ("", pr.head) or check.state == "pending":
+                blockers.append(f"check {name} has not finished")
+            elif check.state not in GREEN:
+                blockers.append(f"check {name} failed: {check.summary}")
+        base, head = self.pr_catalogs(pr)
+        status = approval_status(base.config, affected_environments(base, head), pr.reviews, pr.author)
+        blockers.extend(status.missing)
+        return blockers
+
+    def merge(self, number: int, actor: Actor) -> str:
+        pr = self.forge.get_pr(number)
+        if not pr.is_open:
+            raise Refusal(f"pull request #{number} is {pr.state}")
+        base, _ = self.pr_catalogs(pr)
+        if actor.via != "bot" and base.config.people.get(actor.name) is None:
+            raise Refusal(messages.not_known(actor.name))
+        blockers = self.merge_blockers(pr)
+        if blockers:
+            raise Refusal(f"cannot merge #{number} yet: " + "; ".join(blockers))
+        try:
+            commit = self.forge.merge(number, message=f"Merge #{number}: {pr.title}\n\nMerged by {actor.name}.", expected_head=pr.head)
+        except ForgeError as exc:
+            raise Refusal(str(exc)) from None
+        return commit
+
+    def close(self, number: int, actor: Actor) -> None:
+        pr = self.forge.get_pr(number)
+        if not pr.is_open:
+            raise Refusal(f"pull request #{number} is already {pr.state}")
+        catalog = self.catalog()
+        if catalog.config.people.get(actor.name) is None:
+            raise Refusal(messages.not_known(actor.name))
+        self.forge.close(number)
+
+    def release_locks(self, pr: PullRequest) -> None:
+        keys: Sequence[str] = pr.meta.get("locks", [])
+        self.locks.release(keys, pr.number)

@@ -1,0 +1,119 @@
+"""The task queue: checks, deploys and notifications run here, not in the request.
+
+Huey with SQLite in AIMODEL_HOME by default, Redis when REDIS_URL is set. With no worker
+running, the CLI runs the queued work itself before it returns, so the embedded default
+needs no second process; `aimodel worker` holds a lock that tells the CLI to leave it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.fsutil import file_lock
+
+if TYPE_CHECKING:
+    from bot.app import Context
+
+log = logging.getLogger("aimodel.jobs")
+
+
+class Jobs:
+    def __init__(self, ctx: Context) -> None:
+        from huey import RedisHuey, SqliteHuey
+
+        settings = ctx.settings
+        self.ctx = ctx
+        self.home = settings.home
+        if settings.redis_url:
+            self.huey: Any = RedisHuey("aimodel", url=settings.redis_url, results=False)
+        else:
+            self.huey = SqliteHuey("aimodel", filename=str(settings.home / "queue.db"), results=False)
+        task = self.huey.task
+        self._checks = task(name="aimodel.checks")(self._run_checks)
+        self._deploy = task(name="aimodel.deploy", retries=2, retry_delay=5)(self._run_deploy)
+        self._after = task(name="aimodel.after_checks")(self._run_after)
+        self._notify = task(name="aimodel.notify", retries=3, retry_delay=2)(self._run_notify)
+
+    # ------------------------------------------------------------------ enqueue
+
+    def checks(self, number: int, head: str) -> None:
+        self._checks(number, head)
+
+    def deploy(self, commit: str, pr: int | None = None) -> None:
+        self._deploy(commit, pr)
+
+    def after_checks(self, number: int) -> None:
+        self._after(number)
+
+    def notify(self, kind: str, data: dict[str, Any]) -> None:
+        self._notify(kind, data)
+
+    # ------------------------------------------------------------------ task bodies
+
+    def _run_checks(self, number: int, head: str) -> None:
+        from bot.checks.pipeline import Pipeline
+
+        _guard("checks", lambda: Pipeline(self.ctx).run(number, head), self.ctx, number)
+
+    def _run_deploy(self, commit: str, pr: int | None) -> None:
+        self.ctx.deploy(commit, pr)
+
+    def _run_after(self, number: int) -> None:
+        self.ctx.evaluate_merge(number)
+
+    def _run_notify(self, kind: str, data: dict[str, Any]) -> None:
+        self.ctx.notifier.deliver(kind, data)
+
+    # ------------------------------------------------------------------ running
+
+    @property
+    def worker_lock(self) -> Path:
+        return self.home / "worker.lock"
+
+    def worker_running(self) -> bool:
+        if self.ctx.settings.redis_url:
+            return True  # shared queue: workers elsewhere take the work
+        with file_lock(self.worker_lock, blocking=False) as free:
+            return not free
+
+    def drain(self) -> int:
+        """Run queued work in this process when no worker is running; returns tasks run."""
+        if self.worker_running():
+            return 0
+        ran = 0
+        with file_lock(self.home / "drain.lock"):
+            while True:
+                task = self.huey.dequeue()
+                if task is None:
+                    break
+                self.huey.execute(task)
+                ran += 1
+        return ran
+
+    def run_worker(self, workers: int = 2) -> None:
+        with file_lock(self.worker_lock, blocking=False) as free:
+            if not free and not self.ctx.settings.redis_url:
+                raise RuntimeError(f"another worker already serves {self.home}")
+            consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
+            consumer.run()
+
+
+def _guard(what: str, fn: Callable[[], None], ctx: Context, number: int) -> None:
+    """A check that crashes reports an error on the pull request instead of vanishing."""
+    try:
+        fn()
+    except Exception as exc:
+        log.exception("%s for #%s failed", what, number)
+        from bot.forges.base import CheckResult
+
+        try:
+            pr = ctx.forge.get_pr(number)
+            for name, check in pr.checks.items():
+                if check.state == "pending":
+                    ctx.forge.set_check(number, CheckResult(name, "error", f"internal error: {exc}", "", pr.head))
+        except Exception:
+            log.exception("could not report the failure on #%s", number)
+        raise

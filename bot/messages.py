@@ -1,0 +1,192 @@
+"""Every user-facing string, and its rendering as terminal text, Slack Block Kit or GitHub Markdown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+USAGE: dict[str, str] = {
+    "create": "create NAME --app APP --dataset DS --artifact URI [--version V] [--format F] [--SLA EXPR] [--dataset-uri URI --label-column COL] [-m WHY]",
+    "update": "update NAME [--artifact URI] [--version V] [--SLA EXPR] [-m WHY]",
+    "deploy": "deploy NAME --env ENV [-m WHY]",
+    "destroy": "destroy NAME [--with-apps] [-m WHY]",
+    "list": "list [--app APP] [--env ENV] [--json]",
+    "status": "status [NAME]",
+    "scan": "scan NAME|PATH... [--appName APP] [--json] [--sarif]",
+    "validate": "validate NAME [--SLA EXPR] [--json]",
+    "sign": "sign NAME | sign PATH --key KEY.pem [--bundle OUT]",
+    "verify": "verify NAME | verify PATH --bundle B --public-key KEY.pub",
+    "help": "help [VERB]",
+    "pr": "pr list|show N|approve N|merge N|close N [--json]",
+    "init": "init [--home DIR] [--person NAME=ROLE ...]",
+    "serve": "serve [--port N] [--no-worker]",
+    "worker": "worker [--workers N]",
+}
+
+SUMMARY: dict[str, str] = {
+    "create": "register a model (a pull request adding it, its application and data set)",
+    "update": "change a model and re-pin every application that uses it, in one pull request",
+    "deploy": "promote a model and its applications to an environment",
+    "destroy": "remove a model",
+    "list": "models, their application and data set, and what runs in each environment",
+    "status": "open pull requests and locks, or one model in detail",
+    "scan": "look for malware in model files (never loads them)",
+    "validate": "check the manifest and measure the model against its SLA",
+    "sign": "sign a model (OpenSSF model_signing bundle)",
+    "verify": "verify a model's signature",
+    "help": "this help",
+    "pr": "pull requests on the local forge",
+    "init": "create the manifest repository under AIMODEL_HOME",
+    "serve": "run the web process (Slack, GitHub webhooks, REST)",
+    "worker": "run the queue worker",
+}
+
+COMMON_CLI = "Options on every verb: --as USER (or AIMODEL_USER), --home DIR (or AIMODEL_HOME), --json."
+
+
+def usage_line(prog: str, verb: str) -> str:
+    return f"usage: {prog} {USAGE.get(verb, verb)}"
+
+
+def usage(prog: str, verbs: Sequence[str], topic: str = "") -> str:
+    if topic:
+        return f"{usage_line(prog, topic)}\n  {SUMMARY.get(topic, '')}"
+    width = max(len(v) for v in verbs)
+    lines = [f"usage: {prog} VERB [ARGS]", ""]
+    lines += [f"  {v.ljust(width)}  {SUMMARY[v]}" for v in verbs]
+    lines += ["", f"`{prog} help VERB` shows the arguments of one verb."]
+    if prog == "aimodel":
+        lines.append(COMMON_CLI)
+    return "\n".join(lines)
+
+
+def unknown_verb(prog: str, verb: str, suggestion: str, verbs: Sequence[str]) -> str:
+    hint = f" Did you mean `{prog} {suggestion}`?" if suggestion else ""
+    return f"`{verb}` is not a verb of {prog}.{hint}\nVerbs: {', '.join(verbs)}. `{prog} help` explains each."
+
+
+def usage_error(prog: str, verb: str, message: str) -> str:
+    message = message.replace("the following arguments are required", "missing")
+    if not verb:
+        return message
+    return f"{prog} {verb}: {message}\n{usage_line(prog, verb)}"
+
+
+# --------------------------------------------------------------------------- outcomes
+
+def pr_opened(number: int, url: str, title: str) -> str:
+    return f"Opened pull request #{number}: {title}\n{url}"
+
+
+def locked(kind: str, name: str, pr: int | None, person: str) -> str:
+    if pr is None:
+        by = f"a change {person} is proposing right now" if person else "a change being proposed right now"
+        return f"{kind} {name} is locked by {by}; try again in a moment"
+    return f"{kind} {name} is locked by PR #{pr}; merge or close it first"
+
+
+def refused(reason: str) -> str:
+    return f"Refused: {reason}"
+
+
+def not_known(who: str) -> str:
+    return (
+        f"{who} is not listed in the manifest repository's .aimodel/config.yaml. "
+        "Ask a DevOps Engineer to add you under `people` with your role (a pull request)."
+    )
+
+
+def nothing_changes(name: str, what: str) -> str:
+    return f"Nothing to do: {name} {what}"
+
+
+def merged(number: int, commit: str) -> str:
+    return f"Merged pull request #{number} as {commit[:10]}; deploying."
+
+
+def check_line(name: str, state: str, summary: str) -> str:
+    mark = {"success": "ok", "failure": "FAILED", "error": "ERROR", "pending": "...", "skipped": "skipped"}.get(state, state)
+    return f"  {name:<9} {mark:<8} {summary}"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    rows = [list(r) for r in rows]
+    widths = [len(h) for h in headers]
+    for r in rows:
+        for i, cell in enumerate(r):
+            widths[i] = max(widths[i], len(cell))
+    out = ["  ".join(h.ljust(widths[i]) for i, h in enumerate(headers)).rstrip()]
+    out += ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows]
+    return "\n".join(out)
+
+
+def env_cell(state: Mapping[str, Any] | None) -> str:
+    if not state:
+        return "-"
+    version, st = state.get("version", ""), state.get("state", "")
+    return f"{version} ({st})" if st and st != "running" else str(version)
+
+
+def model_list(rows: Sequence[Mapping[str, Any]], envs: Sequence[str]) -> str:
+    if not rows:
+        return "No models yet. Create one with `aimodel create NAME --app APP --dataset DS --artifact URI`."
+    headers = ["MODEL", "VERSION", "APPLICATION", "DATASET", *[e.upper() for e in envs]]
+    body = [
+        [r["name"], r["version"], r["application"], r["dataset"], *[env_cell(r["environments"].get(e)) for e in envs]]
+        for r in rows
+    ]
+    return table(headers, body)
+
+
+def pr_list(prs: Sequence[Mapping[str, Any]]) -> str:
+    if not prs:
+        return "No pull requests."
+    return table(
+        ["PR", "STATE", "AUTHOR", "CHECKS", "TITLE"],
+        [[f"#{p['number']}", p["state"], p["author"], p["checks_summary"], p["title"]] for p in prs],
+    )
+
+
+def pr_detail(pr: Mapping[str, Any]) -> str:
+    lines = [
+        f"#{pr['number']} {pr['title']}",
+        f"  state     {pr['state']}",
+        f"  author    {pr['author']}",
+        f"  branch    {pr['branch']} @ {pr['head'][:10]}",
+    ]
+    if pr.get("environments"):
+        lines.append(f"  changes   {', '.join(pr['environments'])}")
+    lines.append("  checks")
+    if not pr["checks"]:
+        lines.append("    (none yet)")
+    for name, check in pr["checks"].items():
+        lines.append("  " + check_line(name, check["state"], check["summary"]))
+    approvals = pr.get("approvals", {})
+    lines.append(f"  approvals {', '.join(approvals.get('by', [])) or 'none'}")
+    for missing in approvals.get("missing", []):
+        lines.append(f"    waiting: {missing}")
+    if pr.get("body"):
+        lines += ["", *("  " + line for line in pr["body"].splitlines())]
+    return "\n".join(lines)
+
+
+def pr_body(*, verb: str, who: str, via: str, reason: str, summary: Sequence[str]) -> str:
+    lines = [f"Requested by **{who}** via {via}: `{verb}`."]
+    if reason:
+        lines += ["", f"> {reason}"]
+    lines += ["", *[f"- {s}" for s in summary]]
+    lines += ["", "Checks (manifest, scan, validate, sign) run on this pull request; a reviewed, green merge deploys."]
+    return "\n".join(lines)
+
+
+def deploy_result(env: str, applied: Sequence[str], removed: Sequence[str], failed: Mapping[str, str], apps: Sequence[str]) -> str:
+    parts = []
+    if applied:
+        parts.append(f"deployed {', '.join(applied)}")
+    if apps:
+        parts.append(f"released {', '.join(apps)}")
+    if removed:
+        parts.append(f"removed {', '.join(removed)}")
+    for model, reason in failed.items():
+        parts.append(f"REFUSED {model}: {reason}")
+    return f"{env}: " + ("; ".join(parts) if parts else "nothing changed")

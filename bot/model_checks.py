@@ -1,0 +1,180 @@
+"""scan / validate / sign / verify of models by name (or the seed's --appName), on the
+default branch, outside any pull request: what a person runs to see where a model stands."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot import commands as c
+from bot.catalog import Catalog
+from bot.checks.fetch import ArtifactError, materialize
+from bot.checks.pipeline import CHECKS_PREDICATE, accepts_declared, attestation_path, signature_path, trusted_keys
+from bot.gitops import Refusal
+from bot.manifests import AIModel
+from bot.policy import authorize
+
+if TYPE_CHECKING:
+    from bot.app import Context
+
+
+def _print(text: str) -> None:
+    sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def resolve_models(catalog: Catalog, target: str) -> list[AIModel]:
+    """A model name, or an application name (all the models it uses): the seed's --appName."""
+    if target in catalog.models:
+        return [catalog.models[target]]
+    if target in catalog.apps:
+        models = [catalog.models[m] for m in sorted(catalog.apps[target].models) if m in catalog.models]
+        if models:
+            return models
+        raise Refusal(f"application {target!r} uses no model yet")
+    raise Refusal(f"there is no model or application named {target!r}; `aimodel list` shows them")
+
+
+def run(ctx: Context, cmd: c.Scan | c.Validate | c.Sign | c.Verify, common: c.Common, who: str) -> int:
+    catalog = ctx.gitops.catalog()
+    if who:
+        decision = authorize(catalog.config, catalog.config.people.get(who), cmd.verb, who)
+        if not decision.allowed:
+            raise Refusal(f"Refused: {decision.reason}")
+    if isinstance(cmd, c.Scan):
+        names = [*cmd.targets, *([cmd.app_name] if cmd.app_name else [])]
+        models = [m for name in names for m in resolve_models(catalog, name)]
+        return _scan(ctx, catalog, models, common.json, cmd.sarif)
+    models = resolve_models(catalog, cmd.target if not isinstance(cmd, c.Validate) else cmd.name)
+    if isinstance(cmd, c.Validate):
+        return _validate(ctx, catalog, models, cmd, common.json)
+    if isinstance(cmd, c.Sign):
+        return _sign(ctx, models, cmd, common.json)
+    return _verify(ctx, catalog, models, common.json)
+
+
+def _local(ctx: Context, m: AIModel) -> Path:
+    try:
+        return materialize(m.artifact.uri, m.artifact.sha256, ctx.cache_dir)
+    except ArtifactError as exc:
+        raise Refusal(f"{m.name}: {exc}") from None
+
+
+def _scan(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool, sarif: bool) -> int:
+    from bot.checks.scan import scan_paths
+    from bot.checks.scan_report import render_table
+
+    reports = []
+    ok = True
+    for m in models:
+        report = scan_paths([str(_local(ctx, m))], allow=catalog.config.scan_allow, expected_sha256=m.artifact.sha256)
+        reports.append((m, report))
+        ok = ok and report.ok
+    if sarif:
+        _print(json.dumps([r.to_sarif() for _, r in reports][0] if len(reports) == 1 else [r.to_sarif() for _, r in reports], indent=2))
+    elif as_json:
+        _print(json.dumps({m.name: r.to_json() for m, r in reports}, indent=2))
+    else:
+        for m, r in reports:
+            _print(f"{m.name} {m.version} ({m.artifact.uri})")
+            _print(render_table(r))
+    return 0 if ok else 1
+
+
+def _validate(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Validate, as_json: bool) -> int:
+    from bot.checks.measure import MeasureError, measure_model
+    from bot.checks.sla_report import evaluate_sla
+
+    out: dict[str, Any] = {}
+    ok = True
+    errors = [e for e in catalog.all_errors() if any(e.file == m.path or m.name in e.file for m in models)]
+    for e in errors:
+        ok = False
+        out.setdefault("manifest", []).append(str(e))
+    for m in models:
+        sla = cmd.sla if cmd.sla is not None else m.sla
+        dataset = catalog.datasets.get(m.dataset)
+        if dataset is None:
+            out[m.name] = {"passed": False, "error": f"data set {m.dataset!r} does not exist"}
+            ok = False
+            continue
+        try:
+            data = materialize(dataset.uri, dataset.sha256, ctx.cache_dir) if dataset.sha256 else Path(_path_of(dataset.uri))
+            measurement = measure_model(_local(ctx, m), data, dataset.label_column, model_format=m.artifact.format)
+        except (MeasureError, ArtifactError, OSError) as exc:
+            out[m.name] = {"passed": False, "error": f"cannot measure: {exc}"}
+            ok = False
+            continue
+        report = evaluate_sla(sla, measurement, declared=m.metrics, accept_declared=accepts_declared(catalog.config, m))
+        out[m.name] = {**report.to_dict(), "text": report.to_text(), "summary": report.summary()}
+        ok = ok and report.passed
+    if as_json:
+        _print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "text"} if isinstance(v, dict) else v for k, v in out.items()}, indent=2, default=str))
+    else:
+        for line in out.get("manifest", []):
+            _print(f"manifest: {line}")
+        for name, result in out.items():
+            if name == "manifest":
+                continue
+            _print(f"{name}: {result.get('summary') or result.get('error')}")
+            if result.get("text"):
+                _print(result["text"])
+    return 0 if ok else 1
+
+
+def _path_of(uri: str) -> str:
+    from bot.checks import artifacts
+
+    local = artifacts.local_path(uri)
+    if local is None:
+        raise ArtifactError(f"data set {uri} is remote; pin its sha256 in the Dataset manifest")
+    return local
+
+
+def _sign(ctx: Context, models: list[AIModel], cmd: c.Sign, as_json: bool) -> int:
+    from bot.checks.sign import sign_model
+
+    key = ctx.signing_key()
+    written = {}
+    for m in models:
+        out = Path(cmd.bundle) if cmd.bundle and len(models) == 1 else Path(f"{m.name}-{m.version}.sig")
+        sign_model(_local(ctx, m), key, bundle_path=out)
+        written[m.name] = str(out)
+    if as_json:
+        _print(json.dumps(written, indent=2))
+    else:
+        for name, path in written.items():
+            _print(f"Signed {name}: {path} (the sign check on a pull request commits bundles to the repository)")
+    return 0
+
+
+def _verify(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool) -> int:
+    from bot.checks.sign import SignatureError, verify_attestation, verify_model
+
+    keys = trusted_keys(ctx, catalog)
+    results: dict[str, dict[str, Any]] = {}
+    for m in models:
+        sig = catalog.files.get(signature_path(m.name))
+        att = catalog.files.get(attestation_path(m.name))
+        if sig is None:
+            results[m.name] = {"verified": False, "reason": f"no signature bundle ({signature_path(m.name)})"}
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            bundle = Path(tmp) / "model.sig"
+            bundle.write_bytes(ctx.workspace.read_blob(sig))
+            try:
+                verified = verify_model(_local(ctx, m), bundle, keys)
+                if att is None:
+                    raise SignatureError(f"no attestation of check results ({attestation_path(m.name)})")
+                verify_attestation(ctx.workspace.read_blob(att), keys, subject_digest=m.artifact.sha256, predicate_type=CHECKS_PREDICATE)
+                results[m.name] = {"verified": True, "key": verified.key_fingerprint, "sha256": m.artifact.sha256}
+            except SignatureError as exc:
+                results[m.name] = {"verified": False, "reason": str(exc)}
+    if as_json:
+        _print(json.dumps(results, indent=2))
+    else:
+        for name, r in results.items():
+            _print(f"{name}: verified (key {r['key'][:16]})" if r["verified"] else f"{name}: NOT verified: {r['reason']}")
+    return 0 if all(r["verified"] for r in results.values()) else 1
