@@ -111,8 +111,24 @@ class Context:
             self.notify_pr(pr, "deployed" if record["ok"] else "deploy_failed", "\n".join(summary), {"deploy": record})
 
 
-def open_context(settings: Settings, **kwargs: Any) -> Context:
-    return Context(settings, **kwargs)
+def faces(settings: Settings) -> dict[str, Any]:
+    """The forge and notifier each configured face brings (GitHub forge, Slack notifier)."""
+    kwargs: dict[str, Any] = {}
+    if settings.github:
+        from bot.forges.github import build_github_forge
+
+        kwargs.update(build_github_forge(settings))
+    if settings.slack:
+        from handlers.slack_notify import SlackNotifier
+
+        kwargs["notifier"] = SlackNotifier(settings.slack)
+    return kwargs
+
+
+
+def build_context(settings: Settings) -> Context:
+    """The Context for this process with every configured face: CLI, worker and web alike."""
+    return Context(settings, **faces(settings))
 
 
 def home_exists(home: Path) -> bool:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import commands as c
 from bot import messages
+from bot.views import list_rows, pr_row
 
 if TYPE_CHECKING:
     from bot.app import Context
@@ -67,10 +68,10 @@ def _settings(common: c.Common) -> Settings:
 
 
 def _context(settings: Settings) -> Context:
-    from bot.app import Context, NotInitialized
+    from bot.app import NotInitialized, build_context
 
     try:
-        return Context(settings)
+        return build_context(settings)
     except NotInitialized as exc:
         raise _Fail(str(exc), 2) from None
 
@@ -200,28 +201,6 @@ def _print_checks(ctx: Context, number: int) -> None:
         _out(f"Waiting: {line}")
 
 
-def list_rows(ctx: Context, app: str = "", env: str = "") -> tuple[list[dict[str, Any]], list[str]]:
-    catalog = ctx.gitops.catalog()
-    envs = sorted(set(catalog.config.environments) | set(ctx.target.environments()))
-    status = {e: ctx.target.status(e) for e in envs}
-    rows = []
-    for name in sorted(catalog.models):
-        m = catalog.models[name]
-        if app and m.application != app:
-            continue
-        per_env: dict[str, Any] = {}
-        for e in envs:
-            held = status[e].models.get(name)
-            if held is not None:
-                per_env[e] = {"version": held.version, "state": held.state, **({"reason": held.reason} if held.reason else {})}
-            elif e in m.environments:
-                per_env[e] = {"version": m.version, "state": "pending"}
-        if env and env not in per_env:
-            continue
-        rows.append({"name": name, "version": m.version, "application": m.application, "dataset": m.dataset, "environments": per_env})
-    return rows, envs
-
-
 def _list(ctx: Context, cmd: c.ListModels, common: c.Common) -> int:
     _authorized(ctx, "list", _who(common, required=False))
     rows, envs = list_rows(ctx, cmd.app, cmd.env)
@@ -239,17 +218,10 @@ def _status(ctx: Context, cmd: c.Status, common: c.Common) -> int:
         _json({"open": [{"number": p.number, "title": p.title, "author": p.author} for p in prs],
                "locks": [{"key": h.key, "pr": h.pr, "person": h.person} for h in locks]})
         return 0
-    _out(messages.pr_list([_pr_row(p) for p in prs]))
+    _out(messages.pr_list([pr_row(p) for p in prs]))
     if locks:
         _out("\nLocks:\n" + "\n".join(f"  {h.key} by #{h.pr}" for h in locks))
     return 0
-
-
-def _pr_row(pr: Any) -> dict[str, Any]:
-    current = [ch for ch in pr.checks.values() if ch.commit in ("", pr.head)]
-    states = [ch.state for ch in current]
-    summary = "-" if not states else ("failed" if any(s in ("failure", "error") for s in states) else ("pending" if "pending" in states else "green"))
-    return {"number": pr.number, "state": pr.state, "author": pr.author, "title": pr.title, "checks_summary": summary}
 
 
 def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
@@ -260,9 +232,9 @@ def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
         if cmd.action == "list":
             prs = ctx.forge.list_prs(cmd.state)
             if common.json:
-                _json([_pr_row(p) | {"url": p.url, "branch": p.branch} for p in prs])
+                _json([pr_row(p) | {"url": p.url, "branch": p.branch} for p in prs])
             else:
-                _out(messages.pr_list([_pr_row(p) for p in prs]))
+                _out(messages.pr_list([pr_row(p) for p in prs]))
             return 0
         if cmd.action == "show":
             ctx.jobs.drain()

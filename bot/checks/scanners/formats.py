@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 from collections.abc import Callable
@@ -206,6 +205,8 @@ def scan_safetensors(src: Source, ctx: PickleContext) -> str:
     if n > MAX_JSON or (rest is not None and n > rest):
         raise CannotVerify(f"safetensors header length {n} is larger than the file allows")
     raw = src.read(n)
+    import json
+
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_dupes)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -626,6 +627,8 @@ def scan_zip(f: IO[bytes], ctx: PickleContext, scan_member: Callable[..., str]) 
                 if name == "config.json":
                     if info.file_size > MAX_JSON:
                         raise CannotVerify("keras config.json too large")
+                    import json
+
                     try:
                         config = json.loads(zf.read(info).decode("utf-8"))
                     except (UnicodeDecodeError, ValueError) as exc:

@@ -1,0 +1,96 @@
+"""The web process: POST /slack/events, POST /github/webhook, /api/v1/..., /healthz, /metrics.
+
+Served by gunicorn (threads), never by a development server. Settings are read and
+checked once in the master before any worker starts, so a missing secret stops the
+start-up, not a request. Each worker builds its own Context after the fork.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+
+from bot.config import Settings, require_server_secrets
+from bot.metrics import METRICS
+
+log = logging.getLogger("aimodel.server")
+
+
+def create_app(settings: Settings, ctx: Any = None) -> Flask:
+    from bot.app import build_context
+
+    app = Flask("aimodel")
+    app.config["AIMODEL_SETTINGS"] = settings
+    context = ctx if ctx is not None else build_context(settings)
+    app.extensions["aimodel"] = context
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        METRICS.inc("aimodel_http_requests_total", "HTTP requests by route and status", route=route, status=str(response.status_code))
+        METRICS.observe("aimodel_http_request_seconds", time.perf_counter() - g.get("started", time.perf_counter()), "HTTP request latency", route=route)
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"ok": True, "forge": context.forge.kind, "target": context.target.kind, "slack": bool(settings.slack), "github": bool(settings.github)})
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(METRICS.render(), mimetype="text/plain; version=0.0.4")
+
+    if settings.slack:
+        from handlers.slack import register as register_slack
+
+        register_slack(app, context, settings.slack)
+    if settings.github:
+        from handlers.github import register as register_github
+
+        register_github(app, context, settings.github)
+    return app
+
+
+def serve(settings: Settings, *, port: int | None = None, with_worker: bool = True, host: str | None = None) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    require_server_secrets(settings)
+    if not (settings.home / "repo.git").exists() and not settings.github:
+        from bot.init_repo import init_home
+
+        init_home(settings, [])
+    bind_port = settings.port if port is None else port
+    bind_host = host or os.environ.get("HOST", "127.0.0.1")
+    worker_proc: subprocess.Popen[bytes] | None = None
+    if with_worker and not settings.redis_url:
+        worker_proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env={**os.environ, "AIMODEL_HOME": str(settings.home)})
+
+    class _App(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{bind_host}:{bind_port}")
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("workers", int(os.environ.get("WEB_CONCURRENCY", "1")))
+            self.cfg.set("threads", int(os.environ.get("WEB_THREADS", "16")))
+            self.cfg.set("timeout", 60)
+            self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("accesslog", os.environ.get("AIMODEL_ACCESS_LOG") or None)
+
+        def load(self) -> Flask:
+            return create_app(settings)
+
+    try:
+        _App().run()
+    finally:
+        if worker_proc is not None:
+            worker_proc.terminate()
+            worker_proc.wait(timeout=10)
+    return 0
