@@ -375,23 +375,38 @@ def test_refuses_forged_hint(model_dir: Path, keys: dict[str, Path]) -> None:
         sign.verify_model(model_dir, bundle, [_pub(keys, "trusted")])
 
 
-def test_refuses_one_byte_flip_in_a_large_file(tmp_path: Path, keys: dict[str, Path]) -> None:
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_refuses_one_byte_flip_in_a_large_file(
+    tmp_path: Path, keys: dict[str, Path], where: str
+) -> None:
     m = tmp_path / "big"
     m.mkdir()
-    size = 48 * 1024 * 1024 + 5
+    size = 40 * 1024 * 1024 + 5  # several 4 MiB read blocks, and a partial last one
     (m / "weights.bin").write_bytes(os.urandom(size))
     (m / "config.json").write_text("{}")
     bundle = sign.sign_model(m, sign.load_private_key(keys["trusted"]))
     sign.verify_model(m, bundle, [_pub(keys, "trusted")])
+    offset = {"first": 0, "middle": size // 2 + 12345, "last": size - 1}[where]
     with open(m / "weights.bin", "r+b") as f:
-        f.seek(size // 2 + 12345)
+        f.seek(offset)
         b = f.read(1)
-        f.seek(-1, os.SEEK_CUR)
+        f.seek(offset)
         f.write(bytes([b[0] ^ 0x01]))
     with pytest.raises(SignatureError) as err:
         sign.verify_model(m, bundle, [_pub(keys, "trusted")])
     assert str(err.value) == "file weights.bin differs from the signed digest"
     assert err.value.reasons == ["file weights.bin differs from the signed digest"]
+
+
+def test_refuses_inconsistent_root_digest(model_dir: Path, keys: dict[str, Path]) -> None:
+    """Even a trusted key's bundle is refused when its resources do not add up to its subject."""
+    bundle = sign.sign_model(model_dir, sign.load_private_key(keys["trusted"]))
+    statement = _read_statement(bundle)
+    statement["subject"][0]["digest"]["sha256"] = "00" * 32
+    forged = sign._make_bundle(statement, sign.load_private_key(keys["trusted"]))
+    bundle.write_text(json.dumps(forged))
+    with pytest.raises(SignatureError, match="do not add up to the signed root digest"):
+        sign.verify_model(model_dir, bundle, [_pub(keys, "trusted")])
 
 
 def test_refuses_added_file(model_dir: Path, keys: dict[str, Path]) -> None:
