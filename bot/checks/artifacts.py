@@ -94,9 +94,7 @@ def walk_files(uri: str) -> list[str]:
     fs, p = _fs(uri)
     if not fs.isdir(p):
         return [uri]
-    proto = uri.split("://", 1)[0]
-    found = sorted(fs.find(p))
-    return [f if "://" in f else f"{proto}://{f}" for f in found]
+    return [str(fs.unstrip_protocol(f)) for f in sorted(fs.find(p))]
 
 
 def iter_blocks(uri: str, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:

@@ -38,12 +38,10 @@ def sniff(head: bytes) -> str:
         return "gguf"
     if head.startswith(HDF5_MAGIC):
         return "hdf5"
+    if len(head) >= 9 and head[8:9] == b"{" and 2 <= struct.unpack_from("<Q", head)[0] <= MAX_JSON:
+        return "safetensors"
     if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
         return "pickle"
-    if len(head) >= 9:
-        n = struct.unpack_from("<Q", head)[0]
-        if n >= 2 and head[8:9] == b"{":
-            return "safetensors"
     if head.startswith(b"\x1f\x8b"):
         return "gzip"
     if head.startswith(b"BZh") and head[3:4].isdigit():

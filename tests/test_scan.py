@@ -1,0 +1,564 @@
+"""The model-file scanner: every format, clean and malicious, never unpickling anything."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import pickletools
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.checks import artifacts
+from bot.checks.scan import FileReport, ScanReport, run_scan_command, scan_file, scan_paths
+from bot.checks.scanners.pickle_vm import PickleContext, walk_pickle
+from bot.checks.scanners.policy import AllowList
+from bot.checks.scanners.source import Source
+from tests import scan_samples as s
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def marker(tmp_path: Path) -> Path:
+    m = tmp_path / "MARKER"
+    yield m
+    assert not m.exists(), "the scanner ran the payload"
+
+
+def one(path: Path, **kw: object) -> FileReport:
+    report = scan_paths([str(path)], **kw)  # type: ignore[arg-type]
+    assert len(report.files) == 1
+    return report.files[0]
+
+
+def global_offsets(data: bytes) -> list[int]:
+    return [pos for op, _, pos in pickletools.genops(data)
+            if op.name in ("GLOBAL", "STACK_GLOBAL", "INST")]  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ pickle
+
+
+@pytest.mark.parametrize("protocol", range(6))
+def test_malicious_pickle_every_protocol(tmp_path: Path, marker: Path, protocol: int) -> None:
+    data = s.evil_pickle(marker, protocol)
+    fr = one(s.write(tmp_path / "model.bin", data))
+    assert fr.status == "findings"
+    assert fr.format == "pickle"
+    [f] = fr.findings
+    assert f.name in ("posix.system", "os.system", "nt.system")
+    assert f.severity == "critical"
+    assert f.offset in global_offsets(data)
+    assert f.path.endswith("model.bin")
+
+
+@pytest.mark.parametrize("protocol", range(6))
+def test_clean_pickle_every_protocol(tmp_path: Path, protocol: int) -> None:
+    from collections import OrderedDict
+
+    obj = OrderedDict(w=np.arange(6.0).reshape(2, 3), b=[1, 2.5, "x", None, True],
+                      s={1, 2}, t=(b"raw", bytearray(b"y")), big=10**30)  # fmt: skip
+    fr = one(s.write(tmp_path / "p.pkl", pickle.dumps(obj, protocol=protocol)))
+    assert (fr.status, fr.error) == ("clean", None)
+
+
+def test_builtins_open_is_a_finding(tmp_path: Path, marker: Path) -> None:
+    fr = one(s.write(tmp_path / "m.pkl", s.evil_pickle(marker, 2, via="open")))
+    # builtins.open pickles under its __module__, io
+    assert [(f.name, f.severity) for f in fr.findings] == [("io.open", "critical")]
+    fr = one(s.write(tmp_path / "b.pkl", s.global_pickle("builtins", "open")))
+    assert [(f.name, f.severity) for f in fr.findings] == [("builtins.open", "critical")]
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [("pydoc", "locate"), ("operator", "attrgetter"), ("functools", "partial"),
+     ("builtins", "getattr"), ("mypkg.sub", "Model"), ("numpy", "load"),
+     ("torch.storage", "_load_from_bytes"), ("sklearn.datasets._base", "urlretrieve"),
+     ("sklearn.base", "os.system"), ("torch._utils", "_rebuild_tensor_v2.__globals__")],
+)  # fmt: skip
+@pytest.mark.parametrize("protocol", [0, 2, 4])
+def test_globals_off_the_allow_list_are_findings(tmp_path: Path, module: str, name: str,
+                                                 protocol: int) -> None:  # fmt: skip
+    data = s.global_pickle(module, name, protocol)
+    fr = one(s.write(tmp_path / "g.pkl", data))
+    assert fr.status == "findings", fr
+    assert [f.name for f in fr.findings] == [f"{module}.{name}"]
+    assert fr.findings[0].offset == global_offsets(data)[0]
+    assert fr.findings[0].severity in ("critical", "high")
+
+
+def test_unknown_module_is_high_known_bad_is_critical(tmp_path: Path) -> None:
+    high = one(s.write(tmp_path / "a.pkl", s.global_pickle("mypkg", "Thing")))
+    crit = one(s.write(tmp_path / "b.pkl", s.global_pickle("subprocess", "Popen")))
+    assert high.findings[0].severity == "high"
+    assert crit.findings[0].severity == "critical"
+
+
+def test_allow_extends_the_built_in_list(tmp_path: Path) -> None:
+    p = s.write(tmp_path / "a.pkl", s.global_pickle("mypkg.models", "Net", 4))
+    assert one(p).status == "findings"
+    assert one(p, allow=["mypkg.models.Net"]).status == "clean"
+    assert one(p, allow=["mypkg.*"]).status == "clean"
+    assert one(p, allow=["otherpkg.*"]).status == "findings"
+
+
+def test_truncated_pickles_are_blocked(tmp_path: Path) -> None:
+    data = pickle.dumps({"w": list(range(1000)), "name": "x" * 300}, protocol=4)
+    for cut in (1, 2, 10, len(data) // 2, len(data) - 1):
+        fr = one(s.write(tmp_path / f"t{cut}.pkl", data[:cut]))
+        assert fr.status == "blocked", (cut, fr)
+        assert fr.error is not None and fr.error.startswith("cannot verify:")
+
+
+def test_concatenated_pickles_all_scanned(tmp_path: Path, marker: Path) -> None:
+    clean = pickle.dumps({"a": 1}, protocol=2)
+    evil = s.evil_pickle(marker, 4)
+    fr = one(s.write(tmp_path / "c.pkl", clean + clean + evil))
+    assert fr.status == "findings"
+    assert fr.findings[0].offset == 2 * len(clean) + global_offsets(evil)[0]
+
+
+def test_trailing_garbage_after_pickle_is_blocked(tmp_path: Path) -> None:
+    fr = one(s.write(tmp_path / "g.pkl", pickle.dumps([1, 2], protocol=4) + b"\xff\xfe"))
+    assert fr.status == "blocked"
+
+
+def test_unresolvable_stack_global_is_blocked(tmp_path: Path) -> None:
+    # module and name come from a huge string and a float: nothing the scanner can name
+    data = b"\x80\x04G" + b"\x00" * 8 + b"\x8c\x03sys\x93."
+    fr = one(s.write(tmp_path / "u.pkl", data))
+    assert fr.status == "blocked"
+
+
+def test_memo_resolution_for_stack_global(tmp_path: Path) -> None:
+    # module/name pushed once, memoized, fetched back with BINGET for a second import
+    data = b"\x80\x04\x8c\x02os\x94\x8c\x06system\x94\x93\x94h\x00h\x01\x93\x86\x94."
+    fr = one(s.write(tmp_path / "m.pkl", data))
+    assert [f.offset for f in fr.findings] == [16, 22]
+    assert {f.name for f in fr.findings} == {"os.system"}
+
+
+def test_ext_opcodes_are_findings(tmp_path: Path) -> None:
+    fr = one(s.write(tmp_path / "e.pkl", b"\x80\x02\x82\x01)R."))
+    assert fr.status == "findings"
+    assert fr.findings[0].name == "EXT 1"
+    assert fr.findings[0].offset == 2
+
+
+def test_big_payloads_are_skipped_not_read() -> None:
+    payload = pickle.dumps([b"\x00" * (40 << 20), "x" * (5 << 20)], protocol=4)
+
+    class Counting(io.BytesIO):
+        total = 0
+
+        def read(self, n: int | None = -1) -> bytes:
+            out = super().read(n)
+            Counting.total += len(out)
+            return out
+
+    f = Counting(payload)
+    src = Source(f, size=len(payload))
+    walk_pickle(src, PickleContext("x", "pickle", AllowList()))
+    assert src.at_eof()
+    assert Counting.total < 4 << 20
+
+
+def test_long_float_list_uses_little_memory(tmp_path: Path) -> None:
+    p = s.write(tmp_path / "floats.pkl", pickle.dumps([float(i) for i in range(300_000)]))
+    assert one(p).status == "clean"
+
+
+# ------------------------------------------------------------------------------ sklearn / joblib
+
+
+def test_sklearn_models_pickled_are_clean(tmp_path: Path) -> None:
+    sk = pytest.importorskip("sklearn", reason="scikit-learn is a test dependency")
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    assert sk
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 3))
+    y = (x[:, 0] > 0.5).astype(int)
+    models = [LogisticRegression(), RandomForestClassifier(n_estimators=2, random_state=0),
+              GradientBoostingClassifier(n_estimators=2), KNeighborsClassifier(algorithm="kd_tree"),
+              make_pipeline(StandardScaler(), LogisticRegression())]  # fmt: skip
+    for i, m in enumerate(models):
+        m.fit(x, y)
+        for proto in (2, 5):
+            fr = one(s.write(tmp_path / f"m{i}_{proto}.pkl", pickle.dumps(m, protocol=proto)))
+            assert fr.status == "clean", fr
+
+
+def test_joblib_dumps_are_clean_and_array_bytes_skipped(tmp_path: Path) -> None:
+    joblib = pytest.importorskip("joblib", reason="joblib is a test dependency")
+    from sklearn.ensemble import RandomForestClassifier
+
+    x = np.random.default_rng(1).random((60, 4))
+    rf = RandomForestClassifier(n_estimators=3, random_state=0).fit(x, x[:, 1] > 0.5)
+    joblib.dump(rf, tmp_path / "rf.joblib")
+    arrays = {"f": np.arange(1000.0), "i8": np.ones((7, 3), dtype=np.int8),
+              "s": np.array(["ab", "c"]), "obj": np.array([1, "x", None], dtype=object),
+              "st": np.zeros(3, dtype=[("a", "<f4"), ("b", "<i8")]),
+              "dt": np.array(["2020-01-01"], dtype="datetime64[ns]"), "e": np.empty((0, 3))}  # fmt: skip
+    joblib.dump(arrays, tmp_path / "arrays.joblib")
+    joblib.dump(arrays, tmp_path / "arrays.joblib.z", compress=3)
+    joblib.dump(arrays, tmp_path / "arrays.joblib.gz", compress=("gzip", 3))
+    joblib.dump(arrays, tmp_path / "arrays.joblib.xz", compress=("xz", 1))
+    for name in ("rf.joblib", "arrays.joblib", "arrays.joblib.z", "arrays.joblib.gz",
+                 "arrays.joblib.xz"):  # fmt: skip
+        fr = one(tmp_path / name)
+        assert fr.status == "clean", fr
+        assert fr.format.startswith("joblib"), fr
+
+
+def test_joblib_payload_after_an_array_is_found(tmp_path: Path, marker: Path) -> None:
+    joblib = pytest.importorskip("joblib", reason="joblib is a test dependency")
+    joblib.dump([np.arange(100.0), np.array([s.touch_marker(marker)], dtype=object),
+                 s.OpenFile(str(marker))], tmp_path / "evil.joblib")  # fmt: skip
+    fr = one(tmp_path / "evil.joblib")
+    assert fr.status == "findings"
+    assert sorted(f.name for f in fr.findings) == ["io.open", "posix.system"]
+    # each offset points at an import opcode in the file
+    raw = (tmp_path / "evil.joblib").read_bytes()
+    assert all(raw[f.offset] in (0x93, 0x63) for f in fr.findings if f.offset is not None)
+
+
+def test_joblib_truncated_array_is_blocked(tmp_path: Path) -> None:
+    joblib = pytest.importorskip("joblib", reason="joblib is a test dependency")
+    joblib.dump({"a": np.arange(10000.0)}, tmp_path / "a.joblib")
+    raw = (tmp_path / "a.joblib").read_bytes()
+    fr = one(s.write(tmp_path / "b.joblib", raw[: len(raw) // 2]))
+    assert fr.status == "blocked"
+
+
+# ------------------------------------------------------------------------------ numpy
+
+
+def test_npy_and_npz(tmp_path: Path, marker: Path) -> None:
+    np.save(tmp_path / "a.npy", np.arange(12, dtype=np.float32).reshape(3, 4))
+    np.save(tmp_path / "f.npy", np.asfortranarray(np.ones((3, 2))))
+    np.save(tmp_path / "u.npy", np.array(["x", "yz"]))
+    np.save(tmp_path / "r.npy", np.zeros(2, dtype=[("a", "<f4"), ("b", "<i8", (2,))]))
+    np.save(tmp_path / "o.npy", np.array([1, "x"], dtype=object), allow_pickle=True)
+    np.savez(tmp_path / "z.npz", a=np.arange(3), b=np.ones((2, 2)))
+    np.savez_compressed(tmp_path / "zc.npz", a=np.arange(300))
+    for name in ("a.npy", "f.npy", "u.npy", "r.npy", "o.npy", "z.npz", "zc.npz"):
+        fr = one(tmp_path / name)
+        assert fr.status == "clean", fr
+    np.save(tmp_path / "evil.npy", np.array([s.touch_marker(marker)], dtype=object),
+            allow_pickle=True)  # fmt: skip
+    np.savez(tmp_path / "evil.npz", ok=np.arange(3),
+             bad=np.array([s.OpenFile(str(marker))], dtype=object))  # fmt: skip
+    fr = one(tmp_path / "evil.npy")
+    assert fr.format == "npy-object"
+    assert [f.name for f in fr.findings] == ["posix.system"]
+    fz = one(tmp_path / "evil.npz")
+    assert fz.format == "npz"
+    assert [f.name for f in fz.findings] == ["io.open"]
+    assert fz.findings[0].path.endswith("evil.npz!bad.npy")
+
+
+def test_npy_size_mismatch_is_blocked(tmp_path: Path) -> None:
+    np.save(tmp_path / "a.npy", np.arange(100.0))
+    raw = (tmp_path / "a.npy").read_bytes()
+    assert one(s.write(tmp_path / "short.npy", raw[:-8])).status == "blocked"
+    assert one(s.write(tmp_path / "long.npy", raw + b"\x00" * 8)).status == "blocked"
+
+
+# ------------------------------------------------------------------------------ safetensors
+
+
+def test_safetensors_real_and_hand_made(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.ones((3, 4), dtype=np.float32), "b": np.zeros(2, dtype=np.int64),
+               "h": np.ones(5, dtype=np.float16)}, str(tmp_path / "m.safetensors"),
+              metadata={"format": "np"})  # fmt: skip
+    assert one(tmp_path / "m.safetensors").status == "clean"
+    good = {"a": ("F32", [2], b"\x00" * 8), "b": ("U8", [3], b"\x01\x02\x03")}
+    assert one(s.write(tmp_path / "g.st", s.safetensors_bytes(good))).status == "clean"
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["bad_json", "overlap", "gap", "unknown_dtype", "too_long_header", "truncated",
+     "wrong_size", "trailing", "not_object"],
+)  # fmt: skip
+def test_safetensors_defects_are_blocked(tmp_path: Path, case: str) -> None:
+    good = {"a": ("F32", [2], b"\x00" * 8), "b": ("U8", [3], b"\x01\x02\x03")}
+    data = s.safetensors_bytes(good)
+    if case == "bad_json":
+        data = data[:8] + b"{" + data[9:20] + b"]]]" + data[23:]
+    elif case == "overlap":
+        data = s.safetensors_bytes(good, header_override={
+            "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+            "b": {"dtype": "U8", "shape": [3], "data_offsets": [5, 8]}})  # fmt: skip
+    elif case == "gap":
+        data = s.safetensors_bytes(good, header_override={
+            "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+            "b": {"dtype": "U8", "shape": [2], "data_offsets": [9, 11]}})  # fmt: skip
+    elif case == "unknown_dtype":
+        data = s.safetensors_bytes({"a": ("F128", [1], b"\x00" * 16)})
+    elif case == "too_long_header":
+        data = (10**6).to_bytes(8, "little") + data[8:]
+    elif case == "truncated":
+        data = data[:-2]
+    elif case == "wrong_size":
+        data = s.safetensors_bytes({"a": ("F32", [3], b"\x00" * 8)})
+    elif case == "trailing":
+        data = data + b"\x00" * 4
+    elif case == "not_object":
+        data = s.safetensors_bytes({}, header_override=[1])  # type: ignore[arg-type]
+    fr = one(s.write(tmp_path / "x.safetensors", data))
+    assert fr.status == "blocked", fr
+
+
+# ------------------------------------------------------------------------------ torch
+
+
+def test_torch_zip_and_legacy(tmp_path: Path, marker: Path) -> None:
+    torch = pytest.importorskip("torch", reason="torch is needed to write real checkpoints")
+    sd = {"w": torch.ones(3, 4), "b": torch.zeros(2, dtype=torch.int64),
+          "h": torch.ones(5, dtype=torch.float16), "p": torch.nn.Parameter(torch.ones(2)),
+          "lin": torch.nn.Linear(2, 3).state_dict()}  # fmt: skip
+    torch.save(sd, tmp_path / "new.pt")
+    torch.save(sd, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pt")
+    assert one(tmp_path / "new.pt").status == "clean"
+    assert one(tmp_path / "new.pt").format == "torch"
+    legacy = one(tmp_path / "old.pt")
+    assert (legacy.status, legacy.format) == ("clean", "torch-legacy")
+    assert one(tmp_path / "module.pt").status == "clean"
+
+    torch.save({"w": torch.ones(2), "x": s.touch_marker(marker)}, tmp_path / "evil.pt")
+    torch.save({"w": torch.ones(2), "x": s.OpenFile(str(marker))}, tmp_path / "evil_old.pt",
+               _use_new_zipfile_serialization=False)  # fmt: skip
+    fr = one(tmp_path / "evil.pt")
+    assert fr.status == "findings" and fr.findings[0].name == "posix.system"
+    assert "!" in fr.findings[0].path and fr.findings[0].path.endswith("data.pkl")
+    fo = one(tmp_path / "evil_old.pt")
+    assert (fo.status, fo.format) == ("findings", "torch-legacy")
+    assert fo.findings[0].name == "io.open"
+
+    raw = (tmp_path / "old.pt").read_bytes()
+    assert one(s.write(tmp_path / "old_tail.pt", raw + b"\x00" * 8)).status == "blocked"
+    assert one(s.write(tmp_path / "old_cut.pt", raw[:-4])).status == "blocked"
+    zraw = (tmp_path / "new.pt").read_bytes()
+    assert one(s.write(tmp_path / "new_cut.pt", zraw[: len(zraw) // 2])).status == "blocked"
+
+
+def test_torch_zip_with_unknown_member_is_blocked(tmp_path: Path) -> None:
+    data = s.zip_of({"archive/data.pkl": pickle.dumps({"a": 1}, protocol=2),
+                     "archive/version": b"3\n", "archive/extra/blob.bin": b"\x01\x02\x03"})  # fmt: skip
+    fr = one(s.write(tmp_path / "m.pt", data))
+    assert fr.status == "blocked"
+
+
+# ------------------------------------------------------------------------------ ONNX
+
+
+def test_onnx_external_data_locations(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    def model(location: str | None) -> bytes:
+        init = helper.make_tensor("W", TensorProto.FLOAT, [2], [1.0, 2.0])
+        if location is not None:
+            init.ClearField("float_data")
+            init.data_location = TensorProto.EXTERNAL
+            for k, v in (("location", location), ("offset", "0"), ("length", "8")):
+                e = init.external_data.add()
+                e.key, e.value = k, v
+        node = helper.make_node("Add", ["X", "W"], ["Y"])
+        graph = helper.make_graph([node], "g",
+                                  [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2])],
+                                  [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2])],
+                                  [init])  # fmt: skip
+        return helper.make_model(graph).SerializeToString()
+
+    assert onnx
+    assert one(s.write(tmp_path / "a.onnx", model(None))).status == "clean"
+    fr = one(s.write(tmp_path / "b.onnx", model("weights.bin")))
+    assert (fr.status, fr.format) == ("clean", "onnx")
+    for bad in ("../../etc/passwd", "/etc/passwd", "sub/../../x", "C:\\\\x"):
+        fr = one(s.write(tmp_path / "c.onnx", model(bad)))
+        assert fr.status == "findings", bad
+        assert fr.findings[0].name == "external_data.location"
+    raw = model(None)
+    assert one(s.write(tmp_path / "d.onnx", raw[:-3])).status == "blocked"
+
+
+def test_real_onnx_sample_models_are_clean(tmp_path: Path) -> None:
+    from tests import model_samples
+
+    for name in ("logistic_regression", "two_input_model"):
+        fn = getattr(model_samples, name, None)
+        if fn is None:
+            continue
+        out = fn(tmp_path / f"{name}.onnx")
+        fr = one(out)
+        assert (fr.status, fr.format) == ("clean", "onnx"), fr
+
+
+# ------------------------------------------------------------------------------ Keras
+
+
+def test_keras_zip(tmp_path: Path, marker: Path) -> None:
+    clean = one(s.write(tmp_path / "ok.keras", s.keras_zip([s.dense_layer()])))
+    assert (clean.status, clean.format) == ("clean", "keras")
+    bad = one(
+        s.write(tmp_path / "bad.keras", s.keras_zip([s.dense_layer(), s.lambda_layer(marker)]))
+    )
+    assert bad.status == "findings"
+    assert any(f.severity == "critical" and "Lambda" in f.name for f in bad.findings)
+    custom = dict(s.dense_layer(), module="my_layers", class_name="Evil")
+    fr = one(s.write(tmp_path / "custom.keras", s.keras_zip([custom])))
+    assert [f.name for f in fr.findings] == ["my_layers.Evil"]
+
+
+def test_keras_h5(tmp_path: Path, marker: Path) -> None:
+    h5py = pytest.importorskip("h5py", reason="h5py writes real HDF5 files")
+    for name, layers in (("ok.h5", [s.dense_layer()]), ("bad.h5", [s.lambda_layer(marker)])):
+        with h5py.File(tmp_path / name, "w") as f:
+            f.attrs["model_config"] = json.dumps({"class_name": "Sequential",
+                                                  "config": {"layers": layers}})  # fmt: skip
+            f.create_dataset("w", data=np.ones((4, 4)))
+    assert one(tmp_path / "ok.h5").status == "clean"
+    bad = one(tmp_path / "bad.h5")
+    assert bad.format == "hdf5"
+    assert "Lambda" in [f.name for f in bad.findings]
+    assert all(f.severity == "critical" for f in bad.findings)
+
+
+# ------------------------------------------------------------------------------ GGUF
+
+
+def test_gguf(tmp_path: Path) -> None:
+    fr = one(s.write(tmp_path / "m.gguf", s.gguf_bytes(chat_template="{{ messages }}")))
+    assert (fr.status, fr.format) == ("clean", "gguf"), fr
+    bad = s.gguf_bytes(chat_template="{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    assert one(s.write(tmp_path / "t.gguf", bad)).status == "findings"
+    assert (
+        one(s.write(tmp_path / "n.gguf", s.gguf_bytes(n_tensors_claim=10**12))).status == "blocked"
+    )
+    raw = s.gguf_bytes()
+    assert one(s.write(tmp_path / "cut.gguf", raw[:-20])).status == "blocked"
+    assert (
+        one(s.write(tmp_path / "v.gguf", raw[:4] + b"\x09\x00\x00\x00" + raw[8:])).status
+        == "blocked"
+    )
+
+
+# ------------------------------------------------------------------------------ unknown, folders
+
+
+@pytest.mark.parametrize("data", [b"hello world\n", b"\x00\x01\x02\x03" * 10, b"", b"{}",
+                                  b"Reduce me"])  # fmt: skip
+def test_unknown_files_are_blocked_never_clean(tmp_path: Path, data: bytes) -> None:
+    fr = one(s.write(tmp_path / "model.pkl", data))
+    assert fr.status == "blocked"
+    assert fr.error is not None and fr.error.startswith("cannot verify:")
+
+
+def test_folder_parallel_one_bad_file_does_not_abort(tmp_path: Path, marker: Path) -> None:
+    (tmp_path / "d").mkdir()
+    for i in range(12):
+        np.save(tmp_path / "d" / f"a{i}.npy", np.arange(i))
+    s.write(tmp_path / "d" / "sub" / "evil.pkl", s.evil_pickle(marker))
+    s.write(tmp_path / "d" / "sub" / "junk.bin", b"junk")
+    for jobs in (1, 2):
+        report = scan_paths([str(tmp_path / "d")], jobs=jobs)
+        assert len(report.files) == 14
+        assert [f.status for f in report.files].count("clean") == 12
+        assert not report.ok
+        assert [f.path for f in report.files] == sorted(f.path for f in report.files)
+
+
+def test_expected_sha256(tmp_path: Path) -> None:
+    p = tmp_path / "a.npy"
+    np.save(p, np.arange(3))
+    digest = artifacts.sha256_of(str(p))
+    assert one(p, expected_sha256=digest).status == "clean"
+    assert one(p, expected_sha256="0" * 64).status == "blocked"
+
+
+# ------------------------------------------------------------------------------ output, CLI
+
+
+def test_run_scan_command_outputs_and_exit_codes(tmp_path: Path, marker: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    np.save(tmp_path / "ok.npy", np.arange(3))
+    s.write(tmp_path / "bad" / "evil.pkl", s.evil_pickle(marker))
+    assert run_scan_command([str(tmp_path / "ok.npy")], as_json=False, sarif=False) == 0
+    out = capsys.readouterr()
+    assert "ok.npy" in out.out and "clean" in out.out
+    assert out.err == ""  # no progress bar when stderr is not a terminal
+    assert run_scan_command([str(tmp_path / "bad")], as_json=True, sarif=False) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False
+    assert doc["files"][0]["findings"][0]["name"] == "posix.system"
+    assert run_scan_command([str(tmp_path)], as_json=False, sarif=True) == 1
+    sarif = json.loads(capsys.readouterr().out)
+    assert sarif["version"] == "2.1.0"
+    res = sarif["runs"][0]["results"]
+    assert res[0]["level"] == "error"
+    assert res[0]["locations"][0]["physicalLocation"]["region"]["byteOffset"] > 0
+    assert run_scan_command([str(tmp_path / "nope")], as_json=False, sarif=False) == 2
+
+
+def test_module_entry_point(tmp_path: Path, marker: Path) -> None:
+    s.write(tmp_path / "evil.pkl", s.evil_pickle(marker))
+    proc = subprocess.run([sys.executable, "-m", "bot.checks.scan", "--json", str(tmp_path)],
+                          capture_output=True, text=True, cwd=ROOT, check=False)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["files"][0]["status"] == "findings"
+
+
+def test_scan_import_is_light() -> None:
+    code = ("import sys; before = set(sys.modules); import bot.checks.scan; "
+            "heavy = {'numpy', 'torch', 'fsspec', 'slack_sdk', 'slack_bolt', 'github', 'flask', "
+            "'huey', 'gunicorn', 'zipfile', 'json', 'concurrent.futures'}; "
+            "print(sorted(heavy & (set(sys.modules) - before)))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout  # fmt: skip
+    assert out.strip() == "[]"
+
+
+def test_report_types() -> None:
+    r = ScanReport(())
+    assert r.ok and r.to_json()["summary"]["files"] == 0
+    assert r.to_sarif()["runs"][0]["results"] == []
+
+
+# ------------------------------------------------------------------------------ artifacts
+
+
+def test_artifacts_digest_and_uris(tmp_path: Path) -> None:
+    import hashlib
+
+    data = b"x" * (3 << 20) + b"tail"
+    p = s.write(tmp_path / "blob.bin", data)
+    want = hashlib.sha256(data).hexdigest()
+    assert artifacts.sha256_of(str(p)) == want
+    assert artifacts.sha256_of(p.as_uri()) == want
+    assert artifacts.verify_digest(str(p), "sha256:" + want.upper()) == want
+    with pytest.raises(artifacts.DigestMismatch):
+        artifacts.verify_digest(str(p), "0" * 64)
+    fsspec = pytest.importorskip("fsspec")
+    with fsspec.open("memory://m/blob.bin", "wb") as f:
+        f.write(data)
+    assert artifacts.sha256_of("memory://m/blob.bin") == want
+    [listed] = artifacts.walk_files("memory://m")
+    assert listed.startswith("memory://") and listed.endswith("m/blob.bin")
+    assert artifacts.sha256_of(listed) == want
+    assert scan_file(listed).status == "blocked"  # not a model: never clean
