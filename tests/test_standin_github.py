@@ -29,6 +29,7 @@ OWNER, NAME = "acme", "models"
 REVIEWER_TOKEN = "ghp_reviewer_token_standin"
 HOOK_SECRET = "It's a Secret to Everybody"
 APP_ID, INSTALLATION_ID = 4242, 777
+FAST: dict[str, Any] = {"seconds_between_requests": None, "seconds_between_writes": None}
 
 
 # ---------------------------------------------------------------------- fixtures
@@ -44,18 +45,19 @@ def standin() -> Iterator[GitHubStandIn]:
         )
         s.add_token(REVIEWER_TOKEN, "reviewer-rita")
         yield s
+        assert s.errors == []
 
 
 @pytest.fixture
 def gh(standin: GitHubStandIn) -> Iterator[github.Github]:
-    client = github.Github(base_url=standin.api_url, auth=github.Auth.Token(standin.token))
+    client = standin.client()
     yield client
     client.close()
 
 
 @pytest.fixture
 def reviewer(standin: GitHubStandIn) -> Iterator[github.Github]:
-    client = github.Github(base_url=standin.api_url, auth=github.Auth.Token(REVIEWER_TOKEN))
+    client = standin.client(REVIEWER_TOKEN)
     yield client
     client.close()
 
@@ -391,7 +393,7 @@ def test_app_jwt_installation_token_check_runs(
     private, public = app_key
     standin.register_app(APP_ID, public, INSTALLATION_ID, owner=OWNER)
     auth = github.Auth.AppAuth(APP_ID, private)
-    with github.GithubIntegration(base_url=standin.api_url, auth=auth) as gi:
+    with github.GithubIntegration(base_url=standin.api_url, auth=auth, **FAST) as gi:
         assert gi.get_app().slug == "aimodel-bot"
         installation = gi.get_repo_installation(OWNER, NAME)
         assert installation.id == INSTALLATION_ID
@@ -401,7 +403,7 @@ def test_app_jwt_installation_token_check_runs(
     sha = standin.branch_sha(OWNER, NAME, "main")
     assert sha is not None
     with github.Github(
-        base_url=standin.api_url, auth=auth.get_installation_auth(INSTALLATION_ID)
+        base_url=standin.api_url, auth=auth.get_installation_auth(INSTALLATION_ID), **FAST
     ) as bot:
         repo = bot.get_repo(f"{OWNER}/{NAME}")
         run = repo.create_check_run("aimodel/validate", sha, status="in_progress")
@@ -444,7 +446,7 @@ def test_installation_token_expiry(standin: GitHubStandIn, app_key: tuple[str, s
     private, public = app_key
     standin.register_app(APP_ID, public, INSTALLATION_ID, token_ttl=3600)
     with github.GithubIntegration(
-        base_url=standin.api_url, auth=github.Auth.AppAuth(APP_ID, private)
+        base_url=standin.api_url, auth=github.Auth.AppAuth(APP_ID, private), **FAST
     ) as gi:
         token = gi.get_access_token(INSTALLATION_ID).token
     url = f"{standin.api_url}/repos/{OWNER}/{NAME}"
@@ -491,14 +493,23 @@ def test_fail_next_502_is_retried_by_pygithub(standin: GitHubStandIn, gh: github
 def test_fail_next_secondary_rate_limit_with_retry_after(standin: GitHubStandIn) -> None:
     standin.fail_next("GET", r"/pulls$", 403, headers={"Retry-After": "1"})
     with (
-        github.Github(
-            base_url=standin.api_url, auth=github.Auth.Token(standin.token), retry=None
-        ) as client,
+        standin.client(retry=None) as client,
         pytest.raises(github.RateLimitExceededException) as exc,
     ):
         client.get_repo(f"{OWNER}/{NAME}").get_pulls().totalCount  # noqa: B018
     assert exc.value.status == 403
     assert exc.value.headers is not None and exc.value.headers.get("retry-after") == "1"
+
+
+def test_secondary_rate_limit_is_waited_out_by_pygithub_retry(
+    standin: GitHubStandIn, gh: github.Github
+) -> None:
+    standin.fail_next("GET", r"/repos/acme/models$", 403, headers={"Retry-After": "1"})
+    started = time.monotonic()
+    assert gh.get_repo(f"{OWNER}/{NAME}").name == "models"
+    assert time.monotonic() - started >= 0.9
+    statuses = [s for m, p, s in standin.requests if p == "/api/v3/repos/acme/models"]
+    assert statuses == [403, 200]
 
 
 def test_pagination_with_link_headers(
@@ -509,9 +520,7 @@ def test_pagination_with_link_headers(
     repo = gh.get_repo(f"{OWNER}/{NAME}")
     for i in range(5):
         repo.create_pull(base="main", head=f"b{i}", title=f"pr {i}")
-    with github.Github(
-        base_url=standin.api_url, auth=github.Auth.Token(standin.token), per_page=2
-    ) as paged:
+    with standin.client(per_page=2) as paged:
         pulls = list(paged.get_repo(f"{OWNER}/{NAME}").get_pulls(state="all"))
     assert [p.number for p in pulls] == [5, 4, 3, 2, 1]
     assert sum(1 for _, p, _ in standin.requests if p.endswith("/pulls")) >= 3
@@ -621,7 +630,7 @@ def test_check_run_rerequested_and_unreachable_receiver(
     sha = standin.branch_sha(OWNER, NAME, "main")
     assert sha is not None
     auth = github.Auth.AppAuth(APP_ID, private).get_installation_auth(INSTALLATION_ID)
-    with github.Github(base_url=standin.api_url, auth=auth) as bot:
+    with github.Github(base_url=standin.api_url, auth=auth, **FAST) as bot:
         run = bot.get_repo(f"{OWNER}/{NAME}").create_check_run(
             "aimodel/scan", sha, conclusion="failure"
         )
@@ -661,6 +670,9 @@ def _same_keys(fixture: Any, live: Any, path: str = "$") -> list[str]:
 
 EXPECTED_FIXTURES = [
     "ping/ping.json",
+    "pull_request/edited.json",
+    "pull_request/labeled.json",
+    "issue_comment/created.json",
     "pull_request/opened.json",
     "pull_request/synchronize.json",
     "pull_request/closed.json",
@@ -694,6 +706,9 @@ def test_live_payloads_have_the_fixture_shape(
     standin.commit_files(OWNER, NAME, "topic", {"t.txt": "t\n"}, "topic")
     pr = repo.create_pull(base="main", head="topic", title="topic")
     standin.commit_files(OWNER, NAME, "topic", {"t.txt": "t2\n"}, "topic 2")
+    pr.edit(title="Topic")
+    pr.add_to_labels("aimodel:create")
+    pr.create_issue_comment("Checks: running")
     pr.edit(state="closed")
     pr.edit(state="open")
     reviewer.get_repo(f"{OWNER}/{NAME}").get_pull(pr.number).create_review(event="APPROVE")
@@ -707,3 +722,80 @@ def test_live_payloads_have_the_fixture_shape(
             continue
         fixture = json.loads((FIXTURES / name).read_text())
         assert _same_keys(_shape(fixture), _shape(live[name])) == [], name
+
+
+# ---------------------------------------------------------------------- contents writes, hooks API, more events
+
+
+def test_contents_create_update_delete_fire_push(
+    standin: GitHubStandIn, gh: github.Github, receiver: Receiver
+) -> None:
+    standin.add_webhook(OWNER, NAME, receiver.url, HOOK_SECRET, events=["push"])
+    repo = gh.get_repo(f"{OWNER}/{NAME}")
+    created = repo.create_file("models/gpt.yaml", "Add gpt", "name: gpt\n", branch="main")
+    assert standin.branch_sha(OWNER, NAME, "main") == created["commit"].sha
+    blob = created["content"].sha
+    with pytest.raises(github.GithubException) as exc:
+        repo.update_file("models/gpt.yaml", "Bump", "name: gpt\nversion: 2\n", "0" * 40)
+    assert exc.value.status == 409
+    repo.update_file("models/gpt.yaml", "Bump", "name: gpt\nversion: 2\n", blob)
+    current = repo.get_contents("models/gpt.yaml")
+    assert not isinstance(current, list)
+    assert current.decoded_content == b"name: gpt\nversion: 2\n"
+    repo.delete_file("models/gpt.yaml", "Drop gpt", current.sha)
+    with pytest.raises(github.UnknownObjectException):
+        repo.get_contents("models/gpt.yaml")
+    pushes = standin.wait_for("push", count=3)
+    assert [p["payload"]["head_commit"]["message"] for p in pushes] == [
+        "Add gpt",
+        "Bump",
+        "Drop gpt",
+    ]
+    assert pushes[2]["payload"]["head_commit"]["removed"] == ["models/gpt.yaml"]
+
+
+def test_hooks_api_creates_a_hook_that_pings(
+    standin: GitHubStandIn, gh: github.Github, receiver: Receiver
+) -> None:
+    repo = gh.get_repo(f"{OWNER}/{NAME}")
+    hook = repo.create_hook(
+        "web",
+        {"url": receiver.url, "content_type": "json", "secret": HOOK_SECRET},
+        events=["pull_request", "push"],
+    )
+    assert hook.config["secret"] == "********"
+    ping = standin.wait_for("ping")[0]
+    assert ping["payload"]["hook"]["id"] == hook.id and ping["status_code"] == 200
+    assert receiver.received[0]["valid"]
+    assert [h.id for h in repo.get_hooks()] == [hook.id]
+    hook.delete()
+    assert list(repo.get_hooks()) == []
+
+
+def test_edits_labels_and_comments_fire_events(
+    standin: GitHubStandIn, gh: github.Github, receiver: Receiver
+) -> None:
+    standin.add_webhook(
+        OWNER, NAME, receiver.url, HOOK_SECRET, events=["pull_request", "issue_comment"]
+    )
+    standin.commit_files(OWNER, NAME, "topic", {"t.txt": "t\n"}, "topic")
+    pr = gh.get_repo(f"{OWNER}/{NAME}").create_pull(base="main", head="topic", title="old")
+    pr.edit(title="new")
+    pr.add_to_labels("aimodel:create")
+    comment = pr.create_issue_comment("Checks: running")
+    comment.edit("Checks: passed")
+    edited = standin.wait_for("issue_comment", "edited")[0]["payload"]
+    assert edited["changes"] == {"body": {"from": "Checks: running"}}
+    assert edited["issue"]["pull_request"]["url"].endswith("/pulls/1")
+    assert edited["comment"]["user"]["login"] == "octo-dev"
+    pr_edit = standin.wait_for("pull_request", "edited")[0]["payload"]
+    assert pr_edit["changes"] == {"title": {"from": "old"}}
+    labeled = standin.wait_for("pull_request", "labeled")[0]["payload"]
+    assert labeled["label"]["name"] == "aimodel:create"
+    assert [(d["event"], d["action"]) for d in standin.wait_for_deliveries(5)] == [
+        ("pull_request", "opened"),
+        ("pull_request", "edited"),
+        ("pull_request", "labeled"),
+        ("issue_comment", "created"),
+        ("issue_comment", "edited"),
+    ]

@@ -218,6 +218,8 @@ class GitHubStandIn:
         self.pat_check_runs = pat_check_runs
         self.hook_timeout = hook_timeout
         self.requests: list[tuple[str, str, int]] = []
+        #: exceptions raised inside the stand-in's handlers (answered with 500); should stay empty
+        self.errors: list[BaseException] = []
         self._lock = threading.RLock()
         self._tokens: dict[str, _Identity] = {token: _Identity(login, "user")}
         self._user_ids: dict[str, int] = {}
@@ -543,6 +545,42 @@ class GitHubStandIn:
                     )
                 self._delivery_cond.wait(left)
 
+    def wait_for(
+        self, event: str, action: str | None = None, count: int = 1, timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """Block until ``count`` deliveries of ``event`` (and ``action``) have been attempted;
+        return those deliveries."""
+        deadline = time.monotonic() + timeout
+        with self._delivery_cond:
+            while True:
+                found = [
+                    dict(d)
+                    for d in self._deliveries
+                    if d["delivered"]
+                    and d["event"] == event
+                    and (action is None or d["action"] == action)
+                ]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"{len(found)} of {count} {event}/{action} deliveries after {timeout}s: "
+                        f"{[(d['event'], d['action']) for d in self._deliveries]}"
+                    )
+                self._delivery_cond.wait(left)
+
+    def client(self, token: str | None = None, **kwargs: Any) -> Any:
+        """A PyGithub ``Github`` for this stand-in (``token`` defaults to ``self.token``), with
+        PyGithub's politeness pauses between requests off so tests run fast. Close it."""
+        import github
+
+        kwargs.setdefault("seconds_between_requests", None)
+        kwargs.setdefault("seconds_between_writes", None)
+        return github.Github(
+            base_url=self.api_url, auth=github.Auth.Token(token or self.token), **kwargs
+        )
+
     def redeliver(self, delivery_id: str) -> None:
         """Send a past delivery again with the same X-GitHub-Delivery (as GitHub's "Redeliver")."""
         with self._lock:
@@ -825,9 +863,29 @@ class GitHubStandIn:
                 "id": inst.installation_id,
                 "node_id": _node_id("IntegrationInstallation", inst.installation_id),
             }
+        if repo.owner_type == "Organization" and "organization" not in payload:
+            payload["organization"] = self._org_json(repo.owner)
         for hook in repo.hooks:
             if hook.active and ("*" in hook.events or event in hook.events):
                 self._enqueue(repo, hook, event, payload)
+
+    def _org_json(self, login: str) -> dict[str, Any]:
+        uid = self._user_id(login)
+        api = f"{self.api_url}/orgs/{quote(login)}"
+        return {
+            "login": login,
+            "id": uid,
+            "node_id": _node_id("Organization", uid),
+            "url": api,
+            "repos_url": f"{api}/repos",
+            "events_url": f"{api}/events",
+            "hooks_url": f"{api}/hooks",
+            "issues_url": f"{api}/issues",
+            "members_url": f"{api}/members{{/member}}",
+            "public_members_url": f"{api}/public_members{{/member}}",
+            "avatar_url": f"{self.base_url}/avatars/u/{uid}?v=4",
+            "description": None,
+        }
 
     def _enqueue(self, repo: _Repo, hook: _Hook, event: str, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, indent=2).encode()
@@ -901,7 +959,12 @@ class GitHubStandIn:
             "name": "web",
             "active": hook.active,
             "events": hook.events,
-            "config": {"content_type": "json", "url": hook.url, "insecure_ssl": "0"},
+            "config": {
+                "content_type": "json",
+                "url": hook.url,
+                "insecure_ssl": "0",
+                **({"secret": "********"} if hook.secret else {}),
+            },
             "updated_at": hook.created_at,
             "created_at": hook.created_at,
             "url": url,
@@ -1511,6 +1574,11 @@ class GitHubStandIn:
             ("GET", R + r"/branches", self._h_list_branches),
             ("GET", R + r"/branches/(?P<branch>.+)", self._h_branch),
             ("GET", R + r"/contents/?(?P<path>.*)", self._h_contents),
+            ("PUT", R + r"/contents/(?P<path>.+)", self._h_put_contents),
+            ("DELETE", R + r"/contents/(?P<path>.+)", self._h_delete_contents),
+            ("GET", R + r"/hooks", self._h_list_hooks),
+            ("POST", R + r"/hooks", self._h_create_hook),
+            ("DELETE", R + r"/hooks/(?P<hid>\d+)", self._h_delete_hook),
             ("GET", R + r"/commits/(?P<ref>[^/]+)/status", self._h_combined_status),
             ("GET", R + r"/commits/(?P<ref>[^/]+)/statuses", self._h_list_statuses),
             ("GET", R + r"/commits/(?P<ref>[^/]+)/check-runs", self._h_list_check_runs),
@@ -1587,6 +1655,13 @@ class GitHubStandIn:
         except ApiError as err:
             headers.update(err.headers)
             return err.status, headers, json.dumps(err.body()).encode()
+        except Exception as exc:  # a bug in the stand-in: answer like GitHub's 500, keep the cause
+            self.errors.append(exc)
+            body = {
+                "message": f"Server Error ({type(exc).__name__}: {exc})",
+                "documentation_url": DOCS_URL,
+            }
+            return 500, headers, json.dumps(body).encode()
 
     def _paginate(self, ctx: _Ctx, path: str, items: list[Any]) -> list[Any]:
         per_page = max(1, min(100, int(ctx.query.get("per_page", 30))))
@@ -1940,6 +2015,103 @@ class GitHubStandIn:
         ctx.paginate = False
         return listing
 
+    def _write_contents(
+        self, ctx: _Ctx, repo: _Repo, path: str, content: bytes | None
+    ) -> tuple[int, dict[str, Any]]:
+        d = ctx.data
+        path = path.strip("/")
+        branch = d.get("branch") or repo.default_branch
+        if not d.get("message"):
+            raise ApiError(422, 'Invalid request.\n\n"message" wasn\'t supplied.')
+        with self._lock:
+            before = _refs(repo.path)
+            parent = before.get(f"refs/heads/{branch}")
+            if parent is None and (branch != repo.default_branch or before):
+                raise ApiError(404, f"Branch {branch} not found")
+            existing = None
+            if parent:
+                line = _git(repo.path, "ls-tree", parent, "--", path).strip()
+                if line:
+                    existing = line.split()[2]
+            if content is None and existing is None:
+                raise ApiError(404, "Not Found")
+            if existing is not None and not d.get("sha"):
+                raise ApiError(422, 'Invalid request.\n\n"sha" wasn\'t supplied.')
+            if existing is not None and d.get("sha") != existing:
+                raise ApiError(409, f"{path} does not match {d.get('sha')}")
+            who = d.get("committer") or d.get("author") or {}
+            author = (
+                who.get("name") or ctx.ident.login,
+                who.get("email") or f"{ctx.ident.login}@users.noreply.github.com",
+            )
+            sha = _commit_files(repo.path, parent, {path: content}, d["message"], author=author)
+            _git(repo.path, "update-ref", f"refs/heads/{branch}", sha, parent or ZERO_SHA)
+            self._after_ref_change(repo, before, ctx.ident.login)
+        commit = self._h_git_commit(ctx, repo.owner, repo.name, sha)
+        if content is None:
+            return 200, {"content": None, "commit": commit}
+        ctx.query["ref"] = branch
+        entry = self._h_contents(ctx, repo.owner, repo.name, path)
+        entry.pop("content", None)
+        entry.pop("encoding", None)
+        return (201 if existing is None else 200), {"content": entry, "commit": commit}
+
+    def _h_put_contents(
+        self, ctx: _Ctx, owner: str, name: str, path: str
+    ) -> tuple[int, dict[str, Any]]:
+        repo = self._repo_for(ctx, owner, name)
+        try:
+            content = base64.b64decode(ctx.data.get("content", ""), validate=True)
+        except ValueError as exc:
+            raise ApiError(422, "content is not valid Base64") from exc
+        return self._write_contents(ctx, repo, path, content)
+
+    def _h_delete_contents(
+        self, ctx: _Ctx, owner: str, name: str, path: str
+    ) -> tuple[int, dict[str, Any]]:
+        repo = self._repo_for(ctx, owner, name)
+        return self._write_contents(ctx, repo, path, None)
+
+    def _h_list_hooks(self, ctx: _Ctx, owner: str, name: str) -> list[dict[str, Any]]:
+        repo = self._repo_for(ctx, owner, name)
+        return [self._hook_json(repo, h) for h in repo.hooks]
+
+    def _h_create_hook(self, ctx: _Ctx, owner: str, name: str) -> tuple[int, dict[str, Any]]:
+        repo = self._repo_for(ctx, owner, name)
+        config = ctx.data.get("config") or {}
+        if not config.get("url"):
+            raise ApiError(
+                422,
+                "Validation Failed",
+                [
+                    {
+                        "resource": "Hook",
+                        "code": "custom",
+                        "message": "Config must contain URL for webhooks",
+                    }
+                ],
+            )
+        hid = self.add_webhook(
+            repo.owner,
+            repo.name,
+            config["url"],
+            config.get("secret", ""),
+            events=ctx.data.get("events") or ["push"],
+            ping=True,
+        )
+        hook = next(h for h in repo.hooks if h.id == hid)
+        hook.active = bool(ctx.data.get("active", True))
+        return 201, self._hook_json(repo, hook)
+
+    def _h_delete_hook(self, ctx: _Ctx, owner: str, name: str, hid: str) -> tuple[int, None]:
+        repo = self._repo_for(ctx, owner, name)
+        with self._lock:
+            before = len(repo.hooks)
+            repo.hooks = [h for h in repo.hooks if h.id != int(hid)]
+            if len(repo.hooks) == before:
+                raise ApiError(404, "Not Found")
+        return 204, None
+
     # ------------------------------------------------------------------ handlers: commits, statuses, checks
 
     def _h_commit(self, ctx: _Ctx, owner: str, name: str, ref: str) -> dict[str, Any]:
@@ -2250,8 +2422,10 @@ class GitHubStandIn:
         d = ctx.data
         with self._lock:
             pr = self._pr(repo, n)
+            changes: dict[str, Any] = {}
             for key in ("title", "body"):
-                if key in d:
+                if key in d and d[key] != pr[key]:
+                    changes[key] = {"from": pr[key]}
                     pr[key] = d[key]
             if "base" in d:
                 if f"refs/heads/{d['base']}" not in _refs(repo.path):
@@ -2260,8 +2434,22 @@ class GitHubStandIn:
                         "Validation Failed",
                         [{"resource": "PullRequest", "field": "base", "code": "invalid"}],
                     )
+                if d["base"] != pr["base_ref"]:
+                    changes["base"] = {
+                        "ref": {"from": pr["base_ref"]},
+                        "sha": {"from": pr["base_sha"]},
+                    }
                 pr["base_ref"] = d["base"]
             pr["updated_at"] = _now_iso()
+            if changes:
+                payload = self._pr_event(repo, pr, "edited", ctx.ident.login)
+                payload = {
+                    "action": "edited",
+                    "number": pr["number"],
+                    "changes": changes,
+                    **{k: v for k, v in payload.items() if k not in ("action", "number")},
+                }
+                self._emit(repo, "pull_request", payload)
             state = d.get("state")
             if state == "closed" and pr["state"] == "open":
                 self._close_pr(repo, pr, ctx.ident.login, merged=False)
@@ -2467,13 +2655,28 @@ class GitHubStandIn:
             for label in self._label_names(ctx.data):
                 if label not in pr["labels"]:
                     pr["labels"].append(label)
+                    self._label_event(repo, pr, "labeled", label, ctx.ident.login)
             return [self._label_json(repo, x) for x in pr["labels"]]
+
+    def _label_event(
+        self, repo: _Repo, pr: dict[str, Any], action: str, label: str, actor: str
+    ) -> None:
+        payload = self._pr_event(repo, pr, action, actor)
+        payload["label"] = self._label_json(repo, label)
+        self._emit(repo, "pull_request", payload)
 
     def _h_set_labels(self, ctx: _Ctx, owner: str, name: str, n: str) -> list[dict[str, Any]]:
         repo = self._repo_for(ctx, owner, name)
         with self._lock:
             pr = self._pr(repo, n)
+            old = list(pr["labels"])
             pr["labels"] = list(dict.fromkeys(self._label_names(ctx.data)))
+            for label in old:
+                if label not in pr["labels"]:
+                    self._label_event(repo, pr, "unlabeled", label, ctx.ident.login)
+            for label in pr["labels"]:
+                if label not in old:
+                    self._label_event(repo, pr, "labeled", label, ctx.ident.login)
             return [self._label_json(repo, x) for x in pr["labels"]]
 
     def _h_remove_label(
@@ -2485,6 +2688,7 @@ class GitHubStandIn:
             if label not in pr["labels"]:
                 raise ApiError(404, "Label does not exist")
             pr["labels"].remove(label)
+            self._label_event(repo, pr, "unlabeled", label, ctx.ident.login)
             return [self._label_json(repo, x) for x in pr["labels"]]
 
     def _h_list_comments(self, ctx: _Ctx, owner: str, name: str, n: str) -> list[dict[str, Any]]:
@@ -2516,7 +2720,29 @@ class GitHubStandIn:
                 "updated_at": now,
             }
             repo.comments[c["id"]] = c
+            self._comment_event(repo, c, "created", ctx.ident.login)
             return 201, self._comment_json(repo, c)
+
+    def _comment_event(
+        self,
+        repo: _Repo,
+        c: dict[str, Any],
+        action: str,
+        actor: str,
+        changes: dict[str, Any] | None = None,
+    ) -> None:
+        payload: dict[str, Any] = {"action": action}
+        if changes is not None:
+            payload["changes"] = changes
+        payload.update(
+            {
+                "issue": self._issue_json(repo, repo.pulls[c["number"]]),
+                "comment": self._comment_json(repo, c),
+                "repository": self._repo_json(repo),
+                "sender": self._user(actor),
+            }
+        )
+        self._emit(repo, "issue_comment", payload)
 
     def _comment(self, repo: _Repo, cid: str) -> dict[str, Any]:
         c = repo.comments.get(int(cid))
@@ -2534,16 +2760,19 @@ class GitHubStandIn:
             c = self._comment(repo, cid)
             if c["user"] != ctx.ident.login:
                 raise ApiError(403, "You must be the author of this comment to edit it")
-            if "body" in ctx.data:
+            if "body" in ctx.data and ctx.data["body"] != c["body"]:
+                old = c["body"]
                 c["body"] = ctx.data["body"]
                 c["updated_at"] = _now_iso()
+                self._comment_event(repo, c, "edited", ctx.ident.login, {"body": {"from": old}})
             return self._comment_json(repo, c)
 
     def _h_delete_comment(self, ctx: _Ctx, owner: str, name: str, cid: str) -> tuple[int, None]:
         repo = self._repo_for(ctx, owner, name)
         with self._lock:
-            self._comment(repo, cid)
+            c = self._comment(repo, cid)
             del repo.comments[int(cid)]
+            self._comment_event(repo, c, "deleted", ctx.ident.login)
         return 204, None
 
 
@@ -2672,7 +2901,7 @@ def _commit_info(path: str, sha: str) -> dict[str, Any]:
 def _commit_files(
     path: str,
     parent: str | None,
-    files: dict[str, str | None] | dict[str, str],
+    files: dict[str, str | None] | dict[str, str] | dict[str, bytes | None],
     message: str,
     *,
     author: tuple[str, str],
@@ -2690,13 +2919,15 @@ def _commit_files(
             _git(path, "read-tree", parent, env=env)
         for fname, content in files.items():
             if content is None:
-                _git(path, "update-index", "--force-remove", "--", fname, env=env)
+                _git(
+                    path, "update-index", "--index-info", input_=f"0 {ZERO_SHA}\t{fname}\n", env=env
+                )
                 continue
             blob = (
                 subprocess.run(
                     ["git", "hash-object", "-w", "--stdin"],
                     cwd=path,
-                    input=content.encode(),
+                    input=content.encode() if isinstance(content, str) else content,
                     capture_output=True,
                     check=True,
                 )
@@ -2827,6 +3058,13 @@ def write_fixtures(directory: str) -> list[str]:
             "add-bert",
             {"models/bert.yaml": "name: bert\nversion: 2\n"},
             "Pin bert v2",
+        )
+        call("PATCH", f"/repos/acme/models/pulls/{pr['number']}", {"title": "Add BERT"})
+        call("POST", f"/repos/acme/models/issues/{pr['number']}/labels", ["aimodel:create"])
+        call(
+            "POST",
+            f"/repos/acme/models/issues/{pr['number']}/comments",
+            {"body": "Checks: running"},
         )
         call("PATCH", f"/repos/acme/models/pulls/{pr['number']}", {"state": "closed"})
         call("PATCH", f"/repos/acme/models/pulls/{pr['number']}", {"state": "open"})
