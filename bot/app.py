@@ -50,6 +50,16 @@ class Context:
             describe_artifact=describe_artifact,
         )
 
+    def close(self) -> None:
+        """Stop the git helper processes this context started."""
+        self.workspace.repo.close()
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @cached_property
     def jobs(self) -> Jobs:
         return Jobs(self)

@@ -111,29 +111,35 @@ def _run(p: c.Parsed) -> int:
 
         return serve(settings, port=cmd.port, with_worker=cmd.with_worker)
     if isinstance(cmd, c.Worker):
-        ctx = _context(settings)
-        _err(f"aimodel worker: serving the queue of {settings.home}")
-        ctx.jobs.run_worker(cmd.workers)
+        with _context(settings) as ctx:
+            _err(f"aimodel worker: serving the queue of {settings.home}")
+            ctx.jobs.run_worker(cmd.workers)
         return 0
 
     ctx = _context(settings)
     from bot.gitops import Refusal
 
     try:
-        if isinstance(cmd, c.PROPOSALS):
-            return _propose(ctx, cmd, common)
-        if isinstance(cmd, c.ListModels):
-            return _list(ctx, cmd, common)
-        if isinstance(cmd, c.Status):
-            return _status(ctx, cmd, common)
-        if isinstance(cmd, c.PrCommand):
-            return _pr(ctx, cmd, common)
-        if isinstance(cmd, c.Scan | c.Validate | c.Sign | c.Verify):
-            from bot import model_checks
-
-            return model_checks.run(ctx, cmd, common, _who(common, required=False))
+        return _run_with(ctx, cmd, common)
     except Refusal as exc:
         raise _Fail(exc.message, exc.exit_code) from None
+    finally:
+        ctx.close()
+
+
+def _run_with(ctx: Context, cmd: c.Command, common: c.Common) -> int:
+    if isinstance(cmd, c.PROPOSALS):
+        return _propose(ctx, cmd, common)
+    if isinstance(cmd, c.ListModels):
+        return _list(ctx, cmd, common)
+    if isinstance(cmd, c.Status):
+        return _status(ctx, cmd, common)
+    if isinstance(cmd, c.PrCommand):
+        return _pr(ctx, cmd, common)
+    if isinstance(cmd, c.Scan | c.Validate | c.Sign | c.Verify):
+        from bot import model_checks
+
+        return model_checks.run(ctx, cmd, common, _who(common, required=False))
     raise _Fail(f"{cmd.verb} is not available here", 2)
 
 

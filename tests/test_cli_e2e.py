@@ -1,0 +1,112 @@
+"""The GitOps loop end to end through the real CLI, on real git and real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import ModelFiles, Run, git_branches
+
+
+def test_init_is_idempotent_and_seeds_people(aimodel: Run, tmp_path: Path) -> None:
+    first = aimodel("init", "--person", "ada=data-scientist", "--json").json
+    assert first["created"] is True and first["added_people"] == ["ada=data-scientist"]
+    again = aimodel("init", "--person", "ada=data-scientist", "--json").json
+    assert again == {"home": first["home"], "created": False, "added_people": [], "key_created": False}
+    more = aimodel("init", "--person", "dev=devops-engineer", "--json").json
+    assert more["added_people"] == ["dev=devops-engineer"]
+    config = (tmp_path / "home" / "work").exists()
+    assert config
+    assert git_branches(tmp_path / "home") == ["main"]
+
+
+def test_full_lifecycle(aimodel: Run, home: Path, model_files: ModelFiles) -> None:
+    # create, by a Data Scientist: one PR adds the model, its new application and data set
+    opened = aimodel(
+        "create", "fraud", "--app", "payments", "--dataset", "transactions", "--artifact", str(model_files.onnx),
+        "--dataset-uri", str(model_files.data), "--label-column", "label", "--SLA", "accuracy>=0.9,size_mb<=1",
+        "--as", "ada", "--json",
+    ).json
+    assert opened["pr"] == 1 and opened["branch"].startswith("aimodel/create-fraud-")
+    pr = aimodel("pr", "show", "1", "--json").json
+    assert {n: c["state"] for n, c in pr["checks"].items()} == {
+        "manifest": "success", "scan": "success", "validate": "success", "sign": "success",
+    }
+    assert "0.95" in pr["checks"]["validate"]["details"]  # measured, not declared
+    assert pr["environments"] == []  # registering runs nothing anywhere: no approval needed
+    merged = aimodel("pr", "merge", "1", "--as", "ada", "--json").json
+    assert merged["deploy"]["ok"] is True
+    listed = aimodel("list", "--json").json
+    assert listed == [{"name": "fraud", "version": "1.0.0", "application": "payments", "dataset": "transactions", "environments": {}}]
+
+    # deploy to dev (no approvals in dev): merge -> running in dev, with its application
+    assert aimodel("deploy", "fraud", "--env", "dev", "--as", "dev", "--json").json["pr"] == 2
+    aimodel("pr", "merge", "2", "--as", "dev")
+    listed = aimodel("list", "--json").json
+    assert listed[0]["environments"] == {"dev": {"version": "1.0.0", "state": "running"}}
+    dev = home / "deploy" / "dev"
+    assert (dev / "fraud" / "1.0.0" / "fraud-v1.onnx").read_bytes() == model_files.onnx.read_bytes()
+    assert json.loads((dev / "_releases" / "payments.json").read_text())["models"] == {"fraud": "1.0.0"}
+
+    # update by a Data Engineer: the model and the application that pins it, in one PR
+    opened = aimodel("update", "fraud", "--artifact", str(model_files.onnx_v2), "--as", "eve", "--json").json
+    files = _changed_files(home, opened["branch"])
+    assert "models/fraud/model.yaml" in files and "apps/payments.yaml" in files
+    pr = aimodel("pr", "show", str(opened["pr"]), "--json").json
+    assert pr["title"] == "update fraud 1.0.0 -> 1.0.1"
+    assert pr["environments"] == ["dev"]
+    aimodel("pr", "merge", str(opened["pr"]), "--as", "eve")
+    assert json.loads((dev / "_releases" / "payments.json").read_text())["models"] == {"fraud": "1.0.1"}
+    assert aimodel("list", "--json").json[0]["environments"]["dev"] == {"version": "1.0.1", "state": "running"}
+
+    # deploy to prod: refused without a DevOps approval, merged with one
+    number = str(aimodel("deploy", "fraud", "--env", "prod", "--as", "eve", "--json").json["pr"])
+    refused = aimodel("pr", "merge", number, "--as", "eve", expect=1)
+    assert "prod needs 1 approval(s) from DevOps Engineer; has 0" in refused.err
+    own = aimodel("pr", "approve", number, "--as", "alan")  # an Application Developer's approval does not count for prod
+    assert "Still waiting: prod needs 1 approval(s)" in own.out
+    aimodel("pr", "approve", number, "--as", "dev")
+    aimodel("pr", "merge", number, "--as", "eve")
+    envs = aimodel("list", "--json").json[0]["environments"]
+    assert envs["prod"] == {"version": "1.0.1", "state": "running"}
+    assert (home / "deploy" / "prod" / "_releases" / "payments.json").exists()
+
+    # destroy: refused while pinned, then with --with-apps in one PR (prod is affected: needs DevOps)
+    refused = aimodel("destroy", "fraud", "--as", "eve", expect=1)
+    assert "pinned by payments" in refused.err and "--with-apps" in refused.err
+    number = str(aimodel("destroy", "fraud", "--with-apps", "--as", "eve", "--json").json["pr"])
+    aimodel("pr", "approve", number, "--as", "dev")
+    aimodel("pr", "merge", number, "--as", "eve")
+    assert aimodel("list", "--json").json == []
+    assert not (home / "deploy" / "prod" / "fraud").exists()
+    assert not (home / "deploy" / "prod" / "_releases" / "payments.json").exists()
+    assert aimodel("pr", "list", "--json").json == []
+    assert git_branches(home) == ["main"]  # merged branches are deleted
+
+
+def _changed_files(home: Path, branch: str) -> list[str]:
+    import git
+
+    repo = git.Repo(home / "repo.git")
+    try:
+        return sorted(repo.git.diff("--name-only", f"main...{branch}").split())
+    finally:
+        repo.close()
+
+
+def test_author_cannot_approve_own_pr_and_close_releases_lock(aimodel: Run, created: str) -> None:
+    number = str(aimodel("deploy", "fraud", "--env", "prod", "--as", "dev", "--json").json["pr"])
+    own = aimodel("pr", "approve", number, "--as", "dev", expect=1)
+    assert "author's own approval never counts" in own.err
+    locked = aimodel("update", "fraud", "--version", "2.0.0", "--as", "eve", expect=1)
+    assert f"model fraud is locked by PR #{number}" in locked.err
+    aimodel("pr", "close", number, "--as", "dev")
+    assert aimodel("update", "fraud", "--SLA", "accuracy>=0.8", "--as", "eve", "--json").json["pr"] == int(number) + 1
+
+
+def test_text_output_reads_like_a_terminal_tool(aimodel: Run, created: str) -> None:
+    out = aimodel("list").out.splitlines()
+    assert out[0].split() == ["MODEL", "VERSION", "APPLICATION", "DATASET", "DEV", "PROD", "TEST"]
+    assert out[1].split() == ["fraud", "1.0.0", "payments", "transactions", "-", "-", "-"]
+    shown = aimodel("pr", "show", "1").out
+    assert "state     merged" in shown and "validate  ok" in shown
