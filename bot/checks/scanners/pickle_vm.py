@@ -78,9 +78,11 @@ _JOBLIB_WRAPPERS = frozenset(
     }
 )
 
-# One run of >= 64 plain-number pushes directly followed by an op that pops to the mark.
+# One run of >= 64 plain-number pushes (FRAME headers may sit between them) directly
+# followed by an op that pops to the mark.
 _RUN_RE = re.compile(
-    rb"(?:G[\x00-\xff]{8}|J[\x00-\xff]{4}|K[\x00-\xff]|M[\x00-\xff]{2}|N|\x88|\x89){64,}+"
+    rb"(?:G[\x00-\xff]{8}|J[\x00-\xff]{4}|K[\x00-\xff]|M[\x00-\xff]{2}|N|\x88|\x89"
+    rb"|\x95[\x00-\xff]{8}){64,}+"
     rb"(?=[eutld1\x90\x91])"
 )
 
