@@ -388,7 +388,7 @@ def test_comments_create_edit_and_labels(
 
 
 def test_app_jwt_installation_token_check_runs(
-    standin: GitHubStandIn, gh: github.Github, app_key: tuple[str, str]
+    standin: GitHubStandIn, gh: github.Github, app_key: tuple[str, str], tmp_path: Path
 ) -> None:
     private, public = app_key
     standin.register_app(APP_ID, public, INSTALLATION_ID, owner=OWNER)
@@ -418,6 +418,15 @@ def test_app_jwt_installation_token_check_runs(
         assert runs[0].output.title == "SLA met"
         assert repo.get_check_run(run.id).conclusion == "success"
     assert standin.check_runs(OWNER, NAME, sha)[0]["conclusion"] == "success"
+
+    # the installation token also clones and pushes over git, as x-access-token
+    with git.Repo.clone_from(
+        standin.clone_url(OWNER, NAME, token.token), tmp_path / "bot"
+    ) as clone:
+        assert clone.head.commit.hexsha == sha
+        clone.git.checkout("-b", "bot-branch")
+        clone.git.push("origin", "bot-branch")
+    assert standin.branch_sha(OWNER, NAME, "bot-branch") == sha
 
     # a personal access token cannot write check runs on GitHub
     with pytest.raises(github.GithubException) as exc:
@@ -799,3 +808,48 @@ def test_edits_labels_and_comments_fire_events(
         ("issue_comment", "created"),
         ("issue_comment", "edited"),
     ]
+
+
+def test_concurrent_clients_do_not_trip_the_standin(
+    standin: GitHubStandIn, workdir: git.Repo
+) -> None:
+    sha = standin.branch_sha(OWNER, NAME, "main")
+    assert sha is not None
+    push_branch(workdir, "busy", {"busy.txt": "b\n"}, "busy")
+    with standin.client() as client:
+        pr = client.get_repo(f"{OWNER}/{NAME}").create_pull(base="main", head="busy", title="busy")
+    failures: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            with standin.client() as c:
+                repo = c.get_repo(f"{OWNER}/{NAME}")
+                for j in range(5):
+                    repo.get_commit(sha).create_status("success", context=f"ctx-{i}-{j}")
+                    repo.get_pull(pr.number).create_issue_comment(f"{i}/{j}")
+                    list(repo.get_pulls(state="all"))
+        except BaseException as exc:  # surfaced below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    push_branch(workdir, "busy", {"busy.txt": "b2\n"}, "busy 2")
+    for t in threads:
+        t.join(60)
+    assert failures == []
+    assert len(standin.statuses(OWNER, NAME, sha)) == 20
+    assert len(standin.comments(OWNER, NAME, pr.number)) == 20
+
+
+def test_stop_is_idempotent_and_restartable() -> None:
+    s = GitHubStandIn()
+    s.start()
+    s.create_repo("acme", "x")
+    assert requests.get(
+        f"{s.api_url}/rate_limit", headers={"Authorization": f"token {s.token}"}, timeout=10
+    ).ok
+    s.stop()
+    s.stop()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{s.api_url}/rate_limit", timeout=2)

@@ -1,32 +1,76 @@
-"""A stateful stand-in for the GitHub REST API and git smart HTTP, for tests.
+"""A stateful stand-in for the GitHub REST API, git hosting and webhook delivery, for tests.
 
-It serves real HTTP on 127.0.0.1 (an OS-chosen port) under the GitHub Enterprise style prefix
-``/api/v3``, so PyGithub works against it unchanged::
+It serves real HTTP on 127.0.0.1 (an OS-chosen port). The REST API lives under the GitHub
+Enterprise style prefix ``/api/v3``, so PyGithub works against it unchanged::
 
-    with GitHubStandIn() as gh_api:
-        gh_api.create_repo("acme", "models", files={"README.md": "# models\\n"})
-        gh = github.Github(base_url=gh_api.api_url, auth=github.Auth.Token(gh_api.token))
-        repo = gh.get_repo("acme/models")
+    with GitHubStandIn() as gh_api:                       # or .start() / .stop()
+        gh_api.create_repo("acme", "models", files={"models/a.yaml": "name: a\n"})
+        gh = gh_api.client()      # = Github(base_url=gh_api.api_url, auth=Auth.Token(gh_api.token),
+                                  #          seconds_between_requests=None, seconds_between_writes=None)
+        pr = gh.get_repo("acme/models").create_pull(base="main", head="x", title="t")
+        gh.close()
 
-Every repository is a real bare Git repository in a temporary folder, served over git's smart
-HTTP protocol (``git http-backend`` run as CGI) at ``http://127.0.0.1:PORT/<owner>/<name>.git``.
-Git clients authenticate with basic auth ``x-access-token:<token>`` (GitHub's convention); the
-token is checked. Pushes are detected by comparing refs before and after ``git-receive-pack``
-and produce ``push`` webhooks (and ``pull_request`` ``synchronize`` for open pull requests whose
-head branch moved), like GitHub.
+Git: every repository is a real bare repository in a temporary folder, served over git's smart
+HTTP protocol (``git http-backend`` run as CGI) at ``http://127.0.0.1:PORT/<owner>/<name>.git``
+(the ``clone_url`` in repo JSON). Git clients authenticate with basic auth
+``x-access-token:<token>`` (``.clone_url(owner, name, token)`` embeds it); the token is checked.
+Pushes are seen by comparing refs before and after ``git-receive-pack``.
 
-Pull request merges make a real merge commit in the bare repository (``git merge-tree`` +
-``git commit-tree``), so a later fetch sees it.
+Identities: ``token`` (default ``ghp_standin_default_token``, user ``octo-dev``) is valid from the
+start; ``.add_token(token, login)`` adds more users (a reviewer must not be the PR's author: GitHub
+refuses to let you approve your own pull request, and so does the stand-in). A GitHub App:
+``.register_app(app_id, public_key_pem, installation_id, owner="acme")``; its RS256 JWTs are
+verified, ``POST /app/installations/{id}/access_tokens`` issues ``ghs_`` tokens with
+``expires_at`` (``.expire_token(t)`` ages one). Check runs need an installation token, as on
+GitHub (``GitHubStandIn(pat_check_runs=True)`` relaxes that). Unknown or expired tokens get 401
+``{"message": "Bad credentials", "documentation_url": ...}``.
 
-Webhooks are delivered asynchronously from a background thread, signed like GitHub
-(``X-Hub-Signature-256``), recorded with the receiver's response status, and can be redelivered.
-The payload shapes follow GitHub's documented examples; ``tests/fixtures/github/`` holds samples.
+REST endpoints (all under ``/repos/{owner}/{repo}`` unless they start with ``/app``, ``/user``...):
+``GET /rate_limit``, ``GET /user``, ``GET /users/{u}``, ``GET /app``, ``GET /app/installations[/{id}]``,
+``POST /app/installations/{id}/access_tokens``, ``GET /installation/repositories``;
+repo: ``GET ''``, ``GET /installation``; refs: ``GET /git/refs``, ``GET /git/matching-refs/{p}``,
+``GET /git/ref/{r}``, ``POST /git/refs``, ``PATCH|DELETE /git/refs/{r}``, ``GET /git/commits/{sha}``;
+``GET /branches[/{b}]``; contents: ``GET /contents/{path}?ref=`` (base64 file or dir listing),
+``PUT|DELETE /contents/{path}`` (a real commit); commits: ``GET /commits/{ref}``,
+``POST /statuses/{sha}``, ``GET /statuses/{ref}``, ``GET /commits/{ref}/statuses``,
+``GET /commits/{ref}/status`` (combined), ``POST /check-runs``, ``GET|PATCH /check-runs/{id}``,
+``GET /commits/{ref}/check-runs``; pulls: ``GET|POST /pulls`` (state/head/base filters),
+``GET|PATCH /pulls/{n}`` (title, body, base, state open/closed), ``GET /pulls/{n}/files`` (real
+``git diff`` from the merge base, with patches), ``GET /pulls/{n}/commits``,
+``GET|POST /pulls/{n}/reviews`` (APPROVE, REQUEST_CHANGES, COMMENT, pending),
+``GET|PUT /pulls/{n}/merge`` (merge or squash: a real commit on the base branch; 405 when not
+mergeable or closed, 409 when ``sha`` is not the head); issues: ``GET /issues/{n}``,
+``GET|POST|PUT /issues/{n}/labels``, ``DELETE /issues/{n}/labels/{l}``,
+``GET|POST /issues/{n}/comments``, ``GET|PATCH|DELETE /issues/comments/{id}``;
+hooks: ``GET|POST /hooks``, ``DELETE /hooks/{id}``. Lists paginate with ``Link`` headers.
 
-Failure injection: :meth:`GitHubStandIn.fail_next` makes the next matching request(s) fail with
-a chosen status, headers and body (secondary rate limit, 429, 502...).
+Webhooks: ``.add_webhook(owner, name, url, secret, events=None, ping=False)`` (events default
+``["*"]``, everything). Deliveries go out from a background thread, signed like GitHub
+(``X-Hub-Signature-256: sha256=<hmac>``, ``X-GitHub-Event``, ``X-GitHub-Delivery`` uuid,
+``User-Agent: GitHub-Hookshot/...``, JSON body). Sent: ``push`` (any ref change: git push, refs
+API, contents API, merge), ``pull_request`` opened / edited / synchronize (head branch moved) /
+labeled / unlabeled / closed (``merged`` true or false; also when the head branch is deleted) /
+reopened, ``pull_request_review`` submitted (review state lowercase, as in webhooks),
+``issue_comment`` created / edited / deleted, ``check_run`` rerequested
+(``.rerequest_check_run(id)``), ``ping``. With a registered app for the owner, payloads carry
+``installation``. Inspect with ``.deliveries(event=None)``, block with
+``.wait_for_deliveries(n, timeout)`` or ``.wait_for(event, action=None, count=1)``, and resend
+with ``.redeliver(delivery_id)`` (same X-GitHub-Delivery). ``tests/fixtures/github/`` holds
+samples written by ``python -m tests.standins.github_api tests/fixtures/github``.
 
-What it does not do (yet): GraphQL, search, git data API writes (blobs/trees/commits),
-``PUT /contents`` writes, rebase merges, forks, branch protection, review comments on lines.
+Failure injection: ``.fail_next(method, path_regex, status, headers=None, body=None, times=1)``
+answers the next matching request(s) (``method`` ``*`` for any; ``path_regex`` searched in the
+full path, e.g. ``/api/v3/repos/acme/models/pulls`` or ``/acme/models.git/git-receive-pack``)
+with that status, e.g. a 403 secondary rate limit with ``Retry-After``, a 429, a 502.
+
+Inspection: ``.requests`` ((method, path, status) per request), ``.pulls(o, r)``,
+``.reviews(o, r, n)``, ``.check_runs(o, r, sha=None)``, ``.statuses(o, r, sha=None)``,
+``.comments(o, r, n=None)``, ``.branch_sha(o, r, b)``, ``.repo_path(o, r)`` (the bare repo),
+``.errors`` (exceptions inside the stand-in; answered 500). ``.commit_files(o, r, branch, files)``
+commits as someone else would push.
+
+Not covered: GraphQL, search, git data API writes (blobs/trees/commits), compare, rebase merges,
+forks, branch protection, line review comments, requested reviewers, check suites endpoints.
 """
 
 from __future__ import annotations
@@ -888,7 +932,7 @@ class GitHubStandIn:
         }
 
     def _enqueue(self, repo: _Repo, hook: _Hook, event: str, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload, indent=2).encode()
+        body = json.dumps(payload, separators=(",", ":")).encode()  # GitHub sends it minified
         delivery_id = str(uuid.uuid4())
         sig256 = hmac.new(hook.secret.encode(), body, hashlib.sha256).hexdigest()
         sig1 = hmac.new(hook.secret.encode(), body, hashlib.sha1).hexdigest()
@@ -1642,7 +1686,8 @@ class GitHubStandIn:
                 except ValueError as exc:
                     raise ApiError(400, "Problems parsing JSON") from exc
                 ctx = _Ctx(ident, query, data, environ, headers)
-                result = handler(ctx, **params)
+                with self._lock:  # one API call at a time: simple, and plenty fast for tests
+                    result = handler(ctx, **params)
                 status, payload = result if isinstance(result, tuple) else (200, result)
                 if status == 204:
                     return 204, {k: v for k, v in headers.items() if k != "Content-Type"}, b""
