@@ -8,16 +8,18 @@ Reproduce from the repository root:
 
     python benchmarks/bench_sign.py            # add --runs N to change repetitions
 
-It writes only under benchmarks/.work/ (a 1 GiB file, 2,000 small files, keys, bundles)
-and deletes that folder when done (--keep to keep it). The page cache is warmed before
-each timed series, so the figures compare hashing and per-file overhead, not the disk.
-model_signing (a test dependency) is measured through its Python API in this process and
-through its `sign key` command line, next to ours.
+It writes only under benchmarks/.work/sign/ (a 1 GiB file, 2,000 small files, keys,
+bundles) and deletes that folder when done (--keep to keep it). The page cache is warmed before
+each series, so the figures compare hashing and per-file overhead, not the disk. The
+contenders of each series take turns round by round, and each figure is the median, so
+load from other processes spreads over all of them. model_signing (a test dependency) is
+measured through its Python API in this process and through its `sign key` command line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import platform
@@ -35,7 +37,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-WORK = HERE / ".work"
+WORK = HERE / ".work" / "sign"  # only this subfolder: other benchmarks keep theirs in .work
 sys.path.insert(0, str(REPO))
 
 from bot.checks import sign  # noqa: E402
@@ -62,13 +64,15 @@ def _model_signing() -> Any:
             del sys.modules["OpenSSL"], sys.modules["OpenSSL.crypto"]
 
 
-def _time(fn: Callable[[], object], runs: int) -> list[float]:
-    times = []
+def _interleaved(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
+    """Median seconds of each function, the functions taking turns round by round."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def _warm(path: Path) -> None:
@@ -102,160 +106,144 @@ def _run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _bench_big(ms: Any, key_path: Path, runs: int) -> list[tuple[str, float, str]]:
+    key = sign.load_private_key(key_path)
+    pub = sign.load_public_key(key_path.with_name(key_path.name + ".pub"))
+    big = WORK / "big.bin"
+    big_sig = WORK / "big.bin.sig"
+    ms_sig = WORK / "big.ms.sig"
+    _make_big(big)
+    try:
+        _warm(big)
+        ms_signer = ms.signing.Config().use_elliptic_key_signer(private_key=key_path)
+        sign.sign_model(big, key, bundle_path=big_sig)
+        t = _interleaved(
+            {
+                "openssl": lambda: _run(["openssl", "dgst", "-sha256", str(big)]),
+                "sign": lambda: sign.sign_model(big, key, bundle_path=big_sig),
+                "verify": lambda: sign.verify_model(big, big_sig, [pub]),
+                "ms": lambda: ms_signer.sign(big, ms_sig),
+            },
+            runs,
+        )
+    finally:
+        big.unlink()  # the 1 GiB file goes as soon as it is measured
+    base = t["openssl"]
+    return [
+        ("1 GiB: openssl dgst -sha256", base, "baseline"),
+        ("1 GiB: sign_model", t["sign"], f"{t['sign'] / base:.2f}x openssl (goal <= 1.10x)"),
+        (
+            "1 GiB: verify_model",
+            t["verify"],
+            f"{t['verify'] / base:.2f}x openssl (goal <= 1.10x)",
+        ),
+        ("1 GiB: model_signing sign (API)", t["ms"], f"{t['ms'] / base:.2f}x openssl"),
+    ]
+
+
+def _bench_small(ms: Any, key_path: Path, count: int, runs: int) -> list[tuple[str, float, str]]:
+    key = sign.load_private_key(key_path)
+    pub_path = key_path.with_name(key_path.name + ".pub")
+    pub = sign.load_public_key(pub_path)
+    small = WORK / "small-model"
+    total = _make_small(small, count)
+    ours_sig = WORK / "small.ours.sig"
+    theirs_sig = WORK / "small.theirs.sig"
+    _warm(small)
+    ms_signer = (
+        ms.signing.Config()
+        .use_elliptic_key_signer(private_key=key_path)
+        .set_hashing_config(ms.hashing.Config().set_ignored_paths(paths=[], ignore_git_paths=True))
+    )
+    ms_signer.sign(small, theirs_sig)  # warm-up, and a bundle for their verifier
+    sign.sign_model(small, key, bundle_path=ours_sig)
+
+    def ms_verify() -> None:
+        ms.verifying.Config().use_elliptic_key_verifier(public_key=pub_path).verify(
+            small, theirs_sig
+        )
+
+    t = _interleaved(
+        {
+            "ms sign": lambda: ms_signer.sign(small, theirs_sig),
+            "sign": lambda: sign.sign_model(small, key, bundle_path=ours_sig),
+            "ms verify": ms_verify,
+            "verify": lambda: sign.verify_model(small, ours_sig, [pub]),
+        },
+        runs,
+    )
+    # the same through each command line: process start and imports included
+    py = sys.executable
+    ms_cli = [py, "-m", "model_signing", "sign", "key", str(small)]
+    ms_cli += ["--private_key", str(key_path), "--signature", str(theirs_sig)]
+    ours_cli = (
+        "import sys; from bot.checks.sign import run_sign_command as r; "
+        f"sys.exit(r({str(small)!r}, key={str(key_path)!r}, bundle={str(ours_sig)!r}))"
+    )
+    c = _interleaved(
+        {"ms": lambda: _run(ms_cli), "ours": lambda: _run([py, "-c", ours_cli])},
+        max(1, min(3, runs)),
+    )
+    label = f"{count} files ({total / 1e6:.1f} MB)"
+    return [
+        (f"{label}: model_signing sign (API)", t["ms sign"], "baseline"),
+        (
+            f"{label}: sign_model",
+            t["sign"],
+            f"{t['sign'] / t['ms sign']:.2f}x model_signing (goal <= 0.50x)",
+        ),
+        (f"{label}: model_signing verify (API)", t["ms verify"], "baseline"),
+        (
+            f"{label}: verify_model",
+            t["verify"],
+            f"{t['verify'] / t['ms verify']:.2f}x model_signing",
+        ),
+        (f"{label}: `model_signing sign key` CLI", c["ms"], "baseline"),
+        (
+            f"{label}: run_sign_command in a new process",
+            c["ours"],
+            f"{c['ours'] / c['ms']:.2f}x model_signing CLI",
+        ),
+    ]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--runs", type=int, default=5, help="timed repetitions per figure (median)")
+    ap.add_argument("--runs", type=int, default=5, help="timed rounds per series (median)")
     ap.add_argument("--small-files", type=int, default=2000)
-    ap.add_argument("--keep", action="store_true", help="keep benchmarks/.work afterwards")
+    ap.add_argument("--keep", action="store_true", help="keep benchmarks/.work/sign afterwards")
     args = ap.parse_args()
     runs = max(1, args.runs)
 
     ms = _model_signing()
+    load = os.getloadavg()[0]
     shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir(parents=True)
-    rows: list[tuple[str, float, str]] = []
+    WORK.mkdir(parents=True)  # (benchmarks/.work itself may hold other benchmarks' files)
     try:
         key_path = sign.generate_key(WORK / "key.pem")
-        pub_path = WORK / "key.pem.pub"
-        key = sign.load_private_key(key_path)
-        pub = sign.load_public_key(pub_path)
-
-        # ---- one 1 GiB file -------------------------------------------------------
-        big = WORK / "big.bin"
-        _make_big(big)
-        big_sig = WORK / "big.bin.sig"
-        _warm(big)
-        t_openssl = statistics.median(
-            _time(lambda: _run(["openssl", "dgst", "-sha256", str(big)]), runs)
-        )
-        t_sign_big = statistics.median(
-            _time(lambda: sign.sign_model(big, key, bundle_path=big_sig), runs)
-        )
-        t_verify_big = statistics.median(
-            _time(lambda: sign.verify_model(big, big_sig, [pub]), runs)
-        )
-        ms_sig = WORK / "big.ms.sig"
-        t_ms_big = statistics.median(
-            _time(
-                lambda: (
-                    ms.signing.Config()
-                    .use_elliptic_key_signer(private_key=key_path)
-                    .sign(big, ms_sig)
-                ),
-                max(1, runs // 2),
-            )
-        )
-        big.unlink()  # the 1 GiB file goes as soon as it is measured
-        rows += [
-            ("1 GiB: openssl dgst -sha256", t_openssl, "baseline"),
-            (
-                "1 GiB: sign_model",
-                t_sign_big,
-                f"{t_sign_big / t_openssl:.2f}x openssl (goal <= 1.10x)",
-            ),
-            (
-                "1 GiB: verify_model",
-                t_verify_big,
-                f"{t_verify_big / t_openssl:.2f}x openssl (goal <= 1.10x)",
-            ),
-            ("1 GiB: model_signing sign (API)", t_ms_big, f"{t_ms_big / t_openssl:.2f}x openssl"),
-        ]
-
-        # ---- 2,000 small files ----------------------------------------------------
-        small = WORK / "small-model"
-        total = _make_small(small, args.small_files)
-        ours_sig = WORK / "small.ours.sig"
-        theirs_sig = WORK / "small.theirs.sig"
-        _warm(small)
-        ms_sign = (
-            ms.signing.Config()
-            .use_elliptic_key_signer(private_key=key_path)
-            .set_hashing_config(
-                ms.hashing.Config().set_ignored_paths(paths=[], ignore_git_paths=True)
-            )
-        )
-        ms_sign.sign(small, theirs_sig)  # warm-up, and a bundle for their verifier
-        sign.sign_model(small, key, bundle_path=ours_sig)
-        t_ms_small = statistics.median(_time(lambda: ms_sign.sign(small, theirs_sig), runs))
-        t_sign_small = statistics.median(
-            _time(lambda: sign.sign_model(small, key, bundle_path=ours_sig), runs)
-        )
-
-        def _ms_verify() -> None:
-            ms.verifying.Config().use_elliptic_key_verifier(public_key=pub_path).verify(
-                small, theirs_sig
-            )
-
-        t_ms_verify_small = statistics.median(_time(_ms_verify, runs))
-        t_verify_small = statistics.median(
-            _time(lambda: sign.verify_model(small, ours_sig, [pub]), runs)
-        )
-        label = f"{args.small_files} files ({total / 1e6:.1f} MB)"
-        rows += [
-            (f"{label}: model_signing sign (API)", t_ms_small, "baseline"),
-            (
-                f"{label}: sign_model",
-                t_sign_small,
-                f"{t_sign_small / t_ms_small:.2f}x model_signing (goal <= 0.50x)",
-            ),
-            (f"{label}: model_signing verify (API)", t_ms_verify_small, "baseline"),
-            (
-                f"{label}: verify_model",
-                t_verify_small,
-                f"{t_verify_small / t_ms_verify_small:.2f}x model_signing",
-            ),
-        ]
-
-        # ---- the same through each command line (process start and imports included) --
-        cli_runs = max(1, min(3, runs))
-        py = sys.executable
-        t_ms_cli = statistics.median(
-            _time(
-                lambda: _run(
-                    [
-                        py,
-                        "-m",
-                        "model_signing",
-                        "sign",
-                        "key",
-                        str(small),
-                        "--private_key",
-                        str(key_path),
-                        "--signature",
-                        str(theirs_sig),
-                    ]
-                ),
-                cli_runs,
-            )
-        )
-        ours_cli = (
-            "import sys; from bot.checks.sign import run_sign_command as r; "
-            f"sys.exit(r({str(small)!r}, key={str(key_path)!r}, bundle={str(ours_sig)!r}))"
-        )
-        t_our_cli = statistics.median(_time(lambda: _run([py, "-c", ours_cli]), cli_runs))
-        rows += [
-            (f"{label}: `model_signing sign key` CLI", t_ms_cli, "baseline"),
-            (
-                f"{label}: run_sign_command in a new process",
-                t_our_cli,
-                f"{t_our_cli / t_ms_cli:.2f}x model_signing CLI",
-            ),
-        ]
+        rows = _bench_big(ms, key_path, runs)
+        rows += _bench_small(ms, key_path, args.small_files, runs)
     finally:
         if not args.keep:
             shutil.rmtree(WORK, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                WORK.parent.rmdir()  # only if no other benchmark keeps anything there
 
+    openssl = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout
     print(
         f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
-        f"{platform.python_version()}, {subprocess.run(['openssl', 'version'], capture_output=True, text=True).stdout.strip()}"
+        f"{platform.python_version()}, {openssl.strip()}"
     )
-    print(f"median of {runs} runs (CLI rows: {min(3, runs)}), warm page cache\n")
+    print(
+        f"median of {runs} interleaved rounds (CLI rows: {min(3, runs)}), warm page cache, "
+        f"1-minute load average before the run {load:.2f}\n"
+    )
     width = max(len(r[0]) for r in rows)
     print(f"{'measurement':<{width}}  {'seconds':>8}  comparison")
     print(f"{'-' * width}  {'-' * 8}  {'-' * 40}")
     for name, secs, note in rows:
         print(f"{name:<{width}}  {secs:8.3f}  {note}")
-    print("\nreproduce: python benchmarks/bench_sign.py --runs", runs)
+    print(f"\nreproduce: python benchmarks/bench_sign.py --runs {runs}")
     return 0
 
 
