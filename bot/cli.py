@@ -209,6 +209,11 @@ def _print_checks(ctx: Context, number: int) -> None:
 
 def _list(ctx: Context, cmd: c.ListModels, common: c.Common) -> int:
     _authorized(ctx, "list", _who(common, required=False))
+    catalog = ctx.gitops.catalog()
+    if cmd.app and cmd.app not in catalog.apps:
+        raise _Fail(f"there is no application named {cmd.app!r}; applications: {', '.join(sorted(catalog.apps)) or 'none yet'}", 1)
+    if cmd.env and cmd.env not in catalog.config.environments:
+        raise _Fail(f"there is no environment named {cmd.env!r}; environments: {', '.join(catalog.config.environments)}", 1)
     rows, envs = list_rows(ctx, cmd.app, cmd.env)
     if common.json:
         _json(rows)

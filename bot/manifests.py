@@ -201,7 +201,10 @@ class _Reader:
             return default
         if isinstance(value, bool) or isinstance(value, (dict, list)):
             raise self.fail(path, f"expected a string, got {_kind(value)}")
-        return str(value)  # versions like 1.0 arrive as floats from YAML; keep their text
+        if not isinstance(value, str):
+            # Unquoted numbers (version 1.10, an all-digit digest): keep the text as written.
+            return self.doc.texts.get(path, str(value))
+        return value
 
     def integer(self, path: Path_, *, default: int | None = None) -> int:
         value = self.get(path)

@@ -38,6 +38,8 @@ class RawDocument:
     file: str
     data: object
     lines: dict[Path_, int] = field(default_factory=dict)
+    # The source text of each scalar: `version: 1.10` is the float 1.1 to YAML, "1.10" to us.
+    texts: dict[Path_, str] = field(default_factory=dict)
 
     def line_of(self, path: Path_) -> int | None:
         # Walk up to the nearest ancestor that has a line (a missing field's parent).
@@ -108,6 +110,7 @@ def _walk(node: yaml.Node, path: Path_, doc: RawDocument, depth: int) -> object:
     if isinstance(node, yaml.SequenceNode):
         return [_walk(item, (*path, i), doc, depth + 1) for i, item in enumerate(node.value)]
     assert isinstance(node, yaml.ScalarNode)
+    doc.texts[path] = str(node.value)
     return _scalar(node)
 
 
