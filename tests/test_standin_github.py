@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -853,3 +854,27 @@ def test_stop_is_idempotent_and_restartable() -> None:
     s.stop()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{s.api_url}/rate_limit", timeout=2)
+
+
+def test_compare_commits_trees_and_blobs(
+    standin: GitHubStandIn, gh: github.Github, workdir: git.Repo
+) -> None:
+    base = standin.branch_sha(OWNER, NAME, "main")
+    head = push_branch(workdir, "cmp", {"models/bert.yaml": "name: bert\n"}, "Add bert")
+    standin.commit_files(OWNER, NAME, "main", {"other.txt": "o\n"}, "main moves on")
+    repo = gh.get_repo(f"{OWNER}/{NAME}")
+    cmp = repo.compare("main", "cmp")
+    assert (cmp.status, cmp.ahead_by, cmp.behind_by) == ("diverged", 1, 1)
+    assert cmp.merge_base_commit.sha == base
+    assert [c.sha for c in cmp.commits] == [head]
+    assert [f.filename for f in cmp.files] == ["models/bert.yaml"]
+
+    assert [c.sha for c in repo.get_commits(sha="cmp")] == [head, base]
+    assert [c.sha for c in repo.get_commits(sha="cmp", path="models/bert.yaml")] == [head]
+
+    tree = repo.get_git_tree("cmp", recursive=True)
+    paths = {e.path: e for e in tree.tree}
+    assert {"README.md", "models", "models/bert.yaml", "models/resnet.yaml"} <= set(paths)
+    assert paths["models"].type == "tree"
+    blob = repo.get_git_blob(paths["models/bert.yaml"].sha)
+    assert base64.b64decode(blob.content) == b"name: bert\n"

@@ -29,7 +29,8 @@ REST endpoints (all under ``/repos/{owner}/{repo}`` unless they start with ``/ap
 ``GET /rate_limit``, ``GET /user``, ``GET /users/{u}``, ``GET /app``, ``GET /app/installations[/{id}]``,
 ``POST /app/installations/{id}/access_tokens``, ``GET /installation/repositories``;
 repo: ``GET ''``, ``GET /installation``; refs: ``GET /git/refs``, ``GET /git/matching-refs/{p}``,
-``GET /git/ref/{r}``, ``POST /git/refs``, ``PATCH|DELETE /git/refs/{r}``, ``GET /git/commits/{sha}``;
+``GET /git/ref/{r}``, ``POST /git/refs``, ``PATCH|DELETE /git/refs/{r}``, ``GET /git/commits/{sha}``, ``GET /git/trees/{ref}[?recursive=1]``,
+``GET /git/blobs/{sha}``, ``GET /commits[?sha=&path=]``, ``GET /compare/{base}...{head}``;
 ``GET /branches[/{b}]``; contents: ``GET /contents/{path}?ref=`` (base64 file or dir listing),
 ``PUT|DELETE /contents/{path}`` (a real commit); commits: ``GET /commits/{ref}``,
 ``POST /statuses/{sha}``, ``GET /statuses/{ref}``, ``GET /commits/{ref}/statuses``,
@@ -69,7 +70,7 @@ Inspection: ``.requests`` ((method, path, status) per request), ``.pulls(o, r)``
 ``.errors`` (exceptions inside the stand-in; answered 500). ``.commit_files(o, r, branch, files)``
 commits as someone else would push.
 
-Not covered: GraphQL, search, git data API writes (blobs/trees/commits), compare, rebase merges,
+Not covered: GraphQL, search, git data API writes (blobs/trees/commits), rebase merges,
 forks, branch protection, line review comments, requested reviewers, check suites endpoints.
 """
 
@@ -1627,6 +1628,10 @@ class GitHubStandIn:
             ("GET", R + r"/commits/(?P<ref>[^/]+)/statuses", self._h_list_statuses),
             ("GET", R + r"/commits/(?P<ref>[^/]+)/check-runs", self._h_list_check_runs),
             ("GET", R + r"/commits/(?P<ref>[^/]+)", self._h_commit),
+            ("GET", R + r"/commits", self._h_list_commits),
+            ("GET", R + r"/compare/(?P<basehead>.+)", self._h_compare),
+            ("GET", R + r"/git/trees/(?P<sha>[^/]+)", self._h_tree),
+            ("GET", R + r"/git/blobs/(?P<sha>[0-9a-f]{40})", self._h_blob),
             ("POST", R + r"/statuses/(?P<sha>[0-9a-f]{40})", self._h_create_status),
             ("GET", R + r"/statuses/(?P<ref>[^/]+)", self._h_list_statuses),
             ("POST", R + r"/check-runs", self._h_create_check_run),
@@ -2162,6 +2167,101 @@ class GitHubStandIn:
     def _h_commit(self, ctx: _Ctx, owner: str, name: str, ref: str) -> dict[str, Any]:
         repo = self._repo_for(ctx, owner, name)
         return self._commit_json(repo, self._resolve(repo, ref))
+
+    def _h_list_commits(self, ctx: _Ctx, owner: str, name: str) -> list[dict[str, Any]]:
+        repo = self._repo_for(ctx, owner, name)
+        start = self._resolve(repo, ctx.query.get("sha") or repo.default_branch)
+        args = ["rev-list", start]
+        if ctx.query.get("path"):
+            args += ["--", ctx.query["path"]]
+        return [self._commit_json(repo, c, files=False) for c in _git(repo.path, *args).split()]
+
+    def _h_compare(self, ctx: _Ctx, owner: str, name: str, basehead: str) -> dict[str, Any]:
+        repo = self._repo_for(ctx, owner, name)
+        if "..." not in basehead:
+            raise ApiError(404, "Not Found")
+        base_ref, head_ref = basehead.split("...", 1)
+        try:
+            base, head = self._resolve(repo, base_ref), self._resolve(repo, head_ref)
+        except ApiError as exc:
+            raise ApiError(404, "Not Found") from exc
+        merge_base = _merge_base(repo.path, base, head)
+        if merge_base is None:
+            raise ApiError(404, f"No common ancestor between {base_ref} and {head_ref}.")
+        ahead = _git(repo.path, "rev-list", "--reverse", f"{merge_base}..{head}").split()
+        behind = len(_git(repo.path, "rev-list", f"{merge_base}..{base}").split())
+        if base == head:
+            status = "identical"
+        elif not behind:
+            status = "ahead"
+        elif not ahead:
+            status = "behind"
+        else:
+            status = "diverged"
+        u = self._api_repo_url(repo)
+        html = f"{self._html(repo)}/compare/{basehead}"
+        ctx.paginate = False
+        page = int(ctx.query.get("page", 1))
+        return {
+            "url": f"{u}/compare/{basehead}",
+            "html_url": html,
+            "permalink_url": f"{self._html(repo)}/compare/{base}...{head}",
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
+            "base_commit": self._commit_json(repo, base, files=False),
+            "merge_base_commit": self._commit_json(repo, merge_base, files=False),
+            "status": status,
+            "ahead_by": len(ahead),
+            "behind_by": behind,
+            "total_commits": len(ahead),
+            "commits": [self._commit_json(repo, c, files=False) for c in ahead]
+            if page == 1
+            else [],
+            "files": self._file_list(repo, merge_base, head),
+        }
+
+    def _h_tree(self, ctx: _Ctx, owner: str, name: str, sha: str) -> dict[str, Any]:
+        repo = self._repo_for(ctx, owner, name)
+        try:
+            tree = _git(
+                repo.path, "rev-parse", "--verify", f"{self._resolve(repo, sha)}^{{tree}}"
+            ).strip()
+        except (ApiError, subprocess.CalledProcessError):
+            try:
+                tree = _git(repo.path, "rev-parse", "--verify", f"{sha}^{{tree}}").strip()
+            except subprocess.CalledProcessError as exc:
+                raise ApiError(404, "Not Found") from exc
+        u = self._api_repo_url(repo)
+        args = ["ls-tree", "-l", "--full-tree"]
+        if ctx.query.get("recursive") not in (None, "", "0", "false"):
+            args += ["-r", "-t"]
+        entries = []
+        for line in _git(repo.path, *args, tree).splitlines():
+            meta, _, path = line.partition("\t")
+            mode, otype, osha, size = meta.split()
+            entry: dict[str, Any] = {"path": path, "mode": mode, "type": otype, "sha": osha}
+            if otype == "blob":
+                entry["size"] = int(size)
+            entry["url"] = f"{u}/git/{otype}s/{osha}"
+            entries.append(entry)
+        ctx.paginate = False
+        return {"sha": tree, "url": f"{u}/git/trees/{tree}", "tree": entries, "truncated": False}
+
+    def _h_blob(self, ctx: _Ctx, owner: str, name: str, sha: str) -> dict[str, Any]:
+        repo = self._repo_for(ctx, owner, name)
+        proc = subprocess.run(
+            ["git", "cat-file", "blob", sha], cwd=repo.path, capture_output=True, check=False
+        )
+        if proc.returncode != 0:
+            raise ApiError(404, "Not Found")
+        return {
+            "sha": sha,
+            "node_id": _node_id("Blob", int(sha[:8], 16)),
+            "size": len(proc.stdout),
+            "url": f"{self._api_repo_url(repo)}/git/blobs/{sha}",
+            "content": base64.b64encode(proc.stdout).decode(),
+            "encoding": "base64",
+        }
 
     def _h_create_status(
         self, ctx: _Ctx, owner: str, name: str, sha: str
