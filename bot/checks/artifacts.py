@@ -7,11 +7,9 @@ imported lazily. Nothing here reads a whole file into memory.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from typing import IO, Any
-from urllib.parse import unquote, urlsplit
 
 BLOCK_SIZE = 1 << 20  # 1 MiB
 
@@ -29,6 +27,8 @@ class DigestMismatch(ValueError):
 def local_path(uri: str) -> str | None:
     """The filesystem path of a plain path or ``file://`` URI, else ``None``."""
     if uri.startswith("file://"):
+        from urllib.parse import unquote, urlsplit
+
         parts = urlsplit(uri)
         return unquote(parts.path) if not parts.netloc or parts.netloc == "localhost" else None
     if "://" in uri:
@@ -108,6 +108,8 @@ def iter_blocks(uri: str, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
 
 def sha256_of(uri: str) -> str:
     """The hex SHA-256 of the artifact, streamed in 1 MiB blocks."""
+    import hashlib
+
     h = hashlib.sha256()
     for block in iter_blocks(uri):
         h.update(block)

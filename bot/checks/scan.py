@@ -213,11 +213,25 @@ def scan_paths(
     n_jobs = jobs if jobs is not None else _default_jobs(files)
     bar = _Progress(len(files), progress)
     reports: list[FileReport] = []
-    # Processes pay ~30 ms to start; below a few files or bytes, one process is faster.
-    if n_jobs <= 1 or len(files) < 8:
+    # Parsing is CPU-bound Python, so threads share one core (the GIL); worker processes
+    # (forked, ~10 ms each) scale across cores. AIMODEL_SCAN_PARALLEL=thread|serial exists
+    # for benchmarks/bench_scan.py, which measures the three.
+    mode = os.environ.get("AIMODEL_SCAN_PARALLEL", "process")
+    if n_jobs <= 1 or len(files) < 8 or mode == "serial":
         for i, uri in enumerate(files):
             reports.append(scan_file(uri, allow=allow_t, expected_sha256=expected_sha256))
             bar.update(i + 1)
+    elif mode == "thread":
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            for i, fr in enumerate(
+                pool.map(
+                    lambda u: scan_file(u, allow=allow_t, expected_sha256=expected_sha256), files
+                )
+            ):
+                reports.append(fr)
+                bar.update(i + 1)
     else:
         reports = _scan_parallel(files, allow_t, expected_sha256, n_jobs, bar)
     bar.close()

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from ..scan_report import Finding
 from .pickle_vm import TORCH_LEGACY_MAGIC, PickleContext, torch_storage_bytes, walk_pickle
-from .source import CannotVerify, Source, Truncated
+from .source import CannotVerify, LazyRe, Source, Truncated
 
 NPY_MAGIC = b"\x93NUMPY"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -93,7 +93,7 @@ def scan_pickle_stream(src: Source, ctx: PickleContext, *, first_only: bool = Fa
 # --------------------------------------------------------------------------- numpy .npy
 
 
-_DESCR = re.compile(r"^[<>|=]?([a-zA-Z?])(\d*)(?:\[[a-zA-Z0-9]+\])?$")
+_DESCR = LazyRe(r"^[<>|=]?([a-zA-Z?])(\d*)(?:\[[a-zA-Z0-9]+\])?$")
 
 
 def _descr_info(descr: Any) -> tuple[int, bool]:
@@ -269,7 +269,7 @@ _GGML = {
     19: (50, 256), 20: (18, 32), 21: (110, 256), 22: (82, 256), 23: (136, 256), 24: (1, 1),
     25: (2, 1), 26: (4, 1), 27: (8, 1), 28: (8, 1), 29: (56, 256), 30: (2, 1),
 }  # fmt: skip
-_JINJA_RISK = re.compile(
+_JINJA_RISK = LazyRe(
     r"__(class|globals|builtins|subclasses|init|mro|base|import)__|\b(os|subprocess)\.|popen|cycler|joiner|lipsum"
 )
 
@@ -373,11 +373,11 @@ def scan_gguf(src: Source, ctx: PickleContext) -> str:
 # --------------------------------------------------------------------------- HDF5 (Keras .h5)
 
 _H5_CODE = (
-    (re.compile(rb'"class_name":\s*"Lambda"'), "Lambda", "critical", "Keras Lambda layer: "
+    (LazyRe(rb'"class_name":\s*"Lambda"'), "Lambda", "critical", "Keras Lambda layer: "
      "marshalled Python bytecode runs when the model loads"),
-    (re.compile(rb'"class_name":\s*"__lambda__"'), "__lambda__", "critical",
+    (LazyRe(rb'"class_name":\s*"__lambda__"'), "__lambda__", "critical",
      "serialized Python lambda"),
-    (re.compile(rb'"class_name":\s*"TFOpLambda"'), "TFOpLambda", "medium",
+    (LazyRe(rb'"class_name":\s*"TFOpLambda"'), "TFOpLambda", "medium",
      "TFOpLambda layer calls TensorFlow functions by name"),
 )  # fmt: skip
 
@@ -539,7 +539,7 @@ def scan_onnx(src: Source, ctx: PickleContext) -> str:
 
 # --------------------------------------------------------------------------- zip archives
 
-_TORCH_META = re.compile(
+_TORCH_META = LazyRe(
     r"(^|/)(version|byteorder|\.format_version|\.storage_alignment|\.data/version"
     r"|\.data/serialization_id|data/\d+|constants/\d+)$"
 )

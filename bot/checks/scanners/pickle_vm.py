@@ -12,11 +12,10 @@ from __future__ import annotations
 import codecs
 import re
 import struct
-from dataclasses import dataclass, field
 
 from ..scan_report import Finding
 from .policy import AllowList, severity_of
-from .source import CannotVerify, Source, Truncated
+from .source import CannotVerify, LazyRe, Source, Truncated
 
 
 class Global:
@@ -80,7 +79,7 @@ _JOBLIB_WRAPPERS = frozenset(
 
 # One run of >= 64 plain-number pushes (FRAME headers may sit between them) directly
 # followed by an op that pops to the mark.
-_RUN_RE = re.compile(
+_RUN_RE = LazyRe(
     rb"(?:G[\x00-\xff]{8}|J[\x00-\xff]{4}|K[\x00-\xff]|M[\x00-\xff]{2}|N|\x88|\x89"
     rb"|\x95[\x00-\xff]{8}){64,}+"
     rb"(?=[eutld1\x90\x91])"
@@ -108,15 +107,21 @@ def _py2_fix(module: str, name: str) -> tuple[str, str]:
     return _COMPAT.get(module, module), name
 
 
-@dataclass
 class PickleContext:
-    path: str
-    fmt: str
-    allow: AllowList
-    findings: list[Finding] = field(default_factory=list)
-    persids: dict[str, tuple[object, object]] | None = None
-    joblib_arrays: int = 0
-    depth: int = 0
+    """Where findings go while one file (or archive member) is scanned."""
+
+    __slots__ = ("allow", "depth", "findings", "fmt", "joblib_arrays", "path", "persids")
+
+    def __init__(
+        self, path: str, fmt: str, allow: AllowList, findings: list[Finding] | None = None
+    ) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.allow = allow
+        self.findings: list[Finding] = [] if findings is None else findings
+        self.persids: dict[str, tuple[object, object]] | None = None
+        self.joblib_arrays = 0
+        self.depth = 0
 
     def check_global(self, module: str, name: str, offset: int, via: str) -> None:
         if module in ("__builtin__", "copy_reg", "exceptions") or module.startswith(
@@ -197,18 +202,20 @@ def _walk(src: Source, ctx: PickleContext) -> object:
     styles = 0  # 1: PUT-style memo keys, 2: MEMOIZE
     proto = 0
     append = stack.append
+    run_match = _RUN_RE.match
     buf = src.buf
     pos = src.pos
     blen = len(buf)
     while True:
-        if blen - pos < 64:
+        if blen - pos < 64 and not src.eof:
             src.pos = pos
             src.fill(1 << 16)
             buf = src.buf
             pos = src.pos
             blen = len(buf)
-            if pos >= blen:
-                raise Truncated(f"pickle truncated at offset {src.tell()} (no STOP)")
+        if pos >= blen:
+            src.pos = pos
+            raise Truncated(f"pickle truncated at offset {src.tell()} (no STOP)")
         op = buf[pos]
         pos += 1
         # --- the frequent ones first
@@ -288,11 +295,11 @@ def _walk(src: Source, ctx: PickleContext) -> object:
             pos += 2
         elif op == 0x28:  # MARK
             marks.append(len(stack))
-            if blen - pos < 1 << 16:
+            if blen - pos < 1 << 16 and not src.eof:
                 src.pos = pos
                 src.fill(1 << 16)
                 buf, pos, blen = src.buf, src.pos, len(src.buf)
-            m = _RUN_RE.match(buf, pos)
+            m = run_match(buf, pos)
             if m is not None:
                 append(RUN)
                 pos = m.end()

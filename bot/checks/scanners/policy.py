@@ -7,9 +7,10 @@ Decision by allow-list, not deny-list: a global that is not allowed here (or by 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from functools import lru_cache
+
+from .source import LazyRe
 
 # Exact "module.name" entries.
 _EXACT = frozenset(
@@ -238,15 +239,15 @@ _CLASS_PREFIXES = (
     "torch.nn.modules.",
     "scipy.sparse.",
 )
-_PREFIX_EXCLUDED = re.compile(
+_PREFIX_EXCLUDED = LazyRe(
     r"^(sklearn\.(datasets|externals|utils\._testing|utils\._show_versions)"
     r"|.*\.tests?(\.|$)|.*\._testing(\.|$))"
 )
-_CLASS_NAME = re.compile(r"^_*[A-Z][A-Za-z0-9_]*$")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CLASS_NAME = LazyRe(r"^_*[A-Z][A-Za-z0-9_]*$")
+_IDENT = LazyRe(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Known-dangerous names: a finding on these is "critical".
-_CRITICAL_MODULES = re.compile(
+_CRITICAL_MODULES = LazyRe(
     r"^(os|posix|nt|subprocess|sys|runpy|importlib|webbrowser|socket|shutil|pty|commands"
     r"|pickle|_pickle|cPickle|marshal|ctypes|code|codeop|pdb|timeit|multiprocessing|asyncio"
     r"|http|urllib|urllib2|requests|ftplib|smtplib|telnetlib|tempfile|glob|pathlib|io|_io"

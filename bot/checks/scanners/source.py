@@ -8,9 +8,27 @@ one buffer (about 1 MiB) whatever the file size.
 from __future__ import annotations
 
 import io
-from typing import IO
+import re
+from typing import IO, Any
 
 READ_BLOCK = 1 << 20
+
+
+class LazyRe:
+    """A regular expression compiled on first use (keeps ``aimodel scan`` start-up small)."""
+
+    __slots__ = ("args", "rx")
+
+    def __init__(self, pattern: str | bytes, flags: int = 0) -> None:
+        self.args = (pattern, flags)
+        self.rx: re.Pattern[Any] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name in LazyRe.__slots__:
+            raise AttributeError(name)
+        if self.rx is None:
+            self.rx = re.compile(*self.args)
+        return getattr(self.rx, name)
 
 
 class CannotVerify(Exception):
@@ -22,7 +40,7 @@ class Truncated(CannotVerify):
 
 
 class Source:
-    __slots__ = ("base", "buf", "end", "f", "pos", "seekable", "start")
+    __slots__ = ("base", "buf", "end", "eof", "f", "pos", "seekable", "start")
 
     def __init__(self, f: IO[bytes], *, size: int | None = None, base: int = 0) -> None:
         self.f = f
@@ -31,6 +49,7 @@ class Source:
         self.start = base  # absolute offset of buf[0]
         self.base = base
         self.end = size  # absolute end offset when known
+        self.eof = size == 0  # True once everything up to the end is in ``buf``
         try:
             self.seekable = bool(f.seekable())
         except (AttributeError, ValueError, io.UnsupportedOperation):
@@ -44,6 +63,8 @@ class Source:
         avail = len(self.buf) - self.pos
         if avail >= n:
             return True
+        if self.eof:
+            return False
         want = max(n - avail, READ_BLOCK)
         if self.end is not None:
             want = min(want, max(self.end - (self.start + len(self.buf)), 0))
@@ -53,10 +74,13 @@ class Source:
         while got < need and want - got > 0:
             chunk = self.f.read(want - got)
             if not chunk:
+                self.eof = True
                 break
             chunks.append(chunk)
             got += len(chunk)
         self.start += self.pos
+        if self.end is not None and self.start + len(self.buf) - self.pos + got >= self.end:
+            self.eof = True
         self.buf = b"".join(chunks)
         self.pos = 0
         return len(self.buf) >= n
