@@ -57,6 +57,7 @@ __all__ = [
     "PublicKey",
     "SignatureError",
     "VerifiedModel",
+    "default_bundle_path",
     "generate_key",
     "hash_model",
     "load_private_key",
@@ -270,16 +271,12 @@ def _buffer() -> memoryview:
 
 
 def _sha256_file(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size
-        if size <= _SMALL_FILE:
-            data = os.read(fd, size + 1)
-            if len(data) <= size:  # read whole file in one call (typical)
-                return hashlib.sha256(data).digest()
-            h = hashlib.sha256(data)  # the file grew while reading: keep streaming
-        else:
-            h = hashlib.sha256()
+        # a small file: one read() gets it all; the loop below then only sees the end
+        # (and still catches a short read or a file that grew)
+        h = hashlib.sha256(os.read(fd, size + 1)) if size <= _SMALL_FILE else hashlib.sha256()
         buf = _buffer()
         while n := os.readv(fd, (buf,)):
             h.update(buf[:n])
