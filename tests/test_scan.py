@@ -562,3 +562,56 @@ def test_artifacts_digest_and_uris(tmp_path: Path) -> None:
     assert listed.startswith("memory://") and listed.endswith("m/blob.bin")
     assert artifacts.sha256_of(listed) == want
     assert scan_file(listed).status == "blocked"  # not a model: never clean
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from bot.checks import scan as scan_mod
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(scan_mod._Progress, "DELAY", 0.05)
+    tty = Terminal()
+    bar = scan_mod._Progress(4, True, stream=tty)
+    bar.update(2)
+    time.sleep(0.4)
+    bar.close()
+    assert "2/4 files" in tty.getvalue()
+    assert tty.getvalue().endswith("\r")  # the line is cleared at the end
+    pipe = io.StringIO()
+    bar = scan_mod._Progress(4, True, stream=pipe)
+    time.sleep(0.2)
+    bar.close()
+    assert pipe.getvalue() == ""
+    quick = Terminal()
+    monkeypatch.setattr(scan_mod._Progress, "DELAY", 5.0)
+    bar = scan_mod._Progress(4, True, stream=quick)
+    bar.close()
+    assert quick.getvalue() == ""  # work under the delay shows nothing
+
+
+def test_sarif_locations_for_archive_members(tmp_path: Path, marker: Path) -> None:
+    np.savez(tmp_path / "evil.npz", bad=np.array([s.touch_marker(marker)], dtype=object))
+    sarif = scan_paths([str(tmp_path / "evil.npz")]).to_sarif()
+    [res] = sarif["runs"][0]["results"]
+    loc = res["locations"][0]
+    assert loc["physicalLocation"]["artifactLocation"]["uri"].endswith("evil.npz")
+    assert "region" not in loc["physicalLocation"]
+    assert loc["logicalLocations"][0]["name"] == "bad.npy"
+
+
+def test_peak_memory_of_a_big_numpy_pickle(tmp_path: Path) -> None:
+    big = tmp_path / "arrays.pkl"
+    with open(big, "wb") as f:
+        pickle.dump({f"w{i}": np.ones(1 << 20) for i in range(24)}, f, protocol=4)  # 192 MiB
+    # a small runner starts the scan: a child forked from pytest would count pytest's pages
+    runner = ("import os, subprocess, sys; p = subprocess.Popen([sys.executable, '-m', "
+              "'bot.checks.scan', sys.argv[1]], stdout=subprocess.DEVNULL); "
+              "_, st, u = os.wait4(p.pid, 0); print(os.waitstatus_to_exitcode(st), u.ru_maxrss)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", runner, str(big)], capture_output=True,
+                         text=True, cwd=ROOT, check=True).stdout.split()  # fmt: skip
+    assert out[0] == "0"
+    assert int(out[1]) / 1024 < 100, f"peak RSS {int(out[1]) / 1024:.0f} MiB"

@@ -21,6 +21,7 @@ from typing import IO, Any
 from . import artifacts
 from .scan_report import FileReport, Finding, ScanReport, render_table
 from .scanners import formats
+from .scanners import source as source_mod
 from .scanners.pickle_vm import PickleContext
 from .scanners.policy import AllowList
 from .scanners.source import CannotVerify, Source
@@ -157,34 +158,63 @@ def _scan_many(args: tuple[tuple[str, ...], tuple[str, ...], str | None]) -> lis
 
 
 class _Progress:
-    """A one-line progress bar on stderr, shown only on a terminal and after one second."""
+    """A one-line progress bar on stderr: only on a terminal, only once work passes a second.
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    A ticker thread redraws it, so one big file shows progress (bytes parsed) too.
+    """
+
+    DELAY = 1.0
+
+    def __init__(self, total: int, enabled: bool, stream: IO[str] | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
         self.total = total
-        self.enabled = enabled and total > 0 and sys.stderr.isatty()
+        try:
+            tty = self.stream.isatty()
+        except (AttributeError, ValueError):
+            tty = False
+        self.enabled = enabled and total > 0 and tty
+        self.done = 0
         self.t0 = time.monotonic()
-        self.last = 0.0
         self.shown = False
+        self._stop: Any = None
+        self._thread: Any = None
+        if self.enabled:
+            import threading
+
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, name="scan-progress", daemon=True)
+            self._thread.start()
 
     def update(self, done: int) -> None:
-        if not self.enabled:
+        self.done = done
+
+    def _run(self) -> None:
+        if self._stop.wait(self.DELAY):
             return
-        now = time.monotonic()
-        if now - self.t0 < 1.0 or (now - self.last < 0.1 and done < self.total):
-            return
-        self.last = now
+        while True:
+            self.draw()
+            if self._stop.wait(0.2):
+                return
+
+    def draw(self) -> None:
         width = 30
-        filled = width * done // self.total
-        sys.stderr.write(
-            f"\rscanning [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} files"
+        filled = width * self.done // self.total
+        read = source_mod.bytes_seen()
+        extra = f", {read / (1 << 20):.0f} MiB parsed" if read else ""
+        self.stream.write(
+            f"\rscanning [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} files"
+            f", {time.monotonic() - self.t0:.0f} s{extra}   "
         )
-        sys.stderr.flush()
+        self.stream.flush()
         self.shown = True
 
     def close(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
         if self.shown:
-            sys.stderr.write("\r" + " " * 70 + "\r")
-            sys.stderr.flush()
+            self.stream.write("\r" + " " * 79 + "\r")
+            self.stream.flush()
 
 
 def _default_jobs(files: Sequence[str]) -> int:

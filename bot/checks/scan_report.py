@@ -96,10 +96,18 @@ class ScanReport:
 
 
 def _location(path: str, offset: int | None) -> dict[str, Any]:
-    physical: dict[str, Any] = {"artifactLocation": {"uri": _sarif_uri(path)}}
-    if offset is not None:
+    """A SARIF location; inside an archive ("file!member") the offset is the member's, so the
+    region is left out and the member named in a logical location instead."""
+    outer, sep, member = path.partition("!")
+    physical: dict[str, Any] = {"artifactLocation": {"uri": _sarif_uri(outer)}}
+    loc: dict[str, Any] = {"physicalLocation": physical}
+    if sep:
+        where = member if offset is None else f"{member}@{offset}"
+        loc["logicalLocations"] = [{"name": member, "fullyQualifiedName": where,
+                                    "kind": "member"}]  # fmt: skip
+    elif offset is not None:
         physical["region"] = {"byteOffset": offset, "byteLength": 1}
-    return {"physicalLocation": physical}
+    return loc
 
 
 def _sarif_uri(path: str) -> str:

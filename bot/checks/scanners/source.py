@@ -12,6 +12,11 @@ import re
 from typing import IO, Any
 
 READ_BLOCK = 1 << 20
+_SEEN = [0]  # bytes parsed or skipped in this process (for the progress bar)
+
+
+def bytes_seen() -> int:
+    return _SEEN[0]
 
 
 class LazyRe:
@@ -78,6 +83,7 @@ class Source:
                 break
             chunks.append(chunk)
             got += len(chunk)
+        _SEEN[0] += got
         self.start += self.pos
         if self.end is not None and self.start + len(self.buf) - self.pos + got >= self.end:
             self.eof = True
@@ -125,6 +131,7 @@ class Source:
         if self.end is not None and target > self.end:
             raise Truncated(f"a {n}-byte payload at offset {self.tell()} runs past the end of data")
         rest = n - avail
+        _SEEN[0] += rest
         self.start += len(self.buf)
         self.buf = b""
         self.pos = 0
