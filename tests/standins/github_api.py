@@ -497,8 +497,9 @@ class GitHubStandIn:
                     "hook_id": hook.id,
                     "hook": self._hook_json(repo, hook),
                     "repository": self._repo_json(repo),
-                    "sender": self._user(repo.owner, repo.owner_type),
+                    "sender": self._user(self.login),
                 }
+                self._enrich(repo, payload)
                 self._enqueue(repo, hook, "ping", payload)
         return hook.id
 
@@ -902,6 +903,13 @@ class GitHubStandIn:
 
     def _emit(self, repo: _Repo, event: str, payload: dict[str, Any]) -> None:
         """Queue ``event`` for every hook of ``repo`` that wants it (lock held)."""
+        self._enrich(repo, payload)
+        for hook in repo.hooks:
+            if hook.active and ("*" in hook.events or event in hook.events):
+                self._enqueue(repo, hook, event, payload)
+
+    def _enrich(self, repo: _Repo, payload: dict[str, Any]) -> None:
+        """Add ``installation`` and ``organization`` as GitHub does for app / org repos."""
         inst = self._installation_for(repo)
         if inst is not None and "installation" not in payload:
             payload["installation"] = {
@@ -910,9 +918,6 @@ class GitHubStandIn:
             }
         if repo.owner_type == "Organization" and "organization" not in payload:
             payload["organization"] = self._org_json(repo.owner)
-        for hook in repo.hooks:
-            if hook.active and ("*" in hook.events or event in hook.events):
-                self._enqueue(repo, hook, event, payload)
 
     def _org_json(self, login: str) -> dict[str, Any]:
         uid = self._user_id(login)
@@ -3246,6 +3251,7 @@ def write_fixtures(directory: str) -> list[str]:
             (f"http://127.0.0.1:{port}", "https://github.com"),
             (f"git://127.0.0.1:{port}/", "git://github.com/"),
             ("git@127.0.0.1:", "git@github.com:"),
+            ("http://127.0.0.1:9/github/webhook", "https://aimodel.example.com/github/webhook"),
         ):
             text = text.replace(old, new)
         out = os.path.join(directory, rel)
