@@ -44,6 +44,9 @@ class Context:
         self.locks: Locks = RedisLocks(settings.redis_url) if settings.redis_url else FileLocks(home / "locks")
         self.target = LocalTarget(home / "deploy")
         self.notifier: Notifier = notifier or NullNotifier()
+        bind = getattr(self.notifier, "bind", None)
+        if callable(bind):
+            bind(self)  # a notifier that reads the repository config (Slack: the prod channel)
         self.cache_dir = home / "cache" / "artifacts"
         self.gitops = GitOps(
             forge, workspace, self.locks, cache=ManifestCache(home / "cache" / "manifests.json"),

@@ -190,3 +190,54 @@ def deploy_result(env: str, applied: Sequence[str], removed: Sequence[str], fail
     for model, reason in failed.items():
         parts.append(f"REFUSED {model}: {reason}")
     return f"{env}: " + ("; ".join(parts) if parts else "nothing changed")
+
+
+# --------------------------------------------------------------------------- Slack (plain strings)
+
+def slack_working(verb: str) -> str:
+    return f"Working on `/aimodel {verb}`…"
+
+
+def slack_unknown_user(user_id: str) -> str:
+    return (
+        f"I don't know you yet (Slack id `{user_id}`), so I did nothing. Ask a DevOps Engineer to add you "
+        "under `people` in the manifest repository's `.aimodel/config.yaml` with your role and "
+        f"`slack: [{user_id}]` (a pull request)."
+    )
+
+
+def slack_posted_elsewhere(channel: str) -> str:
+    return f"I can't post in this conversation, so the pull request thread is in <#{channel}>."
+
+
+def slack_opened(number: int, title: str) -> str:
+    return f"Opened pull request #{number}: {title}. The checks report in its thread."
+
+
+def slack_approved(number: int, who: str, missing: Sequence[str]) -> str:
+    waiting = f" Still waiting: {'; '.join(missing)}." if missing else ""
+    return f"{who} approved #{number}.{waiting}"
+
+
+def slack_closed(number: int, who: str) -> str:
+    return f"{who} closed #{number} without merging; its locks are released."
+
+
+def slack_merged(number: int, who: str, commit: str) -> str:
+    return f"{who} merged #{number} as `{commit[:10]}`; deploying."
+
+
+def slack_signed(name: str, version: str) -> str:
+    return (
+        f"Signed {name} {version} with the bot's key; the bundle is not kept here. The sign check on a "
+        "pull request commits the bundle to the repository."
+    )
+
+
+def slack_stale_button() -> str:
+    return "That button does not name a pull request any more; run `/aimodel status` to see what is open."
+
+
+def slack_prod_deploy(number: int | None, title: str, summary: Sequence[str]) -> str:
+    head = f"Deploy to prod from #{number} ({title})" if number else "Deploy to prod"
+    return head + ":\n" + "\n".join(summary)

@@ -1,0 +1,539 @@
+"""The listeners of the Slack face: `/aimodel`, the pull request buttons, the create modal
+and the App Home tab. Each acknowledges at once; the work runs in a lazy listener.
+
+A Slack user is a person of the manifest repository's config (`people.<name>.slack`, or
+their email as Slack knows it); anyone else is told how to get access and nothing happens.
+The same policy as the CLI applies: gitops.propose / approve / merge / close with
+Actor(person, "slack").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import commands as c
+from bot import messages
+from bot.catalog import Catalog
+from bot.checks.fetch import ArtifactError, describe_artifact
+from bot.gitops import Actor, Refusal
+from bot.manifests import Person, dns1123_problem, version_problem
+from bot.messages import slack as render
+from bot.policy import authorize
+from bot.sla import SlaSyntaxError, parse_sla
+from bot.views import list_rows, pr_row
+
+if TYPE_CHECKING:
+    from bot.app import Context
+
+log = logging.getLogger("aimodel.slack")
+
+Respond = Callable[..., Any]
+UNREACHABLE = ("channel_not_found", "not_in_channel", "is_archived", "restricted_action", "cannot_dm_bot")
+ARTIFACT_CHECK_SECONDS = 2.0  # the modal must be answered within 3 s
+EMAIL_TTL = 600.0
+
+
+# --------------------------------------------------------------------------- stdout of the shared verbs
+
+_SINK: ContextVar[io.StringIO | None] = ContextVar("aimodel_slack_stdout", default=None)
+_INSTALL = threading.Lock()
+
+
+class _ThreadStdout(io.TextIOBase):
+    """sys.stdout that writes to the current context's buffer when one is set.
+
+    scan / validate / verify print their reports (bot.model_checks); a Slack request
+    captures that text for its reply without touching other threads' output."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def write(self, text: str) -> int:
+        sink = _SINK.get()
+        if sink is not None:
+            return sink.write(text)
+        return int(self.real.write(text))
+
+    def flush(self) -> None:
+        if _SINK.get() is None:
+            self.real.flush()
+
+    def writable(self) -> bool:
+        return True
+
+
+@contextlib.contextmanager
+def captured_stdout() -> Iterator[io.StringIO]:
+    with _INSTALL:
+        if not isinstance(sys.stdout, _ThreadStdout):
+            sys.stdout = _ThreadStdout(sys.stdout)
+    buffer = io.StringIO()
+    token = _SINK.set(buffer)
+    try:
+        yield buffer
+    finally:
+        _SINK.reset(token)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _is_bare_create(text: str) -> bool:
+    return text.strip().lower() == "create"
+
+
+def _verb_of(text: str) -> str:
+    parts = text.split()
+    return parts[0] if parts else "help"
+
+
+def _usage(verb: str) -> str:
+    return messages.usage_line("/aimodel", verb) if verb in c.SLACK_VERBS else ""
+
+
+class SlackFace:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._emails: dict[str, tuple[float, str]] = {}
+        self._catalog_lock = threading.Lock()
+        self._catalog_cache: tuple[float, Catalog] | None = None
+        self._checker = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slack-artifact")
+
+    def attach(self, app: App) -> None:
+        app.command("/aimodel")(ack=self.ack_command, lazy=[self.run_command])
+        for action_id in (render.APPROVE, render.MERGE, render.CLOSE, render.VIEW):
+            app.action(action_id)(ack=self.ack_action, lazy=[self.run_action])
+        app.action(render.OPEN_CREATE)(ack=self.ack_action, lazy=[self.open_create_from_button])
+        app.view(render.CREATE_CALLBACK)(ack=self.ack_create_modal, lazy=[self.run_create_modal])
+        app.event("app_home_opened")(ack=self.ack_event, lazy=[self.publish_home])
+
+    # ------------------------------------------------------------------ who is asking
+
+    def catalog(self, max_age: float = 0.0) -> Catalog:
+        """The default branch's catalog; a read that tolerates `max_age` seconds reuses the last one."""
+        now = time.monotonic()
+        cached = self._catalog_cache
+        if max_age and cached and now - cached[0] <= max_age:
+            return cached[1]
+        with self._catalog_lock:
+            cached = self._catalog_cache
+            if max_age and cached and time.monotonic() - cached[0] <= max_age:
+                return cached[1]  # another thread fetched while we waited
+            started = time.monotonic()
+            catalog = self.ctx.gitops.catalog()
+            self._catalog_cache = (started, catalog)
+            return catalog
+
+    def person(self, client: WebClient, user_id: str, catalog: Catalog) -> Person | None:
+        person = catalog.config.person_for_slack(user_id)
+        if person is not None:
+            return person
+        email = self._email(client, user_id)
+        return catalog.config.person_for_slack(user_id, email) if email else None
+
+    def _email(self, client: WebClient, user_id: str) -> str:
+        hit = self._emails.get(user_id)
+        if hit and time.monotonic() - hit[0] < EMAIL_TTL:
+            return hit[1]
+        try:
+            info = client.users_info(user=user_id)
+            email = str(((info.get("user") or {}).get("profile") or {}).get("email") or "")
+        except SlackApiError as exc:
+            log.info("users.info %s: %s", user_id, exc.response.get("error"))
+            email = ""
+        self._emails[user_id] = (time.monotonic(), email)
+        return email
+
+    # ------------------------------------------------------------------ /aimodel
+
+    def ack_command(self, ack: Callable[..., Any], command: Mapping[str, Any]) -> None:
+        text = str(command.get("text") or "")
+        if _is_bare_create(text):
+            ack()  # the modal opens in the lazy listener
+            return
+        parsed = c.parse_text(text)
+        if isinstance(parsed, c.Reply):
+            ack(**render.usage_reply(parsed.text, parsed.ok))
+            return
+        ack(**render.working(parsed.command.verb))
+
+    def run_command(self, command: Mapping[str, Any], respond: Respond, client: WebClient) -> None:
+        text = str(command.get("text") or "")
+        user_id = str(command.get("user_id", ""))
+        channel_id = str(command.get("channel_id", ""))
+        if _is_bare_create(text):
+            self.open_create_modal(client, str(command.get("trigger_id", "")), channel_id, user_id)
+            return
+        parsed = c.parse_text(text)
+        if isinstance(parsed, c.Reply):
+            return  # answered in the ack
+        cmd = parsed.command
+        verb = cmd.verb
+        try:
+            catalog = self.catalog(max_age=0.5 if isinstance(cmd, c.ListModels | c.Status) else 0.0)
+            person = self.person(client, user_id, catalog)
+            if person is None:
+                respond(**render.unknown_user(user_id))
+                return
+            if isinstance(cmd, c.PROPOSALS):
+                self.propose(cmd, person, catalog, client, channel_id, user_id, respond)
+            elif isinstance(cmd, c.ListModels):
+                self._authorize(catalog, person, "list")
+                rows, envs = list_rows(self.ctx, cmd.app, cmd.env)
+                respond(**render.model_list(rows, [cmd.env] if cmd.env else envs))
+            elif isinstance(cmd, c.Status):
+                respond(**self.status(cmd.name, catalog))
+            elif isinstance(cmd, c.Scan | c.Validate | c.Verify):
+                respond(**self.model_check(cmd, person))
+            elif isinstance(cmd, c.Sign):
+                respond(**self.sign(cmd, person, catalog))
+            else:
+                respond(**render.usage_reply(messages.usage("/aimodel", c.SLACK_VERBS), True))
+        except Refusal as exc:
+            respond(**render.error(exc.message, _usage(verb)))
+        except ArtifactError as exc:
+            respond(**render.error(f"Refused: {exc}", _usage(verb)))
+        except Exception as exc:
+            log.exception("/aimodel %s failed", text)
+            respond(**render.error(f"Something went wrong on my side: {exc}. Nothing was changed if no pull request was announced."))
+
+    @staticmethod
+    def _authorize(catalog: Catalog, person: Person, verb: str) -> None:
+        decision = authorize(catalog.config, person, verb, person.name)
+        if not decision.allowed:
+            raise Refusal(messages.refused(decision.reason))
+
+    def propose(
+        self, cmd: c.Create | c.Update | c.Deploy | c.Destroy, person: Person, catalog: Catalog,
+        client: WebClient, channel_id: str, user_id: str, reply: Respond,
+    ) -> int:
+        self._authorize(catalog, person, cmd.verb)
+        opened = self.ctx.gitops.propose(
+            cmd, Actor(person.name, "slack", person), meta={"slack": {"channel": channel_id, "user": user_id}}
+        )
+        pr = opened.pr
+        view = {"number": pr.number, "title": pr.title, "state": pr.state, "author": pr.author, "url": pr.url, "checks": {}}
+        payload = render.pr_message(view, merge_allowed=False, requester=user_id, summary=opened.change.summary)
+        channel, ts = self.post_parent(client, channel_id, user_id, pr.number, payload)
+        self.ctx.forge.update_meta(pr.number, {"slack": {"channel": channel, "ts": ts, "user": user_id}})
+        note = messages.slack_opened(pr.number, pr.title)
+        if channel != channel_id:
+            note += " " + messages.slack_posted_elsewhere(channel)
+        reply(**render.note(note, icon=":white_check_mark:"), replace_original=True)
+        return pr.number
+
+    def post_parent(self, client: WebClient, channel_id: str, user_id: str, number: int, payload: Mapping[str, Any]) -> tuple[str, str]:
+        """Post the pull request's parent message; its thread gets the notifications.
+        Where the bot cannot post (a DM between people, a channel it is not in), the DM with the user."""
+        metadata = {"event_type": render.PR_EVENT, "event_payload": {"pr": number}}
+        for target in (channel_id, user_id):
+            if not target:
+                continue
+            try:
+                posted = client.chat_postMessage(channel=target, text=payload["text"], blocks=payload["blocks"], metadata=metadata, unfurl_links=False)
+                return str(posted["channel"]), str(posted["ts"])
+            except SlackApiError as exc:
+                if exc.response.get("error") not in UNREACHABLE or target == user_id:
+                    raise
+                log.info("cannot post in %s (%s); using the DM", target, exc.response.get("error"))
+        raise RuntimeError("no conversation to post the pull request in")
+
+    # ------------------------------------------------------------------ reads
+
+    def status(self, name: str, catalog: Catalog) -> dict[str, Any]:
+        prs = self.ctx.forge.list_prs("open")
+        if not name:
+            locks = [{"key": h.key, "pr": h.pr, "person": h.person} for h in self.ctx.locks.all()]
+            return render.status([pr_row(p) for p in prs], locks)
+        model = catalog.models.get(name)
+        if model is None:
+            raise Refusal(f"there is no model {name!r}; `/aimodel list` shows the models")
+        rows, envs = list_rows(self.ctx)
+        running: dict[str, Any] = next((r["environments"] for r in rows if r["name"] == name), {})
+        detail = {
+            "version": model.version, "application": model.application, "dataset": model.dataset,
+            "artifact": model.artifact.uri, "format": model.artifact.format, "sha256": model.artifact.sha256[:16],
+            "sla": str(model.sla) or "-", "owner": model.owner,
+            **{f"in {e}": messages.env_cell(running.get(e)) for e in envs},
+        }
+        touching = [pr_row(p) for p in prs if name in (p.meta.get("models") or [p.meta.get("model")])]
+        return render.model_status(name, detail, touching)
+
+    def model_check(self, cmd: c.Scan | c.Validate | c.Verify, person: Person) -> dict[str, Any]:
+        from bot import model_checks
+
+        if isinstance(cmd, c.Scan):
+            cmd = c.Scan(cmd.targets, cmd.app_name, sarif=False)
+            title = "scan " + " ".join([*cmd.targets, cmd.app_name]).strip()
+        else:
+            title = f"{cmd.verb} {cmd.name if isinstance(cmd, c.Validate) else cmd.target}"
+        with captured_stdout() as out:
+            code = model_checks.run(self.ctx, cmd, c.Common(), person.name)
+        return render.output(title, out.getvalue(), code == 0)
+
+    def sign(self, cmd: c.Sign, person: Person, catalog: Catalog) -> dict[str, Any]:
+        from bot import model_checks
+
+        models = model_checks.resolve_models(catalog, cmd.target)
+        lines = []
+        with tempfile.TemporaryDirectory(prefix="aimodel-slack-sign-") as tmp:
+            for m in models:
+                with captured_stdout():
+                    model_checks.run(self.ctx, c.Sign(m.name, bundle=str(Path(tmp) / f"{m.name}.sig")), c.Common(), person.name)
+                lines.append(messages.slack_signed(m.name, m.version))
+        return render.note("\n".join(lines), icon=":lock:")
+
+    # ------------------------------------------------------------------ buttons
+
+    def ack_action(self, ack: Callable[..., Any]) -> None:
+        ack()
+
+    def run_action(self, body: Mapping[str, Any], action: Mapping[str, Any], respond: Respond, client: WebClient) -> None:
+        action_id = str(action.get("action_id", ""))
+        user_id = str((body.get("user") or {}).get("id", ""))
+        number = render.pr_number(str(action.get("value") or ""))
+        if action_id == render.VIEW and action.get("url"):
+            return  # Slack opened the link; nothing to do
+        if number is None:
+            respond(**render.error(messages.slack_stale_button()), replace_original=False)
+            return
+        try:
+            catalog = self.catalog()
+            person = self.person(client, user_id, catalog)
+            if person is None:
+                respond(**render.unknown_user(user_id), replace_original=False)
+                return
+            actor = Actor(person.name, "slack", person)
+            gitops = self.ctx.gitops
+            if action_id == render.VIEW:
+                view = gitops.pr_view(number)
+                respond(**render.pr_detail(view, merge_allowed=self._merge_allowed(number)), replace_original=False)
+                return
+            if action_id == render.APPROVE:
+                gitops.approve(number, actor)
+                missing = gitops.pr_view(number).get("approvals", {}).get("missing", [])
+                note = messages.slack_approved(number, person.name, missing)
+            elif action_id == render.MERGE:
+                commit = gitops.merge(number, actor)
+                note = messages.slack_merged(number, person.name, commit)
+            else:
+                gitops.close(number, actor)
+                note = messages.slack_closed(number, person.name)
+        except Refusal as exc:
+            respond(**render.error(exc.message), replace_original=False)
+            return
+        except Exception as exc:
+            log.exception("%s on #%s failed", action_id, number)
+            respond(**render.error(f"Something went wrong on my side: {exc}"), replace_original=False)
+            return
+        self.after_action(client, body, number, note, respond)
+
+    def _merge_allowed(self, number: int) -> bool:
+        pr = self.ctx.forge.get_pr(number)
+        return pr.is_open and not self.ctx.gitops.merge_blockers(pr)
+
+    def after_action(self, client: WebClient, body: Mapping[str, Any], number: int, note: str, respond: Respond) -> None:
+        """Say what happened in the pull request's thread and refresh its parent message."""
+        pr = self.ctx.forge.get_pr(number)
+        thread = pr.meta.get("slack") or {}
+        try:
+            if thread.get("channel") and thread.get("ts"):
+                client.chat_postMessage(channel=thread["channel"], thread_ts=thread["ts"], **render.thread_note(note))
+                view = self.ctx.gitops.pr_view(number)
+                payload = render.pr_message(view, merge_allowed=pr.is_open and not self.ctx.gitops.merge_blockers(pr), requester=str(thread.get("user", "")))
+                client.chat_update(channel=thread["channel"], ts=thread["ts"], text=payload["text"], blocks=payload["blocks"])
+            else:
+                respond(**render.note(note, icon=":white_check_mark:"), replace_original=False)
+        except SlackApiError as exc:
+            log.warning("could not update the thread of #%s: %s", number, exc.response.get("error"))
+            respond(**render.note(note), replace_original=False)
+        container = body.get("container") or {}
+        if container.get("type") == "view" and (body.get("view") or {}).get("type") == "home":
+            self.publish_home({"user": (body.get("user") or {}).get("id", ""), "tab": "home"}, client)
+
+    # ------------------------------------------------------------------ the create modal
+
+    def open_create_modal(self, client: WebClient, trigger_id: str, channel_id: str, user_id: str) -> None:
+        client.views_open(trigger_id=trigger_id, view=render.create_modal({"channel": channel_id, "user": user_id}))
+
+    def open_create_from_button(self, body: Mapping[str, Any], client: WebClient) -> None:
+        user_id = str((body.get("user") or {}).get("id", ""))
+        client.views_open(trigger_id=str(body.get("trigger_id", "")), view=render.create_modal({"channel": "", "user": user_id}))
+
+    def ack_create_modal(self, ack: Callable[..., Any], body: Mapping[str, Any], view: Mapping[str, Any], client: WebClient) -> None:
+        user_id = str((body.get("user") or {}).get("id", ""))
+        values = render.modal_values(view)
+        try:
+            catalog = self.catalog(max_age=1.0)
+            person = self.person(client, user_id, catalog)
+        except Exception as exc:
+            log.exception("create modal: cannot read the catalog")
+            ack(response_action="errors", errors={"name": f"cannot read the manifest repository: {exc}"[:150]})
+            return
+        if person is None:
+            ack(response_action="update", view={
+                "type": "modal", "title": {"type": "plain_text", "text": "Create a model"},
+                "blocks": [render.section(messages.slack_unknown_user(user_id))],
+            })
+            return
+        errors = self.modal_errors(values, catalog, person)
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        ack()
+
+    def modal_errors(self, v: Mapping[str, str], catalog: Catalog, person: Person) -> dict[str, str]:
+        """Field -> problem, with the CLI's validators; empty when the form is good."""
+        errors: dict[str, str] = {}
+        decision = authorize(catalog.config, person, "create", person.name)
+        if not decision.allowed:
+            errors["name"] = messages.refused(decision.reason)
+        for field, what in (("name", "model name"), ("app", "application"), ("dataset", "data set")):
+            problem = dns1123_problem(v.get(field, ""))
+            if problem and field not in errors:
+                errors[field] = f"{what} {problem}"
+        if "name" not in errors and v.get("name") in catalog.models:
+            errors["name"] = f"model {v['name']!r} already exists; use update to change it"
+        if v.get("version"):
+            problem = version_problem(v["version"])
+            if problem:
+                errors["version"] = problem
+        if v.get("sla"):
+            try:
+                parse_sla(v["sla"])
+            except SlaSyntaxError as exc:
+                errors["sla"] = str(exc)
+        if "dataset" not in errors and v.get("dataset") not in catalog.datasets:
+            if not v.get("dataset_uri"):
+                errors["dataset_uri"] = f"data set {v.get('dataset')!r} does not exist yet: give its URI (and label column) to add it"
+            elif not v.get("label_column"):
+                errors["label_column"] = "a new data set needs the column that holds the right answer"
+        if v.get("artifact"):
+            problem = self._artifact_problem(v["artifact"])
+            if problem:
+                errors["artifact"] = problem
+        else:
+            errors["artifact"] = "give the model file's URI"
+        return {k: e[:300] for k, e in errors.items()}
+
+    def _artifact_problem(self, uri: str) -> str:
+        future = self._checker.submit(describe_artifact, uri, "")
+        try:
+            future.result(timeout=ARTIFACT_CHECK_SECONDS)
+        except ArtifactError as exc:
+            return str(exc)
+        except FutureTimeout:
+            return ""  # large or slow: the pull request's checks read it fully
+        except Exception as exc:
+            return f"cannot read the artifact: {exc}"
+        return ""
+
+    @staticmethod
+    def modal_command(v: Mapping[str, str]) -> c.Parsed | c.Reply:
+        argv = ["create", v.get("name", ""), "--app", v.get("app", ""), "--dataset", v.get("dataset", ""), "--artifact", v.get("artifact", "")]
+        for flag, key in (("--version", "version"), ("--SLA", "sla"), ("--dataset-uri", "dataset_uri"), ("--label-column", "label_column")):
+            if v.get(key):
+                argv += [flag, v[key]]
+        return c.parse(argv, surface="slack")
+
+    def run_create_modal(self, body: Mapping[str, Any], view: Mapping[str, Any], client: WebClient) -> None:
+        import json
+
+        user_id = str((body.get("user") or {}).get("id", ""))
+        try:
+            where = json.loads(str(view.get("private_metadata") or "{}"))
+        except ValueError:
+            where = {}
+        channel_id = str(where.get("channel") or "")
+        values = render.modal_values(view)
+
+        def reply(**payload: Any) -> None:
+            payload.pop("replace_original", None)
+            payload.pop("response_type", None)
+            try:
+                if channel_id:
+                    client.chat_postEphemeral(channel=channel_id, user=user_id, **payload)
+                    return
+            except SlackApiError as exc:
+                log.info("ephemeral in %s failed: %s", channel_id, exc.response.get("error"))
+            client.chat_postMessage(channel=user_id, **payload)
+
+        try:
+            catalog = self.catalog()
+            person = self.person(client, user_id, catalog)
+            if person is None:
+                reply(**render.unknown_user(user_id))
+                return
+            parsed = self.modal_command(values)
+            if isinstance(parsed, c.Reply):
+                reply(**render.error(parsed.text))
+                return
+            assert isinstance(parsed.command, c.Create)
+            self.propose(parsed.command, person, catalog, client, channel_id or user_id, user_id, reply)
+        except Refusal as exc:
+            reply(**render.error(exc.message))
+        except ArtifactError as exc:
+            reply(**render.error(f"Refused: {exc}"))
+        except Exception as exc:
+            log.exception("create from the modal failed")
+            reply(**render.error(f"Something went wrong on my side: {exc}"))
+
+    # ------------------------------------------------------------------ App Home
+
+    def ack_event(self, ack: Callable[..., Any]) -> None:
+        ack()
+
+    def publish_home(self, event: Mapping[str, Any], client: WebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        user_id = str(event.get("user", ""))
+        try:
+            client.views_publish(user_id=user_id, view=self.home_view(user_id, client))
+        except Exception:
+            log.exception("App Home for %s failed", user_id)
+
+    def home_view(self, user_id: str, client: WebClient) -> dict[str, Any]:
+        from bot.deploy.plan import affected_environments
+        from bot.policy import approval_status
+
+        catalog = self.catalog()
+        person = self.person(client, user_id, catalog)
+        if person is None:
+            return render.home_unknown(user_id)
+        config = catalog.config
+        open_prs = self.ctx.forge.list_prs("open")
+        mine = [pr_row(p) for p in open_prs if p.author == person.name]
+        locks = [{"key": h.key, "pr": h.pr, "person": h.person} for h in self.ctx.locks.all() if h.person == person.name]
+        pending = []
+        for pr in open_prs:
+            if pr.author == person.name:
+                continue
+            base, head = self.ctx.gitops.pr_catalogs(pr)
+            envs = affected_environments(base, head)
+            status = approval_status(base.config, envs, pr.reviews, pr.author)
+            short = [
+                e for e in envs
+                if len(status.have.get(e, ())) < status.needed.get(e, 0)
+                and person.name not in status.have.get(e, ())
+                and any(r in config.environments[e].approvers for r in person.roles if e in config.environments)
+            ]
+            if short:
+                pending.append({"number": pr.number, "title": pr.title, "author": pr.author, "url": pr.url, "missing": list(status.missing)})
+        rows, envs = list_rows(self.ctx)
+        return render.home(person=person.name, roles=person.roles, my_prs=mine, my_locks=locks, rows=rows, envs=envs, pending=pending)
