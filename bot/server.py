@@ -82,6 +82,7 @@ def serve(settings: Settings, *, port: int | None = None, with_worker: bool = Tr
             self.cfg.set("threads", int(os.environ.get("WEB_THREADS", "16")))
             self.cfg.set("timeout", 60)
             self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("control_socket_disable", True)  # gunicorn 25.1+: no shared ~/.gunicorn/gunicorn.ctl between servers
             self.cfg.set("accesslog", os.environ.get("AIMODEL_ACCESS_LOG") or None)
 
         def load(self) -> Flask:
