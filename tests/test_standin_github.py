@@ -878,3 +878,47 @@ def test_compare_commits_trees_and_blobs(
     assert paths["models"].type == "tree"
     blob = repo.get_git_blob(paths["models/bert.yaml"].sha)
     assert base64.b64decode(blob.content) == b"name: bert\n"
+
+
+def test_branch_protection_blocks_merge_until_green_and_approved(
+    standin: GitHubStandIn, gh: github.Github, reviewer: github.Github, workdir: git.Repo
+) -> None:
+    standin.protect_branch(
+        OWNER, NAME, "main", required_checks=["aimodel/validate"], required_approvals=1
+    )
+    head = push_branch(workdir, "guarded", {"g.txt": "g\n"}, "guarded")
+    repo = gh.get_repo(f"{OWNER}/{NAME}")
+    pr = repo.create_pull(base="main", head="guarded", title="guarded")
+    assert repo.get_pull(pr.number).mergeable_state == "blocked"
+    assert repo.get_branch("main").protected is True
+    with pytest.raises(github.GithubException) as exc:
+        pr.merge()
+    assert exc.value.status == 405 and "aimodel/validate" in exc.value.data["message"]
+
+    repo.get_commit(head).create_status("failure", context="aimodel/validate")
+    with pytest.raises(github.GithubException) as exc:
+        pr.merge()
+    assert "is failing" in exc.value.data["message"]
+
+    repo.get_commit(head).create_status("success", context="aimodel/validate")
+    with pytest.raises(github.GithubException) as exc:
+        pr.merge()
+    assert "approving review" in exc.value.data["message"]
+
+    reviewer.get_repo(f"{OWNER}/{NAME}").get_pull(pr.number).create_review(event="APPROVE")
+    assert repo.get_pull(pr.number).mergeable_state == "clean"
+    assert pr.merge().merged
+
+
+def test_mergeable_is_computed_in_the_background(workdir: git.Repo) -> None:
+    with GitHubStandIn(mergeable_unknown_polls=2) as s:
+        s.create_repo(OWNER, NAME)
+        s.commit_files(OWNER, NAME, "topic", {"t.txt": "t\n"}, "topic")
+        with s.client() as client:
+            repo = client.get_repo(f"{OWNER}/{NAME}")
+            pr = repo.create_pull(base="main", head="topic", title="t")
+            assert pr.mergeable is None  # the creation answer
+            assert repo.get_pull(pr.number).mergeable is None
+            assert repo.get_pull(pr.number).mergeable is True
+            s.commit_files(OWNER, NAME, "topic", {"t.txt": "t2\n"}, "topic 2")
+            assert repo.get_pull(pr.number).mergeable_state == "unknown"

@@ -70,8 +70,14 @@ Inspection: ``.requests`` ((method, path, status) per request), ``.pulls(o, r)``
 ``.errors`` (exceptions inside the stand-in; answered 500). ``.commit_files(o, r, branch, files)``
 commits as someone else would push.
 
+Merge rules: ``.protect_branch(o, r, branch, required_checks=[...], required_approvals=n)`` makes
+merges into ``branch`` wait for green statuses / check runs on the head and for approvals (405
+with GitHub's message otherwise; ``mergeable_state`` ``blocked``). ``GitHubStandIn(
+mergeable_unknown_polls=n)`` answers ``mergeable: null`` for the first n reads after a change, as
+GitHub does while it computes mergeability in the background.
+
 Not covered: GraphQL, search, git data API writes (blobs/trees/commits), rebase merges,
-forks, branch protection, line review comments, requested reviewers, check suites endpoints.
+forks, rulesets and the branch protection API, line review comments, requested reviewers, check suites endpoints.
 """
 
 from __future__ import annotations
@@ -211,6 +217,7 @@ class _Repo:
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     hooks: list[_Hook] = field(default_factory=list)
     labels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    protection: dict[str, dict[str, Any]] = field(default_factory=dict)
     next_number: int = 1
 
     @property
@@ -248,6 +255,9 @@ class GitHubStandIn:
     :param login: the user that ``token`` belongs to.
     :param pat_check_runs: GitHub refuses check runs from a personal access token
         ("You must authenticate via a GitHub App."); set True to allow them anyway.
+    :param hook_timeout: seconds a webhook receiver may take to answer (GitHub: 10).
+    :param mergeable_unknown_polls: like GitHub, answer ``mergeable: null`` for this many reads of
+        a pull request after it changes, before the computed value.
     """
 
     def __init__(
@@ -257,10 +267,14 @@ class GitHubStandIn:
         *,
         pat_check_runs: bool = False,
         hook_timeout: float = 10.0,
+        mergeable_unknown_polls: int = 0,
     ) -> None:
         self.token = token
         self.login = login
         self.pat_check_runs = pat_check_runs
+        #: how many pull request reads after a change answer ``mergeable: null`` (GitHub computes
+        #: it in the background); 0 answers at once
+        self.mergeable_unknown_polls = mergeable_unknown_polls
         self.hook_timeout = hook_timeout
         self.requests: list[tuple[str, str, int]] = []
         #: exceptions raised inside the stand-in's handlers (answered with 500); should stay empty
@@ -450,6 +464,25 @@ class GitHubStandIn:
                 token_ttl=token_ttl,
                 repos=[r.lower() for r in repositories or []],
             )
+
+    def protect_branch(
+        self,
+        owner: str,
+        name: str,
+        branch: str,
+        required_checks: list[str] | None = None,
+        required_approvals: int = 0,
+    ) -> None:
+        """Branch protection on ``branch``: merging a pull request into it needs every context in
+        ``required_checks`` green (a commit status or a check run on the head) and
+        ``required_approvals`` approving reviews with no outstanding change request; otherwise
+        the merge is refused with 405 and ``mergeable_state`` is ``blocked``."""
+        repo = self._repo(owner, name)
+        with self._lock:
+            repo.protection[branch] = {
+                "contexts": list(required_checks or []),
+                "approvals": required_approvals,
+            }
 
     def fail_next(
         self,
@@ -1195,18 +1228,67 @@ class GitHubStandIn:
             pr["head_sha"], pr["base_sha"] = head, base
         return pr["head_sha"], pr["base_sha"]
 
-    def _mergeable(self, repo: _Repo, pr: dict[str, Any]) -> tuple[bool | None, str]:
+    def _mergeable(
+        self, repo: _Repo, pr: dict[str, Any], *, consume: bool = False
+    ) -> tuple[bool | None, str]:
         if pr["merged"]:
             return None, "unknown"
         if pr["state"] != "open":
             return None, "unknown"
         head, base = self._pr_head_base(repo, pr)
+        if pr.get("mergeable_seen") != (head, base):
+            # GitHub computes mergeability in the background after each change
+            pr["mergeable_seen"] = (head, base)
+            pr["unknown_left"] = self.mergeable_unknown_polls
+        if pr.get("unknown_left", 0) > 0:
+            if consume:  # only API reads count, not webhook payloads
+                pr["unknown_left"] -= 1
+            return None, "unknown"
         clean, _ = _merge_tree(repo.path, base, head)
         if not clean:
             return False, "dirty"
+        if self._protection_problem(repo, pr, head):
+            return True, "blocked"
+        if pr["draft"]:
+            return True, "draft"
         return True, "clean"
 
-    def _pr_json(self, repo: _Repo, pr: dict[str, Any], *, full: bool = True) -> dict[str, Any]:
+    def _protection_problem(self, repo: _Repo, pr: dict[str, Any], head: str) -> str | None:
+        """Why branch protection refuses the merge, in GitHub's words, or None."""
+        rule = repo.protection.get(pr["base_ref"])
+        if not rule:
+            return None
+        states: dict[str, str] = {}
+        for st in reversed(repo.statuses.get(head, [])):  # oldest first; newer wins
+            states[st["context"]] = st["state"]
+        for run in sorted(repo.check_runs.values(), key=lambda r: r["id"]):
+            if run["head_sha"] == head:
+                states[run["name"]] = (
+                    "success"
+                    if run["conclusion"] in ("success", "neutral", "skipped")
+                    else (run["conclusion"] or "pending")
+                )
+        for context in rule["contexts"]:
+            state = states.get(context)
+            if state is None or state == "pending":
+                return f'Required status check "{context}" is expected.'
+            if state != "success":
+                return f'Required status check "{context}" is failing.'
+        latest: dict[str, str] = {}
+        for review in pr["reviews"]:
+            if review["state"] in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+                latest[review["user"]] = review["state"]
+        if "CHANGES_REQUESTED" in latest.values():
+            return "Changes must be made through a pull request."
+        approvals = sum(1 for v in latest.values() if v == "APPROVED")
+        if approvals < rule["approvals"]:
+            n = rule["approvals"]
+            return f"At least {n} approving review{'s are' if n > 1 else ' is'} required by reviewers with write access."
+        return None
+
+    def _pr_json(
+        self, repo: _Repo, pr: dict[str, Any], *, full: bool = True, read: bool = False
+    ) -> dict[str, Any]:
         u = self._api_repo_url(repo)
         n = pr["number"]
         html = f"{self._html(repo)}/pull/{n}"
@@ -1273,7 +1355,7 @@ class GitHubStandIn:
             "active_lock_reason": None,
         }
         if full:
-            mergeable, mstate = self._mergeable(repo, pr)
+            mergeable, mstate = self._mergeable(repo, pr, consume=read)
             merge_base = _merge_base(repo.path, base, head) or base
             stats = _diff_stats(repo.path, merge_base, head)
             ncommits = (
@@ -1969,7 +2051,7 @@ class GitHubStandIn:
         data: dict[str, Any] = {
             "name": branch,
             "commit": {"sha": sha, "url": f"{u}/commits/{sha}"},
-            "protected": False,
+            "protected": branch in repo.protection,
         }
         if full:
             data["commit"] = self._commit_json(repo, sha, files=False)
@@ -2548,12 +2630,12 @@ class GitHubStandIn:
             }
             repo.pulls[number] = pr
             self._emit(repo, "pull_request", self._pr_event(repo, pr, "opened", ctx.ident.login))
-            return 201, self._pr_json(repo, pr)
+            return 201, self._pr_json(repo, pr, read=True)
 
     def _h_get_pull(self, ctx: _Ctx, owner: str, name: str, n: str) -> dict[str, Any]:
         repo = self._repo_for(ctx, owner, name)
         with self._lock:
-            return self._pr_json(repo, self._pr(repo, n))
+            return self._pr_json(repo, self._pr(repo, n), read=True)
 
     def _close_pr(self, repo: _Repo, pr: dict[str, Any], actor: str, *, merged: bool) -> None:
         self._pr_head_base(repo, pr)
@@ -2734,6 +2816,9 @@ class GitHubStandIn:
             clean, tree = _merge_tree(repo.path, base, head)
             if not clean:
                 raise ApiError(405, "Pull Request is not mergeable")
+            problem = self._protection_problem(repo, pr, head)
+            if problem:
+                raise ApiError(405, problem)
             merge_base = _merge_base(repo.path, base, head) or base
             commit_count = len(_git(repo.path, "rev-list", f"{base}..{head}").split())
             if method == "merge":
