@@ -686,9 +686,11 @@ EXPECTED_FIXTURES = [
     "pull_request/opened.json",
     "pull_request/synchronize.json",
     "pull_request/closed.json",
+    "pull_request/closed.not-merged.json",
     "pull_request/reopened.json",
     "pull_request_review/submitted.json",
     "push/push.json",
+    "push/new-branch.json",
     "check_run/rerequested.json",
 ]
 
@@ -700,7 +702,9 @@ def test_fixtures_look_like_github(name: str) -> None:
     assert "sender" in payload
     if name.startswith("pull_request/"):
         pr = payload["pull_request"]
-        assert payload["action"] == Path(name).stem and payload["number"] == pr["number"]
+        assert (
+            payload["action"] == Path(name).stem.split(".")[0] and payload["number"] == pr["number"]
+        )
         for key in ("head", "base"):
             assert {"ref", "sha", "repo", "label", "user"} <= pr[key].keys()
         assert {"merged", "mergeable", "html_url", "url", "user", "state"} <= pr.keys()
@@ -731,7 +735,11 @@ def test_live_payloads_have_the_fixture_shape(
         if name.startswith("check_run/"):
             continue
         fixture = json.loads((FIXTURES / name).read_text())
-        assert _same_keys(_shape(fixture), _shape(live[name])) == [], name
+        same_as = {
+            "pull_request/closed.not-merged.json": "pull_request/closed.json",
+            "push/new-branch.json": "push/push.json",
+        }.get(name, name)
+        assert _same_keys(_shape(fixture), _shape(live[same_as])) == [], name
 
 
 # ---------------------------------------------------------------------- contents writes, hooks API, more events

@@ -3325,9 +3325,16 @@ def write_fixtures(directory: str) -> list[str]:
         port = s.port
         chosen: dict[str, dict[str, Any]] = {}
         for d in s.deliveries():
+            name = d["action"] or d["event"]
             if d["event"] == "push" and d["payload"]["ref"] != "refs/heads/main":
-                continue  # keep the push of the merge commit onto the default branch
-            chosen[f"{d['event']}/{d['action'] or d['event']}.json"] = d["payload"]
+                if not d["payload"]["created"]:
+                    continue
+                name = "new-branch"  # the branch's first push; push.json is the merge onto main
+            if d["action"] == "closed" and not d["payload"]["pull_request"]["merged"]:
+                name = "closed.not-merged"
+            chosen.setdefault(f"{d['event']}/{name}.json", d["payload"])
+            if d["event"] == "push" or d["action"] == "closed":
+                chosen[f"{d['event']}/{name}.json"] = d["payload"]
     for rel, payload in sorted(chosen.items()):
         text = json.dumps(payload, indent=2) + "\n"
         for old, new in (
