@@ -307,7 +307,10 @@ class GitHubStandIn:
         )
         self.port = self._server.server_port
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="github-standin-http", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="github-standin-http",
+            daemon=True,
         )
         self._thread.start()
         self._hook_thread = threading.Thread(
