@@ -131,6 +131,29 @@ def _descr_info(descr: Any) -> tuple[int, bool]:
     raise CannotVerify("npy dtype not understood")
 
 
+# The header numpy writes: {'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }
+_NPY_HEADER = LazyRe(
+    r"\{'descr': '([^'\\]*)', 'fortran_order': (True|False), 'shape': \(([0-9, ]*)\), \}\s*"
+)
+
+
+def _npy_header(text: str) -> Any:
+    m = _NPY_HEADER.fullmatch(text)
+    if m is not None:  # the common case, without the cost of ast
+        dims = [d.strip() for d in m.group(3).split(",")]
+        if dims and dims[-1] == "":
+            dims.pop()
+        if all(d.isdigit() for d in dims):
+            return {"descr": m.group(1), "fortran_order": m.group(2) == "True",
+                    "shape": tuple(int(d) for d in dims)}  # fmt: skip
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+        raise CannotVerify(f"npy header is not a Python literal: {exc}") from exc
+
+
 def scan_npy(src: Source, ctx: PickleContext) -> str:
     ctx.fmt = "npy"
     magic = src.read(8)
@@ -146,12 +169,7 @@ def scan_npy(src: Source, ctx: PickleContext) -> str:
     if hlen > 1 << 20:
         raise CannotVerify("npy header too large")
     raw = src.read(hlen)
-    import ast
-
-    try:
-        header = ast.literal_eval(raw.decode("utf-8" if major == 3 else "latin-1"))
-    except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
-        raise CannotVerify(f"npy header is not a Python literal: {exc}") from exc
+    header = _npy_header(raw.decode("utf-8" if major == 3 else "latin-1"))
     if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
         raise CannotVerify("npy header keys are not descr/fortran_order/shape")
     shape = header["shape"]

@@ -164,12 +164,18 @@ def _keep_str(s: str) -> object:
     return s if len(s) <= MAX_KEPT_STR else OPAQUE
 
 
+_WORTHY = frozenset({str, int, Global, Obj, DictV})
+
+
 def _memo_worthy(v: object) -> bool:
+    """Worth remembering in the memo: what can later name a global or size an array."""
     t = type(v)
-    if t is str or t is int or t is Global or t is Obj or t is DictV:
+    if t in _WORTHY:
         return True
     if t is tuple:
-        return any(_memo_worthy(x) for x in v)  # type: ignore[attr-defined]
+        for x in v:  # type: ignore[attr-defined]
+            if _memo_worthy(x):
+                return True
     return False
 
 
@@ -208,6 +214,9 @@ def _walk(src: Source, ctx: PickleContext) -> object:
     blen = len(buf)
     while True:
         if blen - pos < 64 and not src.eof:
+            # each op pushes at most one item, so checking here bounds the stack
+            if len(stack) > MAX_STACK:
+                raise CannotVerify("pickle stack deeper than the scanner's limit")
             src.pos = pos
             src.fill(1 << 16)
             buf = src.buf
@@ -224,7 +233,7 @@ def _walk(src: Source, ctx: PickleContext) -> object:
                 raise CannotVerify("pickle mixes MEMOIZE and PUT memo keys")
             styles = 2
             v = stack[-1]
-            if _memo_worthy(v):
+            if type(v) in _WORTHY or _memo_worthy(v):
                 memo[memo_next] = v
                 if len(memo) > MAX_MEMO:
                     raise CannotVerify("memo larger than the scanner's limit")
@@ -244,7 +253,7 @@ def _walk(src: Source, ctx: PickleContext) -> object:
                 key = int(src.readline(64))
                 buf, pos, blen = src.buf, src.pos, len(src.buf)
             v = stack[-1]
-            if _memo_worthy(v):
+            if type(v) in _WORTHY or _memo_worthy(v):
                 memo[key] = v
                 if len(memo) > MAX_MEMO:
                     raise CannotVerify("memo larger than the scanner's limit")
@@ -431,10 +440,17 @@ def _walk(src: Source, ctx: PickleContext) -> object:
             return stack[-1]
         elif op == 0x63 or op == 0x69:  # GLOBAL, INST
             off = src.start + pos - 1
-            src.pos = pos
-            module = _line_str(src.readline(4096))
-            name = _line_str(src.readline(4096))
-            buf, pos, blen = src.buf, src.pos, len(src.buf)
+            i = buf.find(b"\n", pos, pos + 4096)
+            j = buf.find(b"\n", i + 1, i + 4097) if i >= 0 else -1
+            if j >= 0:
+                module = buf[pos:i].decode("utf-8", "surrogateescape")
+                name = buf[i + 1 : j].decode("utf-8", "surrogateescape")
+                pos = j + 1
+            else:
+                src.pos = pos
+                module = _line_str(src.readline(4096))
+                name = _line_str(src.readline(4096))
+                buf, pos, blen = src.buf, src.pos, len(src.buf)
             ctx.check_global(module, name, off, "GLOBAL" if op == 0x63 else "INST")
             g = Global(module, name)
             if op == 0x63:
@@ -569,8 +585,6 @@ def _walk(src: Source, ctx: PickleContext) -> object:
                 raise CannotVerify("READONLY_BUFFER on an empty stack")
         else:
             raise CannotVerify(f"unknown pickle opcode 0x{op:02x} at offset {src.start + pos - 1}")
-        if len(stack) > MAX_STACK:
-            raise CannotVerify("pickle stack deeper than the scanner's limit")
 
 
 def _dtype_info(dt: object) -> tuple[int, bool] | None:
