@@ -178,12 +178,15 @@ class _Progress:
         self.shown = False
         self._stop: Any = None
         self._thread: Any = None
-        if self.enabled:
+
+    def start(self) -> _Progress:
+        if self.enabled and self._thread is None:
             import threading
 
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._run, name="scan-progress", daemon=True)
             self._thread.start()
+        return self
 
     def update(self, done: int) -> None:
         self.done = done
@@ -243,17 +246,16 @@ def scan_paths(
     n_jobs = jobs if jobs is not None else _default_jobs(files)
     bar = _Progress(len(files), progress)
     reports: list[FileReport] = []
-    # Parsing is CPU-bound Python, so threads share one core (the GIL); worker processes
-    # (forked, ~10 ms each) scale across cores. AIMODEL_SCAN_PARALLEL=thread|serial exists
-    # for benchmarks/bench_scan.py, which measures the three.
-    mode = os.environ.get("AIMODEL_SCAN_PARALLEL", "process")
-    if n_jobs <= 1 or len(files) < 8 or mode == "serial":
+    mode = _parallel_mode(files, n_jobs)
+    if mode == "serial":
+        bar.start()
         for i, uri in enumerate(files):
             reports.append(scan_file(uri, allow=allow_t, expected_sha256=expected_sha256))
             bar.update(i + 1)
     elif mode == "thread":
         from concurrent.futures import ThreadPoolExecutor
 
+        bar.start()
         with ThreadPoolExecutor(max_workers=n_jobs) as pool:
             for i, fr in enumerate(
                 pool.map(
@@ -262,40 +264,119 @@ def scan_paths(
             ):
                 reports.append(fr)
                 bar.update(i + 1)
+    elif mode == "fork":
+        reports = _scan_forked(files, allow_t, expected_sha256, n_jobs, bar)
     else:
-        reports = _scan_parallel(files, allow_t, expected_sha256, n_jobs, bar)
+        bar.start()
+        reports = _scan_pool(files, allow_t, expected_sha256, n_jobs, bar, mode)
     bar.close()
     reports.extend(missing)
     reports.sort(key=lambda r: r.path)
     return ScanReport(tuple(reports))
 
 
-def _scan_parallel(
-    files: list[str], allow: tuple[str, ...], expected: str | None, n_jobs: int, bar: _Progress
-) -> list[FileReport]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+def _parallel_mode(files: Sequence[str], n_jobs: int) -> str:
+    """How to spread the files over cores (measured in benchmarks/SCAN.md).
 
-    # Interleave big and small files so each batch costs about the same.
+    Parsing is CPU-bound Python: threads share one core (the GIL), so only processes help.
+    Plain ``os.fork`` workers cost ~1 ms each and are used from a single-threaded program
+    (the CLI). Inside a multi-threaded process (the web or worker process) forking is unsafe,
+    so a ``spawn`` pool is used there, and only when the work is large enough to repay its
+    start-up. AIMODEL_SCAN_PARALLEL=fork|process|spawn|thread|serial forces one (for benchmarks).
+    """
+    forced = os.environ.get("AIMODEL_SCAN_PARALLEL")
+    if n_jobs <= 1 or len(files) < 2:
+        return "serial"
+    if forced in ("fork", "process", "spawn", "thread", "serial"):
+        return forced if forced != "fork" or hasattr(os, "fork") else "process"
+    import threading
+
+    if (
+        hasattr(os, "fork")
+        and threading.active_count() == 1
+        and threading.current_thread() is threading.main_thread()
+    ):
+        return "fork" if len(files) >= 16 else "serial"
+    return "spawn" if len(files) >= 256 else "serial"
+
+
+def _balanced(files: Sequence[str], n: int) -> list[list[str]]:
+    """Split files into n groups of about equal bytes (biggest first, onto the lightest)."""
     sizes: dict[str, int] = {}
     for u in files:
         try:
             sizes[u] = artifacts.size_of(u)
         except Exception:
             sizes[u] = 0
-    order = sorted(files, key=lambda u: -sizes[u])
-    n_batches = min(len(files), n_jobs * 8)
-    batches: list[list[str]] = [[] for _ in range(n_batches)]
-    loads = [0] * n_batches
-    for u in order:
+    groups: list[list[str]] = [[] for _ in range(n)]
+    loads = [0] * n
+    for u in sorted(files, key=lambda u: -sizes[u]):
         i = loads.index(min(loads))
-        batches[i].append(u)
-        loads[i] += sizes[u] + 4096
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-    mp_ctx = multiprocessing.get_context(method)
+        groups[i].append(u)
+        loads[i] += sizes[u] + 16384  # a file's fixed cost, in bytes of parsing
+    return groups
+
+
+def _scan_forked(
+    files: list[str], allow: tuple[str, ...], expected: str | None, n_jobs: int, bar: _Progress
+) -> list[FileReport]:
+    """Fork n_jobs - 1 children; each scans its share and pipes back its reports."""
+    import pickle
+
+    groups = [g for g in _balanced(files, n_jobs) if g]
+    children: list[tuple[int, int, list[str]]] = []
+    for group in groups[1:]:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: scan, send, and leave without running the parent's exit code
+            code = 0
+            try:
+                os.close(r)
+                data = pickle.dumps(_scan_many((tuple(group), allow, expected)), protocol=5)
+                with os.fdopen(w, "wb") as out:
+                    out.write(data)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(w)
+        children.append((pid, r, group))
+    bar.start()
+    reports: list[FileReport] = []
+    for i, uri in enumerate(groups[0]):
+        reports.append(scan_file(uri, allow=allow, expected_sha256=expected))
+        bar.update(min(len(files), (i + 1) * len(groups)))
+    for pid, r, group in children:
+        with os.fdopen(r, "rb") as inp:
+            data = inp.read()
+        _, status = os.waitpid(pid, 0)
+        if status == 0 and data:
+            # our own child's reports (FileReport values), not model content
+            reports.extend(pickle.loads(data))
+        else:  # the child died: scan its share here, so no file goes unscanned
+            reports.extend(_scan_many((tuple(group), allow, expected)))
+        bar.update(len(reports))
+    return reports
+
+
+def _scan_pool(
+    files: list[str],
+    allow: tuple[str, ...],
+    expected: str | None,
+    n_jobs: int,
+    bar: _Progress,
+    method: str,
+) -> list[FileReport]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    if method == "process":
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    batches = [b for b in _balanced(files, min(len(files), n_jobs * 8)) if b]
     out: list[FileReport] = []
+    mp_ctx = multiprocessing.get_context(method)
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp_ctx) as pool:
-        futures = [pool.submit(_scan_many, (tuple(b), allow, expected)) for b in batches if b]
+        futures = [pool.submit(_scan_many, (tuple(b), allow, expected)) for b in batches]
         for fut in as_completed(futures):
             out.extend(fut.result())
             bar.update(len(out))
