@@ -125,8 +125,11 @@ def scan_file(
     size = 0
     error: str | None = None
     try:
-        size = artifacts.size_of(uri)
         with artifacts.open_stream(uri) as f:
+            try:
+                size = os.fstat(f.fileno()).st_size
+            except (AttributeError, OSError, ValueError):
+                size = artifacts.size_of(uri)  # fsspec files have no descriptor
             if size == 0:
                 raise CannotVerify("empty file")
             _scan_stream(f, size, ctx)
