@@ -38,6 +38,8 @@ class Context:
                 raise NotInitialized(f"no manifest repository in {home}; run `aimodel init` first")
             forge = LocalForge(home, default_branch=settings.default_branch, on_event=self.on_event)
         self.forge = forge
+        if getattr(forge, "on_event", False) is None:  # a forge built before the Context (GitHub)
+            setattr(forge, "on_event", self.on_event)  # noqa: B010
         if workspace is None:
             workspace = Workspace(home / "work", settings.default_branch)
         self.workspace = workspace
@@ -56,6 +58,9 @@ class Context:
     def close(self) -> None:
         """Stop the git helper processes this context started."""
         self.workspace.repo.close()
+        shutdown = getattr(self.forge, "shutdown", None)  # the GitHub forge's HTTP sessions
+        if callable(shutdown):
+            shutdown()
 
     def __enter__(self) -> Context:
         return self
@@ -134,7 +139,9 @@ def faces(settings: Settings) -> dict[str, Any]:
     if settings.slack:
         from handlers.slack_notify import SlackNotifier
 
-        kwargs["notifier"] = SlackNotifier(settings.slack)
+        slack = SlackNotifier(settings.slack)
+        github_notifier = kwargs.get("notifier")
+        kwargs["notifier"] = github_notifier.chain(slack) if github_notifier is not None else slack
     return kwargs
 
 

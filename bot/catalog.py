@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,8 @@ from bot.manifests import (
     Application,
     Artifact,
     Dataset,
-    Manifest,
     ManifestError,
-    expected_kind,
-    name_from_path,
     RepoConfig,
-    is_manifest_path,
     parse_config,
     parse_manifest,
     to_document,
@@ -40,9 +36,9 @@ EMPTY_CONFIG = RepoConfig(people={}, permissions={}, environments={})
 @dataclass
 class Catalog:
     commit: str
-    models: dict[str, AIModel] = field(default_factory=dict)
-    apps: dict[str, Application] = field(default_factory=dict)
-    datasets: dict[str, Dataset] = field(default_factory=dict)
+    models: Mapping[str, AIModel] = field(default_factory=dict)
+    apps: Mapping[str, Application] = field(default_factory=dict)
+    datasets: Mapping[str, Dataset] = field(default_factory=dict)
     config: RepoConfig = EMPTY_CONFIG
     files: Mapping[str, str] = field(default_factory=dict)  # path -> blob sha
     errors: list[ManifestError] = field(default_factory=list)
@@ -81,7 +77,7 @@ class Catalog:
 # --------------------------------------------------------------------------- cache
 
 
-def _from_cached(kind: str, d: dict[str, Any], path: str) -> Manifest:
+def _from_cached(kind: str, d: dict[str, Any], path: str) -> AIModel | Application | Dataset:
     meta, spec = d["metadata"], d["spec"]
     if kind == "AIModel":
         art = spec["artifact"]
@@ -142,6 +138,69 @@ class ManifestCache:
             self._dirty = False
 
 
+_FOLDER_KIND = {"models": "AIModel", "apps": "Application", "datasets": "Dataset"}
+
+
+def classify(path: str) -> tuple[str, str] | None:
+    """(kind, name) of a manifest path, or None: models/x.yaml, models/x/model.yaml, apps/x.yaml..."""
+    parts = path.split("/")
+    kind = _FOLDER_KIND.get(parts[0])
+    if kind is None:
+        return None
+    if len(parts) == 2:
+        name, dot, ext = parts[1].rpartition(".")
+        return (kind, name) if dot and ext in ("yaml", "yml") else None
+    if len(parts) == 3 and kind == "AIModel" and parts[2] == "model.yaml":
+        return kind, parts[1]
+    return None
+
+
+class LazyManifests(Mapping[str, Any]):
+    """name -> manifest, built from the cached document only when asked for.
+
+    A proposal touches a handful of the 10,000 models a repository may hold; building
+    them all would cost more than the rest of the proposal.
+    """
+
+    def __init__(self) -> None:
+        self._built: dict[str, Any] = {}
+        self._pending: dict[str, tuple[str, dict[str, Any], str]] = {}
+        self._order: list[str] = []
+
+    def add(self, name: str, value: Any) -> None:
+        if name not in self._built and name not in self._pending:
+            self._order.append(name)
+        self._pending.pop(name, None)
+        self._built[name] = value
+
+    def add_cached(self, name: str, kind: str, doc: dict[str, Any], path: str) -> None:
+        if name not in self._built and name not in self._pending:
+            self._order.append(name)
+        self._built.pop(name, None)
+        self._pending[name] = (kind, doc, path)
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._built[name]
+        except KeyError:
+            kind, doc, path = self._pending.pop(name)  # KeyError: not there
+            value = self._built[name] = _from_cached(kind, doc, path)
+            return value
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._built or name in self._pending
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def path_of(self, name: str) -> str:
+        pending = self._pending.get(name)
+        return pending[2] if pending else self._built[name].path
+
+
 def load_catalog(
     commit: str,
     files: Mapping[str, str],
@@ -149,6 +208,8 @@ def load_catalog(
     cache: ManifestCache | None = None,
 ) -> Catalog:
     cat = Catalog(commit=commit, files=files)
+    models, apps, datasets = LazyManifests(), LazyManifests(), LazyManifests()
+    folders = {"AIModel": models, "Application": apps, "Dataset": datasets}
     for path, blob in files.items():
         if path == CONFIG_PATH:
             try:
@@ -156,28 +217,28 @@ def load_catalog(
             except ManifestError as exc:
                 cat.errors.append(exc)
             continue
-        if not is_manifest_path(path):
+        where = classify(path)
+        if where is None:
+            continue
+        kind, name = where
+        target = folders[kind]
+        if name in target:
+            if kind == "AIModel":
+                cat.errors.append(ManifestError(path, None, "metadata.name", f"model {name!r} is defined twice (also {target.path_of(name)})"))
             continue
         cached = cache.get(blob) if cache else None
-        manifest: Manifest
-        if cached is not None and cached["metadata"]["name"] == name_from_path(path) and cached["kind"] == expected_kind(path):
-            manifest = _from_cached(cached["kind"], cached, path)
-        else:
-            try:
-                manifest = parse_manifest(read_blob(blob), path)
-            except ManifestError as exc:
-                cat.errors.append(exc)
-                continue
-            if cache:
-                cache.put(blob, to_document(manifest))
-        if isinstance(manifest, AIModel):
-            if manifest.name in cat.models:
-                cat.errors.append(ManifestError(path, None, "metadata.name", f"model {manifest.name!r} is defined twice (also {cat.models[manifest.name].path})"))
-            cat.models[manifest.name] = manifest
-        elif isinstance(manifest, Application):
-            cat.apps[manifest.name] = manifest
-        else:
-            cat.datasets[manifest.name] = manifest
+        if cached is not None and cached["kind"] == kind and cached["metadata"]["name"] == name:
+            target.add_cached(name, kind, cached, path)
+            continue
+        try:
+            manifest = parse_manifest(read_blob(blob), path)
+        except ManifestError as exc:
+            cat.errors.append(exc)
+            continue
+        if cache:
+            cache.put(blob, to_document(manifest))
+        target.add(name, manifest)
+    cat.models, cat.apps, cat.datasets = models, apps, datasets
     if cache:
         cache.save(files.values())
     return cat

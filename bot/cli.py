@@ -11,12 +11,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import commands as c
 from bot import messages
-from bot.views import list_rows, pr_row
+from bot.views import pr_row
 
 if TYPE_CHECKING:
     from bot.app import Context
@@ -116,6 +115,8 @@ def _run(p: c.Parsed) -> int:
             ctx.jobs.run_worker(cmd.workers)
         return 0
 
+    if isinstance(cmd, c.ListModels):
+        return _list(settings, None, cmd, common)
     ctx = _context(settings)
     from bot.gitops import Refusal
 
@@ -130,8 +131,6 @@ def _run(p: c.Parsed) -> int:
 def _run_with(ctx: Context, cmd: c.Command, common: c.Common) -> int:
     if isinstance(cmd, c.PROPOSALS):
         return _propose(ctx, cmd, common)
-    if isinstance(cmd, c.ListModels):
-        return _list(ctx, cmd, common)
     if isinstance(cmd, c.Status):
         return _status(ctx, cmd, common)
     if isinstance(cmd, c.PrCommand):
@@ -207,14 +206,25 @@ def _print_checks(ctx: Context, number: int) -> None:
         _out(f"Waiting: {line}")
 
 
-def _list(ctx: Context, cmd: c.ListModels, common: c.Common) -> int:
-    _authorized(ctx, "list", _who(common, required=False))
-    catalog = ctx.gitops.catalog()
-    if cmd.app and cmd.app not in catalog.apps:
-        raise _Fail(f"there is no application named {cmd.app!r}; applications: {', '.join(sorted(catalog.apps)) or 'none yet'}", 1)
-    if cmd.env and cmd.env not in catalog.config.environments:
-        raise _Fail(f"there is no environment named {cmd.env!r}; environments: {', '.join(catalog.config.environments)}", 1)
-    rows, envs = list_rows(ctx, cmd.app, cmd.env)
+def _list(settings: Settings, ctx: Context | None, cmd: c.ListModels, common: c.Common) -> int:
+    from bot.views import desired_listing, fast_listing, merge_listing
+
+    desired = fast_listing(settings) if ctx is None else None
+    if desired is None:
+        if ctx is None:
+            with _context(settings) as fresh:
+                return _list(settings, fresh, cmd, common)
+        desired = desired_listing(ctx)
+    who = _who(common, required=False)
+    if who and who not in desired["people"]:
+        raise _Fail(messages.refused(f"{who} is not listed under people in .aimodel/config.yaml"), 1)
+    if who and who not in desired["readers"]:
+        raise _Fail(messages.refused(f"list is not for {who}'s roles (permissions.list in .aimodel/config.yaml)"), 1)
+    if cmd.app and cmd.app not in desired["apps"]:
+        raise _Fail(f"there is no application named {cmd.app!r}; applications: {', '.join(desired['apps']) or 'none yet'}", 1)
+    if cmd.env and cmd.env not in desired["environments"]:
+        raise _Fail(f"there is no environment named {cmd.env!r}; environments: {', '.join(desired['environments'])}", 1)
+    rows, envs = merge_listing(desired, settings, cmd.app, cmd.env)
     if common.json:
         _json(rows)
     else:

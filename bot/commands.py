@@ -35,7 +35,7 @@ class Create:
     artifact: str
     version: str = "1.0.0"
     format: str = ""
-    sla: Sla = Sla()
+    sla: Sla = field(default_factory=Sla)
     dataset_uri: str = ""
     label_column: str = ""
     reason: str = ""
@@ -357,7 +357,7 @@ def parse(argv: Sequence[str], *, surface: str = "cli") -> Parsed | Reply:
     if verb not in verbs:
         close = difflib.get_close_matches(verb, verbs, n=1, cutoff=0.5)
         return Reply(messages.unknown_verb(prog, verb, close[0] if close else "", verbs))
-    if any(a in ("-h", "--help") for a in rest) or verb == "help" and not rest:
+    if any(a in ("-h", "--help") for a in rest) or (verb == "help" and not rest):
         topic = verb if verb != "help" else ""
         return Reply(messages.usage(prog, verbs, topic), exit_code=0, ok=True)
     if verb == "help":

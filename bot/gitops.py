@@ -105,6 +105,7 @@ class GitOps:
         self.locks = locks
         self.cache = cache
         self.describe_artifact = describe_artifact
+        self._catalogs: dict[str, Catalog] = {}  # commit -> catalog; a commit never changes
 
     # ------------------------------------------------------------------ reading
 
@@ -113,8 +114,15 @@ class GitOps:
             if fetch:
                 self.workspace.fetch()
             commit = self.workspace.head_of()
+        cached = self._catalogs.get(commit)
+        if cached is not None:
+            return cached
         files = self.workspace.tree(commit)
-        return load_catalog(commit, files, self.workspace.read_blob, self.cache)
+        catalog = load_catalog(commit, files, self.workspace.read_blob, self.cache)
+        if len(self._catalogs) >= 8:
+            self._catalogs.pop(next(iter(self._catalogs)))
+        self._catalogs[commit] = catalog
+        return catalog
 
     def resolve_actor(self, catalog: Catalog, name: str, via: str) -> Actor:
         return Actor(name, via, catalog.config.people.get(name))
@@ -306,7 +314,7 @@ class GitOps:
             "branch": pr.branch, "head": pr.head, "body": pr.body, "merge_commit": pr.merge_commit,
             "checks": {
                 name: pr.checks[name].to_json()
-                for name in sorted(pr.checks, key=lambda n: (REQUIRED_CHECKS + (n,)).index(n))
+                for name in sorted(pr.checks, key=lambda n: ((*REQUIRED_CHECKS, n)).index(n))
                 if pr.checks[name].commit in ("", pr.head)
             },
             "meta": {k: v for k, v in pr.meta.items() if k in ("verb", "model", "deploy", "slack")},

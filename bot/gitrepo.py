@@ -8,6 +8,7 @@ whatever the size of the repository.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
@@ -155,10 +156,8 @@ class Workspace:
         self._git(*args, refspec)
 
     def delete_branch(self, branch: str) -> None:
-        try:
+        with contextlib.suppress(GitError):  # already gone: deleting is idempotent
             self._git("push", "--quiet", "origin", f":refs/heads/{branch}")
-        except GitError:
-            pass  # already gone: deleting is idempotent
 
 
 def init_bare(path: Path, default_branch: str = "main") -> git.Repo:

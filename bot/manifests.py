@@ -83,7 +83,7 @@ class AIModel:
     application: str
     dataset: str
     artifact: Artifact
-    sla: Sla = Sla()
+    sla: Sla = field(default_factory=Sla)
     metrics: Mapping[str, float] = field(default_factory=dict)
     environments: tuple[str, ...] = ()
     description: str = ""
@@ -199,7 +199,7 @@ class _Reader:
             if required:
                 raise self.fail(path, "missing")
             return default
-        if isinstance(value, bool) or isinstance(value, (dict, list)):
+        if isinstance(value, (bool, dict, list)):
             raise self.fail(path, f"expected a string, got {_kind(value)}")
         if not isinstance(value, str):
             # Unquoted numbers (version 1.10, an all-digit digest): keep the text as written.

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 from bot import commands as c
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, materialize
-from bot.checks.pipeline import CHECKS_PREDICATE, accepts_declared, attestation_path, signature_path, trusted_keys
+from bot.checks.pipeline import (
+    CHECKS_PREDICATE,
+    accepts_declared,
+    attestation_path,
+    signature_path,
+    trusted_keys,
+)
 from bot.gitops import Refusal
 from bot.manifests import AIModel
 from bot.policy import authorize
@@ -73,7 +79,7 @@ def _scan(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool, 
         reports.append((m, report))
         ok = ok and report.ok
     if sarif:
-        _print(json.dumps([r.to_sarif() for _, r in reports][0] if len(reports) == 1 else [r.to_sarif() for _, r in reports], indent=2))
+        _print(json.dumps(next(r.to_sarif() for _, r in reports) if len(reports) == 1 else [r.to_sarif() for _, r in reports], indent=2))
     elif as_json:
         _print(json.dumps({m.name: r.to_json() for m, r in reports}, indent=2))
     else:

@@ -101,6 +101,5 @@ def approval_status(
         if len(counted) < env.approvals:
             titles = " or ".join(ROLE_TITLES.get(r, r) for r in env.approvers)
             missing.append(f"{env_name} needs {env.approvals} approval(s) from {titles}; has {len(counted)}")
-    for person in blocked_by:
-        missing.append(f"{person} requested changes")
+    missing.extend(f"{name} requested changes" for name in blocked_by)
     return ApprovalStatus(not missing, needed, have, tuple(missing))

@@ -7,6 +7,7 @@ mapping in the manifest (`sla: {accuracy: ">=0.9"}`); both parse to one value.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -119,6 +120,18 @@ def parse_sla(text: str) -> Sla:
 
 def sla_from_mapping(data: Mapping[str, object]) -> Sla:
     """The manifest form: `{accuracy: ">=0.9", latency_p95_ms: "<=50"}`."""
+    if all(isinstance(v, str) for v in data.values()):
+        return _sla_from_items(tuple((str(k), str(v)) for k, v in data.items()))
+    return _parse_mapping(data)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sla_from_items(items: tuple[tuple[str, str], ...]) -> Sla:
+    # Thousands of models share a handful of SLAs; parse each text once.
+    return _parse_mapping(dict(items))
+
+
+def _parse_mapping(data: Mapping[str, object]) -> Sla:
     terms: list[SlaTerm] = []
     for name, spec in data.items():
         _check_metric(str(name))

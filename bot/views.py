@@ -1,36 +1,104 @@
-"""Read models shared by every face (CLI, Slack, REST): what `list` and `pr list` show."""
+"""Read models shared by every face (CLI, Slack, REST): what `list` and `pr list` show.
+
+`aimodel list` on 10,000 models must answer in the time Python takes to start, so the
+catalog-derived part of the listing is kept per commit in `cache/listing.json`; only the
+target's state (small files per environment) is read fresh each time.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.forges.base import PullRequest
+from bot.fsutil import write_atomic
 
 if TYPE_CHECKING:
     from bot.app import Context
+    from bot.catalog import Catalog
+    from bot.config import Settings
 
 
-def list_rows(ctx: Context, app: str = "", env: str = "") -> tuple[list[dict[str, Any]], list[str]]:
-    catalog = ctx.gitops.catalog()
-    envs = sorted(set(catalog.config.environments) | set(ctx.target.environments()))
-    status = {e: ctx.target.status(e) for e in envs}
-    rows = []
+def _desired(catalog: Catalog) -> dict[str, Any]:
+    from bot.policy import roles_for
+
+    list_roles = roles_for(catalog.config, "list")
+    readers = sorted(
+        name for name, p in catalog.config.people.items() if "*" in list_roles or any(r in list_roles for r in p.roles)
+    )
+    models = []
     for name in sorted(catalog.models):
         m = catalog.models[name]
-        if app and m.application != app:
+        models.append([name, m.version, m.application, m.dataset, list(m.environments)])
+    return {
+        "commit": catalog.commit,
+        "environments": list(catalog.config.environments),
+        "apps": sorted(catalog.apps),
+        "readers": readers,
+        "people": sorted(catalog.config.people),
+        "models": models,
+    }
+
+
+def _merge(desired: dict[str, Any], ctx_target: Any, app: str, env: str) -> tuple[list[dict[str, Any]], list[str]]:
+    envs = sorted(set(desired["environments"]) | set(ctx_target.environments()))
+    status = {e: ctx_target.status(e) for e in envs}
+    apps = {app} if app else None
+    rows = []
+    for name, version, application, dataset, wanted in desired["models"]:
+        if apps is not None and application not in apps:
             continue
         per_env: dict[str, Any] = {}
         for e in envs:
             held = status[e].models.get(name)
             if held is not None:
                 per_env[e] = {"version": held.version, "state": held.state, **({"reason": held.reason} if held.reason else {})}
-            elif e in m.environments:
-                per_env[e] = {"version": m.version, "state": "pending"}
+            elif e in wanted:
+                per_env[e] = {"version": version, "state": "pending"}
         if env and env not in per_env:
             continue
-        rows.append({"name": name, "version": m.version, "application": m.application, "dataset": m.dataset, "environments": per_env})
+        rows.append({"name": name, "version": version, "application": application, "dataset": dataset, "environments": per_env})
     return rows, envs
 
+
+def listing_cache(home: Path) -> Path:
+    return home / "cache" / "listing.json"
+
+
+def desired_listing(ctx: Context) -> dict[str, Any]:
+    catalog = ctx.gitops.catalog()
+    desired = _desired(catalog)
+    with contextlib.suppress(OSError):  # a cache that cannot be written only costs speed
+        write_atomic(listing_cache(ctx.settings.home), json.dumps(desired, separators=(",", ":")).encode())
+    return desired
+
+
+def list_rows(ctx: Context, app: str = "", env: str = "") -> tuple[list[dict[str, Any]], list[str]]:
+    return _merge(desired_listing(ctx), ctx.target, app, env)
+
+
+def fast_listing(settings: Settings) -> dict[str, Any] | None:
+    """The cached listing if it is for the local forge's current default-branch commit."""
+    if settings.forge_kind != "local":
+        return None
+    try:
+        cached = json.loads(listing_cache(settings.home).read_bytes())
+        head = subprocess.run(
+            ["git", "-C", str(settings.home / "repo.git"), "rev-parse", "--verify", f"refs/heads/{settings.default_branch}"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, ValueError, subprocess.CalledProcessError):
+        return None
+    return cached if isinstance(cached, dict) and cached.get("commit") == head else None
+
+
+def merge_listing(desired: dict[str, Any], settings: Settings, app: str = "", env: str = "") -> tuple[list[dict[str, Any]], list[str]]:
+    from bot.deploy.targets.local import LocalTarget
+
+    return _merge(desired, LocalTarget(settings.home / "deploy"), app, env)
 
 
 def pr_row(pr: PullRequest) -> dict[str, Any]:

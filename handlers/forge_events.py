@@ -18,6 +18,5 @@ def dispatch(ctx: Context, event: str, payload: dict[str, Any]) -> None:
             ctx.notify_pr(pr, "closed", f"Pull request #{pr.number} was closed without merging; the lock on {pr.meta.get('model', 'its model')} is released.")
     elif event == "pull_request_review.submitted":
         ctx.jobs.after_checks(int(payload["number"]))
-    elif event == "push":
-        if payload.get("ref") == f"refs/heads/{ctx.settings.default_branch}":
-            ctx.jobs.deploy(str(payload["after"]), payload.get("pr"))
+    elif event == "push" and payload.get("ref") == f"refs/heads/{ctx.settings.default_branch}":
+        ctx.jobs.deploy(str(payload["after"]), payload.get("pr"))

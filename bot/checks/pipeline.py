@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,7 +85,7 @@ class Pipeline:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def _report(self, pr: PullRequest, name: str, state: str, summary: str, details: str = "", annotations: Sequence[dict[str, Any]] = ()) -> CheckResult:
+    def _report(self, pr: PullRequest, name: str, state: str, summary: str, details: str = "", annotations: Sequence[Mapping[str, Any]] = ()) -> CheckResult:
         check = CheckResult(name, state, summary, details, pr.head, tuple(annotations))
         self.ctx.forge.set_check(pr.number, check)
         pr.checks[name] = check
