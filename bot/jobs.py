@@ -22,8 +22,9 @@ log = logging.getLogger("aimodel.jobs")
 
 class Jobs:
     def __init__(self, ctx: Context) -> None:
+        from huey import RedisHuey, SqliteHuey
+
         settings = ctx.settings
-        RedisHuey, SqliteHuey = _import_huey(with_redis=bool(settings.redis_url))
         self.ctx = ctx
         self.home = settings.home
         if settings.redis_url:
@@ -98,23 +99,6 @@ class Jobs:
                 raise RuntimeError(f"another worker already serves {self.home}")
             consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
             consumer.run()
-
-
-def _import_huey(*, with_redis: bool) -> tuple[Any, Any]:
-    """Import huey; without REDIS_URL, keep it from importing the redis client (80 ms of
-    start-up that every `aimodel create` would pay for a backend it does not use)."""
-    import sys
-
-    if with_redis or "huey" in sys.modules or "redis" in sys.modules:
-        from huey import RedisHuey, SqliteHuey
-
-        return RedisHuey, SqliteHuey
-    sys.modules["redis"] = None  # type: ignore[assignment]  # makes `import redis` fail fast
-    try:
-        from huey import RedisHuey, SqliteHuey
-    finally:
-        del sys.modules["redis"]
-    return RedisHuey, SqliteHuey
 
 
 def _guard(what: str, fn: Callable[[], None], ctx: Context, number: int) -> None:

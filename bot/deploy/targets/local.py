@@ -90,7 +90,7 @@ class LocalTarget:
                 result.failed[name] = reason
                 old = previous.models.get(name)
                 # The old version keeps running; the state says the new one was refused.
-                running = old.version if old and old.state == "running" else ""
+                running = old.version if old and (folder / name / old.version / "metadata.json").exists() else ""
                 states[name] = ModelState(running or model.version, "failed", f"{model.version}: {reason}", now)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
