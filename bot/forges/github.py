@@ -406,7 +406,14 @@ class GitHubForge:
                 raise ForgeError(f"there is no pull request #{number} in {self.full_name}") from None
             raise
         _visible, meta = md.parse_pr_body(p.body)
-        return self._from_github(p, reviews=self._reviews(p, meta), checks=self.checks_for(p.head.sha))
+        checks: dict[str, CheckResult] = {}
+        checked = str(meta.get("checked_head") or "")
+        if checked and checked != p.head.sha and meta.get("signed_head") == p.head.sha:
+            # the head is the bot's signature commit: the results of the commit it signed are
+            # carried over to it (Pipeline._carry_over), so they are part of the answer
+            checks.update(self.checks_for(checked))
+        checks.update(self.checks_for(p.head.sha))
+        return self._from_github(p, reviews=self._reviews(p, meta), checks=checks)
 
     def list_prs(self, state: str = "open") -> list[PullRequest]:
         api_state = {"merged": "closed"}.get(state, state)

@@ -1,0 +1,268 @@
+"""POST /github/webhook: GitHub's deliveries -> handlers.forge_events.dispatch -> the queue.
+
+The request does only what is cheap and must be done before answering: verify the HMAC
+(`X-Hub-Signature-256`, constant-time compare), record the delivery id once (SQLite in
+AIMODEL_HOME, or Redis SET NX when REDIS_URL is set: a redelivery is acknowledged and not
+processed again), ignore other repositories, and enqueue. Checks, merges and deploys run in
+the worker, so GitHub gets its answer in milliseconds, far inside its 10 s limit.
+
+Routing (GitHub event -> the forge event the local forge would emit):
+  pull_request opened/synchronize/reopened -> pull_request.<action> {number, head}: checks
+  pull_request closed                      -> pull_request.closed {number, merged}: locks
+  pull_request_review submitted/dismissed  -> pull_request_review.submitted {number}: approvals
+  push to the default branch               -> push {ref, before, after, pr}: deploy
+  check_run rerequested (ours)             -> pull_request.synchronize {number, head}: re-run
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from flask import Flask, Response, jsonify, request
+
+from bot.metrics import METRICS
+
+if TYPE_CHECKING:
+    from bot.app import Context
+    from bot.config import GitHubSettings
+
+log = logging.getLogger("aimodel.github.webhook")
+
+DEDUP_TTL_SECONDS = 14 * 24 * 3600  # GitHub lets people redeliver for a few days
+PR_ACTIONS = ("opened", "synchronize", "reopened")
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
+    if not header or not header.startswith("sha256=") or not secret:
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), header.strip().encode())
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The X-Hub-Signature-256 value GitHub sends for `body` (for tests and benchmarks)."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+# --------------------------------------------------------------------------- delivery de-duplication
+
+
+class Deliveries(Protocol):
+    def first_time(self, delivery_id: str, event: str) -> bool: ...
+
+    def forget(self, delivery_id: str) -> None: ...
+
+    def count(self) -> int: ...
+
+
+class SqliteDeliveries:
+    """One row per delivery id; INSERT OR IGNORE decides who processes it, across threads and
+    processes sharing AIMODEL_HOME."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._inserts = 0
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS github_deliveries (id TEXT PRIMARY KEY, event TEXT NOT NULL, received_at REAL NOT NULL)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=30000")
+        return db
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+        return db
+
+    def first_time(self, delivery_id: str, event: str) -> bool:
+        db = self._db()
+        now = time.time()
+        cur = db.execute("INSERT OR IGNORE INTO github_deliveries (id, event, received_at) VALUES (?, ?, ?)", (delivery_id, event, now))
+        self._inserts += 1
+        if self._inserts % 1000 == 0:
+            db.execute("DELETE FROM github_deliveries WHERE received_at < ?", (now - DEDUP_TTL_SECONDS,))
+        return cur.rowcount == 1
+
+    def forget(self, delivery_id: str) -> None:
+        self._db().execute("DELETE FROM github_deliveries WHERE id = ?", (delivery_id,))
+
+    def count(self) -> int:
+        row = self._db().execute("SELECT COUNT(*) FROM github_deliveries").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+
+class RedisDeliveries:
+    """SET NX with a TTL: several web processes on several machines share one memory."""
+
+    prefix = "aimodel:github:delivery:"
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url)
+
+    def first_time(self, delivery_id: str, event: str) -> bool:
+        return bool(self.client.set(self.prefix + delivery_id, event, nx=True, ex=DEDUP_TTL_SECONDS))
+
+    def forget(self, delivery_id: str) -> None:
+        self.client.delete(self.prefix + delivery_id)
+
+    def count(self) -> int:
+        return sum(1 for _ in self.client.scan_iter(self.prefix + "*", count=1000))
+
+
+def deliveries_for(ctx: Context) -> Deliveries:
+    settings = ctx.settings
+    if settings.redis_url:
+        return RedisDeliveries(settings.redis_url)
+    return SqliteDeliveries(settings.home / "github" / "deliveries.db")
+
+
+# --------------------------------------------------------------------------- routing
+
+
+class Ignored(Exception):
+    """The delivery is valid but asks nothing of the bot; the reason is logged and answered."""
+
+
+def route(ctx: Context, event: str, payload: dict[str, Any], *, dispatch: Callable[..., None] | None = None) -> str:
+    """Hand one verified, first-time delivery to forge_events.dispatch; returns what was done."""
+    if dispatch is None:
+        from handlers.forge_events import dispatch as default_dispatch
+
+        dispatch = default_dispatch
+    action = str(payload.get("action") or "")
+    if event == "pull_request":
+        pr_data = payload.get("pull_request") or {}
+        number = int(pr_data.get("number") or payload.get("number") or 0)
+        if action in PR_ACTIONS:
+            dispatch(ctx, f"pull_request.{action}", {"number": number, "head": pr_data["head"]["sha"]})
+            return f"checks queued for #{number} at {pr_data['head']['sha'][:10]}"
+        if action == "closed":
+            merged = bool(pr_data.get("merged"))
+            primed = getattr(ctx.forge, "primed", None)
+            from_payload = getattr(ctx.forge, "pr_from_payload", None)
+            if primed is not None and from_payload is not None:
+                with primed(from_payload(pr_data)):  # the payload has what release needs: no API call
+                    dispatch(ctx, "pull_request.closed", {"number": number, "merged": merged})
+            else:
+                dispatch(ctx, "pull_request.closed", {"number": number, "merged": merged})
+            return f"locks of #{number} released"
+        raise Ignored(f"pull_request {action}")
+    if event == "pull_request_review":
+        if action not in ("submitted", "dismissed"):
+            raise Ignored(f"pull_request_review {action}")
+        number = int(payload["pull_request"]["number"])
+        review = payload.get("review") or {}
+        dispatch(ctx, "pull_request_review.submitted", {
+            "number": number, "login": (review.get("user") or {}).get("login", ""), "state": str(review.get("state", "")).lower(),
+        })
+        return f"approvals of #{number} re-evaluated"
+    if event == "push":
+        ref = str(payload.get("ref", ""))
+        after = str(payload.get("after", ""))
+        if ref != f"refs/heads/{ctx.settings.default_branch}" or payload.get("deleted") or set(after) == {"0"}:
+            raise Ignored(f"push to {ref}")
+        from bot.forges.github import merged_pr_number
+
+        head_commit = payload.get("head_commit") or {}
+        pr = merged_pr_number(str(head_commit.get("message", "")))
+        dispatch(ctx, "push", {"ref": ref, "before": payload.get("before"), "after": after, "pr": pr})
+        return f"deploy of {after[:10]} queued"
+    if event == "check_run":
+        run = payload.get("check_run") or {}
+        if action != "rerequested" or not str(run.get("name", "")).startswith("aimodel/"):
+            raise Ignored(f"check_run {action}")
+        sha = str(run["head_sha"])
+        numbers = [int(p["number"]) for p in run.get("pull_requests") or [] if p.get("head", {}).get("sha", sha) == sha]
+        if not numbers:
+            finder = getattr(ctx.forge, "find_pr_for_commit", None)
+            found = finder(sha) if finder is not None else None
+            numbers = [found] if found else []
+        if not numbers:
+            raise Ignored(f"check_run on {sha[:10]} belongs to no open pull request")
+        for number in numbers:
+            dispatch(ctx, "pull_request.synchronize", {"number": number, "head": sha})
+        return f"checks re-run for #{', #'.join(map(str, numbers))}"
+    raise Ignored(f"event {event}")
+
+
+# --------------------------------------------------------------------------- the endpoint
+
+
+def register(app: Flask, ctx: Context, gh: GitHubSettings, *, deliveries: Deliveries | None = None) -> None:
+    secret = gh.webhook_secret
+    repo = gh.repo.lower()
+    store = deliveries if deliveries is not None else deliveries_for(ctx)
+    app.extensions["aimodel.github.deliveries"] = store
+
+    def count(event: str, outcome: str) -> None:
+        METRICS.inc("aimodel_github_webhooks_total", "GitHub webhook deliveries by event and outcome", event=event, outcome=outcome)
+
+    @app.post("/github/webhook")
+    def github_webhook() -> tuple[Response, int]:
+        body = request.get_data(cache=False)
+        event = request.headers.get("X-GitHub-Event", "")
+        if not signature_ok(secret, body, request.headers.get("X-Hub-Signature-256")):
+            count(event or "unknown", "bad_signature")
+            return jsonify({"error": "signature missing or wrong"}), 401
+        delivery = request.headers.get("X-GitHub-Delivery", "")
+        if not event or not delivery:
+            count(event or "unknown", "malformed")
+            return jsonify({"error": "X-GitHub-Event and X-GitHub-Delivery are required"}), 400
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            count(event, "malformed")
+            return jsonify({"error": "the body is not JSON"}), 400
+        if not isinstance(payload, dict):
+            count(event, "malformed")
+            return jsonify({"error": "the body is not a JSON object"}), 400
+        if event == "ping":
+            count(event, "pong")
+            return jsonify({"ok": True, "zen": payload.get("zen", "")}), 200
+        full_name = str((payload.get("repository") or {}).get("full_name", "")).lower()
+        if full_name != repo:
+            count(event, "other_repository")
+            return jsonify({"ignored": f"events of {full_name or 'no repository'} are not for this bot"}), 202
+        if not store.first_time(delivery, event):
+            count(event, "duplicate")
+            return jsonify({"ignored": f"delivery {delivery} was processed already"}), 202
+        try:
+            done = route(ctx, event, payload)
+        except Ignored as why:
+            count(event, "ignored")
+            return jsonify({"ignored": str(why)}), 202
+        except Exception:
+            store.forget(delivery)  # not processed: a redelivery must be processed
+            log.exception("webhook %s %s failed", event, delivery)
+            count(event, "error")
+            return jsonify({"error": "could not queue the work; redeliver"}), 500
+        count(event, "processed")
+        return jsonify({"ok": True, "done": done}), 202
