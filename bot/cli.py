@@ -41,8 +41,22 @@ class _Fail(Exception):
         self.code = code
 
 
+def _quiet_logs() -> None:
+    """Queue work runs inside CLI commands: say failures in one line, not the queue's chatter."""
+    import logging
+
+    if not logging.getLogger().handlers and not logging.getLogger("aimodel").handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("aimodel: %(message)s"))
+        logging.getLogger("aimodel").addHandler(handler)
+        logging.getLogger("aimodel").setLevel(logging.WARNING)
+        logging.getLogger("aimodel").propagate = False
+    logging.getLogger("huey").setLevel(logging.CRITICAL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    _quiet_logs()
     parsed = c.parse(args)
     if isinstance(parsed, c.Reply):
         (_out if parsed.ok else _err)(parsed.text)
@@ -232,7 +246,22 @@ def _list(settings: Settings, ctx: Context | None, cmd: c.ListModels, common: c.
     return 0
 
 
+def _model_status(ctx: Context, name: str, common: c.Common) -> int:
+    from bot.views import model_detail
+
+    detail = model_detail(ctx, name)
+    if detail is None:
+        raise _Fail(f"there is no model {name!r}; `aimodel list` shows the models", 1)
+    if common.json:
+        _json(detail)
+    else:
+        _out(messages.model_detail(detail))
+    return 0
+
+
 def _status(ctx: Context, cmd: c.Status, common: c.Common) -> int:
+    if cmd.name:
+        return _model_status(ctx, cmd.name, common)
     prs = ctx.forge.list_prs("open")
     locks = ctx.locks.all()
     if common.json:

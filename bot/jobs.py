@@ -85,6 +85,9 @@ class Jobs:
             return 0
         ran = 0
         with file_lock(self.home / "drain.lock"):
+            # Retries that have come due wait in the schedule; a worker's scheduler would move them.
+            for task in self.huey.read_schedule():
+                self.huey.enqueue(task)
             while True:
                 task = self.huey.dequeue()
                 if task is None:
@@ -106,7 +109,8 @@ def _guard(what: str, fn: Callable[[], None], ctx: Context, number: int) -> None
     try:
         fn()
     except Exception as exc:
-        log.exception("%s for #%s failed", what, number)
+        log.error("%s for #%s failed: %s", what, number, exc)
+        log.debug("traceback", exc_info=True)
         from bot.forges.base import CheckResult
 
         try:

@@ -101,6 +101,27 @@ def merge_listing(desired: dict[str, Any], settings: Settings, app: str = "", en
     return _merge(desired, LocalTarget(settings.home / "deploy"), app, env)
 
 
+def model_detail(ctx: Context, name: str) -> dict[str, Any] | None:
+    """One model: its manifest, what runs where, and the pull request holding its lock."""
+    catalog = ctx.gitops.catalog()
+    m = catalog.models.get(name)
+    if m is None:
+        return None
+    rows, _envs = list_rows(ctx)
+    row = next(r for r in rows if r["name"] == name)
+    holder = ctx.locks.holder(f"model:{name}")
+    return {
+        **row,
+        "owner": m.owner,
+        "artifact": {"uri": m.artifact.uri, "sha256": m.artifact.sha256, "format": m.artifact.format, "size": m.artifact.size},
+        "sla": str(m.sla),
+        "declared_environments": list(m.environments),
+        "pinned_by": sorted(a.name for a in catalog.apps_using(name)),
+        "locked_by": holder.pr if holder else None,
+        "signed": f"models/{name}/model.sig" in catalog.files,
+    }
+
+
 def pr_row(pr: PullRequest) -> dict[str, Any]:
     current = [ch for ch in pr.checks.values() if ch.commit in ("", pr.head)]
     states = [ch.state for ch in current]

@@ -110,3 +110,14 @@ def test_text_output_reads_like_a_terminal_tool(aimodel: Run, created: str) -> N
     assert out[1].split() == ["fraud", "1.0.0", "payments", "transactions", "-", "-", "-"]
     shown = aimodel("pr", "show", "1").out
     assert "state     merged" in shown and "validate  ok" in shown
+
+
+def test_status_shows_one_model_and_its_lock(aimodel: Run, created: str) -> None:
+    number = aimodel("deploy", "fraud", "--env", "dev", "--as", "dev", "--json").json["pr"]
+    detail = aimodel("status", "fraud", "--json").json
+    assert detail["locked_by"] == number and detail["signed"] is True and detail["pinned_by"] == ["payments"]
+    assert detail["environments"] == {}
+    text = aimodel("status", "fraud").out
+    assert f"locked by    PR #{number}" in text and "(not deployed)" in text
+    assert "model:fraud by #" in aimodel("status").out
+    assert "there is no model 'nope'" in aimodel("status", "nope", expect=1).err

@@ -241,3 +241,26 @@ def slack_stale_button() -> str:
 def slack_prod_deploy(number: int | None, title: str, summary: Sequence[str]) -> str:
     head = f"Deploy to prod from #{number} ({title})" if number else "Deploy to prod"
     return head + ":\n" + "\n".join(summary)
+
+
+def model_detail(d: Mapping[str, Any]) -> str:
+    art = d["artifact"]
+    lines = [
+        f"{d['name']} {d['version']}  (owner {d['owner'] or '-'})",
+        f"  application  {d['application']}   data set {d['dataset']}",
+        f"  artifact     {art['uri']} ({art['format']}, {art['size']} bytes)",
+        f"  sha256       {art['sha256']}",
+        f"  SLA          {d['sla'] or 'none'}",
+        f"  signed       {'yes' if d['signed'] else 'no'}",
+        f"  pinned by    {', '.join(d['pinned_by']) or 'no application'}",
+    ]
+    if d.get("locked_by"):
+        lines.append(f"  locked by    PR #{d['locked_by']}")
+    lines.append("  environments")
+    if not d["environments"]:
+        lines.append("    (not deployed)")
+    for env, state in sorted(d["environments"].items()):
+        reason = f": {state['reason']}" if state.get("reason") else ""
+        lines.append(f"    {env:<8} {state['version']} {state['state']}{reason}")
+    return "\n".join(lines)
+
