@@ -75,6 +75,8 @@ class SqliteDeliveries:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []  # one per thread, all closed by close()
+        self._all_lock = threading.Lock()
         self._inserts = 0
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -92,6 +94,8 @@ class SqliteDeliveries:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = self._local.db = self._connect()
+            with self._all_lock:
+                self._all.append(db)
         return db
 
     def first_time(self, delivery_id: str, event: str) -> bool:
@@ -111,10 +115,11 @@ class SqliteDeliveries:
         return int(row[0])
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        with self._all_lock:
+            for db in self._all:
+                db.close()
+            self._all.clear()
+        self._local = threading.local()
 
 
 class RedisDeliveries:
@@ -135,6 +140,9 @@ class RedisDeliveries:
 
     def count(self) -> int:
         return sum(1 for _ in self.client.scan_iter(self.prefix + "*", count=1000))
+
+    def close(self) -> None:
+        self.client.close()
 
 
 def deliveries_for(ctx: Context) -> Deliveries:

@@ -205,7 +205,10 @@ class GitHubForge:
             seconds_between_writes=None,  # the token bucket paces writes instead
             user_agent="aimodel-gitops",
         )
-        self.repo = self.gh.get_repo(repo, lazy=True)
+        # A repository object that is never fetched (its URL is all the calls below need).
+        self.repo = github.Repository.Repository(
+            self.gh.requester, attributes={"url": f"{self.api_url}/repos/{repo}", "full_name": repo}, completed=False
+        )
         self._primed = threading.local()
         self._run_ids: dict[tuple[str, str], int] = {}
         self._comment_ids: dict[int, int] = {}
@@ -645,6 +648,12 @@ class GitHubNotifier:
     def chain(self, then: Any) -> GitHubNotifier:
         self.then = then
         return self
+
+    def bind(self, ctx: Any) -> None:
+        """The Context binds its notifier; pass it on to the chained one (Slack needs it)."""
+        bind = getattr(self.then, "bind", None)
+        if callable(bind):
+            bind(ctx)
 
     def deliver(self, kind: str, data: dict[str, Any]) -> None:
         number = data.get("pr")
