@@ -125,7 +125,7 @@ class Pipeline:
         self._scan(pr, base.config, results)
         self._validate(pr, catalog, results)
         if all(r.scan_ok and r.validate_ok for r in results):
-            self._sign(pr, base, catalog, results)
+            self._sign(pr, results)
         else:
             self._report(pr, "sign", "skipped", "not signed: scan or validate failed")
         ctx.notify_checks(pr)
@@ -220,38 +220,16 @@ class Pipeline:
 
     # ------------------------------------------------------------------ sign
 
-    def _sign(self, pr: PullRequest, base: Catalog, catalog: Catalog, results: list[ModelChecks]) -> None:
-        from bot.checks.sign import (
-            SignatureError,
-            sign_attestation,
-            sign_model,
-            verify_attestation,
-            verify_model,
-        )
+    def _sign(self, pr: PullRequest, results: list[ModelChecks]) -> None:
+        from bot.checks.sign import SignatureError, sign_attestation, sign_model
 
         ctx = self.ctx
-        keys = trusted_keys(ctx, base)
         files: dict[str, bytes | None] = {}
         lines = []
         for r in results:
             assert r.local is not None
-            sig_blob = catalog.files.get(signature_path(r.model.name))
-            att_blob = catalog.files.get(attestation_path(r.model.name))
-            if sig_blob and att_blob and keys:
-                with tempfile.TemporaryDirectory() as tmp:
-                    bundle = Path(tmp) / SIGNATURE_FILE
-                    bundle.write_bytes(ctx.workspace.read_blob(sig_blob))
-                    try:
-                        verify_model(r.local, bundle, keys)
-                        predicate = verify_attestation(
-                            ctx.workspace.read_blob(att_blob), keys,
-                            subject_digest=r.model.artifact.sha256, predicate_type=CHECKS_PREDICATE,
-                        )
-                        if predicate.get("passed") and predicate.get("version") == r.model.version:
-                            lines.append(f"- **{r.model.name}**: existing signature verified")
-                            continue
-                    except SignatureError:
-                        pass  # stale or foreign: sign anew below
+            # Always sign anew: the attestation must carry this run's results, and a
+            # person's push to the branch must not leave an older signature standing.
             try:
                 key = ctx.signing_key()
             except (OSError, SignatureError, ValueError) as exc:
