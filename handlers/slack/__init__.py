@@ -10,11 +10,16 @@ through response_url and chat.postMessage.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest
+from slack_bolt.lazy_listener.internals import build_runnable_function
+from slack_bolt.lazy_listener.thread_runner import ThreadLazyListenerRunner
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -29,11 +34,45 @@ if TYPE_CHECKING:
 
     from bot.app import Context
 
-__all__ = ["MemorySeen", "RedisSeen", "ReplayGuard", "build_app", "register", "socket_mode_handler", "web_client"]
+__all__ = ["DeferredLazyRunner", "MemorySeen", "RedisSeen", "ReplayGuard", "build_app", "register", "socket_mode_handler", "web_client"]
 
 log = logging.getLogger("aimodel.slack")
 
 LAZY_WORKERS = 8
+
+
+class DeferredLazyRunner(ThreadLazyListenerRunner):
+    """Starts lazy listeners after the ack has gone out, not while it is being written.
+
+    Bolt starts a lazy listener the moment the ack function returns; the new thread then
+    competes for the interpreter with the request thread that still has to send the ack.
+    Inside `deferring()` (the Flask view) the runnables are collected instead, and the view
+    submits them when the WSGI response is closed, i.e. after its bytes were written.
+    Elsewhere (Socket Mode) they start at once, as in Bolt."""
+
+    def __init__(self, logger: logging.Logger, executor: Executor) -> None:
+        super().__init__(logger=logger, executor=executor)
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def deferring(self) -> Iterator[list[Callable[[], None]]]:
+        pending: list[Callable[[], None]] = []
+        self._local.pending = pending
+        try:
+            yield pending
+        finally:
+            self._local.pending = None
+
+    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
+        pending = getattr(self._local, "pending", None)
+        if pending is None:
+            super().start(function, request)
+            return
+        pending.append(build_runnable_function(func=function, logger=self.logger, request=request))
+
+    def submit(self, pending: list[Callable[[], None]]) -> None:
+        for runnable in pending:
+            self.executor.submit(runnable)
 
 
 def web_client(settings: SlackSettings) -> WebClient:
@@ -63,6 +102,8 @@ def build_app(ctx: Context, settings: SlackSettings, *, seen: SeenSet | None = N
         before_authorize=ReplayGuard(seen if seen is not None else seen_set(ctx.settings.redis_url)),
         listener_executor=ThreadPoolExecutor(max_workers=LAZY_WORKERS, thread_name_prefix="slack-lazy"),
     )
+    runner = app.listener_runner
+    runner.lazy_listener_runner = DeferredLazyRunner(runner.logger, runner.listener_executor)
     SlackFace(ctx).attach(app)
     return app
 
@@ -81,9 +122,15 @@ def register(flask_app: Flask, ctx: Context, settings: SlackSettings) -> App:
 
     app = build_app(ctx, settings)
     handler = SlackRequestHandler(app)
+    lazy = app.listener_runner.lazy_listener_runner
+    assert isinstance(lazy, DeferredLazyRunner)
 
     def slack_events() -> Any:
-        return handler.handle(request)
+        with lazy.deferring() as pending:
+            response = handler.handle(request)
+        if pending:
+            response.call_on_close(lambda: lazy.submit(pending))
+        return response
 
     flask_app.add_url_rule("/slack/events", "slack_events", slack_events, methods=["POST"])
     flask_app.extensions["aimodel_slack"] = app

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -47,6 +47,7 @@ Respond = Callable[..., Any]
 UNREACHABLE = ("channel_not_found", "not_in_channel", "is_archived", "restricted_action", "cannot_dm_bot")
 ARTIFACT_CHECK_SECONDS = 2.0  # the modal must be answered within 3 s
 EMAIL_TTL = 600.0
+LIST_MAX_AGE = 0.5  # `list` and `status` may show what was true half a second ago
 
 
 # --------------------------------------------------------------------------- stdout of the shared verbs
@@ -107,12 +108,37 @@ def _usage(verb: str) -> str:
     return messages.usage_line("/aimodel", verb) if verb in c.SLACK_VERBS else ""
 
 
+class _GitOpsWithCatalog:
+    def __init__(self, gitops: Any, catalog: Catalog) -> None:
+        self._gitops = gitops
+        self._catalog = catalog
+
+    def catalog(self, *args: Any, **kwargs: Any) -> Catalog:
+        return self._catalog
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._gitops, name)
+
+
+class _WithCatalog:
+    """The Context as bot.views sees it, with the catalog this request already read
+    (so a `list` does not fetch the repository a second time)."""
+
+    def __init__(self, ctx: Context, catalog: Catalog) -> None:
+        self._ctx = ctx
+        self.gitops = _GitOpsWithCatalog(ctx.gitops, catalog)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+
 class SlackFace:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._emails: dict[str, tuple[float, str]] = {}
         self._catalog_lock = threading.Lock()
         self._catalog_cache: tuple[float, Catalog] | None = None
+        self._rows_cache: dict[tuple[str, str, str], tuple[float, list[dict[str, Any]], list[str]]] = {}
         self._checker = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slack-artifact")
 
     def attach(self, app: App) -> None:
@@ -139,6 +165,19 @@ class SlackFace:
             catalog = self.ctx.gitops.catalog()
             self._catalog_cache = (started, catalog)
             return catalog
+
+    def rows(self, catalog: Catalog, app: str = "", env: str = "", *, max_age: float = 0.0) -> tuple[list[dict[str, Any]], list[str]]:
+        """bot.views.list_rows on this catalog; a burst of `list` within `max_age` shares one answer."""
+        key = (catalog.commit, app, env)
+        hit = self._rows_cache.get(key)
+        if max_age and hit and time.monotonic() - hit[0] <= max_age:
+            return hit[1], hit[2]
+        started = time.monotonic()
+        rows, envs = list_rows(cast("Context", _WithCatalog(self.ctx, catalog)), app, env)
+        if len(self._rows_cache) > 64:
+            self._rows_cache.clear()
+        self._rows_cache[key] = (started, rows, envs)
+        return rows, envs
 
     def person(self, client: WebClient, user_id: str, catalog: Catalog) -> Person | None:
         person = catalog.config.person_for_slack(user_id)
@@ -186,7 +225,7 @@ class SlackFace:
         cmd = parsed.command
         verb = cmd.verb
         try:
-            catalog = self.catalog(max_age=0.5 if isinstance(cmd, c.ListModels | c.Status) else 0.0)
+            catalog = self.catalog(max_age=LIST_MAX_AGE if isinstance(cmd, c.ListModels | c.Status) else 0.0)
             person = self.person(client, user_id, catalog)
             if person is None:
                 respond(**render.unknown_user(user_id))
@@ -195,7 +234,7 @@ class SlackFace:
                 self.propose(cmd, person, catalog, client, channel_id, user_id, respond)
             elif isinstance(cmd, c.ListModels):
                 self._authorize(catalog, person, "list")
-                rows, envs = list_rows(self.ctx, cmd.app, cmd.env)
+                rows, envs = self.rows(catalog, cmd.app, cmd.env, max_age=LIST_MAX_AGE)
                 respond(**render.model_list(rows, [cmd.env] if cmd.env else envs))
             elif isinstance(cmd, c.Status):
                 respond(**self.status(cmd.name, catalog))
@@ -264,7 +303,7 @@ class SlackFace:
         model = catalog.models.get(name)
         if model is None:
             raise Refusal(f"there is no model {name!r}; `/aimodel list` shows the models")
-        rows, envs = list_rows(self.ctx)
+        rows, envs = self.rows(catalog)
         running: dict[str, Any] = next((r["environments"] for r in rows if r["name"] == name), {})
         detail = {
             "version": model.version, "application": model.application, "dataset": model.dataset,
@@ -535,5 +574,5 @@ class SlackFace:
             ]
             if short:
                 pending.append({"number": pr.number, "title": pr.title, "author": pr.author, "url": pr.url, "missing": list(status.missing)})
-        rows, envs = list_rows(self.ctx)
+        rows, envs = self.rows(catalog)
         return render.home(person=person.name, roles=person.roles, my_prs=mine, my_locks=locks, rows=rows, envs=envs, pending=pending)
