@@ -620,3 +620,26 @@ def test_peak_memory_of_a_big_numpy_pickle(tmp_path: Path) -> None:
                          text=True, cwd=ROOT, check=True).stdout.split()  # fmt: skip
     assert out[0] == "0"
     assert int(out[1]) / 1024 < 100, f"peak RSS {int(out[1]) / 1024:.0f} MiB"
+
+
+def test_zip_reader_fast_path_and_fallback_agree(tmp_path: Path, marker: Path) -> None:
+    import zipfile
+
+    evil = s.evil_pickle(marker, 2)
+    members = {"archive/data.pkl": evil, "archive/version": b"3\n"}
+    plain = s.write(tmp_path / "plain.pt", s.zip_of(members))
+    with zipfile.ZipFile(tmp_path / "commented.pt", "w") as zf:  # comment: zipfile path
+        for name, data in members.items():
+            zf.writestr(name, data)
+        zf.comment = b"hello"
+    with zipfile.ZipFile(tmp_path / "deflated.pt", "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    for p in (plain, tmp_path / "commented.pt", tmp_path / "deflated.pt"):
+        fr = one(p)
+        assert (fr.status, fr.format) == ("findings", "torch"), p
+        assert fr.findings[0].offset == global_offsets(evil)[0]
+    raw = bytearray(plain.read_bytes())
+    i = raw.index(b"archive/data.pkl")  # the local header's name, not the central one
+    raw[i : i + 7] = b"ARCHIVE"
+    assert one(s.write(tmp_path / "mismatch.pt", bytes(raw))).status == "blocked"

@@ -76,7 +76,7 @@ def _scan_stream(
             child = PickleContext(mpath, in_archive, parent.allow, parent.findings)
             return _scan_stream(mf, msize, child, depth + 1, in_archive)
 
-        return formats.scan_zip(f, ctx, member)
+        return formats.scan_zip(f, ctx, member, size)
     if kind == "gguf":
         return formats.scan_gguf(src, ctx)
     if kind == "hdf5":

@@ -601,7 +601,119 @@ def _keras_walk(node: Any, ctx: PickleContext, where: str) -> None:
             _keras_walk(v, ctx, where)
 
 
-def scan_zip(f: IO[bytes], ctx: PickleContext, scan_member: Callable[..., str]) -> str:
+class _Window:
+    """A read-only, seekable view of ``length`` bytes at ``start`` of a seekable stream."""
+
+    def __init__(self, f: IO[bytes], start: int, length: int) -> None:
+        self.f = f
+        self.start = start
+        self.length = length
+        self.pos = 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.length}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        rest = self.length - self.pos
+        if rest <= 0:
+            return b""
+        n = rest if n is None or n < 0 else min(n, rest)
+        self.f.seek(self.start + self.pos)
+        data = self.f.read(n)
+        self.pos += len(data)
+        return data
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _Window:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+_ZipEntry = tuple[str, int, int, Callable[[], Any]]  # name, size, flag bits, opener
+
+
+def _fast_zip_entries(f: IO[bytes], size: int) -> list[_ZipEntry] | None:
+    """The members of a plain zip whose members are all stored (torch checkpoints, np.savez),
+    read straight from the central directory. None: let :mod:`zipfile` handle the archive
+    (comments, zip64, compression, prefixes...)."""
+    if size < 22:
+        return None
+    f.seek(size - 22)
+    eocd = f.read(22)
+    if len(eocd) != 22 or eocd[:4] != b"PK\x05\x06":
+        return None
+    disk, cd_disk, n_disk, n_total, cd_size, cd_off, comment = struct.unpack_from("<4H2LH", eocd, 4)
+    if disk or cd_disk or n_disk != n_total or comment or n_total == 0xFFFF or cd_size > 1 << 26:
+        return None
+    gap = size - 22 - (cd_off + cd_size)
+    if gap == 76:  # a zip64 end record and locator (torch writes them); must agree with EOCD
+        f.seek(cd_off + cd_size)
+        z64 = f.read(76)
+        if z64[:4] != b"PK\x06\x06" or z64[56:60] != b"PK\x06\x07":
+            return None
+        n64, cd_size64, cd_off64 = struct.unpack_from("<QQQ", z64, 32)
+        if (n64, cd_size64, cd_off64) != (n_total, cd_size, cd_off):
+            return None
+    elif gap != 0:
+        return None
+    f.seek(cd_off)
+    cd = f.read(cd_size)
+    if len(cd) != cd_size:
+        return None
+    entries: list[_ZipEntry] = []
+    p = 0
+    for _ in range(n_total):
+        if cd[p : p + 4] != b"PK\x01\x02":
+            return None
+        (_vm, _vn, flags, method, _t, _d, _crc, csize, usize, nlen, xlen, clen, _ds, _ia, _ea,
+         loff) = struct.unpack_from("<6H3L5H2L", cd, p + 4)  # fmt: skip
+        raw = cd[p + 46 : p + 46 + nlen]
+        p += 46 + nlen + xlen + clen
+        if method != 0 or csize != usize or 0xFFFFFFFF in (csize, usize, loff) or flags & 0x1:
+            return None
+        if loff + 30 > cd_off:
+            return None
+        f.seek(loff)
+        lh = f.read(30)
+        if len(lh) != 30 or lh[:4] != b"PK\x03\x04":
+            return None
+        lnlen, lxlen = struct.unpack_from("<HH", lh, 26)
+        if f.read(lnlen) != raw:
+            return None  # local and central names differ: let zipfile report it
+        data_start = loff + 30 + lnlen + lxlen
+        if data_start + csize > cd_off:
+            return None
+        name = raw.decode("utf-8" if flags & 0x800 else "cp437")
+        if name.endswith("/"):
+            continue
+
+        def opener(start: int = data_start, length: int = csize) -> _Window:
+            return _Window(f, start, length)
+
+        entries.append((name, usize, flags, opener))
+    if p != cd_size:
+        return None
+    return entries
+
+
+def scan_zip(
+    f: IO[bytes], ctx: PickleContext, scan_member: Callable[..., str], size: int | None = None
+) -> str:
+    entries = _fast_zip_entries(f, size) if size is not None else None
+    if entries is not None:
+        return _scan_zip_entries(entries, ctx, scan_member)
     import zipfile
 
     try:
@@ -609,53 +721,67 @@ def scan_zip(f: IO[bytes], ctx: PickleContext, scan_member: Callable[..., str]) 
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise CannotVerify(f"zip directory unreadable: {exc}") from exc
     with zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
-        names = [i.filename for i in infos]
-        if not names:
-            raise CannotVerify("empty zip archive")
-        base_path = ctx.path
-        if any(n == "config.json" for n in names) and (
-            "metadata.json" in names or any(n.endswith(".weights.h5") for n in names)
-        ):
-            kind = "keras"
-        elif any(n.endswith(".pkl") for n in names):
-            kind = "torch"
-        elif all(n.endswith(".npy") for n in names):
-            kind = "npz"
-        else:
-            kind = "zip"
-        ctx.fmt = kind
-        for info in infos:
-            name = info.filename
-            if info.flag_bits & 0x1:
-                raise CannotVerify(f"encrypted zip member {name!r}")
-            if kind == "torch":
-                if _TORCH_META.search(name) and info.file_size <= (1 << 40):
-                    continue
-                if "/code/" in "/" + name and name.endswith(".py"):
-                    _finding(ctx, name, "medium",
-                             "TorchScript archive carries code that runs when the model loads",
-                             None)  # fmt: skip
-                    continue
-                if name.endswith((".debug_pkl", "code/__torch__.py")):
-                    continue
-            if kind == "keras":
-                if name == "config.json":
-                    if info.file_size > MAX_JSON:
-                        raise CannotVerify("keras config.json too large")
-                    import json
 
-                    try:
-                        config = json.loads(zf.read(info).decode("utf-8"))
-                    except (UnicodeDecodeError, ValueError) as exc:
-                        raise CannotVerify(f"keras config.json is not JSON: {exc}") from exc
-                    _keras_walk(config, ctx, f"{base_path}!config.json")
-                    continue
-                if name in ("metadata.json",) or name.startswith("assets/"):
-                    continue
-            member_path = f"{base_path}!{name}"
-            with zf.open(info) as mf:
-                scan_member(mf, info.file_size, member_path, ctx, in_archive=kind)
+        def opener(info: zipfile.ZipInfo) -> Callable[[], Any]:
+            return lambda: zf.open(info)
+
+        entries = [
+            (i.filename, i.file_size, i.flag_bits, opener(i))
+            for i in zf.infolist()
+            if not i.is_dir()
+        ]
+        return _scan_zip_entries(entries, ctx, scan_member)
+
+
+def _scan_zip_entries(
+    entries: list[_ZipEntry], ctx: PickleContext, scan_member: Callable[..., str]
+) -> str:
+    names = [e[0] for e in entries]
+    if not names:
+        raise CannotVerify("empty zip archive")
+    base_path = ctx.path
+    if any(n == "config.json" for n in names) and (
+        "metadata.json" in names or any(n.endswith(".weights.h5") for n in names)
+    ):
+        kind = "keras"
+    elif any(n.endswith(".pkl") for n in names):
+        kind = "torch"
+    elif all(n.endswith(".npy") for n in names):
+        kind = "npz"
+    else:
+        kind = "zip"
+    ctx.fmt = kind
+    for name, file_size, flag_bits, opener in entries:
+        if flag_bits & 0x1:
+            raise CannotVerify(f"encrypted zip member {name!r}")
+        if kind == "torch":
+            if _TORCH_META.search(name):
+                continue
+            if "/code/" in "/" + name and name.endswith(".py"):
+                _finding(ctx, name, "medium",
+                         "TorchScript archive carries code that runs when the model loads",
+                         None)  # fmt: skip
+                continue
+            if name.endswith(".debug_pkl"):
+                continue
+        if kind == "keras":
+            if name == "config.json":
+                if file_size > MAX_JSON:
+                    raise CannotVerify("keras config.json too large")
+                import json
+
+                with opener() as fh:
+                    raw = fh.read(MAX_JSON + 1)
+                try:
+                    config = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, ValueError) as exc:
+                    raise CannotVerify(f"keras config.json is not JSON: {exc}") from exc
+                _keras_walk(config, ctx, f"{base_path}!config.json")
+                continue
+            if name == "metadata.json" or name.startswith("assets/"):
+                continue
+        with opener() as mf:
+            scan_member(mf, file_size, f"{base_path}!{name}", ctx, in_archive=kind)
     return kind
 
 
