@@ -128,33 +128,36 @@ t0 = time.perf_counter()
 p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 _, status, usage = os.wait4(p.pid, 0)
 print(json.dumps([time.perf_counter() - t0, usage.ru_maxrss / 1024,
-                  os.waitstatus_to_exitcode(status)]))
+                  os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime]))
 """
 
 
-def run_once(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MiB of that child, exit code).
+def run_once(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, float]:
+    """(wall seconds, peak RSS MiB, exit code, CPU seconds) of one run of ``cmd``.
 
-    A small runner process starts the tool and reads its rusage with os.wait4: a child forked
-    straight from this (big, numpy-laden) process would report our pages as its peak RSS.
+    A small runner process starts the tool and reads its rusage with os.wait4 (CPU time includes
+    the tool's own worker processes): a child forked straight from this (big, numpy-laden)
+    process would report our pages as its peak RSS.
     """
     import json
 
     out = subprocess.run([sys.executable, "-c", _RUNNER, json.dumps(cmd)], env=env, cwd=REPO,
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
-    wall, rss, rc = json.loads(out)
-    return float(wall), float(rss), int(rc)
+    wall, rss, rc, cpu = json.loads(out)
+    return float(wall), float(rss), int(rc), float(cpu)
 
 
 def measure(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> dict[str, float]:
     run_once(cmd, env)  # warm the page cache and the .pyc files
-    walls, rss, codes = [], [], []
+    walls, rss, cpus = [], [], []
+    rc = 0
     for _ in range(runs):
-        w, r, c = run_once(cmd, env)
+        w, r, rc, c = run_once(cmd, env)
         walls.append(w)
         rss.append(r)
-        codes.append(c)
-    return {"wall": statistics.median(walls), "rss": max(rss), "rc": codes[-1]}
+        cpus.append(c)
+    return {"wall": statistics.median(walls), "rss": max(rss), "rc": rc,
+            "cpu": statistics.median(cpus)}  # fmt: skip
 
 
 def our_command() -> list[str]:
@@ -197,6 +200,7 @@ def main() -> int:
          f"({(WORK / 'floats.pkl').stat().st_size / 1e6:.0f} MB)", WORK / "floats.pkl", 0.5, 100),
         (f"pickle of numpy arrays ({big // MIB} MiB)", WORK / "arrays.pkl", 1.0, 100),
     ]  # fmt: skip
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     rows = []
     for label, path, goal_ratio, goal_rss in datasets:
         res = {"aimodel scan": measure([*ours, str(path)], args.runs)}
@@ -221,29 +225,30 @@ def main() -> int:
                     + f" (<= {goal_ratio}x"
                     + (f", <= {goal_rss} MiB)" if goal_rss else ")")
                 )
-            rows.append((label, tool, f"{m['wall']:.3f}", f"{m['rss']:.0f}", f"{ratio:.3f}",
-                         str(int(m["rc"])), verdict))  # fmt: skip
+            rows.append((label, tool, f"{m['wall']:.3f}", f"{m['cpu']:.3f}", f"{m['rss']:.0f}",
+                         f"{ratio:.3f}", str(int(m["rc"])), verdict))  # fmt: skip
 
     # parallel strategy, in this process's CPU count
     par = []
-    for mode in ("process", "thread", "serial"):
+    for mode in ("fork", "process", "spawn", "thread", "serial"):
         env = dict(os.environ, AIMODEL_SCAN_PARALLEL=mode)
-        m = measure([*ours, str(WORK / "small")], args.runs, env)
-        par.append((mode, f"{m['wall']:.3f}", f"{m['rss']:.0f}"))
+        m = measure([sys.executable, "-m", "bot.checks.scan", str(WORK / "small")], args.runs, env)
+        par.append((mode, f"{m['wall']:.3f}", f"{m['cpu']:.3f}", f"{m['rss']:.0f}"))
 
     print()
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "
           f"{platform.python_version()}, {platform.system()} {platform.release()}")  # fmt: skip
     print("tools: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-    print(f"runs: median of {args.runs} (after one warm-up run); RSS: max over runs")
-    head = ("data", "tool", "wall s", "peak RSS MiB", "x picklescan", "exit", "goal")
+    print(f"runs: median of {args.runs} (after one warm-up run); RSS: max over runs; "
+          f"load average before: {load_before}")  # fmt: skip
+    head = ("data", "tool", "wall s", "cpu s", "peak RSS MiB", "x picklescan", "exit", "goal")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, *rows]:
         print("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(r)).rstrip())
     print()
-    print(f"our scanner on {n_small} small files by parallel mode:")
-    for mode, wall, rss in par:
-        print(f"  {mode:8s} {wall} s  {rss} MiB")
+    print(f"python -m bot.checks.scan on the {n_small} small files, by parallel mode:")
+    for mode, wall, cpu, rss in par:
+        print(f"  {mode:8s} wall {wall} s  cpu {cpu} s  {rss} MiB")
     print()
     print("reproduce: python benchmarks/bench_scan.py" + (" --quick" if args.quick else ""))
     print("our command: " + " ".join(ours) + " PATH")
