@@ -21,6 +21,7 @@ from typing import Any
 
 import requests
 import yaml
+from werkzeug.serving import make_server
 
 from tests.standins.github_api import GitHubStandIn
 
@@ -233,3 +234,42 @@ class Collector:
     def __call__(self, ctx: Any, event: str, payload: dict[str, Any]) -> None:
         with self._lock:
             self.calls.append((event, payload))
+
+
+@dataclass
+class Bot:
+    url: str
+    ctx: Any
+    world: GitHubWorld
+    app: Any
+
+    def queued(self) -> list[tuple[str, tuple[Any, ...]]]:
+        return [(t.name, tuple(t.args)) for t in self.ctx.jobs.huey.pending()]
+
+    def clear(self) -> None:
+        self.ctx.jobs.huey.flush()
+
+
+@contextmanager
+def serve_bot(world: GitHubWorld, **env: str) -> Iterator[Bot]:
+    """The real web app (create_app) with a real Context, on a real socket, in this process."""
+    from bot.app import build_context
+    from bot.config import load_settings
+    from bot.server import create_app
+
+    settings = load_settings(world.env(**env))
+    ctx = build_context(settings)
+    app = create_app(settings, ctx)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Bot(f"http://127.0.0.1:{server.server_port}", ctx, world, app)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        store = app.extensions.get("aimodel.github.deliveries")
+        if store is not None and hasattr(store, "close"):
+            store.close()
+        ctx.close()

@@ -12,70 +12,29 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from tests.github_helpers import (
     HOOK_SECRET,
     NAME,
     OWNER,
     REPO,
+    Bot,
     GitHubWorld,
     fixture_names,
     load_fixture,
     make_world,
     post_delivery,
+    serve_bot,
     signature,
     wait_until,
 )
 from tests.standins.github_api import GitHubStandIn
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@dataclass
-class Bot:
-    url: str
-    ctx: Any
-    world: GitHubWorld
-    app: Any
-
-    def queued(self) -> list[tuple[str, tuple[Any, ...]]]:
-        return [(t.name, tuple(t.args)) for t in self.ctx.jobs.huey.pending()]
-
-    def clear(self) -> None:
-        self.ctx.jobs.huey.flush()
-
-
-@contextmanager
-def serve_bot(world: GitHubWorld, **env: str) -> Iterator[Bot]:
-    """The real web app (create_app) with a real Context, on a real socket, in this process."""
-    from bot.app import build_context
-    from bot.config import load_settings
-    from bot.server import create_app
-
-    settings = load_settings(world.env(**env))
-    ctx = build_context(settings)
-    app = create_app(settings, ctx)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Bot(f"http://127.0.0.1:{server.server_port}", ctx, world, app)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-        store = app.extensions.get("aimodel.github.deliveries")
-        if store is not None and hasattr(store, "close"):
-            store.close()
-        ctx.close()
 
 
 @pytest.fixture
