@@ -10,7 +10,8 @@ threads, Bolt's Flask adapter, POST /slack/events, auth.test against the stand-i
            signing secret, token verification).
 
 Each gets RATE signed slash commands per second for SECONDS seconds (open loop: each request
-is sent at its scheduled time, whatever the previous ones do), bare first, then aimodel.
+is sent at its scheduled time, whatever the previous ones do), in alternating 5-second blocks
+(bare, aimodel, bare, ...) so that other load on the machine weighs on both alike.
 Latency is from the first byte sent to the last byte of the ack read, over a kept-alive
 loopback connection per sender thread. Errors are non-200 answers and failed requests; for
 aimodel, the lazy answers that reached the response_url are counted too.
@@ -49,6 +50,7 @@ from tests.standins.slack_api import SlackStandIn  # noqa: E402
 from tests.standins.slack_signing import sign_request, slash_command_body  # noqa: E402
 
 SENDERS = 32
+BLOCK_SECONDS = 5
 
 
 # ---------------------------------------------------------------------- the bare Bolt app
@@ -218,9 +220,8 @@ class Sender:
                 c.close()
 
 
-def load(name: str, port: int, bodies: Sequence[bytes], rate: float) -> Result:
-    result = Result(name)
-    sender = Sender(port)
+def load(result: Result, sender: Sender, bodies: Sequence[bytes], rate: float) -> None:
+    """Send `bodies` at `rate` per second, open loop, recording into `result`."""
     lock = threading.Lock()
 
     def one(body: bytes, due: float) -> None:
@@ -238,10 +239,7 @@ def load(name: str, port: int, bodies: Sequence[bytes], rate: float) -> Result:
             else:
                 result.errors += 1
 
-    # warm up the connections and the app (not measured)
-    for _ in range(5):
-        sender.post(bodies[0].replace(b"text=list", b"text=help"))
-    start = time.perf_counter() + 0.2
+    start = time.perf_counter() + 0.05
     with ThreadPoolExecutor(max_workers=SENDERS) as pool:
         for i, body in enumerate(bodies):
             due = start + i / rate
@@ -250,8 +248,11 @@ def load(name: str, port: int, bodies: Sequence[bytes], rate: float) -> Result:
                 time.sleep(delay)
             pool.submit(one, body, due)
             result.sent += 1
-    sender.close()
-    return result
+
+
+def warm(sender: Sender, body: bytes) -> None:
+    for _ in range(5):
+        sender.post(body.replace(b"text=list", b"text=help"))
 
 
 def bodies_for(slack: StandIn, count: int, text: str = "list") -> tuple[list[bytes], list[str]]:
@@ -317,28 +318,36 @@ def run(rate: float, seconds: float, text: str = "list") -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="bench-slack-") as tmp_name:
             tmp = Path(tmp_name)
             prepare_home(tmp / "home", tmp / "files")
-            results: dict[str, Result] = {}
-
             bare, port, log = start_bare(tmp, slack)
+            web = h.WebProcess(tmp / "home", h.server_env(tmp / "home", cast(SlackStandIn, slack)), tmp / "web.log")
             try:
-                results["bare"] = load("bare", port, bodies_for(slack, count, text)[0], rate)
-            finally:
-                stop(bare)
-                log.close()
-            before = int(slack.ask("answered"))
-
-            web = h.WebProcess(tmp / "home", h.server_env(tmp / "home", cast(SlackStandIn, slack)), tmp / "web.log").start()
-            try:
-                bodies, _ = bodies_for(slack, count, text)
-                results["aimodel"] = res = load("aimodel", web.port, bodies, rate)
+                web.start()
+                results = {"bare": Result("bare"), "aimodel": Result("aimodel", answered=0)}
+                senders = {"bare": Sender(port), "aimodel": Sender(web.port)}
+                bare_bodies, _ = bodies_for(slack, count, text)
+                ours_bodies, _ = bodies_for(slack, count, text)
+                before = int(slack.ask("answered"))
+                for name, bodies in (("bare", bare_bodies), ("aimodel", ours_bodies)):
+                    warm(senders[name], bodies[0])
+                # alternate blocks (bare, then aimodel) so that whatever else the machine does
+                # at a given minute weighs on both alike
+                per_block = max(1, int(rate * BLOCK_SECONDS))
+                for i in range(0, count, per_block):
+                    load(results["bare"], senders["bare"], bare_bodies[i:i + per_block], rate)
+                    load(results["aimodel"], senders["aimodel"], ours_bodies[i:i + per_block], rate)
+                ours = results["aimodel"]
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline:
-                    res.answered = int(slack.ask("answered")) - before
-                    if res.answered >= res.sent - res.errors:
+                    ours.answered = int(slack.ask("answered")) - before
+                    if ours.answered >= ours.sent - ours.errors:
                         break
                     time.sleep(0.2)
+                for sender in senders.values():
+                    sender.close()
             finally:
                 web.stop()
+                stop(bare)
+                log.close()
             return {k: v.summary() for k, v in results.items()}
     finally:
         slack.close()
@@ -361,7 +370,7 @@ def report(summary: dict[str, Any], rate: float, seconds: float, command: str) -
         f"Command: `{command}`",
         "",
         f"Machine: {m['cpus']} cores, {m['arch']}, Python {m['python']}, {m['system']}. Loopback only.",
-        f"Load: {rate:g} signed slash commands per second for {seconds:g} s per server (open loop), bare first.",
+        f"Load: {rate:g} signed slash commands per second for {seconds:g} s per server (open loop), alternating {BLOCK_SECONDS} s blocks.",
         "",
         "| server | sent | errors | p50 ms | p90 ms | p99 ms | max ms | mean ms | lazy answers |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -11,15 +11,15 @@ through response_url and chat.postMessage.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import App, BoltRequest
-from slack_bolt.lazy_listener.internals import build_runnable_function
-from slack_bolt.lazy_listener.thread_runner import ThreadLazyListenerRunner
+from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -34,25 +34,37 @@ if TYPE_CHECKING:
 
     from bot.app import Context
 
-__all__ = ["DeferredLazyRunner", "MemorySeen", "RedisSeen", "ReplayGuard", "build_app", "register", "socket_mode_handler", "web_client"]
+__all__ = ["LazyDeferral", "MemorySeen", "RedisSeen", "ReplayGuard", "build_app", "register", "socket_mode_handler", "web_client"]
 
 log = logging.getLogger("aimodel.slack")
 
 LAZY_WORKERS = 8
 
 
-class DeferredLazyRunner(ThreadLazyListenerRunner):
+class LazyDeferral:
     """Starts lazy listeners after the ack has gone out, not while it is being written.
 
-    Bolt starts a lazy listener the moment the ack function returns; the new thread then
-    competes for the interpreter with the request thread that still has to send the ack.
-    Inside `deferring()` (the Flask view) the runnables are collected instead, and the view
-    submits them when the WSGI response is closed, i.e. after its bytes were written.
-    Elsewhere (Socket Mode) they start at once, as in Bolt."""
+    Bolt copies the request and starts each lazy listener as soon as the ack function
+    returns; the copy and the new thread then compete for the interpreter with the request
+    thread that still has to send the ack. Inside `deferring()` (the Flask view) those starts
+    are collected instead, and the view runs them when the WSGI response is closed, i.e.
+    after its bytes were written. Elsewhere (Socket Mode) they start at once, as in Bolt.
+    Wraps ThreadListenerRunner._start_lazy_function; if a Bolt release renames it, lazy
+    listeners simply start at once again."""
 
-    def __init__(self, logger: logging.Logger, executor: Executor) -> None:
-        super().__init__(logger=logger, executor=executor)
+    def __init__(self, runner: Any) -> None:
         self._local = threading.local()
+        self._start: Callable[[Any, Any], None] | None = getattr(runner, "_start_lazy_function", None)
+        if self._start is not None:
+            setattr(runner, "_start_lazy_function", self._maybe_defer)  # noqa: B010
+
+    def _maybe_defer(self, lazy_func: Any, request: Any) -> None:
+        assert self._start is not None
+        pending = getattr(self._local, "pending", None)
+        if pending is None:
+            self._start(lazy_func, request)
+        else:
+            pending.append(functools.partial(self._start, lazy_func, request))
 
     @contextlib.contextmanager
     def deferring(self) -> Iterator[list[Callable[[], None]]]:
@@ -63,16 +75,16 @@ class DeferredLazyRunner(ThreadLazyListenerRunner):
         finally:
             self._local.pending = None
 
-    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        pending = getattr(self._local, "pending", None)
-        if pending is None:
-            super().start(function, request)
-            return
-        pending.append(build_runnable_function(func=function, logger=self.logger, request=request))
+    @staticmethod
+    def run(pending: list[Callable[[], None]]) -> None:
+        for start in pending:
+            try:
+                start()
+            except Exception:
+                log.exception("could not start a lazy listener")
 
-    def submit(self, pending: list[Callable[[], None]]) -> None:
-        for runnable in pending:
-            self.executor.submit(runnable)
+
+_DEFERRALS: weakref.WeakKeyDictionary[App, LazyDeferral] = weakref.WeakKeyDictionary()
 
 
 def web_client(settings: SlackSettings) -> WebClient:
@@ -102,8 +114,7 @@ def build_app(ctx: Context, settings: SlackSettings, *, seen: SeenSet | None = N
         before_authorize=ReplayGuard(seen if seen is not None else seen_set(ctx.settings.redis_url)),
         listener_executor=ThreadPoolExecutor(max_workers=LAZY_WORKERS, thread_name_prefix="slack-lazy"),
     )
-    runner = app.listener_runner
-    runner.lazy_listener_runner = DeferredLazyRunner(runner.logger, runner.listener_executor)
+    _DEFERRALS[app] = LazyDeferral(app.listener_runner)
     SlackFace(ctx).attach(app)
     return app
 
@@ -122,14 +133,13 @@ def register(flask_app: Flask, ctx: Context, settings: SlackSettings) -> App:
 
     app = build_app(ctx, settings)
     handler = SlackRequestHandler(app)
-    lazy = app.listener_runner.lazy_listener_runner
-    assert isinstance(lazy, DeferredLazyRunner)
+    lazy = _DEFERRALS[app]
 
     def slack_events() -> Any:
         with lazy.deferring() as pending:
             response = handler.handle(request)
         if pending:
-            response.call_on_close(lambda: lazy.submit(pending))
+            response.call_on_close(lambda: lazy.run(pending))
         return response
 
     flask_app.add_url_rule("/slack/events", "slack_events", slack_events, methods=["POST"])
