@@ -200,6 +200,13 @@ def walk_pickle(src: Source, ctx: PickleContext) -> object:
         raise CannotVerify(f"malformed pickle near offset {src.tell()}: {exc}") from exc
 
 
+def _state(src: Source) -> tuple[bytes, int, int, int]:
+    """buf, pos, len(buf), and the position past which the main loop must refill."""
+    buf = src.buf
+    blen = len(buf)
+    return buf, src.pos, blen, blen if src.eof else blen - 64
+
+
 def _walk(src: Source, ctx: PickleContext) -> object:
     stack: list[object] = []
     marks: list[int] = []
@@ -209,22 +216,19 @@ def _walk(src: Source, ctx: PickleContext) -> object:
     proto = 0
     append = stack.append
     run_match = _RUN_RE.match
-    buf = src.buf
-    pos = src.pos
-    blen = len(buf)
+    buf, pos, blen, limit = _state(src)
     while True:
-        if blen - pos < 64 and not src.eof:
-            # each op pushes at most one item, so checking here bounds the stack
-            if len(stack) > MAX_STACK:
-                raise CannotVerify("pickle stack deeper than the scanner's limit")
-            src.pos = pos
-            src.fill(1 << 16)
-            buf = src.buf
-            pos = src.pos
-            blen = len(buf)
-        if pos >= blen:
-            src.pos = pos
-            raise Truncated(f"pickle truncated at offset {src.tell()} (no STOP)")
+        if pos >= limit:  # fewer than 64 bytes buffered: refill (or end of data)
+            if not src.eof:
+                # each op pushes at most one item, so checking here bounds the stack
+                if len(stack) > MAX_STACK:
+                    raise CannotVerify("pickle stack deeper than the scanner's limit")
+                src.pos = pos
+                src.fill(1 << 16)
+                buf, pos, blen, limit = _state(src)
+            if pos >= blen:
+                src.pos = pos
+                raise Truncated(f"pickle truncated at offset {src.tell()} (no STOP)")
         op = buf[pos]
         pos += 1
         # --- the frequent ones first
@@ -251,7 +255,7 @@ def _walk(src: Source, ctx: PickleContext) -> object:
             else:
                 src.pos = pos
                 key = int(src.readline(64))
-                buf, pos, blen = src.buf, src.pos, len(src.buf)
+                buf, pos, blen, limit = _state(src)
             v = stack[-1]
             if type(v) in _WORTHY or _memo_worthy(v):
                 memo[key] = v
@@ -278,14 +282,14 @@ def _walk(src: Source, ctx: PickleContext) -> object:
             if n > MAX_KEPT_STR:
                 src.pos = pos
                 src.skip(n)
-                buf, pos, blen = src.buf, src.pos, len(src.buf)
+                buf, pos, blen, limit = _state(src)
                 append(OPAQUE)
             else:
                 if pos + n > blen:
                     src.pos = pos
                     if not src.fill(n):
                         raise Truncated(f"string runs past the end at offset {src.tell()}")
-                    buf, pos, blen = src.buf, src.pos, len(src.buf)
+                    buf, pos, blen, limit = _state(src)
                 append(buf[pos : pos + n].decode("utf-8", "surrogatepass"))
                 pos += n
         elif op == 0x47:  # BINFLOAT
@@ -307,7 +311,7 @@ def _walk(src: Source, ctx: PickleContext) -> object:
             if blen - pos < 1 << 16 and not src.eof:
                 src.pos = pos
                 src.fill(1 << 16)
-                buf, pos, blen = src.buf, src.pos, len(src.buf)
+                buf, pos, blen, limit = _state(src)
             m = run_match(buf, pos)
             if m is not None:
                 append(RUN)
@@ -370,7 +374,7 @@ def _walk(src: Source, ctx: PickleContext) -> object:
                 if type(cls) is Global and (cls.module, cls.name) in _JOBLIB_WRAPPERS:
                     src.pos = pos
                     _skip_joblib_array(src, ctx, state)
-                    buf, pos, blen = src.buf, src.pos, len(src.buf)
+                    buf, pos, blen, limit = _state(src)
                     stack[-1] = OPAQUE
         elif op == 0x81:  # NEWOBJ
             args = stack.pop()
@@ -400,7 +404,7 @@ def _walk(src: Source, ctx: PickleContext) -> object:
             else:
                 src.pos = pos
                 src.skip(n)
-                buf, pos, blen = src.buf, src.pos, len(src.buf)
+                buf, pos, blen, limit = _state(src)
             append(BYTES)
         elif op == 0x55 or op == 0x54:  # SHORT_BINSTRING, BINSTRING (py2 str)
             if op == 0x55:
@@ -414,14 +418,14 @@ def _walk(src: Source, ctx: PickleContext) -> object:
             if n > MAX_KEPT_STR:
                 src.pos = pos
                 src.skip(n)
-                buf, pos, blen = src.buf, src.pos, len(src.buf)
+                buf, pos, blen, limit = _state(src)
                 append(OPAQUE)
             else:
                 if pos + n > blen:
                     src.pos = pos
                     if not src.fill(n):
                         raise Truncated("string runs past the end")
-                    buf, pos, blen = src.buf, src.pos, len(src.buf)
+                    buf, pos, blen, limit = _state(src)
                 append(buf[pos : pos + n].decode("latin-1"))
                 pos += n
         elif op == 0x95:  # FRAME
@@ -450,7 +454,7 @@ def _walk(src: Source, ctx: PickleContext) -> object:
                 src.pos = pos
                 module = _line_str(src.readline(4096))
                 name = _line_str(src.readline(4096))
-                buf, pos, blen = src.buf, src.pos, len(src.buf)
+                buf, pos, blen, limit = _state(src)
             ctx.check_global(module, name, off, "GLOBAL" if op == 0x63 else "INST")
             g = Global(module, name)
             if op == 0x63:
@@ -516,12 +520,12 @@ def _walk(src: Source, ctx: PickleContext) -> object:
             else:
                 src.pos = pos
                 src.skip(n)
-                buf, pos, blen = src.buf, src.pos, len(src.buf)
+                buf, pos, blen, limit = _state(src)
                 append(OPAQUE)
         elif op in (0x49, 0x4C, 0x46, 0x67, 0x53, 0x56, 0x50):  # text-line ops
             src.pos = pos
             line = src.readline(1 << 16)
-            buf, pos, blen = src.buf, src.pos, len(src.buf)
+            buf, pos, blen, limit = _state(src)
             if op == 0x49:  # INT (or I00/I01 bools)
                 t = line.strip()
                 if t == b"00":
