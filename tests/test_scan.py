@@ -643,3 +643,36 @@ def test_zip_reader_fast_path_and_fallback_agree(tmp_path: Path, marker: Path) -
     i = raw.index(b"archive/data.pkl")  # the local header's name, not the central one
     raw[i : i + 7] = b"ARCHIVE"
     assert one(s.write(tmp_path / "mismatch.pt", bytes(raw))).status == "blocked"
+
+
+def test_compressed_pickles_are_opened(tmp_path: Path, marker: Path) -> None:
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    evil = s.evil_pickle(marker, 4)
+    for name, packed in (("g.pkl.gz", gzip.compress(evil)), ("b.pkl.bz2", bz2.compress(evil)),
+                         ("x.pkl.xz", lzma.compress(evil)), ("z.pkl.z", zlib.compress(evil))):  # fmt: skip
+        fr = one(s.write(tmp_path / name, packed))
+        assert fr.status == "findings", name
+        assert fr.findings[0].name == "posix.system"
+    cut = gzip.compress(evil)[:-12]
+    assert one(s.write(tmp_path / "cut.gz", cut)).status == "blocked"
+
+
+def test_torchscript_code_is_a_finding(tmp_path: Path) -> None:
+    data = s.zip_of({"m/data.pkl": pickle.dumps({"a": 1}, protocol=2), "m/version": b"3\n",
+                     "m/code/__torch__/net.py": b"def forward(self, x):\n  return x\n"})  # fmt: skip
+    fr = one(s.write(tmp_path / "ts.pt", data))
+    assert fr.status == "findings"
+    assert fr.findings[0].severity == "medium"
+
+
+def test_legacy_torch_payload_in_any_of_its_pickles(tmp_path: Path, marker: Path) -> None:
+    torch = pytest.importorskip("torch", reason="torch is needed to write real checkpoints")
+    torch.save({"w": torch.ones(2)}, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    raw = (tmp_path / "old.pt").read_bytes()
+    # the same file with a payload pickle appended after the storages is not a valid layout
+    fr = one(s.write(tmp_path / "tail.pt", raw + s.evil_pickle(marker, 2)))
+    assert fr.status == "blocked"
