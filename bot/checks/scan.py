@@ -56,9 +56,7 @@ def _scan_stream(
     head = src.peek(16)
     kind = formats.sniff(head)
     if kind == "pickle":
-        ctx.fmt = in_archive or "pickle"
-        if in_archive == "npz":
-            ctx.fmt = "pickle"
+        ctx.fmt = "torch" if in_archive == "torch" else "pickle"
         return formats.scan_pickle_stream(src, ctx)
     if kind == "npy":
         return formats.scan_npy(src, ctx)
