@@ -676,3 +676,25 @@ def test_legacy_torch_payload_in_any_of_its_pickles(tmp_path: Path, marker: Path
     # the same file with a payload pickle appended after the storages is not a valid layout
     fr = one(s.write(tmp_path / "tail.pt", raw + s.evil_pickle(marker, 2)))
     assert fr.status == "blocked"
+
+
+def test_huge_memo_stays_bounded_and_fails_closed_only_when_needed(tmp_path: Path) -> None:
+    from bot.checks.scanners import pickle_vm
+
+    words = [f"w{i}" for i in range(pickle_vm.MAX_MEMO + 5000)]
+    p = s.write(tmp_path / "vocab.pkl", pickle.dumps(words, protocol=4))
+    assert one(p).status == "clean"  # many memoized strings: still scanned, not blocked
+    limit = pickle_vm.MAX_MEMO
+    # a module string pushed fresh after the limit still resolves
+    body = bytearray(b"\x80\x04")
+    for _ in range(limit + 10):
+        body += b"\x8c\x01x\x94"
+    body += b"\x8c\x02os\x94\x8c\x06system\x94\x93."
+    assert one(s.write(tmp_path / "late_fresh.pkl", bytes(body))).status == "findings"
+    # one memoized past the limit and fetched back cannot be named: blocked, never clean
+    late = bytearray(b"\x80\x04")
+    for _ in range(limit + 10):
+        late += b"\x8c\x01x\x94"
+    late += b"\x8c\x02os\x94j" + (limit + 10).to_bytes(4, "little") + b"\x8c\x06system\x93."
+    fr = one(s.write(tmp_path / "late_get.pkl", bytes(late)))
+    assert fr.status == "blocked"

@@ -65,7 +65,9 @@ TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 MAX_KEPT_STR = 128  # longer strings are not kept (no module or class name is that long)
 SKIP_OVER = 1 << 16  # payloads larger than this are skipped, not read
 MAX_STACK = 2_000_000
-MAX_MEMO = 1_000_000
+# Past this many remembered values the memo stops growing (memory stays bounded): a later
+# GET of a value it did not keep yields OPAQUE, and an import that needs one is blocked.
+MAX_MEMO = 300_000
 MAX_DICT = 256
 MAX_TUPLE = 64
 MAX_NESTING = 16
@@ -237,10 +239,8 @@ def _walk(src: Source, ctx: PickleContext) -> object:
                 raise CannotVerify("pickle mixes MEMOIZE and PUT memo keys")
             styles = 2
             v = stack[-1]
-            if type(v) in _WORTHY or _memo_worthy(v):
+            if (type(v) in _WORTHY or _memo_worthy(v)) and len(memo) < MAX_MEMO:
                 memo[memo_next] = v
-                if len(memo) > MAX_MEMO:
-                    raise CannotVerify("memo larger than the scanner's limit")
             memo_next += 1
         elif op == 0x71 or op == 0x72 or op == 0x70:  # BINPUT, LONG_BINPUT, PUT
             if styles & 2:
@@ -257,10 +257,8 @@ def _walk(src: Source, ctx: PickleContext) -> object:
                 key = int(src.readline(64))
                 buf, pos, blen, limit = _state(src)
             v = stack[-1]
-            if type(v) in _WORTHY or _memo_worthy(v):
+            if (type(v) in _WORTHY or _memo_worthy(v)) and (len(memo) < MAX_MEMO or key in memo):
                 memo[key] = v
-                if len(memo) > MAX_MEMO:
-                    raise CannotVerify("memo larger than the scanner's limit")
             else:
                 memo.pop(key, None)
         elif op == 0x68:  # BINGET
