@@ -567,6 +567,12 @@ def test_artifacts_digest_and_uris(tmp_path: Path) -> None:
     assert listed.startswith("memory://") and listed.endswith("m/blob.bin")
     assert artifacts.sha256_of(listed) == want
     assert scan_file(listed).status == "blocked"  # not a model: never clean
+    buf = io.BytesIO()
+    np.save(buf, np.arange(10.0))
+    with fsspec.open("memory://m/sub/w.npy", "wb") as f:
+        f.write(buf.getvalue())
+    report = scan_paths(["memory://m/sub"])
+    assert [(r.format, r.status) for r in report.files] == [("npy", "clean")]
 
 
 def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -384,11 +384,18 @@ def _scan_pool(
     return out
 
 
+def _exists(uri: str) -> bool:
+    try:
+        return artifacts.exists(uri)
+    except Exception:  # e.g. no fsspec backend for the protocol: the scan reports it, blocked
+        return True
+
+
 def run_scan_command(
     uris: Sequence[str], *, as_json: bool, sarif: bool, allow: Sequence[str] = ()
 ) -> int:
     """Scan and print the report to stdout. Exit code: 0 clean, 1 findings/blocked, 2 missing."""
-    missing = [u for u in uris if not artifacts.exists(u)]
+    missing = [u for u in uris if not _exists(u)]
     if missing:
         for u in missing:
             print(f"aimodel scan: {u}: no such file or directory", file=sys.stderr)
