@@ -32,9 +32,10 @@ class Jobs:
         else:
             self.huey = SqliteHuey("aimodel", filename=str(settings.home / "queue.db"), results=False)
         task = self.huey.task
-        self._checks = task(name="aimodel.checks")(self._run_checks)
+        # retried: a forge that stays unreachable (GitHub 5xx, rate limits) must not lose the run
+        self._checks = task(name="aimodel.checks", retries=2, retry_delay=30)(self._run_checks)
         self._deploy = task(name="aimodel.deploy", retries=2, retry_delay=5)(self._run_deploy)
-        self._after = task(name="aimodel.after_checks")(self._run_after)
+        self._after = task(name="aimodel.after_checks", retries=3, retry_delay=10)(self._run_after)
         self._notify = task(name="aimodel.notify", retries=3, retry_delay=2)(self._run_notify)
 
     # ------------------------------------------------------------------ enqueue
