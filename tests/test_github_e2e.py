@@ -159,3 +159,27 @@ def test_cli_to_deploy_through_webhooks(standin: GitHubStandIn, tmp_path: Path, 
         statuses = [d["status_code"] for d in standin.deliveries()]
         assert statuses and all(code in (200, 202) for code in statuses), statuses
         assert PEOPLE["ops"][1] in [r["user"]["login"] for r in standin.reviews(OWNER, NAME, 2)]
+
+
+def test_without_auto_merge_the_bot_says_ready_and_a_person_merges(standin: GitHubStandIn, tmp_path: Path, model: dict[str, Path]) -> None:
+    world = make_world(standin, tmp_path / "home", app=True, auto_merge=False)
+    with web_process(world.env(), tmp_path / "web.log") as web:
+        standin.add_webhook(OWNER, NAME, f"{web.url}/github/webhook", world.env()["GITHUB_WEBHOOK_SECRET"])
+        cli(world, "create", "fraud", "--app", "payments", "--dataset", "transactions",
+            "--artifact", str(model["onnx"]), "--dataset-uri", str(model["data"]),
+            "--label-column", "label", "--SLA", "accuracy>=0.9", "--as", "ada")
+        wait_until(lambda: "ready to merge" in "".join(summary_comments(world, 1)), 120,
+                   what=lambda: f"#1 ready\n{web.log()}\n{deliveries(world)}")
+        assert not pr_data(world, 1)["merged"]
+        assert "auto_merge" in summary_comments(world, 1)[0]
+        view = json.loads(cli(world, "pr", "show", "1", "--json").stdout)
+        assert view["state"] == "open" and view["approvals"]["missing"] == []
+        assert {c["state"] for c in view["checks"].values()} == {"success"}
+
+        merged = cli(world, "pr", "merge", "1", "--as", "ada").stdout
+        assert "Merged pull request #1" in merged
+        assert pr_data(world, 1)["merged"]
+        record = wait_until(lambda: bot_meta(pr_data(world, 1)["body"]).get("deploy"), 60,
+                            what=lambda: f"deploy record\n{web.log()}\n{deliveries(world)}")
+        assert record["ok"] is True
+        assert json.loads(cli(world, "status", "--json").stdout)["locks"] == []

@@ -394,3 +394,14 @@ def test_out_of_order_and_late_events_do_no_harm(app_world: GitHubWorld, model: 
         assert s.branch_sha(OWNER, NAME, "main") == wait_until(lambda: s.branch_sha(OWNER, NAME, "main"))
         codes = [d["status_code"] for d in s.deliveries()]
         assert all(code in (200, 202) for code in codes), codes
+
+
+def test_how_long_to_wait_follows_githubs_advice() -> None:
+    from bot.forges.github_auth import retry_after_seconds
+
+    assert retry_after_seconds({"Retry-After": "7"}, 0) == 7.0
+    reset = time.time() + 20
+    assert 19 <= retry_after_seconds({"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)}, 0) <= 22
+    assert retry_after_seconds({}, 0, secondary=True) == 60.0
+    assert [retry_after_seconds({}, a) for a in range(3)] == [0.5, 1.0, 2.0]
+    assert retry_after_seconds({"Retry-After": "3600"}, 0) == 60.0  # capped: the queued task retries later

@@ -258,7 +258,7 @@ class GitHubForge:
                     continue
                 if not (limited or status >= 500):
                     raise
-                wait = retry_after_seconds(headers, attempt)
+                wait = retry_after_seconds(headers, attempt, secondary=status == 403 and "secondary" in message.lower())
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last = exc
                 wait = min(30.0, 0.5 * 2**attempt)

@@ -184,8 +184,9 @@ class _SourceAuth(github.Auth.Auth):
         return self._source.token()
 
 
-def retry_after_seconds(headers: Any, attempt: int, *, cap: float = 60.0) -> float:
-    """Seconds to wait: Retry-After, or the primary limit's reset time, or exponential backoff."""
+def retry_after_seconds(headers: Any, attempt: int, *, cap: float = 60.0, secondary: bool = False) -> float:
+    """Seconds to wait, as GitHub documents it: Retry-After; else, with no requests left, until
+    the primary limit resets; else a minute for a secondary limit; else exponential backoff."""
     lower = {str(k).lower(): str(v) for k, v in dict(headers or {}).items()}
     if "retry-after" in lower:
         try:
@@ -197,4 +198,6 @@ def retry_after_seconds(headers: Any, attempt: int, *, cap: float = 60.0) -> flo
             return min(cap, max(0.0, float(lower["x-ratelimit-reset"]) - time.time() + 1))
         except ValueError:
             pass
+    if secondary:
+        return cap
     return float(min(cap, 0.5 * 2**attempt))
