@@ -69,7 +69,10 @@ class Workspace:
     # ------------------------------------------------------------------ reading
 
     def fetch(self) -> None:
-        with self._fetch_lock:
+        from bot.fsutil import file_lock
+
+        # The web process and the worker share this clone: two `git fetch` at once race on refs.
+        with self._fetch_lock, file_lock(self.path / ".git" / "aimodel-fetch.lock"):
             self._git("fetch", "--quiet", "--prune", "origin")
 
     def head_of(self, branch: str | None = None) -> str:
