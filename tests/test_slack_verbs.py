@@ -134,7 +134,7 @@ CASES: list[tuple[str, str, str, str]] = [
 def test_verb(served: Served, user: str, text: str, expect: str) -> None:
     reply = served.answer(text.format(files=served.files), user=user)
     assert reply.get("response_type") == "ephemeral"
-    assert expect in _text(reply), _text(reply)
+    assert expect in _text(reply), f"{_text(reply)}\n--- web process log ---\n{served.web.log_text()[-3000:]}"
     error = expect.startswith(("Refused", "there is", "environment", "no model", "does not exist", "I don't know", "SLA failed"))
     if error and "SLA failed" not in expect:
         assert ":warning:" in _text(reply) or ":lock:" in _text(reply)
