@@ -68,11 +68,17 @@ class Workspace:
 
     # ------------------------------------------------------------------ reading
 
-    def fetch(self) -> None:
+    @contextmanager
+    def _refs_lock(self) -> Iterator[None]:
+        """The web process and the worker share this clone: a fetch or push in one while the
+        other updates remote-tracking refs fails with 'cannot lock ref'. One at a time."""
         from bot.fsutil import file_lock
 
-        # The web process and the worker share this clone: two `git fetch` at once race on refs.
-        with self._fetch_lock, file_lock(self.path / ".git" / "aimodel-fetch.lock"):
+        with self._fetch_lock, file_lock(self.path / ".git" / "aimodel-refs.lock"):
+            yield
+
+    def fetch(self) -> None:
+        with self._refs_lock():
             self._git("fetch", "--quiet", "--prune", "origin")
 
     def head_of(self, branch: str | None = None) -> str:
@@ -156,10 +162,11 @@ class Workspace:
         if expect is not None:
             args.append(f"--force-with-lease=refs/heads/{branch}:{expect}")
         refspec = f"{'+' if force else ''}{commit}:refs/heads/{branch}"
-        self._git(*args, refspec)
+        with self._refs_lock():
+            self._git(*args, refspec)
 
     def delete_branch(self, branch: str) -> None:
-        with contextlib.suppress(GitError):  # already gone: deleting is idempotent
+        with contextlib.suppress(GitError), self._refs_lock():  # already gone: deleting is idempotent
             self._git("push", "--quiet", "origin", f":refs/heads/{branch}")
 
 
