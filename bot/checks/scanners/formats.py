@@ -407,7 +407,7 @@ def scan_hdf5(src: Source, ctx: PickleContext) -> str:
     if not head.startswith(HDF5_MAGIC) or head[8] > 3:
         raise CannotVerify("HDF5 superblock not recognised")
     tail = b""
-    seen: set[str] = set()
+    seen: set[tuple[str, int]] = set()
     while True:
         if not src.fill(1):
             break
@@ -418,8 +418,8 @@ def scan_hdf5(src: Source, ctx: PickleContext) -> str:
         for rx, name, sev, msg in _H5_CODE:
             for m in rx.finditer(window):
                 off = base + m.start()
-                if (name, off) not in seen:  # type: ignore[comparison-overlap]
-                    seen.add((name, off))  # type: ignore[arg-type]
+                if (name, off) not in seen:
+                    seen.add((name, off))
                     _finding(ctx, name, sev, msg, off)
         tail = window[-64:]
     return ctx.fmt
