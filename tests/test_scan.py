@@ -704,3 +704,16 @@ def test_huge_memo_stays_bounded_and_fails_closed_only_when_needed(tmp_path: Pat
     late += b"\x8c\x02os\x94j" + (limit + 10).to_bytes(4, "little") + b"\x8c\x06system\x93."
     fr = one(s.write(tmp_path / "late_get.pkl", bytes(late)))
     assert fr.status == "blocked"
+
+
+def test_old_joblib_side_files_stay_beside_the_model(tmp_path: Path) -> None:
+    def wrapper(filename: str) -> bytes:
+        name = filename.encode()
+        return (b"\x80\x02cjoblib.numpy_pickle_compat\nNDArrayWrapper\n)\x81}(U\x08filename"
+                + b"U" + bytes([len(name)]) + name + b"ub.")  # fmt: skip
+
+    assert one(s.write(tmp_path / "ok.pkl", wrapper("ok.pkl_01.npy"))).status == "clean"
+    for bad in ("../../etc/x.npy", "/tmp/x.npy"):
+        fr = one(s.write(tmp_path / "bad.pkl", wrapper(bad)))
+        assert fr.status == "findings"
+        assert fr.findings[0].name == "joblib.NDArrayWrapper.filename"

@@ -79,6 +79,17 @@ _JOBLIB_WRAPPERS = frozenset(
     }
 )
 
+# joblib < 0.10 kept arrays in side files named in the wrapper's state, loaded with
+# np.load(allow_pickle=True) from the pickle's folder.
+_JOBLIB_SIDECARS = frozenset(
+    {
+        ("joblib.numpy_pickle_compat", "NDArrayWrapper"),
+        ("joblib.numpy_pickle_compat", "ZNDArrayWrapper"),
+        ("sklearn.externals.joblib.numpy_pickle", "NDArrayWrapper"),
+        ("sklearn.externals.joblib.numpy_pickle", "ZNDArrayWrapper"),
+    }
+)
+
 # One run of >= 64 plain-number pushes (FRAME headers may sit between them) directly
 # followed by an op that pops to the mark.
 _RUN_RE = LazyRe(
@@ -374,6 +385,8 @@ def _walk(src: Source, ctx: PickleContext) -> object:
                     _skip_joblib_array(src, ctx, state)
                     buf, pos, blen, limit = _state(src)
                     stack[-1] = OPAQUE
+                elif type(cls) is Global and (cls.module, cls.name) in _JOBLIB_SIDECARS:
+                    _check_sidecar(ctx, state, src.start + pos - 1)
         elif op == 0x81:  # NEWOBJ
             args = stack.pop()
             stack[-1] = Obj(stack[-1], args)
@@ -617,6 +630,24 @@ def _dtype_info(dt: object) -> tuple[int, bool] | None:
     if digits:
         return int(digits), hasobject
     return None
+
+
+def _check_sidecar(ctx: PickleContext, state: object, offset: int) -> None:
+    """An old joblib wrapper's side file must be a plain name in the same folder."""
+    name = state.d.get("filename") if type(state) is DictV else None
+    if type(name) is str and name and "/" not in name and "\\" not in name and name != "..":
+        return
+    ctx.findings.append(
+        Finding(
+            path=ctx.path,
+            offset=offset,
+            format=ctx.fmt,
+            name="joblib.NDArrayWrapper.filename",
+            severity="critical",
+            message=f"old joblib array wrapper loads {name!r}, which is not a file beside the "
+            "model (np.load with pickles allowed)",
+        )
+    )
 
 
 def _skip_joblib_array(src: Source, ctx: PickleContext, state: object) -> None:
