@@ -683,23 +683,24 @@ def _fast_zip_entries(f: IO[bytes], size: int) -> list[_ZipEntry] | None:
         p += 46 + nlen + xlen + clen
         if method != 0 or csize != usize or 0xFFFFFFFF in (csize, usize, loff) or flags & 0x1:
             return None
-        if loff + 30 > cd_off:
-            return None
-        f.seek(loff)
-        lh = f.read(30)
-        if len(lh) != 30 or lh[:4] != b"PK\x03\x04":
-            return None
-        lnlen, lxlen = struct.unpack_from("<HH", lh, 26)
-        if f.read(lnlen) != raw:
-            return None  # local and central names differ: let zipfile report it
-        data_start = loff + 30 + lnlen + lxlen
-        if data_start + csize > cd_off:
+        if loff + 30 + nlen + csize > cd_off:
             return None
         name = raw.decode("utf-8" if flags & 0x800 else "cp437")
         if name.endswith("/"):
             continue
 
-        def opener(start: int = data_start, length: int = csize) -> _Window:
+        def opener(loff: int = loff, raw: bytes = raw, length: int = csize) -> _Window:
+            # the local header is read only for members that are opened
+            f.seek(loff)
+            lh = f.read(30)
+            if len(lh) != 30 or lh[:4] != b"PK\x03\x04":
+                raise CannotVerify(f"zip member {raw!r}: bad local header")
+            lnlen, lxlen = struct.unpack_from("<HH", lh, 26)
+            if f.read(lnlen) != raw:
+                raise CannotVerify(f"zip member {raw!r}: local and central names differ")
+            start = loff + 30 + lnlen + lxlen
+            if start + length > cd_off:
+                raise CannotVerify(f"zip member {raw!r} overlaps the central directory")
             return _Window(f, start, length)
 
         entries.append((name, usize, flags, opener))
