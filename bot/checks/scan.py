@@ -8,6 +8,20 @@ outside the model folder, ...). A file it cannot parse fully is *blocked*, never
 Formats: pickle (protocols 0-5, concatenated), joblib (inline array data skipped), PyTorch zip
 checkpoints and the legacy torch format, NumPy .npy/.npz (object arrays' pickles scanned),
 safetensors, ONNX, Keras .keras and .h5, GGUF, and gzip/bz2/xz/zlib-compressed pickles.
+
+Decision: the built-in allow-list (``scanners/policy.py``: numpy, torch tensors and storages,
+collections, plain data types, estimator *classes* of scikit-learn / xgboost / lightgbm,
+joblib's array wrapper) plus the caller's ``allow`` entries, each ``"module.name"`` or
+``"module.*"`` (the module and its submodules; dotted attribute chains only by exact entry).
+Anything else imported is a finding: ``critical`` for names known to run code or touch the
+system, ``high`` otherwise. Findings carry the byte offset of the import opcode (inside an
+archive, of the member: the path is then ``archive!member``).
+
+Layout: ``scanners/source.py`` (buffered forward reader that skips by seeking),
+``scanners/pickle_vm.py`` (the opcode walker), ``scanners/formats.py`` (detection and the other
+formats), ``scanners/policy.py`` (allow-list), ``scan_report.py`` (result types, table, JSON,
+SARIF 2.1.0). Run as ``aimodel scan`` or ``python -m bot.checks.scan [--json|--sarif]
+[--allow MODULE.NAME]... PATH...``; exit 0 clean, 1 any finding or blocked file, 2 a missing path.
 """
 
 from __future__ import annotations
