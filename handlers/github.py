@@ -215,7 +215,10 @@ def route(ctx: Context, event: str, payload: dict[str, Any], *, dispatch: Callab
             numbers = [found] if found else []
         if not numbers:
             raise Ignored(f"check_run on {sha[:10]} belongs to no open pull request")
+        forget = getattr(ctx.forge, "forget_signature", None)
         for number in numbers:
+            if forget is not None:
+                forget(number, sha)  # a real re-run, not the carried-over results
             dispatch(ctx, "pull_request.synchronize", {"number": number, "head": sha})
         return f"checks re-run for #{', #'.join(map(str, numbers))}"
     raise Ignored(f"event {event}")

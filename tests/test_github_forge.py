@@ -405,3 +405,40 @@ def test_how_long_to_wait_follows_githubs_advice() -> None:
     assert retry_after_seconds({}, 0, secondary=True) == 60.0
     assert [retry_after_seconds({}, a) for a in range(3)] == [0.5, 1.0, 2.0]
     assert retry_after_seconds({"Retry-After": "3600"}, 0) == 60.0  # capped: the queued task retries later
+
+
+def test_a_pull_request_opened_by_a_person_on_github(ctx: Any, world: GitHubWorld) -> None:
+    s = world.standin
+    s.commit_files(OWNER, NAME, "by-hand", {"README.md": "# edited by hand\n"}, "edit", pusher="ada-gh")
+    with world.client("ada") as gh:
+        gh.get_repo(REPO).create_pull(base="main", head="by-hand", title="A change by hand", body="no bot metadata here")
+    pr = ctx.forge.get_pr(1)
+    assert pr.author == "ada" and pr.meta == {} and pr.body == "no bot metadata here"
+    world.standin.add_token("ghp_someone", "someone-gh")
+    s.commit_files(OWNER, NAME, "other", {"README.md": "# other\n"}, "edit")
+    with world.standin.client("ghp_someone") as gh:
+        gh.get_repo(REPO).create_pull(base="main", head="other", title="stranger")
+    assert ctx.forge.get_pr(2).author == "github:someone-gh"
+
+
+def test_rerequested_check_run_runs_the_checks_again(app_world: GitHubWorld, model: dict[str, Path]) -> None:
+    s = app_world.standin
+    with serve_bot(app_world) as bot:
+        s.add_webhook(OWNER, NAME, f"{bot.url}/github/webhook", "It's a Secret to Everybody")
+        propose(bot.ctx, model)
+        drain_after(bot, "pull_request", "opened", 1)
+        drain_after(bot, "pull_request", "synchronize", 1)
+        signed = bot.ctx.forge.get_pr(1)
+        assert signed.checks["sign"].summary.startswith("fraud 1.0.0: signed")  # carried over
+        run = next(r for r in s.check_runs(OWNER, NAME, signed.head) if r["name"] == "aimodel/validate")
+        s.rerequest_check_run(run["id"], sender="ops-gh")
+        drain_after(bot, "check_run", "rerequested", 1)
+        again = bot.ctx.forge.get_pr(1)
+        # a real re-run on the signed head (not the carried-over results): it signs anew on top
+        assert again.meta["checked_head"] == signed.head
+        assert again.meta["signed_head"] == again.head != signed.head
+        runs = [r for r in s.check_runs(OWNER, NAME, signed.head) if r["name"] == "aimodel/validate"]
+        assert len(runs) == 2 and max(runs, key=lambda r: r["id"])["conclusion"] == "success"  # a new run, as on GitHub
+        drain_after(bot, "pull_request", "synchronize", 2)
+        final = bot.ctx.forge.get_pr(1)
+        assert {n: c.state for n, c in final.checks.items() if c.commit == final.head} == dict.fromkeys(("manifest", "scan", "validate", "sign"), "success")

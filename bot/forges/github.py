@@ -416,7 +416,10 @@ class GitHubForge:
             # carried over to it (Pipeline._carry_over), so they are part of the answer
             checks.update(self.checks_for(checked))
         checks.update(self.checks_for(p.head.sha))
-        return self._from_github(p, reviews=self._reviews(p, meta), checks=checks)
+        pr = self._from_github(p, reviews=self._reviews(p, meta), checks=checks)
+        if not meta.get("author"):  # opened by a person on GitHub: their name in the config
+            pr.author = self.person_of(self.config_at(p.base.sha), p.user.login)
+        return pr
 
     def list_prs(self, state: str = "open") -> list[PullRequest]:
         api_state = {"merged": "closed"}.get(state, state)
@@ -604,6 +607,14 @@ class GitHubForge:
                 log.warning("could not delete branch %s: %s", branch, _message(exc))
 
     # ------------------------------------------------------------------ helpers for the handlers
+
+    def forget_signature(self, number: int, head: str) -> None:
+        """Before a re-run a person asked for: the signed head's results are computed again
+        instead of carried over (the existing signature is verified, not trusted)."""
+        p = self._call(lambda: self.repo.get_pull(number), what=f"get #{number}")
+        _visible, meta = md.parse_pr_body(p.body)
+        if p.state == "open" and meta.get("signed_head") == head:
+            self.update_meta(number, {"signed_head": None})
 
     def find_pr_for_commit(self, sha: str) -> int | None:
         """The open pull request whose head is `sha` (check_run payloads may not say)."""
