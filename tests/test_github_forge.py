@@ -442,3 +442,34 @@ def test_rerequested_check_run_runs_the_checks_again(app_world: GitHubWorld, mod
         drain_after(bot, "pull_request", "synchronize", 2)
         final = bot.ctx.forge.get_pr(1)
         assert {n: c.state for n, c in final.checks.items() if c.commit == final.head} == dict.fromkeys(("manifest", "scan", "validate", "sign"), "success")
+
+
+class Recorder:
+    """Stands where the Slack notifier goes (the Notifier port), recording what it is told."""
+
+    enabled = True
+
+    def __init__(self) -> None:
+        self.told: list[tuple[str, dict[str, Any]]] = []
+        self.bound: Any = None
+
+    def deliver(self, kind: str, data: dict[str, Any]) -> None:
+        self.told.append((kind, data))
+
+    def bind(self, ctx: Any) -> None:
+        self.bound = ctx
+
+
+def test_the_summary_notifier_passes_the_news_on(world: GitHubWorld, model: dict[str, Path]) -> None:
+    from bot.app import Context
+    from bot.forges.github import build_github_forge
+
+    parts = build_github_forge(world.settings())
+    slack = Recorder()
+    parts["notifier"] = parts["notifier"].chain(slack)
+    with Context(world.settings(), **parts) as ctx:
+        assert slack.bound is ctx  # the Context's bind reaches the chained notifier
+        propose(ctx, model)
+        ctx.notifier.deliver("waiting", {"pr": 1, "text": "#1 waits"})
+        assert slack.told == [("waiting", {"pr": 1, "text": "#1 waits"})]
+        assert len(world.standin.comments(OWNER, NAME, 1)) == 1
