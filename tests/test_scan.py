@@ -8,6 +8,7 @@ import pickle
 import pickletools
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def marker(tmp_path: Path) -> Path:
+def marker(tmp_path: Path) -> Iterator[Path]:
     m = tmp_path / "MARKER"
     yield m
     assert not m.exists(), "the scanner ran the payload"
@@ -38,7 +39,7 @@ def one(path: Path, **kw: object) -> FileReport:
 
 def global_offsets(data: bytes) -> list[int]:
     return [pos for op, _, pos in pickletools.genops(data)
-            if op.name in ("GLOBAL", "STACK_GLOBAL", "INST")]  # fmt: skip
+            if op.name in ("GLOBAL", "STACK_GLOBAL", "INST") and pos is not None]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ pickle
@@ -384,7 +385,7 @@ def test_onnx_external_data_locations(tmp_path: Path) -> None:
                                   [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2])],
                                   [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2])],
                                   [init])  # fmt: skip
-        return helper.make_model(graph).SerializeToString()
+        return bytes(helper.make_model(graph).SerializeToString())
 
     assert onnx
     assert one(s.write(tmp_path / "a.onnx", model(None))).status == "clean"
