@@ -473,3 +473,16 @@ def test_the_summary_notifier_passes_the_news_on(world: GitHubWorld, model: dict
         ctx.notifier.deliver("waiting", {"pr": 1, "text": "#1 waits"})
         assert slack.told == [("waiting", {"pr": 1, "text": "#1 waits"})]
         assert len(world.standin.comments(OWNER, NAME, 1)) == 1
+
+
+def test_check_runs_refused_fall_back_to_statuses(standin: GitHubStandIn, tmp_path: Path, model: dict[str, Path]) -> None:
+    from bot.app import build_context
+
+    world = make_world(standin, tmp_path / "home", app=False)
+    with build_context(world.settings()) as ctx:
+        pr = propose(ctx, model)
+        ctx.forge.use_check_runs = True  # as if the App had no "checks" permission: GitHub says 403
+        ctx.forge.set_check(1, CheckResult("scan", "success", "all clean", "", pr.head))
+        assert ctx.forge.use_check_runs is False
+        assert [s["context"] for s in standin.statuses(OWNER, NAME, pr.head)] == ["aimodel/scan"]
+        assert ctx.forge.get_pr(1).checks["scan"].state == "success"

@@ -216,6 +216,8 @@ class GitHubForge:
         self._lock = threading.Lock()
         self.retries = 0
         self.waited_for_writes = 0.0
+        # check runs need App credentials with the checks permission; otherwise commit statuses
+        self.use_check_runs = source.is_app
 
     # ------------------------------------------------------------------ plumbing
 
@@ -366,7 +368,7 @@ class GitHubForge:
         """The bot's checks on a commit, rebuilt from check runs (App) or statuses (token)."""
         out: dict[str, CheckResult] = {}
         wanted = (*CHECK_NAMES, md.POLICY) if include_policy else CHECK_NAMES
-        if self.source.is_app:
+        if self.use_check_runs:
             data = self._request("GET", self._api(f"/commits/{sha}/check-runs"), params={"per_page": 100, "filter": "latest"})
             runs = sorted(data.get("check_runs", []), key=lambda r: r["id"])
             for run in runs:  # oldest first: the newest run of a name wins
@@ -499,17 +501,24 @@ class GitHubForge:
     def set_check(self, number: int, check: CheckResult) -> None:
         sha = check.commit or self.get_pr(number).head
         name = check.name
-        if self.source.is_app:
-            self._check_run(sha, check)
-        else:
-            state = {"skipped": "success"}.get(check.state, check.state)
-            if state not in ("pending", "success", "failure", "error"):
-                state = "error"
-            body = {
-                "state": state, "context": md.check_name(name), "description": md.status_description(check),
-                "target_url": f"{self.web_url}/pull/{number}",
-            }
-            self._request("POST", self._api(f"/statuses/{sha}"), body=body)
+        if self.use_check_runs:
+            try:
+                self._check_run(sha, check)
+                return
+            except GithubException as exc:
+                if exc.status != 403:
+                    raise
+                # an App installed without the "checks" permission: statuses it is, from now on
+                log.warning("check runs refused (%s); reporting commit statuses instead", _message(exc))
+                self.use_check_runs = False
+        state = {"skipped": "success"}.get(check.state, check.state)
+        if state not in ("pending", "success", "failure", "error"):
+            state = "error"
+        body = {
+            "state": state, "context": md.check_name(name), "description": md.status_description(check),
+            "target_url": f"{self.web_url}/pull/{number}",
+        }
+        self._request("POST", self._api(f"/statuses/{sha}"), body=body)
 
     def _check_run(self, sha: str, check: CheckResult) -> None:
         body: dict[str, Any] = {
