@@ -668,6 +668,19 @@ def test_compressed_pickles_are_opened(tmp_path: Path, marker: Path) -> None:
     assert one(s.write(tmp_path / "cut.gz", cut)).status == "blocked"
 
 
+def test_real_torchscript_archive_is_reported_as_code(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch", reason="torch writes TorchScript archives")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated in 2.13
+        torch.jit.script(torch.nn.Linear(2, 2)).save(str(tmp_path / "ts.pt"))
+    fr = one(tmp_path / "ts.pt")
+    assert (fr.status, fr.format) == ("findings", "torch")
+    assert {f.severity for f in fr.findings} == {"medium"}
+    assert one(tmp_path / "ts.pt", allow=["__torch__.*"]).findings[0].name.endswith(".py")
+
+
 def test_torchscript_code_is_a_finding(tmp_path: Path) -> None:
     data = s.zip_of({"m/data.pkl": pickle.dumps({"a": 1}, protocol=2), "m/version": b"3\n",
                      "m/code/__torch__/net.py": b"def forward(self, x):\n  return x\n"})  # fmt: skip

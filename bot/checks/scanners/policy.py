@@ -325,6 +325,8 @@ def severity_of(module: str, name: str) -> str:
     full = f"{module}.{name}"
     if full in _CRITICAL_EXACT or _CRITICAL_MODULES.match(module):
         return "critical"
+    if module == "__torch__" or module.startswith("__torch__."):
+        return "medium"  # a TorchScript class: compiled from the archive's own code/ files
     if module in ("builtins", "__builtin__", "__builtins__") and (
         name.split(".")[0] in _CRITICAL_BUILTINS
     ):
