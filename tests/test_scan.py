@@ -731,3 +731,10 @@ def test_old_joblib_side_files_stay_beside_the_model(tmp_path: Path) -> None:
         fr = one(s.write(tmp_path / "bad.pkl", wrapper(bad)))
         assert fr.status == "findings"
         assert fr.findings[0].name == "joblib.NDArrayWrapper.filename"
+
+
+def test_scipy_sparse_matrices_are_plain_data(tmp_path: Path) -> None:
+    sp = pytest.importorskip("scipy.sparse", reason="scipy comes with scikit-learn")
+    data = pickle.dumps({"m": sp.csr_matrix(np.eye(3)), "a": sp.coo_array(np.eye(2))}, protocol=4)
+    assert one(s.write(tmp_path / "sparse.pkl", data)).status == "clean"
+    assert one(s.write(tmp_path / "f.pkl", s.global_pickle("scipy.sparse", "load_npz"))).findings

@@ -419,9 +419,15 @@ def run_scan_command(
         import json
 
         doc: dict[str, Any] = report.to_sarif() if sarif else report.to_json()
-        print(json.dumps(doc, indent=2))
+        text = json.dumps(doc, indent=2)
     else:
-        print(render_table(report))
+        text = render_table(report)
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `aimodel scan ... | head`: the verdict still sets the exit code
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return 0 if report.ok else 1
 
 

@@ -243,6 +243,7 @@ _PREFIX_EXCLUDED = LazyRe(
     r"^(sklearn\.(datasets|externals|utils\._testing|utils\._show_versions)"
     r"|.*\.tests?(\.|$)|.*\._testing(\.|$))"
 )
+_SPARSE_CLASS = LazyRe(r"^(csr|csc|coo|lil|dok|bsr|dia)_(matrix|array)$")
 _CLASS_NAME = LazyRe(r"^_*[A-Z][A-Za-z0-9_]*$")
 _IDENT = LazyRe(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -313,6 +314,8 @@ def _builtin_allowed(module: str, name: str) -> bool:
         return True
     if not _IDENT.match(name):  # dotted attribute chains only by exact entry
         return False
+    if module.startswith("scipy.sparse") and _SPARSE_CLASS.match(name):
+        return True
     if module.startswith(_CLASS_PREFIXES) and not _PREFIX_EXCLUDED.match(module):
         return bool(
             _CLASS_NAME.match(name) or name == "newObj" or name.startswith("__pyx_unpickle_")
