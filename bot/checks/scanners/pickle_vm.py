@@ -299,8 +299,24 @@ def _walk(src: Source, ctx: PickleContext) -> object:
                     if not src.fill(n):
                         raise Truncated(f"string runs past the end at offset {src.tell()}")
                     buf, pos, blen, limit = _state(src)
-                append(buf[pos : pos + n].decode("utf-8", "surrogatepass"))
+                v = buf[pos : pos + n].decode("utf-8", "surrogatepass")
+                append(v)
                 pos += n
+                # fused: a string is nearly always memoized right away (saves a loop turn)
+                if pos < limit:
+                    nxt = buf[pos]
+                    if nxt == 0x94 and not styles & 1:
+                        styles = 2
+                        if len(memo) < MAX_MEMO:
+                            memo[memo_next] = v
+                        memo_next += 1
+                        pos += 1
+                    elif nxt == 0x71 and not styles & 2:
+                        styles = 1
+                        key = buf[pos + 1]
+                        if len(memo) < MAX_MEMO or key in memo:
+                            memo[key] = v
+                        pos += 2
         elif op == 0x47:  # BINFLOAT
             if pos + 8 > blen:
                 raise Truncated("BINFLOAT truncated")
