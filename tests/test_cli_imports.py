@@ -13,7 +13,7 @@ HEAVY = ("slack_bolt", "slack_sdk", "github", "flask", "gunicorn", "huey", "git"
 
 PROBE = """
 import json, sys
-from bot.cli import main
+from bot.entry import main
 code = main(sys.argv[1:])
 loaded = sorted({m.split('.')[0] if not m.startswith('bot.') else m for m in sys.modules})
 print(json.dumps({"code": code, "loaded": loaded}))
