@@ -386,8 +386,8 @@ def report(summary: dict[str, Any], rate: float, seconds: float, command: str) -
         "Both servers: gunicorn gthread, 1 worker x 16 threads, Bolt's Flask adapter, the same App options",
         "(process_before_response=True: the ack function runs in the request thread, the response goes",
         "out at once). aimodel also verifies the signature's freshness against its replay set, parses the",
-        "command, and starts the lazy listener (git fetch, catalog, list, response_url) on its executor while",
-        "the next requests arrive; the bare app does none of that. Latency is client-side, send to last byte.",
+        "command, and after each ack is written runs the lazy listener (catalog, list, response_url) on its",
+        "executor while the next requests arrive; the bare app does none of that. Latency is client-side, send to last byte.",
     ]
     return "\n".join(lines) + "\n"
 
