@@ -63,7 +63,6 @@ RUN = _Sentinel("RUN")  # many plain numbers pushed in one batch, consumed by a 
 
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 MAX_KEPT_STR = 128  # longer strings are not kept (no module or class name is that long)
-SKIP_OVER = 1 << 16  # payloads larger than this are skipped, not read
 MAX_STACK = 2_000_000
 # Past this many remembered values the memo stops growing (memory stays bounded): a later
 # GET of a value it did not keep yields OPAQUE, and an import that needs one is blocked.
