@@ -781,3 +781,22 @@ def test_mutated_pickles_never_crash_and_never_hide_an_import(tmp_path: Path) ->
         if fr.status == "clean":
             assert not bad, (i, bytes(data), bad)
             assert not any(op.name.startswith("EXT") for op, _, _ in ops), (i, bytes(data))
+
+
+def test_real_gguf_written_by_gguf_py(tmp_path: Path) -> None:
+    gguf = pytest.importorskip("gguf", reason="llama.cpp's gguf-py writes real GGUF files")
+    path = tmp_path / "real.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(1)
+    w.add_string("tokenizer.chat_template", "{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    w.add_array("tokenizer.ggml.tokens", ["a", "b", "c"])
+    w.add_tensor("tok_embd.weight", np.ones((4, 8), dtype=np.float32))
+    w.add_tensor("out.weight", np.ones((3,), dtype=np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    assert (one(path).status, one(path).format) == ("clean", "gguf")
+    raw = path.read_bytes()
+    # the last tensor is 6 bytes plus 26 bytes of alignment padding: cut into its data
+    assert one(s.write(tmp_path / "cut.gguf", raw[:-30])).status == "blocked"
