@@ -800,3 +800,30 @@ def test_real_gguf_written_by_gguf_py(tmp_path: Path) -> None:
     raw = path.read_bytes()
     # the last tensor is 6 bytes plus 26 bytes of alignment padding: cut into its data
     assert one(s.write(tmp_path / "cut.gguf", raw[:-30])).status == "blocked"
+
+
+def test_real_keras_models(tmp_path: Path) -> None:
+    """Keras 3 (torch backend) writes .keras and legacy .h5 files, with and without a Lambda."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("keras is a test dependency (with the torch backend)")
+    script = (
+        "import sys, keras\n"
+        "d = sys.argv[1]\n"
+        "ok = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])\n"
+        "lam = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(lambda x: x * 2)])\n"
+        "for name, m in (('ok', ok), ('lam', lam)):\n"
+        "    m.save(f'{d}/{name}.keras')\n"
+        "    m.save(f'{d}/{name}.h5')\n"
+    )
+    env = dict(os.environ, KERAS_BACKEND="torch", PYTHONWARNINGS="ignore")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, check=True,
+                   capture_output=True, timeout=240)  # fmt: skip
+    for name in ("ok.keras", "ok.h5"):
+        assert one(tmp_path / name).status == "clean", name
+    for name in ("lam.keras", "lam.h5"):
+        fr = one(tmp_path / name)
+        assert fr.status == "findings", name
+        assert any("Lambda" in f.name and f.severity == "critical" for f in fr.findings)
