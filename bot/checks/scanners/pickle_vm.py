@@ -330,6 +330,37 @@ def _walk(src: Source, ctx: PickleContext) -> object:
         elif op == 0x4D:  # BININT2
             append(_unpack_H(buf, pos)[0])
             pos += 2
+        elif op == 0x63 or op == 0x69:  # GLOBAL, INST
+            off = src.start + pos - 1
+            i = buf.find(b"\n", pos, pos + 4096)
+            j = buf.find(b"\n", i + 1, i + 4097) if i >= 0 else -1
+            if j >= 0:
+                module = buf[pos:i].decode("utf-8", "surrogateescape")
+                name = buf[i + 1 : j].decode("utf-8", "surrogateescape")
+                pos = j + 1
+            else:
+                src.pos = pos
+                module = _line_str(src.readline(4096))
+                name = _line_str(src.readline(4096))
+                buf, pos, blen, limit = _state(src)
+            ctx.check_global(module, name, off, "GLOBAL" if op == 0x63 else "INST")
+            g = Global(module, name)
+            if op == 0x63:
+                append(g)
+            else:
+                items = _pop_mark(stack, marks)
+                append(Obj(g, tuple(items)))
+        elif op == 0x51:  # BINPERSID
+            pid = stack.pop()
+            if (
+                ctx.persids is not None
+                and type(pid) is tuple
+                and len(pid) >= 5
+                and pid[0] == "storage"
+                and type(pid[2]) is str
+            ):
+                ctx.persids[pid[2]] = (pid[1], pid[4])
+            append(OPAQUE)
         elif op == 0x28:  # MARK
             marks.append(len(stack))
             if blen - pos < 1 << 16 and not src.eof:
@@ -406,15 +437,15 @@ def _walk(src: Source, ctx: PickleContext) -> object:
             args = stack.pop()
             stack[-1] = Obj(stack[-1], args)
         elif op == 0x93:  # STACK_GLOBAL
-            name = stack.pop()
-            module = stack.pop()
-            if type(name) is not str or type(module) is not str:
+            top = stack.pop()
+            below = stack.pop()
+            if type(top) is not str or type(below) is not str:
                 raise CannotVerify(
                     f"STACK_GLOBAL at offset {src.start + pos - 1} takes a module/name the "
                     "scanner cannot resolve"
                 )
-            ctx.check_global(module, name, src.start + pos - 1, "STACK_GLOBAL")
-            append(Global(module, name))
+            ctx.check_global(below, top, src.start + pos - 1, "STACK_GLOBAL")
+            append(Global(below, top))
         elif op == 0x43 or op == 0x42 or op == 0x8E or op == 0x96:  # bytes payloads
             if op == 0x43:
                 n = buf[pos]
@@ -468,26 +499,6 @@ def _walk(src: Source, ctx: PickleContext) -> object:
             if not stack:
                 raise CannotVerify("STOP with an empty stack")
             return stack[-1]
-        elif op == 0x63 or op == 0x69:  # GLOBAL, INST
-            off = src.start + pos - 1
-            i = buf.find(b"\n", pos, pos + 4096)
-            j = buf.find(b"\n", i + 1, i + 4097) if i >= 0 else -1
-            if j >= 0:
-                module = buf[pos:i].decode("utf-8", "surrogateescape")
-                name = buf[i + 1 : j].decode("utf-8", "surrogateescape")
-                pos = j + 1
-            else:
-                src.pos = pos
-                module = _line_str(src.readline(4096))
-                name = _line_str(src.readline(4096))
-                buf, pos, blen, limit = _state(src)
-            ctx.check_global(module, name, off, "GLOBAL" if op == 0x63 else "INST")
-            g = Global(module, name)
-            if op == 0x63:
-                append(g)
-            else:
-                items = _pop_mark(stack, marks)
-                append(Obj(g, tuple(items)))
         elif op == 0x6F:  # OBJ
             items = _pop_mark(stack, marks)
             if not items:
@@ -574,17 +585,6 @@ def _walk(src: Source, ctx: PickleContext) -> object:
                 append(_keep_str(line[:-1].decode("raw-unicode-escape")))
             else:  # PERSID
                 append(OPAQUE)
-        elif op == 0x51:  # BINPERSID
-            pid = stack.pop()
-            if (
-                ctx.persids is not None
-                and type(pid) is tuple
-                and len(pid) >= 5
-                and pid[0] == "storage"
-                and type(pid[2]) is str
-            ):
-                ctx.persids[pid[2]] = (pid[1], pid[4])
-            append(OPAQUE)
         elif op == 0x82 or op == 0x83 or op == 0x84:  # EXT1, EXT2, EXT4
             off = src.start + pos - 1
             if op == 0x82:
