@@ -38,7 +38,7 @@ __all__ = [
 # Rows run one at a time for the per-row latency percentiles (bounded: it is the slow part).
 LATENCY_ROWS = 200
 
-INSTALL_HINT = "onnxruntime is not installed; pip install 'aimodel-gitops[validate]'"
+INSTALL_HINT = "onnxruntime is not installed; pip install onnxruntime (a dependency of aimodel-gitops)"
 
 # Formats that onnxruntime runs without executing code from the artifact.
 RUNNABLE_FORMATS = frozenset({"onnx"})
@@ -337,7 +337,7 @@ def _read_parquet(path: Path, label_column: str, max_rows: int | None) -> _Table
         import pyarrow.parquet as pq
     except ImportError:
         raise MeasureError(
-            f"{path}: reading Parquet data sets needs pyarrow; pip install pyarrow"
+            f"{path}: reading Parquet data sets needs pyarrow; pip install 'aimodel-gitops[parquet]'"
         ) from None
     try:
         parquet = pq.ParquetFile(str(path))
