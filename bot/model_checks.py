@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from bot.app import Context
 
 
+Out = Callable[[str], None]
+
+
 def _print(text: str) -> None:
     sys.stdout.write(text.rstrip("\n") + "\n")
 
@@ -43,7 +47,8 @@ def resolve_models(catalog: Catalog, target: str) -> list[AIModel]:
     raise Refusal(f"there is no model or application named {target!r}; `aimodel list` shows them")
 
 
-def run(ctx: Context, cmd: c.Scan | c.Validate | c.Sign | c.Verify, common: c.Common, who: str) -> int:
+def run(ctx: Context, cmd: c.Scan | c.Validate | c.Sign | c.Verify, common: c.Common, who: str, out: Out = _print) -> int:
+    """Run one verb on models by name; the report goes to `out` (the terminal, or a Slack reply)."""
     catalog = ctx.gitops.catalog()
     if who:
         decision = authorize(catalog.config, catalog.config.people.get(who), cmd.verb, who)
@@ -52,13 +57,13 @@ def run(ctx: Context, cmd: c.Scan | c.Validate | c.Sign | c.Verify, common: c.Co
     if isinstance(cmd, c.Scan):
         names = [*cmd.targets, *([cmd.app_name] if cmd.app_name else [])]
         models = [m for name in names for m in resolve_models(catalog, name)]
-        return _scan(ctx, catalog, models, common.json, cmd.sarif)
+        return _scan(ctx, catalog, models, common.json, cmd.sarif, out)
     models = resolve_models(catalog, cmd.target if not isinstance(cmd, c.Validate) else cmd.name)
     if isinstance(cmd, c.Validate):
-        return _validate(ctx, catalog, models, cmd, common.json)
+        return _validate(ctx, catalog, models, cmd, common.json, out)
     if isinstance(cmd, c.Sign):
-        return _sign(ctx, models, cmd, common.json)
-    return _verify(ctx, catalog, models, common.json)
+        return _sign(ctx, models, cmd, common.json, out)
+    return _verify(ctx, catalog, models, common.json, out)
 
 
 def _local(ctx: Context, m: AIModel) -> Path:
@@ -68,7 +73,7 @@ def _local(ctx: Context, m: AIModel) -> Path:
         raise Refusal(f"{m.name}: {exc}") from None
 
 
-def _scan(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool, sarif: bool) -> int:
+def _scan(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool, sarif: bool, out: Out) -> int:
     from bot.checks.scan import scan_paths
     from bot.checks.scan_report import render_table
 
@@ -79,17 +84,17 @@ def _scan(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool, 
         reports.append((m, report))
         ok = ok and report.ok
     if sarif:
-        _print(json.dumps(next(r.to_sarif() for _, r in reports) if len(reports) == 1 else [r.to_sarif() for _, r in reports], indent=2))
+        out(json.dumps(next(r.to_sarif() for _, r in reports) if len(reports) == 1 else [r.to_sarif() for _, r in reports], indent=2))
     elif as_json:
-        _print(json.dumps({m.name: r.to_json() for m, r in reports}, indent=2))
+        out(json.dumps({m.name: r.to_json() for m, r in reports}, indent=2))
     else:
         for m, r in reports:
-            _print(f"{m.name} {m.version} ({m.artifact.uri})")
-            _print(render_table(r))
+            out(f"{m.name} {m.version} ({m.artifact.uri})")
+            out(render_table(r))
     return 0 if ok else 1
 
 
-def _validate(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Validate, as_json: bool) -> int:
+def _validate(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Validate, as_json: bool, out_: Out) -> int:
     from bot.checks.measure import MeasureError, measure_model
     from bot.checks.sla_report import evaluate_sla
 
@@ -117,16 +122,16 @@ def _validate(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Vali
         out[m.name] = {**report.to_dict(), "text": report.to_text(), "summary": report.summary()}
         ok = ok and report.passed
     if as_json:
-        _print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "text"} if isinstance(v, dict) else v for k, v in out.items()}, indent=2, default=str))
+        out_(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "text"} if isinstance(v, dict) else v for k, v in out.items()}, indent=2, default=str))
     else:
         for line in out.get("manifest", []):
-            _print(f"manifest: {line}")
+            out_(f"manifest: {line}")
         for name, result in out.items():
             if name == "manifest":
                 continue
-            _print(f"{name}: {result.get('summary') or result.get('error')}")
+            out_(f"{name}: {result.get('summary') or result.get('error')}")
             if result.get("text"):
-                _print(result["text"])
+                out_(result["text"])
     return 0 if ok else 1
 
 
@@ -139,7 +144,7 @@ def _path_of(uri: str) -> str:
     return local
 
 
-def _sign(ctx: Context, models: list[AIModel], cmd: c.Sign, as_json: bool) -> int:
+def _sign(ctx: Context, models: list[AIModel], cmd: c.Sign, as_json: bool, out_: Out) -> int:
     from bot.checks.sign import sign_model
 
     key = ctx.signing_key()
@@ -149,14 +154,14 @@ def _sign(ctx: Context, models: list[AIModel], cmd: c.Sign, as_json: bool) -> in
         sign_model(_local(ctx, m), key, bundle_path=out)
         written[m.name] = str(out)
     if as_json:
-        _print(json.dumps(written, indent=2))
+        out_(json.dumps(written, indent=2))
     else:
         for name, path in written.items():
-            _print(f"Signed {name}: {path} (the sign check on a pull request commits bundles to the repository)")
+            out_(f"Signed {name}: {path} (the sign check on a pull request commits bundles to the repository)")
     return 0
 
 
-def _verify(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool) -> int:
+def _verify(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool, out: Out) -> int:
     from bot.checks.sign import SignatureError, verify_attestation, verify_model
 
     keys = trusted_keys(ctx, catalog)
@@ -179,8 +184,8 @@ def _verify(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool
             except SignatureError as exc:
                 results[m.name] = {"verified": False, "reason": str(exc)}
     if as_json:
-        _print(json.dumps(results, indent=2))
+        out(json.dumps(results, indent=2))
     else:
         for name, r in results.items():
-            _print(f"{name}: verified (key {r['key'][:16]})" if r["verified"] else f"{name}: NOT verified: {r['reason']}")
+            out(f"{name}: verified (key {r['key'][:16]})" if r["verified"] else f"{name}: NOT verified: {r['reason']}")
     return 0 if all(r["verified"] for r in results.values()) else 1

@@ -9,17 +9,13 @@ Actor(person, "slack").
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -48,48 +44,6 @@ UNREACHABLE = ("channel_not_found", "not_in_channel", "is_archived", "restricted
 ARTIFACT_CHECK_SECONDS = 2.0  # the modal must be answered within 3 s
 EMAIL_TTL = 600.0
 LIST_MAX_AGE = 0.5  # `list` and `status` may show what was true half a second ago
-
-
-# --------------------------------------------------------------------------- stdout of the shared verbs
-
-_SINK: ContextVar[io.StringIO | None] = ContextVar("aimodel_slack_stdout", default=None)
-_INSTALL = threading.Lock()
-
-
-class _ThreadStdout(io.TextIOBase):
-    """sys.stdout that writes to the current context's buffer when one is set.
-
-    scan / validate / verify print their reports (bot.model_checks); a Slack request
-    captures that text for its reply without touching other threads' output."""
-
-    def __init__(self, real: Any) -> None:
-        self.real = real
-
-    def write(self, text: str) -> int:
-        sink = _SINK.get()
-        if sink is not None:
-            return sink.write(text)
-        return int(self.real.write(text))
-
-    def flush(self) -> None:
-        if _SINK.get() is None:
-            self.real.flush()
-
-    def writable(self) -> bool:
-        return True
-
-
-@contextlib.contextmanager
-def captured_stdout() -> Iterator[io.StringIO]:
-    with _INSTALL:
-        if not isinstance(sys.stdout, _ThreadStdout):
-            sys.stdout = _ThreadStdout(sys.stdout)
-    buffer = io.StringIO()
-    token = _SINK.set(buffer)
-    try:
-        yield buffer
-    finally:
-        _SINK.reset(token)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -322,9 +276,9 @@ class SlackFace:
             title = "scan " + " ".join([*cmd.targets, cmd.app_name]).strip()
         else:
             title = f"{cmd.verb} {cmd.name if isinstance(cmd, c.Validate) else cmd.target}"
-        with captured_stdout() as out:
-            code = model_checks.run(self.ctx, cmd, c.Common(), person.name)
-        return render.output(title, out.getvalue(), code == 0)
+        lines: list[str] = []
+        code = model_checks.run(self.ctx, cmd, c.Common(), person.name, out=lines.append)
+        return render.output(title, "\n".join(lines), code == 0)
 
     def sign(self, cmd: c.Sign, person: Person, catalog: Catalog) -> dict[str, Any]:
         from bot import model_checks
@@ -333,8 +287,7 @@ class SlackFace:
         lines = []
         with tempfile.TemporaryDirectory(prefix="aimodel-slack-sign-") as tmp:
             for m in models:
-                with captured_stdout():
-                    model_checks.run(self.ctx, c.Sign(m.name, bundle=str(Path(tmp) / f"{m.name}.sig")), c.Common(), person.name)
+                model_checks.run(self.ctx, c.Sign(m.name, bundle=str(Path(tmp) / f"{m.name}.sig")), c.Common(), person.name, out=lambda _text: None)
                 lines.append(messages.slack_signed(m.name, m.version))
         return render.note("\n".join(lines), icon=":lock:")
 
