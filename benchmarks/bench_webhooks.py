@@ -170,6 +170,52 @@ def pull_reads(standin: GitHubStandIn, number: int) -> int:
     return sum(1 for m, p, s in list(standin.requests) if m == "GET" and p.endswith(f"/pulls/{number}") and s == 200)
 
 
+def phases(world: h.GitHubWorld, count: int = 1000) -> dict[str, tuple[float, float, float]]:
+    """In-process cost of each step of the accept path (ms: p50, p99, max), one request at a
+    time, with no other load: where the time goes when nothing competes for the cores."""
+    import handlers.github as hg
+    from bot.app import build_context
+    from bot.config import load_settings
+    from bot.server import create_app
+
+    settings = load_settings(world.env())
+    ctx = build_context(settings)
+    app = create_app(settings, ctx)
+    client = app.test_client()
+    payload = h.load_fixture("pull_request/synchronize.json")
+    body = json.dumps(payload).encode()
+    sig = h.signature(h.HOOK_SECRET, body)
+    store = app.extensions["aimodel.github.deliveries"]
+    t: dict[str, list[float]] = {"signature": [], "json": [], "dedupe": [], "route+enqueue": [], "whole request": []}
+    try:
+        for _ in range(count):
+            a = time.perf_counter()
+            hg.signature_ok(h.HOOK_SECRET, body, sig)
+            b = time.perf_counter()
+            json.loads(body)
+            c = time.perf_counter()
+            store.first_time(str(uuid.uuid4()), "pull_request")
+            d = time.perf_counter()
+            hg.route(ctx, "pull_request", payload)
+            e = time.perf_counter()
+            t["signature"].append(b - a)
+            t["json"].append(c - b)
+            t["dedupe"].append(d - c)
+            t["route+enqueue"].append(e - d)
+        headers = {"X-GitHub-Event": "pull_request", "X-Hub-Signature-256": sig, "Content-Type": "application/json"}
+        for _ in range(count):
+            a = time.perf_counter()
+            client.post("/github/webhook", data=body, headers={**headers, "X-GitHub-Delivery": str(uuid.uuid4())})
+            t["whole request"].append(time.perf_counter() - a)
+        ctx.jobs.huey.flush()
+    finally:
+        close = getattr(store, "close", None)
+        if close:
+            close()
+        ctx.close()
+    return {k: (percentile([x * 1000 for x in v], 50), percentile([x * 1000 for x in v], 99), max(v) * 1000) for k, v in t.items()}
+
+
 def machine() -> str:
     return f"{os.cpu_count()} cores, {platform.machine()}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
@@ -213,8 +259,10 @@ def main() -> int:
                 rows = int(db.execute("SELECT COUNT(*) FROM github_deliveries").fetchone()[0])
             finally:
                 db.close()
+        profile = phases(world)
 
     latencies = [s.latency * 1000 for s in run.samples]
+    steps = profile
     ok = [s for s in run.samples if s.status == 202]
     late = [s.late * 1000 for s in run.samples]
     sent = len(run.samples) + len(run.errors)
@@ -245,17 +293,20 @@ def main() -> int:
         f"unique {run.unique}, redeliveries {run.replays}: processed counter {figures['processed_counter']}, delivery rows {rows}, worker runs {worker_runs}, duplicates answered {figures['duplicate_counter']}",
         f"exactly once: {'yes' if exactly_once else 'NO'}; p99 goal (<= 50 ms): {'met' if goal else 'MISSED'}",
     ]
+    lines.append("accept path in-process, one at a time (ms p50/p99/max): " + ", ".join(f"{k} {a:.3f}/{b:.3f}/{c:.1f}" for k, (a, b, c) in steps.items()))
     print("\n".join(lines))
     if problems:
         print("web process log:", *problems[:20], sep="\n  ")
     if run.errors:
         print("first errors:", run.errors[:5])
     if args.write:
-        write_report(args.write, command, figures, exactly_once, goal, args)
+        write_report(args.write, command, figures, exactly_once, goal, args, steps)
     return 0 if exactly_once and goal and not run.errors else 1
 
 
-def write_report(path: Path, command: str, f: dict[str, Any], exactly_once: bool, goal: bool, args: argparse.Namespace) -> None:
+def write_report(path: Path, command: str, f: dict[str, Any], exactly_once: bool, goal: bool, args: argparse.Namespace,
+                 steps: dict[str, tuple[float, float, float]]) -> None:
+    step_rows = "\n".join(f"| {k} | {a:.3f} | {b:.3f} | {c:.1f} |" for k, (a, b, c) in steps.items())
     text = f"""# Webhook intake benchmark
 
 `{command}`
@@ -290,6 +341,22 @@ stand-in, gunicorn and the worker share the cores.
 
 Each unique delivery was queued once and run once by the worker; each redelivery was answered
 202 and not queued.
+
+## Where the time goes
+
+The same accept path in-process (Flask test client, same Context), one request at a time with
+nothing else running in that process, 1,000 times each (ms):
+
+| step | p50 | p99 | max |
+|---|---|---|---|
+{step_rows}
+
+A request costs well under a millisecond of CPU. The tail under load comes from two things:
+the cores are shared (sender, gunicorn's 16 threads, the queue worker reading the pull request
+for every queued run, and the stand-in answering it, on 2 cores), and Huey's SQLite queue syncs
+every enqueue to disk (the `max` of "route+enqueue"), which is what makes a queued action
+survive a crash. Runs of this benchmark while other heavy jobs shared the machine gave p99
+between 13 and 67 ms; the table above is the run recorded here.
 """
     path.write_text(text)
 
