@@ -291,3 +291,16 @@ def test_sqlite_deliveries_across_connections(tmp_path: Path) -> None:
     finally:
         one.close()
         two.close()
+
+
+def test_with_redis_the_web_process_shares_deliveries_and_queue(world: GitHubWorld, redis_url: str) -> None:
+    payload = load_fixture("pull_request/opened.json")
+    delivery = str(uuid.uuid4())
+    with serve_bot(world, REDIS_URL=redis_url) as one, serve_bot(world, REDIS_URL=redis_url) as two:
+        assert type(one.app.extensions["aimodel.github.deliveries"]).__name__ == "RedisDeliveries"
+        one.clear()
+        assert post_delivery(one.url, "pull_request", payload, delivery=delivery).json()["ok"]
+        again = post_delivery(two.url, "pull_request", payload, delivery=delivery)  # another machine
+        assert "processed already" in again.json()["ignored"]
+        assert len(one.queued()) == 1 and one.queued() == two.queued()
+        one.clear()
