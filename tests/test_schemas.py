@@ -11,7 +11,17 @@ import pytest
 import yaml
 
 from bot.init_repo import TEMPLATE
-from bot.manifests import AIModel, Application, Artifact, Dataset, ManifestError, dump_manifest, manifest_path, parse_config, parse_manifest
+from bot.manifests import (
+    AIModel,
+    Application,
+    Artifact,
+    Dataset,
+    ManifestError,
+    dump_manifest,
+    manifest_path,
+    parse_config,
+    parse_manifest,
+)
 from bot.sla import parse_sla
 
 SCHEMAS = TEMPLATE / "schemas"
