@@ -142,6 +142,7 @@ def test_cli_to_deploy_through_webhooks(standin: GitHubStandIn, tmp_path: Path, 
         wait_until(lambda: "waiting" in "".join(summary_comments(world, 2)).lower(), 60, what="#2 says what it waits for")
         assert not pr_data(world, 2)["merged"]
         assert "prod needs 1 approval" in summary_comments(world, 2)[0]
+        assert "can approve: @ops-gh" in summary_comments(world, 2)[0]  # devops, not the author (dev)
 
         approve(world, "ops", 2)  # ops-gh -> ops -> devops-engineer
         wait_until(lambda: pr_data(world, 2)["merged"], 120, what=lambda: f"#2 merged after approval\\n{web.log()}\\n{deliveries(world)}")

@@ -486,3 +486,27 @@ def test_check_runs_refused_fall_back_to_statuses(standin: GitHubStandIn, tmp_pa
         assert ctx.forge.use_check_runs is False
         assert [s["context"] for s in standin.statuses(OWNER, NAME, pr.head)] == ["aimodel/scan"]
         assert ctx.forge.get_pr(1).checks["scan"].state == "success"
+
+
+def test_get_pr_waits_for_the_signature_metadata_of_the_bots_own_commit(app_world: GitHubWorld, model: dict[str, Path]) -> None:
+    import threading
+
+    from bot.app import build_context
+
+    with build_context(app_world.settings()) as ctx:
+        pr = propose(ctx, model)
+        signed = ctx.workspace.commit_change(pr.head, {"models/fraud/model.sig": b"{}"}, "Sign models")  # authored by the bot
+        ctx.workspace.push(signed, pr.branch, expect=pr.head)  # GitHub says "synchronize" now
+        later = threading.Timer(1.0, lambda: ctx.forge.update_meta(1, {"signed_head": signed, "checked_head": pr.head}))
+        later.start()
+        try:
+            started = time.monotonic()
+            seen = ctx.forge.get_pr(1)  # a check run reading the pull request in between
+            assert seen.head == signed and seen.meta["signed_head"] == signed  # it carries over, never re-signs
+            assert 0.9 <= time.monotonic() - started < 10
+        finally:
+            later.join()
+        # a person's commit is never waited for
+        person = app_world.standin.commit_files(OWNER, NAME, pr.branch, {"README.md": "# by hand\n"}, "edit", pusher="ada-gh")
+        started = time.monotonic()
+        assert ctx.forge.get_pr(1).head == person and time.monotonic() - started < 2

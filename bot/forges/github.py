@@ -411,6 +411,8 @@ class GitHubForge:
                 raise ForgeError(f"there is no pull request #{number} in {self.full_name}") from None
             raise
         _visible, meta = md.parse_pr_body(p.body)
+        if p.head.sha not in (meta.get("signed_head"), meta.get("unsigned_head")) and self._bot_signature(p.head.sha):
+            p, meta = self._await_signature_meta(number, p, meta)
         checks: dict[str, CheckResult] = {}
         checked = str(meta.get("checked_head") or "")
         if checked and checked != p.head.sha and meta.get("signed_head") == p.head.sha:
@@ -422,6 +424,33 @@ class GitHubForge:
         if not meta.get("author"):  # opened by a person on GitHub: their name in the config
             pr.author = self.person_of(self.config_at(p.base.sha), p.user.login)
         return pr
+
+    def _bot_signature(self, sha: str) -> bool:
+        """A commit the bot made itself on a pull request's branch (the signature commit)."""
+        ws = self.workspace
+        if ws is None or not ws.has_commit(sha):
+            return False
+        from bot.gitrepo import BOT
+
+        try:
+            return str(ws.repo.commit(sha).author.name) == BOT.name
+        except (ValueError, GitError):
+            return False
+
+    def _await_signature_meta(self, number: int, p: Any, meta: dict[str, Any], timeout: float = 15.0) -> tuple[Any, dict[str, Any]]:
+        """GitHub announces the bot's signature commit (synchronize) as soon as it is pushed,
+        before the checks record it as signed in the metadata; a run that read the pull request
+        in between would check (and sign) that commit once more, and again, and again. Wait
+        for the metadata to catch up (or the head to move on)."""
+        head = p.head.sha
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            p = self._call(lambda: self.repo.get_pull(number), what=f"get #{number}")
+            _visible, meta = md.parse_pr_body(p.body)
+            if meta.get("signed_head") == p.head.sha or p.head.sha != head or p.state != "open":
+                break
+        return p, meta
 
     def list_prs(self, state: str = "open") -> list[PullRequest]:
         api_state = {"merged": "closed"}.get(state, state)
@@ -623,7 +652,7 @@ class GitHubForge:
         p = self._call(lambda: self.repo.get_pull(number), what=f"get #{number}")
         _visible, meta = md.parse_pr_body(p.body)
         if p.state == "open" and meta.get("signed_head") == head:
-            self.update_meta(number, {"signed_head": None})
+            self.update_meta(number, {"signed_head": None, "unsigned_head": head})
 
     def find_pr_for_commit(self, sha: str) -> int | None:
         """The open pull request whose head is `sha` (check_run payloads may not say)."""
@@ -732,9 +761,20 @@ class GitHubNotifier:
             head = load_catalog(pr.head, ws.tree(pr.head), ws.read_blob)
         except GitError:
             return {"by": [], "missing": []}, [], False
-        status = approval_status(base.config, affected_environments(base, head), pr.reviews, pr.author)
+        envs = affected_environments(base, head)
+        status = approval_status(base.config, envs, pr.reviews, pr.author)
         by = sorted({p for people in status.have.values() for p in people})
-        return {"by": by, "missing": list(status.missing)}, list(status.missing), base.config.auto_merge
+        # who may give the approvals still missing, by GitHub login (CODEOWNERS' job, from the config)
+        can: set[str] = set()
+        for env_name in envs:
+            env = base.config.environments.get(env_name)
+            if env is None or len(status.have.get(env_name, ())) >= env.approvals:
+                continue
+            for person in base.config.people.values():
+                if person.github and person.name != pr.author and any(role in env.approvers for role in person.roles):
+                    can.add(person.github)
+        approvals = {"by": by, "missing": list(status.missing), "can_approve": sorted(can)}
+        return approvals, list(status.missing), base.config.auto_merge
 
 
 # --------------------------------------------------------------------------- wiring

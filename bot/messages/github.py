@@ -173,6 +173,8 @@ def summary_comment(
         lines += ["", f"**Approvals**: {by}"]
         for missing in approvals.get("missing", []):
             lines.append(f"- waiting: {missing}")
+        if approvals.get("missing") and approvals.get("can_approve"):
+            lines.append("- can approve: " + ", ".join(f"@{login}" for login in approvals["can_approve"]))
     if status:
         lines += ["", status]
     if deploy:
