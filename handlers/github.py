@@ -209,19 +209,34 @@ def route(ctx: Context, event: str, payload: dict[str, Any], *, dispatch: Callab
             raise Ignored(f"check_run {action}")
         sha = str(run["head_sha"])
         numbers = [int(p["number"]) for p in run.get("pull_requests") or [] if p.get("head", {}).get("sha", sha) == sha]
+        # Finding the pull request and un-trusting its signature are API calls, which may wait
+        # out a rate limit: they run after the answer, so GitHub never waits for them. A
+        # re-run a person asked for is not worth a queue of its own; if it is lost, they ask again.
+        worker = threading.Thread(target=_rerun, args=(ctx, sha, numbers, dispatch), name=f"rerun-{sha[:8]}", daemon=True)
+        worker.start()
+        RERUNS[:] = [t for t in RERUNS if t.is_alive()] + [worker]
+        return f"checks on {sha[:10]} will run again"
+    raise Ignored(f"event {event}")
+
+
+RERUNS: list[threading.Thread] = []  # started re-runs (tests wait for them)
+
+
+def _rerun(ctx: Context, sha: str, numbers: list[int], dispatch: Callable[..., None]) -> None:
+    try:
         if not numbers:
             finder = getattr(ctx.forge, "find_pr_for_commit", None)
             found = finder(sha) if finder is not None else None
             numbers = [found] if found else []
         if not numbers:
-            raise Ignored(f"check_run on {sha[:10]} belongs to no open pull request")
+            log.info("check_run re-run on %s: no open pull request has that head", sha[:10])
         forget = getattr(ctx.forge, "forget_signature", None)
         for number in numbers:
             if forget is not None:
                 forget(number, sha)  # a real re-run, not the carried-over results
             dispatch(ctx, "pull_request.synchronize", {"number": number, "head": sha})
-        return f"checks re-run for #{', #'.join(map(str, numbers))}"
-    raise Ignored(f"event {event}")
+    except Exception:
+        log.exception("re-running the checks on %s failed", sha[:10])
 
 
 # --------------------------------------------------------------------------- the endpoint

@@ -269,6 +269,10 @@ def serve_bot(world: GitHubWorld, **env: str) -> Iterator[Bot]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+        from handlers.github import RERUNS
+
+        for rerun in list(RERUNS):  # re-runs started after an answer finish before the Context closes
+            rerun.join(timeout=30)
         store = app.extensions.get("aimodel.github.deliveries")
         if store is not None and hasattr(store, "close"):
             store.close()

@@ -432,7 +432,12 @@ def test_rerequested_check_run_runs_the_checks_again(app_world: GitHubWorld, mod
         assert signed.checks["sign"].summary.startswith("fraud 1.0.0: signed")  # carried over
         run = next(r for r in s.check_runs(OWNER, NAME, signed.head) if r["name"] == "aimodel/validate")
         s.rerequest_check_run(run["id"], sender="ops-gh")
-        drain_after(bot, "check_run", "rerequested", 1)
+        s.wait_for("check_run", "rerequested", count=1, timeout=30)
+        from handlers.github import RERUNS
+
+        for thread in list(RERUNS):
+            thread.join(timeout=30)
+        bot.ctx.jobs.drain()
         again = bot.ctx.forge.get_pr(1)
         # a real re-run on the signed head (not the carried-over results): it signs anew on top
         assert again.meta["checked_head"] == signed.head
