@@ -713,7 +713,10 @@ class GitHubNotifier:
     def deliver(self, kind: str, data: dict[str, Any]) -> None:
         number = data.get("pr")
         if number:
-            self._update(int(number), kind, data)
+            try:
+                self._update(int(number), kind, data)
+            except Exception:  # the summary is refreshed on the next event; Slack still hears now
+                log.exception("could not refresh the summary of #%s on GitHub", number)
         if self.then is not None and getattr(self.then, "enabled", False):
             self.then.deliver(kind, data)
 
