@@ -355,8 +355,9 @@ A request costs well under a millisecond of CPU. The tail under load comes from 
 the cores are shared (sender, gunicorn's 16 threads, the queue worker reading the pull request
 for every queued run, and the stand-in answering it, on 2 cores), and Huey's SQLite queue syncs
 every enqueue to disk (the `max` of "route+enqueue"), which is what makes a queued action
-survive a crash. Runs of this benchmark while other heavy jobs shared the machine gave p99
-between 13 and 67 ms; the table above is the run recorded here.
+survive a crash. Earlier runs of this benchmark on the same machine, some while other heavy jobs
+(test suites, another benchmark) shared it, gave p99 from 10 to 67 ms; the table above is the
+run recorded here, on a quiet machine.
 """
     path.write_text(text)
 
