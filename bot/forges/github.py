@@ -721,6 +721,14 @@ class GitHubNotifier:
             self.then.deliver(kind, data)
 
     def _update(self, number: int, kind: str, data: dict[str, Any]) -> None:
+        # one refresh of a pull request's summary at a time, each reading the state after the
+        # previous one wrote: a slow refresh that read older state never overwrites a newer one
+        home = self.forge.home
+        lock = file_lock(home / "github" / "locks" / f"summary-{number}.lock") if home else _null_lock()
+        with lock:
+            self._refresh(number, kind, data)
+
+    def _refresh(self, number: int, kind: str, data: dict[str, Any]) -> None:
         forge = self.forge
         pr = forge.get_pr(number)
         checks = [pr.checks[n] for n in CHECK_NAMES if n in pr.checks and pr.checks[n].commit in ("", pr.head)]
