@@ -73,7 +73,9 @@ def materialize(uri: str, sha256: str, cache: Path) -> Path:
             raise ArtifactError(f"artifact {uri} does not exist any more")
         actual = artifacts.sha256_of(local)
         if actual != sha256:
-            raise ArtifactError(f"artifact {uri} changed: sha256 is {actual}, the manifest pins {sha256}")
+            raise ArtifactError(
+                f"artifact {uri} changed: sha256 is {actual}, the manifest pins {sha256}"
+            )
         return Path(local)
     target = cache / sha256 / file_name(uri)
     if target.exists():
@@ -97,7 +99,9 @@ def copy_verified(uri: str, sha256: str, target: Path) -> None:
         raise ArtifactError(f"cannot read artifact {uri}: {exc}") from None
     if h.hexdigest() != sha256:
         partial.unlink(missing_ok=True)
-        raise ArtifactError(f"artifact {uri} has sha256 {h.hexdigest()}, the manifest pins {sha256}")
+        raise ArtifactError(
+            f"artifact {uri} has sha256 {h.hexdigest()}, the manifest pins {sha256}"
+        )
     os.replace(partial, target)
 
 

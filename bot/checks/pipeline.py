@@ -61,9 +61,9 @@ def changed_models(base: Catalog, head: Catalog) -> list[AIModel]:
 
 def accepts_declared(config: RepoConfig, model: AIModel) -> bool:
     envs = model.environments or ("dev",)
-    return all(config.environments[e].accept_declared_metrics for e in envs if e in config.environments) and any(
-        e in config.environments for e in envs
-    )
+    return all(
+        config.environments[e].accept_declared_metrics for e in envs if e in config.environments
+    ) and any(e in config.environments for e in envs)
 
 
 def trusted_keys(ctx: Context, catalog: Catalog) -> list[Any]:
@@ -85,7 +85,15 @@ class Pipeline:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def _report(self, pr: PullRequest, name: str, state: str, summary: str, details: str = "", annotations: Sequence[Mapping[str, Any]] = ()) -> CheckResult:
+    def _report(
+        self,
+        pr: PullRequest,
+        name: str,
+        state: str,
+        summary: str,
+        details: str = "",
+        annotations: Sequence[Mapping[str, Any]] = (),
+    ) -> CheckResult:
         check = CheckResult(name, state, summary, details, pr.head, tuple(annotations))
         self.ctx.forge.set_check(pr.number, check)
         pr.checks[name] = check
@@ -106,15 +114,27 @@ class Pipeline:
         if errors:
             lines = [str(e) for e in errors]
             self._report(
-                pr, "manifest", "failure", f"{len(errors)} problem(s): {lines[0]}", "\n".join(f"- `{line}`" for line in lines),
-                [{"path": e.file, "line": e.line or 1, "message": e.message, "level": "failure"} for e in errors],
+                pr,
+                "manifest",
+                "failure",
+                f"{len(errors)} problem(s): {lines[0]}",
+                "\n".join(f"- `{line}`" for line in lines),
+                [
+                    {"path": e.file, "line": e.line or 1, "message": e.message, "level": "failure"}
+                    for e in errors
+                ],
             )
             for name in ("scan", "validate", "sign"):
                 self._report(pr, name, "skipped", "manifest check failed")
             ctx.notify_checks(pr)
             return
         models = changed_models(base, catalog)
-        self._report(pr, "manifest", "success", f"{len(catalog.models)} model(s), {len(catalog.apps)} application(s): schema and references valid")
+        self._report(
+            pr,
+            "manifest",
+            "success",
+            f"{len(catalog.models)} model(s), {len(catalog.apps)} application(s): schema and references valid",
+        )
         if not models:
             for name in ("scan", "validate", "sign"):
                 self._report(pr, name, "skipped", "no model artifact changes")
@@ -135,9 +155,17 @@ class Pipeline:
         """The head is the bot's own signature commit on top of the checked commit."""
         for check in list(pr.checks.values()):
             if check.commit == pr.meta["checked_head"] and check.name != "sign":
-                self._report(pr, check.name, check.state, check.summary, check.details, check.annotations)
+                self._report(
+                    pr, check.name, check.state, check.summary, check.details, check.annotations
+                )
         sign = pr.meta.get("sign_result", {})
-        self._report(pr, "sign", sign.get("state", "success"), sign.get("summary", "signed"), sign.get("details", ""))
+        self._report(
+            pr,
+            "sign",
+            sign.get("state", "success"),
+            sign.get("summary", "signed"),
+            sign.get("details", ""),
+        )
         self.ctx.notify_checks(pr)
         self.ctx.jobs.after_checks(pr.number)
 
@@ -170,7 +198,9 @@ class Pipeline:
                 parts += [f"blocked: {fr.error}" for fr in blocked[:3]]
                 r.scan_summary = f"{r.model.name}: " + "; ".join(parts)
                 lines.append(f"- **{r.model.name}**: " + "; ".join(parts))
-        summary = "all clean" if all_ok else "; ".join(r.scan_summary for r in results if not r.scan_ok)
+        summary = (
+            "all clean" if all_ok else "; ".join(r.scan_summary for r in results if not r.scan_ok)
+        )
         self._report(pr, "scan", "success" if all_ok else "failure", summary, "\n".join(lines))
 
     # ------------------------------------------------------------------ validate
@@ -193,21 +223,34 @@ class Pipeline:
                 continue
             dataset = catalog.datasets[m.dataset]
             try:
-                data = materialize(dataset.uri, dataset.sha256, self.ctx.cache_dir) if dataset.sha256 else self._dataset_path(dataset.uri)
-                measurement = measure_model(r.local, data, dataset.label_column, model_format=m.artifact.format)
+                data = (
+                    materialize(dataset.uri, dataset.sha256, self.ctx.cache_dir)
+                    if dataset.sha256
+                    else self._dataset_path(dataset.uri)
+                )
+                measurement = measure_model(
+                    r.local, data, dataset.label_column, model_format=m.artifact.format
+                )
             except (MeasureError, ArtifactError, OSError) as exc:
                 r.validate_summary = f"{m.name}: cannot measure: {exc}"
                 details.append(f"### {m.name}\nCannot measure: {exc}")
                 all_ok = False
                 continue
-            report = evaluate_sla(m.sla, measurement, declared=m.metrics, accept_declared=accepts_declared(catalog.config, m))
+            report = evaluate_sla(
+                m.sla,
+                measurement,
+                declared=m.metrics,
+                accept_declared=accepts_declared(catalog.config, m),
+            )
             r.validate_ok = report.passed
             r.validate_report = report.to_dict()
             r.validate_summary = f"{m.name}: {report.summary()}"
             details.append(f"### {m.name}\n{report.to_markdown()}")
             all_ok = all_ok and report.passed
         summary = "; ".join(r.validate_summary for r in results)
-        self._report(pr, "validate", "success" if all_ok else "failure", summary, "\n\n".join(details))
+        self._report(
+            pr, "validate", "success" if all_ok else "failure", summary, "\n\n".join(details)
+        )
 
     def _dataset_path(self, uri: str) -> Path:
         from bot.checks import artifacts
@@ -248,18 +291,35 @@ class Pipeline:
                 "scan": r.scan_report,
                 "validate": r.validate_report,
             }
-            att = sign_attestation(r.model.artifact.sha256, r.model.name, CHECKS_PREDICATE, predicate, key)
-            files[attestation_path(r.model.name)] = (json.dumps(att, separators=(",", ":")) + "\n").encode()
-            lines.append(f"- **{r.model.name}** {r.model.version}: signed (bundle `{signature_path(r.model.name)}`, attestation `{attestation_path(r.model.name)}`)")
+            att = sign_attestation(
+                r.model.artifact.sha256, r.model.name, CHECKS_PREDICATE, predicate, key
+            )
+            files[attestation_path(r.model.name)] = (
+                json.dumps(att, separators=(",", ":")) + "\n"
+            ).encode()
+            lines.append(
+                f"- **{r.model.name}** {r.model.version}: signed (bundle `{signature_path(r.model.name)}`, attestation `{attestation_path(r.model.name)}`)"
+            )
         summary = "; ".join(line.removeprefix("- ").replace("**", "") for line in lines)
         if not files:
             self._report(pr, "sign", "success", summary, "\n".join(lines))
             return
-        new_head = ctx.workspace.commit_change(pr.head, files, "Sign models that passed scan and validate")
-        ctx.workspace.push(new_head, pr.branch, expect=pr.head)
+        new_head = ctx.workspace.commit_change(
+            pr.head, files, "Sign models that passed scan and validate"
+        )
+        # Record the signature commit before pushing it: a forge announces the push at once,
+        # and a run that sees the new head must know it is the bot's own.
         ctx.forge.update_meta(
             pr.number,
-            {"signed_head": new_head, "checked_head": pr.head,
-             "sign_result": {"state": "success", "summary": summary, "details": "\n".join(lines)}},
+            {
+                "signed_head": new_head,
+                "checked_head": pr.head,
+                "sign_result": {
+                    "state": "success",
+                    "summary": summary,
+                    "details": "\n".join(lines),
+                },
+            },
         )
+        ctx.workspace.push(new_head, pr.branch, expect=pr.head)
         ctx.forge.update_head(pr.number, new_head)  # the synchronize run carries the results over
