@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["tests.github_helpers"]
+
 PEOPLE = {
     "ada": "data-scientist",
     "alan": "application-developer",

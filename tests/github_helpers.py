@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 import yaml
 from werkzeug.serving import make_server
@@ -277,3 +278,25 @@ def serve_bot(world: GitHubWorld, **env: str) -> Iterator[Bot]:
         if store is not None and hasattr(store, "close"):
             store.close()
         ctx.close()
+
+
+# --------------------------------------------------------------------------- shared fixtures
+# Loaded for every test module through `pytest_plugins` in tests/conftest.py.
+
+
+@pytest.fixture
+def standin() -> Iterator[GitHubStandIn]:
+    with GitHubStandIn() as s:
+        yield s
+        assert s.errors == []
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> dict[str, Path]:
+    from tests.model_samples import linear_classifier, write_csv
+
+    files = tmp_path / "files"
+    onnx = linear_classifier(files / "fraud-v1.onnx")
+    write_csv(files / "transactions.csv", rows=100, right=95)
+    return {"onnx": onnx, "data": files / "transactions.csv"}
+

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +25,6 @@ from tests.github_helpers import (
 from tests.standins.github_api import GitHubStandIn
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-def standin() -> Iterator[GitHubStandIn]:
-    with GitHubStandIn() as s:
-        yield s
-        assert s.errors == []
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> dict[str, Path]:
-    from tests.model_samples import linear_classifier, write_csv
-
-    files = tmp_path / "files"
-    onnx = linear_classifier(files / "fraud-v1.onnx")
-    write_csv(files / "transactions.csv", rows=100, right=95)
-    return {"onnx": onnx, "data": files / "transactions.csv"}
 
 
 def cli(world: GitHubWorld, *argv: str, expect: int = 0) -> subprocess.CompletedProcess[str]:

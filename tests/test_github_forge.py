@@ -29,23 +29,6 @@ from tests.standins.github_api import GitHubStandIn
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture
-def standin() -> Iterator[GitHubStandIn]:
-    with GitHubStandIn() as s:
-        yield s
-        assert s.errors == []
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> dict[str, Path]:
-    from tests.model_samples import linear_classifier, write_csv
-
-    files = tmp_path / "files"
-    onnx = linear_classifier(files / "fraud-v1.onnx")
-    write_csv(files / "transactions.csv", rows=100, right=95)
-    return {"onnx": onnx, "data": files / "transactions.csv"}
-
-
 @pytest.fixture(params=["app", "token"])
 def world(request: pytest.FixtureRequest, standin: GitHubStandIn, tmp_path: Path) -> GitHubWorld:
     return make_world(standin, tmp_path / "home", app=request.param == "app")

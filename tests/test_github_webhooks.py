@@ -38,13 +38,6 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def standin() -> Iterator[GitHubStandIn]:
-    with GitHubStandIn() as s:
-        yield s
-        assert s.errors == []
-
-
-@pytest.fixture
 def world(standin: GitHubStandIn, tmp_path: Path) -> GitHubWorld:
     return make_world(standin, tmp_path / "home", app=True)
 
