@@ -198,12 +198,17 @@ def _propose(ctx: Context, cmd: c.Create | c.Update | c.Deploy | c.Destroy, comm
     except ArtifactError as exc:
         raise _Fail(f"Refused: {exc}", 1) from None
     pr = opened.pr
-    ctx.jobs.drain()
+    with_worker = ctx.jobs.worker_running()
+    if not with_worker:
+        ctx.jobs.drain()
     if common.json:
         _json({"pr": pr.number, "url": pr.url, "branch": pr.branch})
         return 0
     _out(messages.pr_opened(pr.number, pr.url, pr.title))
-    _print_checks(ctx, pr.number)
+    if with_worker:
+        _out(f"Checks are queued; `aimodel worker` runs them (`aimodel pr show {pr.number}`).")
+    else:
+        _print_checks(ctx, pr.number)
     return 0
 
 
@@ -214,7 +219,7 @@ def _print_checks(ctx: Context, number: int) -> None:
         for name, check in view["checks"].items():
             _out(messages.check_line(name, check["state"], check["summary"]))
     else:
-        _out("Checks are queued; `aimodel worker` runs them.")
+        _out("No checks have run yet.")
     missing = view.get("approvals", {}).get("missing", [])
     for line in missing:
         _out(f"Waiting: {line}")

@@ -58,7 +58,7 @@ def test_cli_leaves_the_queue_to_a_running_worker(aimodel: Run, home: Path, mode
     try:
         out = aimodel("create", "fraud", "--app", "payments", "--dataset", "transactions", "--artifact", str(model_files.onnx),
                       "--dataset-uri", str(model_files.data), "--label-column", "label", "--as", "ada").out
-        assert "Checks are queued; `aimodel worker` runs them." in out
+        assert "Checks are queued; `aimodel worker` runs them (`aimodel pr show 1`)." in out
         assert _wait_checks(aimodel, 1) == {"manifest": "success", "scan": "success", "validate": "success", "sign": "success"}
     finally:
         _stop(worker)
