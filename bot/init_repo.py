@@ -12,6 +12,8 @@ from pathlib import Path
 import git
 import yaml
 
+from bot.codeowners import PATH as CODEOWNERS
+from bot.codeowners import render as render_codeowners
 from bot.config import Settings
 from bot.gitrepo import BOT, Workspace, init_bare
 from bot.manifests import CONFIG_PATH, parse_config
@@ -87,6 +89,7 @@ def init_home(settings: Settings, people: Sequence[tuple[str, str]]) -> InitResu
             (staging / BOT_KEY_PATH).write_bytes(public.read_bytes())
             config, result.added_people = _config_with((staging / CONFIG_PATH).read_bytes(), people, BOT_KEY_PATH)
             (staging / CONFIG_PATH).write_bytes(config)
+            (staging / CODEOWNERS).write_text(render_codeowners(parse_config(config)))
             seed.git.add("-A")
             seed.git.commit("-m", "Manifest repository from the aimodel template", env=BOT.env() | {"GIT_AUTHOR_NAME": BOT.name, "GIT_AUTHOR_EMAIL": BOT.email})
             seed.git.push(str(bare.with_name(".repo.git.partial")), f"HEAD:refs/heads/{settings.default_branch}")
@@ -107,7 +110,11 @@ def init_home(settings: Settings, people: Sequence[tuple[str, str]]) -> InitResu
         text = ws.read_file(head, CONFIG_PATH) or b""
         config, result.added_people = _config_with(text, people, None)
         if result.added_people:
-            commit = ws.commit_change(head, {CONFIG_PATH: config}, "Add people: " + ", ".join(result.added_people))
+            changes: dict[str, bytes | None] = {
+                CONFIG_PATH: config,
+                CODEOWNERS: render_codeowners(parse_config(config)).encode(),
+            }
+            commit = ws.commit_change(head, changes, "Add people: " + ", ".join(result.added_people))
             ws.push(commit, settings.default_branch, expect=head)
             ws.fetch()
     return result

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, materialize
 from bot.forges.base import CheckResult, PullRequest
-from bot.manifests import AIModel, RepoConfig
+from bot.manifests import CONFIG_PATH, AIModel, RepoConfig
 
 if TYPE_CHECKING:
     from bot.app import Context
@@ -128,6 +128,8 @@ class Pipeline:
                 self._report(pr, name, "skipped", "manifest check failed")
             ctx.notify_checks(pr)
             return
+        if self._codeowners_out_of_step(pr, base, catalog):
+            return  # the bot's CODEOWNERS commit starts a new run
         models = changed_models(base, catalog)
         self._report(
             pr,
@@ -150,6 +152,21 @@ class Pipeline:
             self._report(pr, "sign", "skipped", "not signed: scan or validate failed")
         ctx.notify_checks(pr)
         ctx.jobs.after_checks(pr.number)
+
+    def _codeowners_out_of_step(self, pr: PullRequest, base: Catalog, catalog: Catalog) -> bool:
+        """A PR that changes the config gets CODEOWNERS rewritten to match it, on its branch."""
+        from bot.codeowners import PATH, render
+
+        if base.files.get(CONFIG_PATH) == catalog.files.get(CONFIG_PATH):
+            return False
+        wanted = render(catalog.config).encode()
+        blob = catalog.files.get(PATH)
+        if blob is not None and self.ctx.workspace.read_blob(blob) == wanted:
+            return False
+        head = self.ctx.workspace.commit_change(pr.head, {PATH: wanted}, "Keep CODEOWNERS in step with .aimodel/config.yaml")
+        self.ctx.workspace.push(head, pr.branch, expect=pr.head)
+        self.ctx.forge.update_head(pr.number, head)
+        return True
 
     def _carry_over(self, pr: PullRequest) -> None:
         """The head is the bot's own signature commit on top of the checked commit."""
