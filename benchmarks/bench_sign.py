@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import time
-import types
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -46,22 +45,10 @@ GIB = 1 << 30
 
 
 def _model_signing() -> Any:
-    """Import model_signing; its 1.1 release imports pyOpenSSL without declaring it."""
+    """Import model_signing (a test dependency, with pyOpenSSL) without its import-time warnings."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            importlib.import_module("OpenSSL.crypto")
-            return importlib.import_module("model_signing")
-        except ImportError:
-            pass
-        crypto = types.ModuleType("OpenSSL.crypto")
-        stand_in = types.ModuleType("OpenSSL")
-        stand_in.__dict__["crypto"] = crypto
-        sys.modules["OpenSSL"], sys.modules["OpenSSL.crypto"] = stand_in, crypto
-        try:
-            return importlib.import_module("model_signing")
-        finally:  # nobody else should find the stand-in
-            del sys.modules["OpenSSL"], sys.modules["OpenSSL.crypto"]
+        return importlib.import_module("model_signing")
 
 
 def _interleaved(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:

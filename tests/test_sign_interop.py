@@ -11,8 +11,6 @@ import base64
 import importlib
 import json
 import os
-import sys
-import types
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,19 +26,7 @@ def _import_model_signing() -> Any:
         # Whatever model_signing or its dependencies warn about at import time is not
         # ours to fix; keep the global "warnings are errors" setting for everything else.
         warnings.simplefilter("ignore")
-        try:
-            importlib.import_module("OpenSSL.crypto")
-            return importlib.import_module("model_signing")
-        except ImportError:
-            pass
-        crypto = types.ModuleType("OpenSSL.crypto")
-        stand_in = types.ModuleType("OpenSSL")
-        stand_in.__dict__["crypto"] = crypto
-        sys.modules["OpenSSL"], sys.modules["OpenSSL.crypto"] = stand_in, crypto
-        try:
-            return importlib.import_module("model_signing")
-        finally:  # nobody else should find the stand-in
-            del sys.modules["OpenSSL"], sys.modules["OpenSSL.crypto"]
+        return importlib.import_module("model_signing")
 
 
 ms = _import_model_signing()
