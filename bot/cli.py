@@ -125,8 +125,7 @@ def _run(p: c.Parsed) -> int:
         return serve(settings, port=cmd.port, with_worker=cmd.with_worker)
     if isinstance(cmd, c.Worker):
         with _context(settings) as ctx:
-            _err(f"aimodel worker: serving the queue of {settings.home}")
-            ctx.jobs.run_worker(cmd.workers)
+            ctx.jobs.run_worker(cmd.workers, on_ready=lambda: _err(f"aimodel worker: serving the queue of {settings.home}"))
         return 0
 
     if isinstance(cmd, c.ListModels):
