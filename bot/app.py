@@ -6,7 +6,6 @@ import dataclasses
 import logging
 import time
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from bot.catalog import ManifestCache
@@ -117,7 +116,7 @@ class Context:
         from bot import messages
         from bot.deploy.reconcile import reconcile
 
-        results = reconcile(self, commit)
+        results = reconcile(self)
         summary = [messages.deploy_result(r.env, r.applied, r.removed, r.failed, r.apps) for r in results]
         record = {
             "commit": commit, "at": time.time(), "ok": all(r.ok for r in results),
@@ -149,7 +148,3 @@ def faces(settings: Settings) -> dict[str, Any]:
 def build_context(settings: Settings) -> Context:
     """The Context for this process with every configured face: CLI, worker and web alike."""
     return Context(settings, **faces(settings))
-
-
-def home_exists(home: Path) -> bool:
-    return (home / "repo.git").exists()

@@ -176,17 +176,6 @@ def _init(settings: Settings, cmd: c.Init, common: c.Common) -> int:
     return 0
 
 
-def _authorized(ctx: Context, verb: str, who: str) -> None:
-    from bot.policy import authorize
-
-    if not who:
-        return  # reading the local home without a name, as `git log` needs none
-    config = ctx.gitops.catalog().config
-    decision = authorize(config, config.people.get(who), verb, who)
-    if not decision.allowed:
-        raise _Fail(messages.refused(decision.reason), 1)
-
-
 def _propose(ctx: Context, cmd: c.Create | c.Update | c.Deploy | c.Destroy, common: c.Common) -> int:
     from bot.checks.fetch import ArtifactError
     from bot.gitops import Actor

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -44,15 +44,10 @@ class Settings:
     slack: SlackSettings | None = None
     github: GitHubSettings | None = None
     default_branch: str = "main"
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def forge_kind(self) -> str:
         return "github" if self.github else "local"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.home
 
     @property
     def signing_key_path(self) -> Path:

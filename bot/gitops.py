@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot import messages
@@ -72,7 +72,6 @@ class Change:
 class Opened:
     pr: PullRequest
     change: Change
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 ArtifactInfo = Any  # callable (uri, declared_format) -> Artifact; injected so tests use real files

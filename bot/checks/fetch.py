@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -103,8 +102,3 @@ def copy_verified(uri: str, sha256: str, target: Path) -> None:
             f"artifact {uri} has sha256 {h.hexdigest()}, the manifest pins {sha256}"
         )
     os.replace(partial, target)
-
-
-def copy_local(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)

@@ -57,7 +57,7 @@ def make_installer(ctx: Context, catalog: Catalog) -> Installer:
     return install
 
 
-def reconcile(ctx: Context, commit: str | None = None) -> list[ApplyResult]:
+def reconcile(ctx: Context) -> list[ApplyResult]:
     """Apply the default branch (its newest commit: what merged last is what should run)."""
     catalog = ctx.gitops.catalog()
     if catalog.all_errors():
