@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import commands as c
 from bot.catalog import Catalog
-from bot.checks.fetch import ArtifactError, materialize
+from bot.checks.fetch import ArtifactError, dataset_file, materialize
 from bot.checks.pipeline import (
     CHECKS_PREDICATE,
     accepts_declared,
@@ -80,7 +80,7 @@ def _scan(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool, 
     reports = []
     ok = True
     for m in models:
-        report = scan_paths([str(_local(ctx, m))], allow=catalog.config.scan_allow, expected_sha256=m.artifact.sha256)
+        report = scan_paths([str(_local(ctx, m))], allow=catalog.config.scan_allow)  # _local checked the digest
         reports.append((m, report))
         ok = ok and report.ok
     if sarif:
@@ -112,7 +112,7 @@ def _validate(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Vali
             ok = False
             continue
         try:
-            data = materialize(dataset.uri, dataset.sha256, ctx.cache_dir) if dataset.sha256 else Path(_path_of(dataset.uri))
+            data = dataset_file(dataset.uri, dataset.sha256, ctx.cache_dir)
             measurement = measure_model(_local(ctx, m), data, dataset.label_column, model_format=m.artifact.format)
         except (MeasureError, ArtifactError, OSError) as exc:
             out[m.name] = {"passed": False, "error": f"cannot measure: {exc}"}
@@ -133,15 +133,6 @@ def _validate(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Vali
             if result.get("text"):
                 out_(result["text"])
     return 0 if ok else 1
-
-
-def _path_of(uri: str) -> str:
-    from bot.checks import artifacts
-
-    local = artifacts.local_path(uri)
-    if local is None:
-        raise ArtifactError(f"data set {uri} is remote; pin its sha256 in the Dataset manifest")
-    return local
 
 
 def _sign(ctx: Context, models: list[AIModel], cmd: c.Sign, as_json: bool, out_: Out) -> int:

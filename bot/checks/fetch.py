@@ -83,8 +83,25 @@ def materialize(uri: str, sha256: str, cache: Path) -> Path:
     return target
 
 
-def copy_verified(uri: str, sha256: str, target: Path) -> None:
-    """Stream the artifact to target, hashing as it goes; nothing is left if the digest is wrong."""
+def dataset_file(uri: str, sha256: str, cache: Path) -> Path:
+    """A local file for a data set: a pinned digest is checked; an unpinned remote file is
+    downloaded once into the cache, under the digest of what arrived."""
+    if sha256:
+        return materialize(uri, sha256, cache)
+    local = artifacts.local_path(uri)
+    if local is not None:
+        return Path(local)
+    partial = cache / "incoming" / file_name(uri)
+    digest = copy_verified(uri, None, partial)
+    target = cache / digest / file_name(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(partial, target)
+    return target
+
+
+def copy_verified(uri: str, sha256: str | None, target: Path) -> str:
+    """Stream the artifact to target, hashing as it goes; nothing is left if the digest is
+    not the expected one (None: any). Returns the digest."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     h = hashlib.sha256()
@@ -96,9 +113,10 @@ def copy_verified(uri: str, sha256: str, target: Path) -> None:
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise ArtifactError(f"cannot read artifact {uri}: {exc}") from None
-    if h.hexdigest() != sha256:
+    if sha256 is not None and h.hexdigest() != sha256:
         partial.unlink(missing_ok=True)
         raise ArtifactError(
             f"artifact {uri} has sha256 {h.hexdigest()}, the manifest pins {sha256}"
         )
     os.replace(partial, target)
+    return h.hexdigest()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.catalog import Catalog
-from bot.checks.fetch import ArtifactError, materialize
+from bot.checks.fetch import ArtifactError, dataset_file, materialize
 from bot.forges.base import CheckResult, PullRequest
 from bot.manifests import CONFIG_PATH, AIModel, RepoConfig
 
@@ -201,7 +201,8 @@ class Pipeline:
                 lines.append(f"- **{r.model.name}**: blocked: {exc}")
                 all_ok = False
                 continue
-            report = scan_paths([str(r.local)], allow=config.scan_allow, expected_sha256=art.sha256)
+            # materialize has just checked the digest; hashing the file again would double the I/O.
+            report = scan_paths([str(r.local)], allow=config.scan_allow)
             r.scan_report = report.to_json()
             r.scan_ok = report.ok
             findings = [f for fr in report.files for f in fr.findings]
@@ -240,11 +241,7 @@ class Pipeline:
                 continue
             dataset = catalog.datasets[m.dataset]
             try:
-                data = (
-                    materialize(dataset.uri, dataset.sha256, self.ctx.cache_dir)
-                    if dataset.sha256
-                    else self._dataset_path(dataset.uri)
-                )
+                data = dataset_file(dataset.uri, dataset.sha256, self.ctx.cache_dir)
                 measurement = measure_model(
                     r.local, data, dataset.label_column, model_format=m.artifact.format
                 )
@@ -268,15 +265,6 @@ class Pipeline:
         self._report(
             pr, "validate", "success" if all_ok else "failure", summary, "\n\n".join(details)
         )
-
-    def _dataset_path(self, uri: str) -> Path:
-        from bot.checks import artifacts
-
-        local = artifacts.local_path(uri)
-        if local is None:
-            digest = artifacts.sha256_of(uri)
-            return materialize(uri, digest, self.ctx.cache_dir)
-        return Path(local)
 
     # ------------------------------------------------------------------ sign
 
