@@ -105,14 +105,22 @@ class ManifestCache:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._data: dict[str, Any] = {}
+        self._loaded: dict[str, Any] | None = None
         self._dirty = False
         self._lock = threading.Lock()
-        if path and path.exists():
-            try:
-                self._data = json.loads(path.read_bytes())
-            except (OSError, ValueError):
-                self._data = {}  # a damaged cache is rebuilt, never trusted
+
+    @property
+    def _data(self) -> dict[str, Any]:
+        # Read on first use: most commands never load a catalog (`pr list`, `status`).
+        if self._loaded is None:
+            data: dict[str, Any] = {}
+            if self.path and self.path.exists():
+                try:
+                    data = json.loads(self.path.read_bytes())
+                except (OSError, ValueError):
+                    data = {}  # a damaged cache is rebuilt, never trusted
+            self._loaded = data
+        return self._loaded
 
     def get(self, blob: str) -> Any:
         return self._data.get(blob)
