@@ -5,9 +5,6 @@ Context (the GitHub forge on the stand-in, the SQLite queue in AIMODEL_HOME). Wh
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -30,7 +27,6 @@ from tests.github_helpers import (
     post_delivery,
     serve_bot,
     signature,
-    wait_until,
 )
 from tests.standins.github_api import GitHubStandIn
 
@@ -226,31 +222,6 @@ def test_metrics_count_deliveries_by_outcome(bot: Bot) -> None:
 
 
 # --------------------------------------------------------------------------- Redis de-duplication
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        def up() -> bool:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return True
-            except OSError:
-                return False
-
-        wait_until(up, timeout=10, what="redis")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_redis_deliveries_are_shared_between_processes(redis_url: str) -> None:
