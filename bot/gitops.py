@@ -344,7 +344,7 @@ class GitOps:
         self.forge.add_review(number, Review(actor.name, "approved", pr.head))
         return self.forge.get_pr(number)
 
-    def merge_blockers(self, pr: PullRequest) -> list[str]:
+    def merge_blockers(self, pr: PullRequest, catalogs: tuple[Catalog, Catalog] | None = None) -> list[str]:
         blockers = []
         for name in REQUIRED_CHECKS:
             check = pr.checks.get(name)
@@ -352,7 +352,7 @@ class GitOps:
                 blockers.append(f"check {name} has not finished")
             elif check.state not in GREEN:
                 blockers.append(f"check {name} failed: {check.summary}")
-        base, head = self.pr_catalogs(pr)
+        base, head = catalogs or self.pr_catalogs(pr)
         status = approval_status(base.config, affected_environments(base, head), pr.reviews, pr.author)
         blockers.extend(status.missing)
         return blockers
@@ -361,10 +361,10 @@ class GitOps:
         pr = self.forge.get_pr(number)
         if not pr.is_open:
             raise Refusal(f"pull request #{number} is {pr.state}")
-        base, _ = self.pr_catalogs(pr)
-        if actor.via != "bot" and base.config.people.get(actor.name) is None:
+        catalogs = self.pr_catalogs(pr)
+        if actor.via != "bot" and catalogs[0].config.people.get(actor.name) is None:
             raise Refusal(messages.not_known(actor.name))
-        blockers = self.merge_blockers(pr)
+        blockers = self.merge_blockers(pr, catalogs)
         if blockers:
             raise Refusal(f"cannot merge #{number} yet: " + "; ".join(blockers))
         try:
