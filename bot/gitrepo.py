@@ -51,6 +51,10 @@ class Workspace:
         self.default_branch = default_branch
         self.repo = git.Repo(path)
         self._fetch_lock = threading.Lock()
+        # GitPython reads objects through one long-lived `git cat-file --batch` process per
+        # repository; two threads talking to it at once (the worker runs checks and a deploy
+        # side by side) interleave their requests and can wait forever.
+        self._odb_lock = threading.Lock()
 
     @classmethod
     def clone(cls, url: str, path: Path, default_branch: str = "main", env: Mapping[str, str] | None = None) -> Workspace:
@@ -102,9 +106,14 @@ class Workspace:
         return files
 
     def read_blob(self, sha: str) -> bytes:
-        stream = self.repo.odb.stream(bytes.fromhex(sha))
-        data: bytes = stream.read()
+        with self._odb_lock:
+            stream = self.repo.odb.stream(bytes.fromhex(sha))
+            data: bytes = stream.read()
         return data
+
+    def commit_author(self, sha: str) -> str:
+        with self._odb_lock:
+            return str(self.repo.commit(sha).author.name)
 
     def read_file(self, commit: str, path: str) -> bytes | None:
         sha = self.tree_entry(commit, path)

@@ -433,7 +433,7 @@ class GitHubForge:
         from bot.gitrepo import BOT
 
         try:
-            return str(ws.repo.commit(sha).author.name) == BOT.name
+            return ws.commit_author(sha) == BOT.name
         except (ValueError, GitError):
             return False
 
