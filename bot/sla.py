@@ -2,6 +2,11 @@
 
 The same SLA can be written as the seed's one-line string (CLI and Slack) or as a
 mapping in the manifest (`sla: {accuracy: ">=0.9"}`); both parse to one value.
+
+A term is `metric OP number`. A metric is a name from METRICS (`f1_macro`, `roc_auc`,
+`rmse`, ...) or a per-class metric from PER_CLASS_METRICS with the class in brackets:
+`precision[fraud]`, `recall[1]` (the class as the data set's label column writes it;
+numbers as `1`, not `1.0`).
 """
 
 from __future__ import annotations
@@ -24,10 +29,28 @@ METRICS: dict[str, str] = {
     "batch_latency_p95_ms": "95th percentile latency of one batch, milliseconds",
     "throughput_rps": "rows per second in batches",
     "size_mb": "artifact size in megabytes (10^6 bytes)",
+    "precision_macro": "classifiers: precision averaged over the classes, unweighted (0..1)",
+    "recall_macro": "classifiers: recall averaged over the classes, unweighted (0..1)",
+    "f1_macro": "classifiers: F1 averaged over the classes, unweighted (0..1)",
+    "roc_auc": "classifiers with scores: ROC AUC, of class 1 when binary, else the "
+    "macro mean of one-vs-rest (0..1)",
+    "mae": "regressors: mean absolute error",
+    "rmse": "regressors: root mean squared error",
+    "r2": "regressors: coefficient of determination R^2 (1 is perfect)",
 }
 
+# Metrics of one class, written `precision[CLASS]`.
+PER_CLASS_METRICS: dict[str, str] = {
+    "precision": "classifiers: of the rows predicted CLASS, the share that are CLASS (0..1)",
+    "recall": "classifiers: of the rows labelled CLASS, the share predicted CLASS (0..1)",
+    "f1": "classifiers: harmonic mean of precision[CLASS] and recall[CLASS] (0..1)",
+}
+_CLASS = r"-?[A-Za-z0-9_][A-Za-z0-9_.-]*"
+_NAME = rf"[A-Za-z_][A-Za-z0-9_]*(?:\[{_CLASS}\])?"
+_PER_CLASS = re.compile(rf"([A-Za-z_][A-Za-z0-9_]*)\[({_CLASS})\]")
+
 OPERATORS = (">=", "<=", "==", ">", "<")
-_TERM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|>|<)\s*([-+0-9.eE]+)\s*$")
+_TERM = re.compile(rf"^\s*({_NAME})\s*(>=|<=|==|>|<)\s*([-+0-9.eE]+)\s*$")
 _OP_VALUE = re.compile(r"^\s*(>=|<=|==|>|<)\s*([-+0-9.eE]+)\s*$")
 
 
@@ -74,12 +97,29 @@ def _fmt(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
+def known_metrics() -> str:
+    return ", ".join([*METRICS, *(f"{name}[CLASS]" for name in PER_CLASS_METRICS)])
+
+
 def _check_metric(name: str) -> None:
-    if name not in METRICS:
+    if name in METRICS:
+        return
+    per_class = _PER_CLASS.fullmatch(name)
+    if per_class and per_class.group(1) in PER_CLASS_METRICS:
+        return
+    if name in PER_CLASS_METRICS:
+        hint = (
+            f" (write {name}_macro for the mean over the classes, or {name}[CLASS] for one "
+            f"class, e.g. {name}[fraud] or {name}[1])"
+        )
+    elif per_class:
+        base, label = per_class.groups()
+        close = difflib.get_close_matches(base, list(PER_CLASS_METRICS), n=1)
+        hint = f" (did you mean {close[0]}[{label}]?)" if close else ""
+    else:
         close = difflib.get_close_matches(name, list(METRICS), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        known = ", ".join(METRICS)
-        raise SlaSyntaxError(f"unknown SLA metric {name!r}{hint}; known metrics: {known}")
+    raise SlaSyntaxError(f"unknown SLA metric {name!r}{hint}; known metrics: {known_metrics()}")
 
 
 def _number(text: str, term: str) -> float:

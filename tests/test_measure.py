@@ -22,10 +22,18 @@ from bot.checks.measure import (
     measure_model,
     percentile,
 )
-from bot.sla import METRICS
 from tests import model_samples as samples
 
-RUN_METRICS = set(METRICS)
+TIMING = {
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "batch_latency_p95_ms",
+    "throughput_rps",
+    "size_mb",
+}
+CLASSIFIER = {"accuracy", "pass_rate", "precision_macro", "recall_macro", "f1_macro"}
+PER_CLASS = {f"{m}[{k}]" for m in ("precision", "recall", "f1") for k in (0, 1, 2)}
 
 
 @pytest.fixture
@@ -55,7 +63,10 @@ def test_accuracy_is_exactly_the_share_of_rows_right(model: Path, data: Path) ->
     assert m.rows == 100
     assert m.metrics["accuracy"] == 0.9
     assert m.metrics["pass_rate"] == m.metrics["accuracy"]
-    assert set(m.metrics) == RUN_METRICS
+    # A score matrix: a classifier with scores, so ROC AUC too; no regression metrics.
+    assert set(m.metrics) == CLASSIFIER | PER_CLASS | TIMING | {"roc_auc"}
+    assert m.task == "classifier"
+    assert set(m.notes) == {"mae", "rmse", "r2"}
 
 
 @pytest.mark.parametrize(("rows", "right"), [(100, 100), (50, 0), (37, 29), (130, 117)])
@@ -148,7 +159,7 @@ def test_slow_model_is_slower_per_row(tmp_path: Path, model: Path, data: Path) -
     assert slow_m.metrics["throughput_rps"] < fast_m.metrics["throughput_rps"]
 
 
-def test_per_row_latency_uses_a_bounded_number_of_rows(
+def test_latency_is_timed_on_a_sample_and_quality_on_every_row(
     tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import bot.checks.measure as measure
@@ -166,7 +177,11 @@ def test_per_row_latency_uses_a_bounded_number_of_rows(
     m = measure_model(model, data, "label", batch_size=100, warmup=0)
     assert m.rows == LATENCY_ROWS + 50
     assert calls.count(1) == LATENCY_ROWS
-    assert [c for c in calls if c != 1] == [100, 100, 50]
+    # One call for the quality pass over all rows, then the timed batches.
+    assert [c for c in calls if c != 1] == [LATENCY_ROWS + 50, 100, 100, 50]
+    assert m.rows_used["accuracy"] == LATENCY_ROWS + 50
+    assert m.rows_used["latency_p95_ms"] == LATENCY_ROWS
+    assert m.rows_used["throughput_rps"] == LATENCY_ROWS + 50
 
 
 def test_size_is_file_size_in_megabytes(model: Path, data: Path) -> None:
@@ -299,7 +314,7 @@ def test_missing_label_column_is_named(tmp_path: Path, model: Path) -> None:
     message = str(info.value)
     assert "nolabel.csv" in message
     assert "'label'" in message
-    assert "f0, f1, f2, f3, target" in message
+    assert "the header has 5 columns: f0, f1, f2, f3, target" in message
 
 
 def test_non_numeric_cell_names_the_line_and_column(tmp_path: Path, model: Path) -> None:
@@ -311,7 +326,8 @@ def test_non_numeric_cell_names_the_line_and_column(tmp_path: Path, model: Path)
         measure_model(model, data, "label")
     message = str(info.value)
     assert f"{data}:4:" in message
-    assert "'f1'" in message and "'abc'" in message and "not a number" in message
+    assert "column 'f1'" in message and "not a number" in message
+    assert "abc" not in message  # the cell is never quoted
 
 
 def test_empty_cell_names_the_line(tmp_path: Path, model: Path) -> None:
@@ -366,8 +382,9 @@ def test_blank_lines_are_skipped(tmp_path: Path, model: Path) -> None:
 
 def test_text_labels_against_class_numbers(tmp_path: Path, model: Path) -> None:
     data = _csv(tmp_path / "words.csv", "f0,f1,f2,f3,label\n0,3,0,0,cat\n")
-    with pytest.raises(MeasureError, match=r"row 1: label 'cat' is not a number"):
+    with pytest.raises(MeasureError, match=r"words\.csv: line 2: the label is not a number") as info:
         measure_model(model, data, "label")
+    assert "cat" not in str(info.value)
 
 
 def test_missing_data_set(tmp_path: Path, model: Path) -> None:
@@ -427,7 +444,7 @@ def test_parquet_null_cell_names_the_row(tmp_path: Path, model: Path) -> None:
         {"f0": [0.0, 0.0], "f1": [3.0, None], "f2": [0.0, 0.0], "f3": [0.0, 0.0], "label": [0, 0]}
     )
     pq.write_table(table, data)
-    with pytest.raises(MeasureError, match=r"row 2: column 'f1' is None"):
+    with pytest.raises(MeasureError, match=r"row 2: column 'f1' is empty \(null\)"):
         measure_model(model, data, "label")
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from bot.sla import METRICS, Sla, SlaSyntaxError, SlaTerm, parse_sla, sla_from_mapping
+from bot.sla import (
+    METRICS,
+    PER_CLASS_METRICS,
+    Sla,
+    SlaSyntaxError,
+    SlaTerm,
+    parse_sla,
+    sla_from_mapping,
+)
 
 
 def test_seed_example() -> None:
@@ -35,6 +43,63 @@ def test_good_terms(text: str, term: SlaTerm) -> None:
 def test_every_metric_parses() -> None:
     text = ",".join(f"{name}>=0" for name in METRICS)
     assert [t.metric for t in parse_sla(text).terms] == list(METRICS)
+
+
+def test_classifier_and_regressor_metrics_are_known() -> None:
+    wanted = {"precision_macro", "recall_macro", "f1_macro", "roc_auc", "mae", "rmse", "r2"}
+    assert wanted <= set(METRICS)
+    assert set(PER_CLASS_METRICS) == {"precision", "recall", "f1"}
+
+
+@pytest.mark.parametrize(
+    ("text", "term"),
+    [
+        ("precision[fraud]>=0.9", SlaTerm("precision[fraud]", ">=", 0.9)),
+        ("recall[1] >= 0.8", SlaTerm("recall[1]", ">=", 0.8)),
+        ("f1[not-fraud]>0.5", SlaTerm("f1[not-fraud]", ">", 0.5)),
+        ("f1[-1]>0.5", SlaTerm("f1[-1]", ">", 0.5)),
+        ("recall[2.5]>=0.1", SlaTerm("recall[2.5]", ">=", 0.1)),
+        ("f1_macro>=0.8", SlaTerm("f1_macro", ">=", 0.8)),
+        ("rmse<=0.25", SlaTerm("rmse", "<=", 0.25)),
+        ("r2>=0.9", SlaTerm("r2", ">=", 0.9)),
+    ],
+)
+def test_per_class_and_new_metrics(text: str, term: SlaTerm) -> None:
+    sla = parse_sla(text)
+    assert sla.terms == (term,)
+    assert parse_sla(str(sla)) == sla
+    assert sla_from_mapping(sla.as_mapping()) == sla
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("precison[fraud]>=0.9", r"unknown SLA metric 'precison\[fraud\]' \(did you mean precision\[fraud\]\?\)"),
+        ("f1macro>=0.9", r"\(did you mean f1_macro\?\)"),
+        ("rsme<=1", r"\(did you mean rmse\?\)"),
+        ("precision>=0.9", r"write precision_macro for the mean over the classes, or precision\[CLASS\]"),
+        ("accuracy[fraud]>=0.9", r"unknown SLA metric 'accuracy\[fraud\]'"),
+        ("recall[]>=0.9", "is not of the form"),
+        ("recall[a,b]>=0.9", "is not of the form"),
+        ("recall[a b]>=0.9", "is not of the form"),
+    ],
+)
+def test_bad_new_metrics(text: str, match: str) -> None:
+    with pytest.raises(SlaSyntaxError, match=match) as info:
+        parse_sla(text)
+    assert "known metrics:" in str(info.value) or "not of the form" in str(info.value)
+
+
+def test_known_metrics_list_names_the_per_class_spelling() -> None:
+    with pytest.raises(SlaSyntaxError, match=r"f1\[CLASS\]"):
+        parse_sla("colour>=1")
+
+
+def test_mapping_with_a_per_class_key() -> None:
+    sla = sla_from_mapping({"precision[fraud]": ">=0.9", "f1_macro": ">=0.8"})
+    assert sla == parse_sla("precision[fraud]>=0.9,f1_macro>=0.8")
+    with pytest.raises(SlaSyntaxError, match=r"did you mean recall\[fraud\]"):
+        sla_from_mapping({"recal[fraud]": ">=0.9"})
 
 
 def test_a_range_on_one_metric() -> None:

@@ -27,6 +27,17 @@ MEASURED = Measurement(
     rows=100,
     measured=True,
     reason=None,
+    task="classifier",
+    rows_used={
+        "accuracy": 100,
+        "pass_rate": 100,
+        "latency_p50_ms": 20,
+        "latency_p95_ms": 20,
+        "latency_p99_ms": 20,
+        "batch_latency_p95_ms": 50,
+        "throughput_rps": 50,
+    },
+    batch_size=10,
 )
 PICKLED = Measurement(
     metrics={"size_mb": 1.5},
@@ -49,7 +60,7 @@ def test_one_term_failed_is_summarised_with_numbers() -> None:
     assert not report.passed
     assert report.summary() == "SLA failed: accuracy 0.82 < 0.9"
     (line,) = report.lines
-    assert line == SlaLine("accuracy", ">=0.9", 0.82, "measured", False)
+    assert line == SlaLine("accuracy", ">=0.9", 0.82, "measured", False, rows=100)
 
 
 def test_several_failures_are_counted() -> None:
@@ -185,12 +196,15 @@ def _report() -> SlaReport:
 def test_text_table_has_target_and_measured_per_line() -> None:
     text = _report().to_text()
     lines = text.splitlines()
-    assert lines[0].split() == ["metric", "target", "measured", "source", "result"]
-    assert lines[1].split() == ["accuracy", ">=0.9", "0.82", "measured", "FAIL"]
-    assert lines[2].split() == ["latency_p95_ms", "<=50", "12.346", "measured", "pass"]
-    assert lines[3].split() == ["throughput_rps", ">=1000", "123457", "measured", "pass"]
+    assert lines[0].split() == ["metric", "target", "measured", "rows", "source", "result"]
+    assert lines[1].split() == ["accuracy", ">=0.9", "0.82", "100", "measured", "FAIL"]
+    assert lines[2].split() == ["latency_p95_ms", "<=50", "12.346", "20", "measured", "pass"]
+    assert lines[3].split() == ["throughput_rps", ">=1000", "123457", "50", "measured", "pass"]
     assert "SLA failed: accuracy 0.82 < 0.9 (1 of 3 terms failed)" in lines
-    assert "measured on 100 rows of the data set" in lines
+    assert (
+        "quality metrics on all 100 rows of the data set; per-row latency on a sample of "
+        "20 rows; batch latency and throughput on 50 rows in batches of 10"
+    ) in lines
     # Columns line up.
     assert len({line.index(">=") for line in lines[1:4] if ">=" in line}) == 1
 
@@ -205,9 +219,10 @@ def test_text_shows_notes_and_the_reason_when_not_measured() -> None:
 def test_markdown_table() -> None:
     md = _report().to_markdown()
     assert md.startswith(":x: **SLA failed: accuracy 0.82 < 0.9 (1 of 3 terms failed)**")
-    assert "| metric | target | measured | source | result | note |" in md
-    assert "| `accuracy` | `>=0.9` | 0.82 | measured | **FAIL** |  |" in md
-    assert "| `latency_p95_ms` | `<=50` | 12.346 | measured | pass |  |" in md
+    assert "| metric | target | measured | rows | source | result | note |" in md
+    assert "| `accuracy` | `>=0.9` | 0.82 | 100 | measured | **FAIL** |  |" in md
+    assert "| `latency_p95_ms` | `<=50` | 12.346 | 20 | measured | pass |  |" in md
+    assert "_quality metrics on all 100 rows of the data set;" in md
     passed = evaluate_sla(parse_sla("accuracy>=0.8"), MEASURED).to_markdown()
     assert passed.startswith(":white_check_mark: **SLA met: 1 of 1 term**")
 
@@ -231,8 +246,11 @@ def test_dict_is_json_ready() -> None:
         "source": "measured",
         "passed": False,
         "note": "",
+        "rows": 100,
     }
     assert data["measurement"]["rows"] == 100
+    assert data["measurement"]["rows_used"]["latency_p95_ms"] == 20
+    assert data["measurement"]["task"] == "classifier"
     assert data["measurement"]["metrics"]["size_mb"] == 1.5
 
 
@@ -292,3 +310,46 @@ def test_real_pickle_with_and_without_accept_declared(tmp_path: Path) -> None:
     accepted = evaluate_sla(sla, m, declared={"accuracy": 0.93}, accept_declared=True)
     assert accepted.passed
     assert [line.source for line in accepted.lines] == ["declared", "measured"]
+
+
+# --- the metrics of classifiers and regressors ------------------------------------------------
+
+
+CLASSIFIED = Measurement(
+    metrics={"accuracy": 0.9, "f1_macro": 0.85, "precision[fraud]": 0.75, "recall[1]": 0.5},
+    rows=3_000_000,
+    measured=True,
+    reason=None,
+    task="classifier",
+    rows_used={"accuracy": 3_000_000, "f1_macro": 3_000_000, "precision[fraud]": 3_000_000},
+    notes={"mae": "not measured: the model is a classifier"},
+)
+
+
+def test_per_class_and_macro_terms_are_judged_with_their_row_counts() -> None:
+    report = evaluate_sla(parse_sla("f1_macro>=0.8,precision[fraud]>=0.9"), CLASSIFIED)
+    f1, precision = report.lines
+    assert (f1.measured, f1.passed, f1.rows) == (0.85, True, 3_000_000)
+    assert (precision.measured, precision.passed, precision.rows) == (0.75, False, 3_000_000)
+    assert report.summary() == "SLA failed: precision[fraud] 0.75 < 0.9 (1 of 2 terms failed)"
+
+
+def test_a_class_number_may_be_written_as_a_float() -> None:
+    report = evaluate_sla(parse_sla("recall[1.0]>=0.5"), CLASSIFIED)
+    assert report.passed and report.lines[0].measured == 0.5
+
+
+def test_a_class_that_is_not_in_the_data_says_so() -> None:
+    report = evaluate_sla(parse_sla("recall[dog]>=0.5"), CLASSIFIED)
+    assert report.summary() == (
+        "SLA failed: recall[dog] not measured: no class 'dog' in the data set's labels or "
+        "the model's predictions"
+    )
+
+
+def test_a_metric_of_the_other_kind_of_model_says_why() -> None:
+    report = evaluate_sla(parse_sla("mae<=1"), CLASSIFIED)
+    assert report.summary() == "SLA failed: mae not measured: the model is a classifier"
+    regressor = Measurement({"rmse": 2.0}, 10, True, None, task="regressor")
+    per_class = evaluate_sla(parse_sla("f1[1]>=0.5"), regressor)
+    assert per_class.lines[0].note == "not measured: the model is a regressor (one number per row)"

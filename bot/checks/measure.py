@@ -1,11 +1,13 @@
-"""Measure a model on its data set: accuracy, latency, throughput and size, measured, not declared.
+"""Measure a model on its data set: quality, latency, throughput and size, measured, not declared.
 
 ONNX models are run with onnxruntime (CPU, one intra-op thread, so latency is stable) on the
-data set tied to the model: a CSV file (header row; the label column named by the Dataset
-manifest; every other column a float feature, in order) or a Parquet file (needs pyarrow).
-The model's first output is either a label vector ([rows] or [rows, 1]; numbers or
-strings, compared with the label column) or a score matrix ([rows, classes]: probabilities
-or logits, whose argmax is the class number). accuracy = pass_rate = share of rows right.
+data set tied to the model (CSV or Parquet, read in chunks by bot.checks.dataset). Every row
+of the data set goes through the model for the quality metrics (bot.checks.quality); latency
+is timed on a sample of the first rows. What the model is comes from its first output: a
+label vector ([rows] or [rows, 1] of integers or strings) or a score matrix ([rows,
+classes]: probabilities or logits, whose argmax is the class number) makes a classifier;
+one float per row ([rows] or [rows, 1]) makes a regressor. A classifier that gives labels
+first may give its scores as a second [rows, classes] output (scikit-learn converters do).
 Formats that cannot be run safely (pickle, joblib, torch, keras, ...) are "not measured":
 only their size is. onnxruntime, numpy and pyarrow are imported lazily, inside
 `measure_model`, so importing this module (and starting the CLI) stays fast.
@@ -13,21 +15,24 @@ only their size is. onnxruntime, numpy and pyarrow are imported lazily, inside
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
+
+from bot.checks.dataset import Chunk, DatasetError, NeedExactReader, feature_count, read_chunks
+from bot.checks.quality import ClassTally, RegressionTally, ScoreStore, class_key, roc_auc
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
 __all__ = [
     "LATENCY_ROWS",
+    "TIMING_ROWS",
     "MeasureError",
     "Measurement",
     "detect_format",
@@ -92,10 +97,14 @@ class MeasureError(ValueError):
 
 @dataclass(frozen=True)
 class Measurement:
-    """What was measured. `metrics` keys come from `bot.sla.METRICS`.
+    """What was measured. `metrics` keys are SLA metric names (`bot.sla`), per-class ones
+    written `precision[CLASS]`.
 
     `measured` is False when the model's format cannot be run safely; then `metrics` holds
-    only `size_mb` and `reason` says why.
+    only `size_mb` and `reason` says why. `rows` is how many rows of the data set the quality
+    metrics used; `rows_used` says it per metric (latency is timed on a sample). `task` is
+    "classifier" or "regressor"; `notes` says why a metric of the other kind, or ROC AUC, is
+    not there.
     """
 
     metrics: dict[str, float]
@@ -103,6 +112,10 @@ class Measurement:
     measured: bool
     reason: str | None
     model_format: str = field(default="", compare=False)
+    task: str = field(default="", compare=False)
+    rows_used: dict[str, int] = field(default_factory=dict, compare=False)
+    notes: dict[str, str] = field(default_factory=dict, compare=False)
+    batch_size: int = field(default=0, compare=False)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -244,159 +257,6 @@ def _size_mb(path: Path) -> float:
     return total / 1e6
 
 
-# --- the data set ----------------------------------------------------------------------------
-
-
-@dataclass
-class _Table:
-    features: list[str]
-    rows: list[list[float]]
-    labels: list[object]
-
-
-def _is_parquet(path: Path) -> bool:
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return True
-    with path.open("rb") as f:
-        return f.read(4) == b"PAR1"
-
-
-def _read_csv(path: Path, label_column: str, max_rows: int | None) -> _Table:
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise MeasureError(f"{path}: cannot read the data set: {exc.strerror or exc}") from None
-    with handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader, None)
-            while header is not None and not any(cell.strip() for cell in header):
-                header = next(reader, None)
-            if header is None:
-                raise MeasureError(f"{path}: the data set is empty (no header row)")
-            names = [cell.strip() for cell in header]
-            if label_column not in names:
-                raise MeasureError(
-                    f"{path}:{reader.line_num}: no label column {label_column!r} in the header; "
-                    f"columns are: {', '.join(names)}"
-                )
-            if names.count(label_column) > 1:
-                raise MeasureError(
-                    f"{path}:{reader.line_num}: the label column {label_column!r} appears twice"
-                )
-            label_at = names.index(label_column)
-            features = [n for i, n in enumerate(names) if i != label_at]
-            if not features:
-                raise MeasureError(f"{path}: no feature columns besides the label {label_column!r}")
-            rows: list[list[float]] = []
-            labels: list[object] = []
-            for record in reader:
-                if max_rows is not None and len(rows) >= max_rows:
-                    break
-                if not record or not any(cell.strip() for cell in record):
-                    continue
-                line = reader.line_num
-                if len(record) != len(names):
-                    raise MeasureError(
-                        f"{path}:{line}: {len(record)} cells, but the header has {len(names)} columns"
-                    )
-                values: list[float] = []
-                for i, cell in enumerate(record):
-                    if i == label_at:
-                        continue
-                    values.append(_float_cell(cell, path, line, names[i]))
-                rows.append(values)
-                labels.append(record[label_at].strip())
-        except csv.Error as exc:
-            raise MeasureError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
-        except UnicodeDecodeError as exc:
-            raise MeasureError(f"{path}: not UTF-8 text: {exc.reason}") from None
-    if not rows:
-        raise MeasureError(f"{path}: the data set has no rows (only a header)")
-    return _Table(features, rows, labels)
-
-
-def _float_cell(cell: str, path: Path, line: int, column: str) -> float:
-    text = cell.strip()
-    try:
-        value = float(text)
-    except ValueError:
-        shown = repr(text) if text else "an empty cell"
-        raise MeasureError(
-            f"{path}:{line}: column {column!r}: {shown} is not a number "
-            "(every column but the label must be a number)"
-        ) from None
-    if not math.isfinite(value):
-        raise MeasureError(f"{path}:{line}: column {column!r}: {text!r} is not a finite number")
-    return value
-
-
-def _read_parquet(path: Path, label_column: str, max_rows: int | None) -> _Table:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise MeasureError(
-            f"{path}: reading Parquet data sets needs pyarrow; pip install 'aimodel-gitops[parquet]'"
-        ) from None
-    try:
-        parquet = pq.ParquetFile(str(path))
-    except (OSError, pa.ArrowException) as exc:
-        raise MeasureError(f"{path}: not a readable Parquet file: {exc}") from None
-    schema = parquet.schema_arrow
-    names = list(schema.names)
-    if label_column not in names:
-        raise MeasureError(
-            f"{path}: no label column {label_column!r}; columns are: {', '.join(names)}"
-        )
-    features = [n for n in names if n != label_column]
-    if not features:
-        raise MeasureError(f"{path}: no feature columns besides the label {label_column!r}")
-    for name in features:
-        kind = schema.field(name).type
-        if not (
-            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
-        ):
-            raise MeasureError(
-                f"{path}: column {name!r} is {kind}, not a number "
-                "(every column but the label must be a number)"
-            )
-    rows: list[list[float]] = []
-    labels: list[object] = []
-    for batch in parquet.iter_batches(batch_size=4096):
-        columns = {name: batch.column(name).to_pylist() for name in names}
-        for i in range(batch.num_rows):
-            if max_rows is not None and len(rows) >= max_rows:
-                break
-            row_number = len(rows) + 1
-            values: list[float] = []
-            for name in features:
-                cell = columns[name][i]
-                if cell is None or not math.isfinite(float(cell)):
-                    raise MeasureError(
-                        f"{path}: row {row_number}: column {name!r} is {cell!r}, not a number"
-                    )
-                values.append(float(cell))
-            label = columns[label_column][i]
-            if label is None:
-                raise MeasureError(f"{path}: row {row_number}: the label {label_column!r} is empty")
-            rows.append(values)
-            labels.append(label)
-        if max_rows is not None and len(rows) >= max_rows:
-            break
-    if not rows:
-        raise MeasureError(f"{path}: the data set has no rows")
-    return _Table(features, rows, labels)
-
-
-def _read_dataset(path: Path, label_column: str, max_rows: int | None) -> _Table:
-    if not path.is_file():
-        raise MeasureError(f"{path}: the data set file does not exist")
-    if _is_parquet(path):
-        return _read_parquet(path, label_column, max_rows)
-    return _read_csv(path, label_column, max_rows)
-
-
 # --- running the model -----------------------------------------------------------------------
 
 _ORT_DTYPES = {
@@ -406,34 +266,39 @@ _ORT_DTYPES = {
     "tensor(int64)": "int64",
     "tensor(int32)": "int32",
 }
+_SCORE_TYPES = frozenset({"tensor(float)", "tensor(double)", "tensor(float16)"})
 
 
 @dataclass
 class _Runner:
-    """One onnxruntime session fed a [rows, features] matrix, padded to a fixed batch if needed."""
+    """One onnxruntime session fed a [rows, features] matrix, padded to a fixed batch if needed.
+
+    Runs the first output and, when the model has one, a second [rows, classes] score output
+    (a classifier that gives labels and probabilities, as scikit-learn converters make them).
+    """
 
     session: Any
     input_name: str
-    output_name: str
+    output_names: list[str]
     fixed_batch: int | None
     dtype: str
 
-    def __call__(self, x: npt.NDArray[Any]) -> Any:
+    def __call__(self, x: npt.NDArray[Any]) -> list[Any]:
         import numpy as np
 
         n = x.shape[0]
         if self.fixed_batch is None or n == self.fixed_batch:
-            return self.session.run([self.output_name], {self.input_name: x})[0]
+            return list(self.session.run(self.output_names, {self.input_name: x}))
         # A fixed batch dimension: run in chunks of that size, padding the last one.
-        outputs = []
+        parts: list[list[Any]] = []
         for start in range(0, n, self.fixed_batch):
             chunk = x[start : start + self.fixed_batch]
             short = self.fixed_batch - chunk.shape[0]
             if short:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], short, axis=0)])
-            out = self.session.run([self.output_name], {self.input_name: chunk})[0]
-            outputs.append(out[: self.fixed_batch - short])
-        return np.concatenate(outputs)
+            out = self.session.run(self.output_names, {self.input_name: chunk})
+            parts.append([o[: self.fixed_batch - short] for o in out])
+        return [np.concatenate([p[i] for p in parts]) for i in range(len(self.output_names))]
 
 
 def _open_session(artifact_path: Path, n_features: int, dataset_path: Path) -> _Runner:
@@ -482,71 +347,162 @@ def _open_session(artifact_path: Path, n_features: int, dataset_path: Path) -> _
                 f"{dataset_path}: {n_features} feature columns, but the model "
                 f"{artifact_path.name} expects {shape[1]} features (input {spec.name!r})"
             )
-    output = session.get_outputs()[0]
-    return _Runner(session, spec.name, output.name, fixed_batch, dtype)
+    outputs = session.get_outputs()
+    output_names = [outputs[0].name]
+    scores = next(
+        (
+            o.name
+            for o in outputs[1:]
+            if o.type in _SCORE_TYPES and o.shape is not None and len(o.shape) == 2
+        ),
+        None,
+    )
+    if scores is not None:
+        output_names.append(scores)
+    return _Runner(session, spec.name, output_names, fixed_batch, dtype)
 
 
-def _predictions(output: Any, rows: int, artifact_path: Path) -> list[object]:
-    """Labels from the model's first output: a label vector, or scores to take the argmax of."""
+@dataclass(frozen=True)
+class _Outputs:
+    """What one run of the model says about its rows.
+
+    kind: "classifier" or "regressor". predicted: class numbers (float64), class names
+    (object array of str) or regression values (float64). scores: [rows, classes] or None.
+    """
+
+    kind: str
+    predicted: npt.NDArray[Any]
+    scores: npt.NDArray[Any] | None
+
+    @property
+    def names(self) -> bool:
+        return self.predicted.dtype.kind == "O"
+
+
+def _read_outputs(outputs: list[Any], rows: int, artifact_path: Path) -> _Outputs:
+    """Classifier or regressor, told by the first output: a label vector (numbers or names) or
+    a score matrix [rows, classes] makes a classifier, one float per row a regressor."""
     import numpy as np
 
-    if isinstance(output, list):  # e.g. a sequence of maps (sklearn-onnx ZipMap)
+    first = outputs[0]
+    if isinstance(first, list):  # e.g. a sequence of maps (sklearn-onnx ZipMap)
         raise MeasureError(
             f"{artifact_path}: the model's first output is a sequence, not a label vector "
             "or a score matrix"
         )
-    arr = np.asarray(output)
+    arr = np.asarray(first)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
-    if arr.ndim == 2:
-        arr = np.argmax(arr, axis=1)
-    if arr.ndim != 1 or arr.shape[0] != rows:
+    if arr.shape[:1] != (rows,) or arr.ndim not in (1, 2):
         raise MeasureError(
-            f"{artifact_path}: the model's first output has shape {list(np.shape(output))}; "
-            f"expected a label vector [{rows}] or scores [{rows}, classes]"
+            f"{artifact_path}: the model's first output has shape {list(np.shape(first))}; "
+            f"expected labels [{rows}], scores [{rows}, classes] or one value per row [{rows}]"
         )
-    values: list[object] = arr.tolist()
-    return values
+    if arr.ndim == 2:
+        predicted = np.argmax(arr, axis=1).astype(np.float64)
+        return _Outputs("classifier", predicted, arr)
+    if arr.dtype.kind == "f":
+        return _Outputs("regressor", arr.astype(np.float64), None)
+    scores = None
+    if len(outputs) > 1:
+        extra = np.asarray(outputs[1])
+        if extra.ndim == 2 and extra.shape[0] == rows and extra.shape[1] >= 2:
+            scores = extra
+    if arr.dtype.kind in "iub":
+        return _Outputs("classifier", arr.astype(np.float64), scores)
+    names = np.asarray([_text(v) for v in arr.tolist()], dtype=object)
+    return _Outputs("classifier", names, scores)
 
 
-def _same(predicted: object, label: object) -> bool:
-    if isinstance(predicted, bytes):
-        predicted = predicted.decode("utf-8", "replace")
-    if isinstance(predicted, str) or (isinstance(label, str) and not _numeric(label)):
-        return str(predicted).strip() == str(label).strip()
-    if isinstance(predicted, int | float) and _numeric(label):
-        return float(predicted) == float(label)  # type: ignore[arg-type]
-    return predicted == label
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value).strip()
 
 
-def _numeric(value: object) -> bool:
-    if isinstance(value, bool):
-        return True
-    if isinstance(value, int | float):
-        return True
-    if isinstance(value, str):
-        try:
-            float(value)
-        except ValueError:
-            return False
-        return True
-    return False
+# --- one pass over the data set ---------------------------------------------------------------
+
+# Rows per onnxruntime call for the quality metrics (bounds the model's working memory).
+QUALITY_BATCH = 8192
+# The first rows of the data set, kept to time batches on.
+TIMING_ROWS = 10_000
+
+_CLASSIFIER_METRICS = ("accuracy", "pass_rate", "precision_macro", "recall_macro", "f1_macro")
+_REGRESSOR_METRICS = ("mae", "rmse", "r2")
+_TIMING_METRICS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
+_BATCH_METRICS = ("batch_latency_p95_ms", "throughput_rps")
 
 
-def _check_labels(predicted: list[object], labels: list[object], dataset_path: Path) -> None:
-    """A numeric prediction against labels that are not numbers cannot be compared."""
-    if predicted and not isinstance(predicted[0], str | bytes):
-        bad = next((i for i, lab in enumerate(labels) if not _numeric(lab)), None)
-        if bad is not None:
+@dataclass
+class _Pass:
+    """The quality figures gathered over the data set's rows, chunk by chunk."""
+
+    artifact_path: Path
+    dataset_path: Path
+    kind: str = ""
+    rows: int = 0
+    tally: ClassTally = field(default_factory=ClassTally)
+    regression: RegressionTally = field(default_factory=RegressionTally)
+    scores: ScoreStore | None = None
+    had_scores: bool | None = None
+
+    def add(self, chunk: Chunk, out: _Outputs) -> None:
+        import numpy as np
+
+        if self.kind and out.kind != self.kind:
             raise MeasureError(
-                f"{dataset_path}: row {bad + 1}: label {labels[bad]!r} is not a number, "
-                "but the model predicts class numbers"
+                f"{self.artifact_path}: the model's output changed kind between rows "
+                f"({self.kind}, then {out.kind})"
             )
+        self.kind = out.kind
+        if out.names:
+            truth = chunk.text
+            if truth is None:
+                assert chunk.numbers is not None
+                truth = np.asarray([class_key(v) for v in chunk.numbers.tolist()], dtype=object)
+            true_ids = self.tally.add(out.predicted, truth)
+        else:
+            bad = chunk.first_bad_label()
+            if bad is not None and chunk.fast:
+                raise NeedExactReader  # the csv-module reader names the line
+            if bad is not None:
+                wants = "class numbers" if out.kind == "classifier" else "numbers"
+                raise MeasureError(
+                    f"{self.dataset_path}: {chunk.where(bad)}: the label is not a number, "
+                    f"but the model predicts {wants}"
+                )
+            assert chunk.numbers is not None
+            if out.kind == "regressor":
+                self.regression.add(out.predicted, chunk.numbers)
+                self.rows += len(chunk)
+                return
+            true_ids = self.tally.add(out.predicted, chunk.numbers)
+        if self.had_scores is None:
+            self.had_scores = out.scores is not None
+        if out.scores is not None and self.had_scores:
+            if self.scores is None:
+                self.scores = ScoreStore(int(out.scores.shape[1]))
+            self.scores.add(out.scores, true_ids)
+        self.rows += len(chunk)
 
-
-def _batches(x: npt.NDArray[Any], size: int) -> Iterator[npt.NDArray[Any]]:
-    for start in range(0, x.shape[0], size):
-        yield x[start : start + size]
+    def metrics(self) -> tuple[dict[str, float], dict[str, str]]:
+        """The figures, and why the others of the model's kind were not measured."""
+        if self.kind == "regressor":
+            note = "not measured: the model is a regressor (one number per row)"
+            return self.regression.metrics(), {m: note for m in (*_CLASSIFIER_METRICS, "roc_auc")}
+        metrics = self.tally.metrics()
+        notes = {
+            m: "not measured: the model is a classifier" for m in _REGRESSOR_METRICS
+        }
+        if self.scores is None:
+            notes["roc_auc"] = "not measured: the model gives class labels, no scores"
+        else:
+            auc, why = roc_auc(self.scores, self.tally)
+            if auc is None:
+                notes["roc_auc"] = why
+            else:
+                metrics["roc_auc"] = auc
+        return metrics, notes
 
 
 def measure_model(
@@ -556,15 +512,16 @@ def measure_model(
     *,
     model_format: str | None = None,
     batch_size: int = 64,
-    max_rows: int | None = 10_000,
+    max_rows: int | None = None,
     warmup: int = 3,
 ) -> Measurement:
     """Run the model on the data set and measure it.
 
-    size_mb is measured for every format. ONNX models are also run: accuracy (= pass_rate)
-    over the first `max_rows` rows, per-row latency over up to LATENCY_ROWS rows one at a
-    time, batch latency and throughput over batches of `batch_size`. Other formats come
-    back "not measured" with a reason. A bad data set raises MeasureError.
+    size_mb is measured for every format. ONNX models are also run: the quality metrics over
+    every row of the data set (or the first `max_rows`), streamed in chunks; per-row latency
+    over the first LATENCY_ROWS rows one at a time; batch latency and throughput over the
+    first TIMING_ROWS rows in batches of `batch_size`. Other formats come back "not measured"
+    with a reason. A bad data set raises MeasureError, which never quotes the file's content.
     """
     artifact_path = Path(artifact_path)
     dataset_path = Path(dataset_path)
@@ -581,15 +538,33 @@ def measure_model(
             fmt, f"{fmt} models are not run by the validator (only ONNX is run)"
         )
         return Measurement({"size_mb": size_mb}, 0, False, f"not measured: {reason}", fmt)
+    args = (artifact_path, dataset_path, label_column, batch_size, max_rows, warmup, size_mb, fmt)
+    try:
+        try:
+            return _measure(*args, exact=False)
+        except NeedExactReader:
+            return _measure(*args, exact=True)
+    except DatasetError as exc:
+        raise MeasureError(str(exc)) from None
 
-    table = _read_dataset(dataset_path, label_column, max_rows)
-    runner = _open_session(artifact_path, len(table.features), dataset_path)
+
+def _measure(
+    artifact_path: Path,
+    dataset_path: Path,
+    label_column: str,
+    batch_size: int,
+    max_rows: int | None,
+    warmup: int,
+    size_mb: float,
+    fmt: str,
+    *,
+    exact: bool,
+) -> Measurement:
     import numpy as np
 
-    x = np.asarray(table.rows, dtype=runner.dtype)
-    n = x.shape[0]
+    runner = _open_session(artifact_path, feature_count(dataset_path, label_column), dataset_path)
 
-    def run(batch: npt.NDArray[Any]) -> Any:
+    def run(batch: npt.NDArray[Any]) -> list[Any]:
         try:
             return runner(batch)
         except MeasureError:
@@ -599,39 +574,86 @@ def measure_model(
                 f"{artifact_path}: onnxruntime failed on {dataset_path.name}: {exc}"
             ) from None
 
+    quality = _Pass(artifact_path, dataset_path)
+    sample: list[npt.NDArray[Any]] = []
+    sampled = 0
+    for chunk in read_chunks(dataset_path, label_column, exact=exact):
+        if max_rows is not None and quality.rows + len(chunk) > max_rows:
+            chunk = chunk.head(max_rows - quality.rows)
+        x = chunk.x.astype(runner.dtype, copy=False)
+        if sampled < TIMING_ROWS:
+            sample.append(x[: TIMING_ROWS - sampled].copy())
+            sampled += sample[-1].shape[0]
+        parts = [
+            _read_outputs(run(x[s : s + QUALITY_BATCH]), min(QUALITY_BATCH, len(chunk) - s), artifact_path)
+            for s in range(0, len(chunk), QUALITY_BATCH)
+        ]
+        quality.add(chunk, _join(parts))
+        if max_rows is not None and quality.rows >= max_rows:
+            break
+    metrics, notes = quality.metrics()
+    timing = np.concatenate(sample)
+    timed = _time(run, timing, batch_size, warmup)
+    metrics.update(timed)
+    metrics["size_mb"] = size_mb
+    n, latency_rows = quality.rows, min(timing.shape[0], LATENCY_ROWS)
+    rows_used = {name: n for name in metrics if name not in timed and name != "size_mb"}
+    rows_used.update({name: latency_rows for name in _TIMING_METRICS})
+    rows_used.update({name: int(timing.shape[0]) for name in _BATCH_METRICS})
+    return Measurement(
+        metrics,
+        n,
+        True,
+        None,
+        fmt,
+        task=quality.kind,
+        rows_used=rows_used,
+        notes=notes,
+        batch_size=batch_size,
+    )
+
+
+def _join(parts: list[_Outputs]) -> _Outputs:
+    import numpy as np
+
+    if len(parts) == 1:
+        return parts[0]
+    kinds = {p.kind for p in parts}
+    if len(kinds) != 1 or len({p.names for p in parts}) != 1:
+        raise MeasureError("the model's output changed kind between rows")
+    scores = None
+    if all(p.scores is not None for p in parts):
+        scores = np.concatenate([p.scores for p in parts if p.scores is not None])
+    return _Outputs(parts[0].kind, np.concatenate([p.predicted for p in parts]), scores)
+
+
+def _time(
+    run: Callable[[npt.NDArray[Any]], list[Any]],
+    x: npt.NDArray[Any],
+    batch_size: int,
+    warmup: int,
+) -> dict[str, float]:
+    """Per-row latency on the first LATENCY_ROWS rows, then batches over all of `x`."""
     for _ in range(max(0, warmup)):
         run(x[:1])
         run(x[:batch_size])
-
-    # Per row, one at a time.
     row_ms: list[float] = []
-    for i in range(min(n, LATENCY_ROWS)):
+    for i in range(min(x.shape[0], LATENCY_ROWS)):
         row = x[i : i + 1]
         start = time.perf_counter_ns()
         run(row)
         row_ms.append((time.perf_counter_ns() - start) / 1e6)
-
-    # In batches: predictions for accuracy, batch latency, throughput.
-    outputs: list[Any] = []
     batch_ms: list[float] = []
-    for batch in _batches(x, batch_size):
+    for s in range(0, x.shape[0], batch_size):
+        batch = x[s : s + batch_size]
         start = time.perf_counter_ns()
-        outputs.append(run(batch))
+        run(batch)
         batch_ms.append((time.perf_counter_ns() - start) / 1e6)
-    output = outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
-    predicted = _predictions(output, n, artifact_path)
-    _check_labels(predicted, table.labels, dataset_path)
-    right = sum(1 for p, lab in zip(predicted, table.labels, strict=True) if _same(p, lab))
-    accuracy = right / n
     total_s = sum(batch_ms) / 1e3
-    metrics = {
-        "accuracy": accuracy,
-        "pass_rate": accuracy,
+    return {
         "latency_p50_ms": percentile(row_ms, 50),
         "latency_p95_ms": percentile(row_ms, 95),
         "latency_p99_ms": percentile(row_ms, 99),
         "batch_latency_p95_ms": percentile(batch_ms, 95),
-        "throughput_rps": n / max(total_s, 1e-9),
-        "size_mb": size_mb,
+        "throughput_rps": x.shape[0] / max(total_s, 1e-9),
     }
-    return Measurement(metrics, n, True, None, fmt)

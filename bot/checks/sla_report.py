@@ -3,7 +3,8 @@
 `evaluate_sla` compares an `Sla` with a `Measurement`. A metric comes from the measurement
 ("measured"); when the model could not be run, a value the manifest declares is used only
 where the repository's policy for the environment accepts declared values ("declared");
-otherwise the line fails ("missing"). The report renders as plain text (CLI), a GitHub
+otherwise the line fails ("missing"). Each line says how many rows of the data set its figure
+used (quality metrics: all of them; latency: a sample). The report renders as plain text (CLI), a GitHub
 Markdown table (pull request checks) and a dict (JSON, Slack).
 """
 
@@ -16,7 +17,9 @@ from types import MappingProxyType
 from typing import Any
 
 from bot.checks.measure import Measurement
-from bot.sla import Sla, SlaTerm
+from bot.checks.quality import class_key
+from bot.messages import dataset as say
+from bot.sla import PER_CLASS_METRICS, Sla, SlaTerm
 
 __all__ = ["SlaLine", "SlaReport", "evaluate_sla", "format_value"]
 
@@ -59,6 +62,7 @@ class SlaLine:
 
     source: "measured" (run on the data set), "declared" (the manifest's value, accepted by
     policy) or "missing" (no value the verdict could use). note: why, when it is not plain.
+    rows: how many rows of the data set the measured figure used (None: not row-based).
     """
 
     metric: str
@@ -67,6 +71,7 @@ class SlaLine:
     source: str
     passed: bool
     note: str = ""
+    rows: int | None = None
 
     @property
     def term(self) -> str:
@@ -93,6 +98,7 @@ class SlaLine:
             "source": self.source,
             "passed": self.passed,
             "note": self.note,
+            "rows": self.rows,
         }
 
 
@@ -137,12 +143,13 @@ class SlaReport:
             reasons += f" ({len(failed)} of {total} terms failed)"
         return f"SLA failed: {reasons}"
 
-    def _rows(self) -> list[tuple[str, str, str, str, str, str]]:
+    def _rows(self) -> list[tuple[str, str, str, str, str, str, str]]:
         return [
             (
                 line.metric,
                 line.target,
                 format_value(line.measured),
+                "-" if line.rows is None else str(line.rows),
                 line.source,
                 "pass" if line.passed else "FAIL",
                 line.note,
@@ -153,14 +160,16 @@ class SlaReport:
     def _context(self) -> str:
         m = self.measurement
         if m.measured:
-            return f"measured on {m.rows} row{'s' if m.rows != 1 else ''} of the data set"
+            latency = m.rows_used.get("latency_p50_ms", 0)
+            batches = m.rows_used.get("throughput_rps", 0)
+            return say.quality_context(m.rows, latency, batches, m.batch_size)
         return m.reason or "not measured"
 
     def to_text(self) -> str:
         """A plain-text table for the terminal, then the one-line summary."""
-        header = ("metric", "target", "measured", "source", "result", "note")
+        header = ("metric", "target", "measured", "rows", "source", "result", "note")
         rows = self._rows()
-        keep = 6 if any(r[5] for r in rows) else 5
+        keep = 7 if any(r[6] for r in rows) else 6
         table = [header[:keep], *(r[:keep] for r in rows)]
         widths = [max(len(r[i]) for r in table) for i in range(keep)]
         out = []
@@ -177,12 +186,12 @@ class SlaReport:
         mark = ":white_check_mark:" if self.passed else ":x:"
         out = [f"{mark} **{_md(self.summary())}**", "", f"_{_md(self._context())}_", ""]
         if self.lines:
-            out.append("| metric | target | measured | source | result | note |")
-            out.append("|---|---|---:|---|---|---|")
-            for metric, target, value, source, result, note in self._rows():
+            out.append("| metric | target | measured | rows | source | result | note |")
+            out.append("|---|---|---:|---:|---|---|---|")
+            for metric, target, value, rows, source, result, note in self._rows():
                 shown = "pass" if result == "pass" else "**FAIL**"
                 out.append(
-                    f"| `{metric}` | `{_md(target)}` | {_md(value)} | {source} | {shown} | {_md(note)} |"
+                    f"| `{metric}` | `{_md(target)}` | {_md(value)} | {rows} | {source} | {shown} | {_md(note)} |"
                 )
         return "\n".join(out) + "\n"
 
@@ -198,6 +207,8 @@ class SlaReport:
                 "reason": m.reason,
                 "format": m.model_format or None,
                 "rows": m.rows,
+                "task": m.task or None,
+                "rows_used": dict(sorted(m.rows_used.items())),
                 "metrics": {k: _json_number(v) for k, v in sorted(m.metrics.items())},
             },
         }
@@ -208,14 +219,54 @@ def _md(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
+def _spellings(metric: str) -> list[str]:
+    """The metric, its alias, and a per-class metric with its class number written as the
+    measurement writes it (recall[1.0] -> recall[1])."""
+    names = [metric]
+    alias = _ALIASES.get(metric)
+    if alias:
+        names.append(alias)
+    base, _, label = metric.partition("[")
+    if label:
+        try:
+            number = float(label[:-1])
+        except ValueError:
+            return names
+        if math.isfinite(number):
+            names.append(f"{base}[{class_key(number)}]")
+    return names
+
+
 def _lookup(values: Mapping[str, float], metric: str) -> float | None:
-    for name in (metric, _ALIASES.get(metric)):
+    for name in _spellings(metric):
         if name is not None and name in values:
             value = values[name]
             if isinstance(value, bool) or not isinstance(value, int | float):
                 continue
             return float(value)
     return None
+
+
+def _rows_used(measurement: Measurement, metric: str) -> int | None:
+    for name in _spellings(metric):
+        if name in measurement.rows_used:
+            return measurement.rows_used[name]
+    base = metric.partition("[")[0]
+    if base in PER_CLASS_METRICS and measurement.measured:
+        return measurement.rows
+    return None
+
+
+def _why_missing(measurement: Measurement, metric: str) -> str:
+    """Why a metric is not in a measurement that ran the model."""
+    if metric in measurement.notes:
+        return measurement.notes[metric]
+    base, _, label = metric.partition("[")
+    if base in PER_CLASS_METRICS:
+        if measurement.task == "regressor":
+            return "not measured: the model is a regressor (one number per row)"
+        return "not measured: " + say.class_metric_unknown(label[:-1])
+    return ""
 
 
 def _target(term: SlaTerm) -> str:
@@ -245,7 +296,10 @@ def evaluate_sla(
         value = _lookup(measurement.metrics, term.metric)
         if value is not None:
             note = "" if math.isfinite(value) else "the measurement is not a finite number"
-            lines.append(SlaLine(term.metric, target, value, "measured", _judge(term, value), note))
+            rows = _rows_used(measurement, term.metric)
+            lines.append(
+                SlaLine(term.metric, target, value, "measured", _judge(term, value), note, rows)
+            )
             continue
         claimed = _lookup(declared, term.metric)
         if claimed is not None and accept_declared:
@@ -254,9 +308,12 @@ def evaluate_sla(
                 SlaLine(term.metric, target, claimed, "declared", _judge(term, claimed), note)
             )
             continue
+        why = _why_missing(measurement, term.metric) if measurement.measured else ""
         if claimed is not None:
             shown = format_value(claimed)
             note = f"not measured (declared {shown} is not accepted in this environment)"
+        elif why:
+            note = why
         else:
             note = "not measured, not declared"
         lines.append(SlaLine(term.metric, target, None, "missing", False, note))
