@@ -140,8 +140,7 @@ def read_chunks(path: Path, label_column: str, *, exact: bool = False) -> Iterat
 def feature_count(path: Path, label_column: str) -> int:
     """How many feature columns the data set has (reads the header or the schema only)."""
     if is_parquet(path):
-        names = _parquet_names(path)
-        return len(names) - 1
+        return len(_parquet_features(_parquet_file(path), path, label_column))
     return len(_read_header(path, label_column).features)
 
 
@@ -338,15 +337,10 @@ def _parquet_file(path: Path) -> Any:
         raise DatasetError(f"{path}: not a readable Parquet file") from None
 
 
-def _parquet_names(path: Path) -> list[str]:
-    return list(_parquet_file(path).schema_arrow.names)
-
-
-def _parquet_chunks(path: Path, label_column: str) -> Iterator[Chunk]:
-    import numpy as np
+def _parquet_features(parquet: Any, path: Path, label_column: str) -> list[str]:
+    """The feature columns, after checking the label column is there and the rest are numbers."""
     import pyarrow as pa
 
-    parquet = _parquet_file(path)
     schema = parquet.schema_arrow
     names = list(schema.names)
     if label_column not in names:
@@ -366,6 +360,17 @@ def _parquet_chunks(path: Path, label_column: str) -> Iterator[Chunk]:
                 f"{path}: {where} is {kind}, not a number "
                 "(every column but the label must be a number)"
             )
+    return features
+
+
+def _parquet_chunks(path: Path, label_column: str) -> Iterator[Chunk]:
+    import numpy as np
+    import pyarrow as pa
+
+    parquet = _parquet_file(path)
+    features = _parquet_features(parquet, path, label_column)
+    schema = parquet.schema_arrow
+    names = list(schema.names)
     label_kind = schema.field(label_column).type
     numeric_label = (
         pa.types.is_integer(label_kind)

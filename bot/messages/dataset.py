@@ -23,17 +23,39 @@ __all__ = [
 MAX_NAME_LENGTH = 64
 MAX_NAMES_SHOWN = 50
 _SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_. -]*")
-_SAFE_CLASS = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_SAFE_CLASS = re.compile(r"-?[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# Credentials that look like identifiers: well-known token prefixes (Slack, GitHub, GitLab,
+# AWS, Google, OpenAI-style keys), or a long run that mixes letters and digits.
+_TOKEN_PREFIX = re.compile(r"(?i)(?:^|[^a-z0-9])(?:xox[a-z]-|gh[pousr]_|github_pat_|glpat-|sk-|akia|asia|aiza)")
+_LONG_RUN = re.compile(r"[A-Za-z0-9]{20,}")
+
+
+def _looks_like_a_secret(text: str) -> bool:
+    if _TOKEN_PREFIX.search(text):
+        return True
+    return any(
+        any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
+        for run in _LONG_RUN.findall(text)
+    )
 
 
 def is_safe_name(text: str) -> bool:
-    """A column name that may be shown: a short identifier (letters, digits, _ . - space)."""
-    return len(text) <= MAX_NAME_LENGTH and _SAFE_NAME.fullmatch(text) is not None
+    """A column name that may be shown: a short identifier (letters, digits, _ . - space)
+    that does not look like a credential."""
+    return (
+        len(text) <= MAX_NAME_LENGTH
+        and _SAFE_NAME.fullmatch(text) is not None
+        and not _looks_like_a_secret(text)
+    )
 
 
 def is_safe_class(text: str) -> bool:
     """A class label that may be shown and named in an SLA (precision[fraud], recall[1])."""
-    return len(text) <= MAX_NAME_LENGTH and _SAFE_CLASS.fullmatch(text) is not None
+    return (
+        len(text) <= MAX_NAME_LENGTH
+        and _SAFE_CLASS.fullmatch(text) is not None
+        and not _looks_like_a_secret(text)
+    )
 
 
 def column(name: str, index: int) -> str:
