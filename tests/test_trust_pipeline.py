@@ -55,7 +55,8 @@ def test_the_sla_is_measured_not_declared(aimodel: Run, home: Path, tmp_path: Pa
     validate = _checks(aimodel, number)["validate"]
     assert validate["state"] == "failure"
     assert "accuracy 0.82 < 0.9" in validate["summary"]
-    assert "| `accuracy` | `>=0.9` | 0.82 | measured | **FAIL** |" in validate["details"]
+    assert "| `accuracy` | `>=0.9` | 0.82 | 100 | measured | **FAIL** |" in validate["details"]
+    assert "_quality metrics on all 100 rows of the data set;" in validate["details"]
     assert "| `latency_p95_ms` | `<=1000` |" in validate["details"]
     assert _checks(aimodel, number)["sign"]["state"] == "skipped"
 
