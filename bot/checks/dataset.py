@@ -49,7 +49,8 @@ class Chunk:
     """Rows first_row.. of the data set (1-based data rows, the header not counted).
 
     numbers: the labels as float64 when every label of the chunk is a finite number, else None.
-    text: the labels as stripped text (None for a Parquet numeric label column).
+    text: the labels as stripped text; None when they are all numbers and the reader did not
+    need the text (pyarrow's CSV reader, a Parquet numeric column).
     lines: for CSV read by the csv module, the file line of each row (errors name lines, as
     an editor shows them). fast: read by pyarrow's CSV reader, which knows no line numbers; a
     caller that finds an error in such a chunk raises NeedExactReader to have it named.
@@ -260,9 +261,7 @@ def _numbers_of(text: npt.NDArray[Any]) -> npt.NDArray[Any] | None:
 
 
 def _arrow_chunks(path: Path, header: Header) -> Iterator[Chunk]:
-    import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
     names = [f"c{i}" for i in range(len(header.names))]
@@ -270,52 +269,64 @@ def _arrow_chunks(path: Path, header: Header) -> Iterator[Chunk]:
     features = [n for i, n in enumerate(names) if i != header.label_at]
     types = {n: pa.float64() for n in features}
     types[label] = pa.string()
-    try:
-        reader = pacsv.open_csv(
-            str(path),
-            read_options=pacsv.ReadOptions(
-                skip_rows=header.lines, column_names=names, block_size=ARROW_BLOCK_BYTES
-            ),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types,
-                null_values=[],
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowException, OSError):
-        raise NeedExactReader from None
+    # A Python file, not the path: arrow then reads as the batches are taken, instead of
+    # buffering blocks ahead of a consumer that runs a model on each.
+    with path.open("rb") as raw:
+        try:
+            reader = pacsv.open_csv(
+                raw,
+                read_options=pacsv.ReadOptions(
+                    skip_rows=header.lines, column_names=names, block_size=ARROW_BLOCK_BYTES
+                ),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=types,
+                    null_values=[],
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+        except (pa.ArrowException, OSError):
+            raise NeedExactReader from None
+        with reader:
+            yield from _arrow_batches(reader, features, label)
+
+
+def _arrow_batches(reader: Any, features: list[str], label: str) -> Iterator[Chunk]:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     row_number = 1
-    with reader:
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                break
-            except (pa.ArrowException, OSError):
-                # Arrow's messages quote the offending cell: never shown, the exact reader
-                # names the line instead.
-                raise NeedExactReader from None
-            if batch.num_rows == 0:
-                continue
-            x = np.column_stack(
-                [batch.column(n).to_numpy(zero_copy_only=False) for n in features]
-            ).astype(np.float64, copy=False)
-            if not bool(np.isfinite(x).all()):
-                raise NeedExactReader
-            text_arrow = pc.utf8_trim_whitespace(batch.column(label))
-            try:
-                numbers = pc.cast(text_arrow, pa.float64()).to_numpy(zero_copy_only=False)
-                if not bool(np.isfinite(numbers).all()):
-                    numbers = None
-            except pa.ArrowException:
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except (pa.ArrowException, OSError):
+            # Arrow's messages quote the offending cell: never shown, the exact reader
+            # names the line instead.
+            raise NeedExactReader from None
+        if batch.num_rows == 0:
+            continue
+        x = np.column_stack(
+            [batch.column(n).to_numpy(zero_copy_only=False) for n in features]
+        ).astype(np.float64, copy=False)
+        if not bool(np.isfinite(x).all()):
+            raise NeedExactReader
+        text_arrow = pc.utf8_trim_whitespace(batch.column(label))
+        try:
+            numbers = pc.cast(text_arrow, pa.float64()).to_numpy(zero_copy_only=False)
+            if not bool(np.isfinite(numbers).all()):
                 numbers = None
+        except pa.ArrowException:
+            numbers = None
+        text = None  # numbers are enough; a Python str per row is slow and big
+        if numbers is None:
             text = text_arrow.to_numpy(zero_copy_only=False)
-            if numbers is None:
-                numbers = _numbers_of(text)  # Python's float() reads a few more spellings
-            yield Chunk(x, numbers, text, row_number, fast=True)
-            row_number += batch.num_rows
+            numbers = _numbers_of(text)  # Python's float() reads a few more spellings
+        yield Chunk(x, numbers, text, row_number, fast=True)
+        row_number += batch.num_rows
     if row_number == 1:
         raise NeedExactReader  # the exact reader says why there are no rows
 

@@ -186,18 +186,22 @@ def _softmax(z: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 
 def binary_auc(scores: npt.NDArray[Any], positive: npt.NDArray[Any]) -> float | None:
-    """Area under the ROC curve (Mann-Whitney U, ties counted half); None if one class only."""
+    """Area under the ROC curve: the chance that a positive row scores above a negative one,
+    ties counted half (Mann-Whitney U); None if one class only.
+
+    Sorts the negatives' scores once and looks every positive up in them, which is the same
+    sum as ranking all rows and several times faster than an argsort of every row.
+    """
     import numpy as np
 
-    pos = int(positive.sum())
-    neg = int(positive.shape[0]) - pos
+    pos_scores = np.sort(scores[positive])  # sorted queries: a cache-friendly search
+    neg_scores = np.sort(scores[~positive])
+    pos, neg = int(pos_scores.shape[0]), int(neg_scores.shape[0])
     if not pos or not neg:
         return None
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    average_rank = ends - (counts - 1) / 2.0  # 1-based ranks, ties share their mean
-    rank_sum = float(average_rank[inverse][positive].sum())
-    return (rank_sum - pos * (pos + 1) / 2.0) / (pos * neg)
+    below = np.searchsorted(neg_scores, pos_scores, side="left").sum(dtype=np.float64)
+    not_above = np.searchsorted(neg_scores, pos_scores, side="right").sum(dtype=np.float64)
+    return float(below + not_above) / 2.0 / (pos * neg)
 
 
 def roc_auc(store: ScoreStore, tally: ClassTally) -> tuple[float | None, str]:
