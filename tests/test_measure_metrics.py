@@ -364,3 +364,14 @@ def test_an_error_after_many_good_chunks_names_its_line(
     assert str(info.value) == (
         f"{data}:4322: column 'f2': not a number (every column but the label must be a number)"
     )
+
+
+@pytest.mark.parametrize("decimals", [0, 1, 3])
+def test_auc_counts_ties_half_as_scikit_learn_does(decimals: int) -> None:
+    from bot.checks.quality import binary_auc
+
+    rng = np.random.default_rng(decimals)
+    truth = rng.random(5_000) < 0.3
+    scores = np.round(rng.random(5_000) + truth * 0.3, decimals).astype(np.float32)
+    assert binary_auc(scores, truth) == pytest.approx(skm.roc_auc_score(truth, scores), abs=1e-12)
+    assert binary_auc(scores, np.zeros(5_000, dtype=bool)) is None
