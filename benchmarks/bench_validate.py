@@ -7,7 +7,7 @@ process so the peak memory (max RSS) is its own:
   aimodel        measure_model + evaluate_sla: every row through onnxruntime in chunks
                  (accuracy, precision/recall/F1 per class and macro, ROC AUC), latency timed on
                  a sample; pyarrow's CSV reader
-  aimodel-exact  the same with pyarrow hidden: the csv-module reader (the fallback)
+  aimodel-numpy  the same with pyarrow hidden (a default install): numpy's number parser
   pandas         what a user would write: pandas.read_csv, onnxruntime on all rows in one
                  batch, scikit-learn.metrics for the same figures (no latency)
   loadtxt        the same with numpy.loadtxt instead of pandas
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SLA_TEXT = "accuracy>=0.85,f1_macro>=0.85,roc_auc>=0.9,latency_p95_ms<=50"
-MODES = ("aimodel", "aimodel-exact", "pandas", "loadtxt")
+MODES = ("aimodel", "aimodel-numpy", "pandas", "loadtxt")
 
 
 def make_data(path: Path, rows: int) -> None:
@@ -62,7 +62,7 @@ def make_data(path: Path, rows: int) -> None:
 def child(mode: str, model: Path, data: Path) -> dict[str, object]:
     start = time.perf_counter()
     if mode.startswith("aimodel"):
-        if mode == "aimodel-exact":
+        if mode == "aimodel-numpy":
             sys.modules["pyarrow.csv"] = None  # type: ignore[assignment]
         from bot.checks.measure import measure_model
         from bot.checks.sla_report import evaluate_sla

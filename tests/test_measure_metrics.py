@@ -308,11 +308,44 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
 QUALITY = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc", "f1[1]")
 
 
+def _all_rows(path: Path, label: str, *, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    chunks = list(dataset.read_chunks(path, label, exact=exact))
+    assert len(chunks) > 5  # many chunks, or the test proves nothing about joining them
+    assert [c.first_row for c in chunks] == list(np.cumsum([0] + [len(c) for c in chunks[:-1]]) + 1)
+    numbers = [c.numbers for c in chunks]
+    assert all(n is not None for n in numbers)
+    return np.concatenate([c.x for c in chunks]), np.concatenate([n for n in numbers if n is not None])
+
+
 @pytest.mark.usefixtures("small_chunks")
-def test_both_csv_readers_and_parquet_agree_over_many_chunks(
+def test_the_three_csv_readers_read_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pyarrow.csv", reason="the fast CSV reader needs pyarrow")
+    monkeypatch.setattr(dataset, "NUMPY_BLOCK_BYTES", 16_384)
+    rng = np.random.default_rng(9)
+    x = rng.normal(0, 1e3, (ROWS, 4)) * rng.choice([1e-8, 1, 1e8], (ROWS, 4))
+    y = rng.integers(0, 5, ROWS)
+    data = tmp_path / "d.csv"
+    with data.open("w", newline="") as handle:  # repr: Python's own shortest round-trip text
+        handle.write("f0,f1,label,f2,f3\r\n")
+        for row, label in zip(x.tolist(), y.tolist(), strict=True):
+            handle.write(f"{row[0]!r},{row[1]!r},{label},{row[2]!r},{row[3]!r}\r\n")
+    arrow = _all_rows(data, "label")
+    exact = _all_rows(data, "label", exact=True)
+    monkeypatch.setitem(sys.modules, "pyarrow.csv", None)
+    numpy_rows = _all_rows(data, "label")
+    for got in (arrow, exact, numpy_rows):
+        assert np.array_equal(got[0], x)  # bit for bit
+        assert np.array_equal(got[1], y)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_every_reader_and_parquet_give_the_same_metrics(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("pyarrow", reason="the fast CSV reader and Parquet need pyarrow")
+    monkeypatch.setattr(dataset, "NUMPY_BLOCK_BYTES", 16_384)
     x, y = classification_data(ROWS, 3, seed=6)
     model = logistic_onnx(LogisticRegression(max_iter=500).fit(x, y), tmp_path / "m.onnx")
     data = write_csv(tmp_path / "d.csv", x, y)
@@ -325,14 +358,21 @@ def test_both_csv_readers_and_parquet_agree_over_many_chunks(
     columns = {f"f{i}": xs[:, i] for i in range(4)}
     pq.write_table(pa.table({**columns, "label": ys.astype(np.int64)}), parquet)
     from_parquet = measure_model(model, parquet, "label")
-    monkeypatch.setitem(sys.modules, "pyarrow.csv", None)  # the csv-module reader
-    exact = measure_model(model, data, "label")
+    monkeypatch.setitem(sys.modules, "pyarrow.csv", None)  # numpy's reader
+    from_numpy = measure_model(model, data, "label")
+    # Quoted cells on one line: numpy's reader hands the file over to the csv module.
+    lines = data.read_text().splitlines()
+    quoted_line = '"' + lines[3].replace(",", '","') + '"'
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text("\n".join([*lines[:3], quoted_line, *lines[4:]]) + "\n")
+    exact = measure_model(model, quoted, "label")
 
     (proba,) = run_onnx(model, xs)
     assert_classification(fast.metrics, ys, proba.argmax(axis=1))
     for name in QUALITY:
-        assert fast.metrics[name] == exact.metrics[name] == from_parquet.metrics[name], name
-    assert fast.rows == exact.rows == from_parquet.rows == ROWS
+        runs = (fast, from_numpy, exact, from_parquet)
+        assert len({run.metrics[name] for run in runs}) == 1, name
+    assert fast.rows == from_numpy.rows == exact.rows == from_parquet.rows == ROWS
 
 
 @pytest.mark.usefixtures("small_chunks")

@@ -4,12 +4,13 @@ A CSV data set has a header row; the label column is named by the Dataset manife
 other column is a number, fed to the model in order. A Parquet file (needs pyarrow) holds the
 same columns. Chunks come as a float64 feature matrix and the labels beside it.
 
-Two CSV readers give the same rows: pyarrow's streaming reader (multi-threaded C++, when
-pyarrow is installed) and Python's csv module. Any block the fast reader rejects or cannot
-read exactly as the csv module would (an empty cell, a ragged row, a non-finite number) makes
-it stop with `NeedExactReader`; the caller then starts over with the csv-module reader, which
-either reads the row or names it in the error. So the fast path only ever speeds up files
-that are read the same way by both.
+Three CSV readers give the same rows: pyarrow's streaming reader (multi-threaded C++, when
+pyarrow is installed), else numpy's number parser on blocks made only of numbers, commas and
+line breaks, and Python's csv module, the reference. Any block a fast reader rejects or cannot
+read exactly as the csv module would (an empty cell, a ragged row, a quote, a non-finite
+number, for numpy any text label) makes it stop with `NeedExactReader`; the caller then
+starts over with the csv-module reader, which either reads the row or names it in the error.
+So a fast path only ever speeds up files that are read the same way by all.
 
 Errors never quote the file: they name the line or row and the column (by name only when it
 is a short identifier), see bot.messages.dataset.
@@ -31,9 +32,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Chunk", "DatasetError", "NeedExactReader", "is_parquet", "read_chunks"]
 
-# Rows per chunk on the csv-module path, and bytes per block on pyarrow's.
+# Rows per chunk on the csv-module path, and bytes per block on pyarrow's and numpy's.
 CHUNK_ROWS = 65_536
 ARROW_BLOCK_BYTES = 1 << 22
+NUMPY_BLOCK_BYTES = 1 << 22
+# The bytes numpy's reader accepts: decimal numbers, commas, spaces and line breaks.
+_NUMERIC_BYTES = b"0123456789.eE+-, \t\r\n"
 
 
 class DatasetError(ValueError):
@@ -128,13 +132,12 @@ def read_chunks(path: Path, label_column: str, *, exact: bool = False) -> Iterat
     if is_parquet(path):
         return _parquet_chunks(path, label_column)
     header = _read_header(path, label_column)
-    if not exact:
-        try:
-            import pyarrow.csv  # noqa: F401
-        except ImportError:
-            exact = True
     if exact:
         return _csv_chunks(path, header)
+    try:
+        import pyarrow.csv  # noqa: F401
+    except ImportError:
+        return _numpy_chunks(path, header)
     return _arrow_chunks(path, header)
 
 
@@ -327,6 +330,55 @@ def _arrow_batches(reader: Any, features: list[str], label: str) -> Iterator[Chu
             numbers = _numbers_of(text)  # Python's float() reads a few more spellings
         yield Chunk(x, numbers, text, row_number, fast=True)
         row_number += batch.num_rows
+    if row_number == 1:
+        raise NeedExactReader  # the exact reader says why there are no rows
+
+
+def _numpy_chunks(path: Path, header: Header) -> Iterator[Chunk]:
+    import warnings
+
+    import numpy as np
+
+    allowed = np.zeros(256, dtype=bool)
+    allowed[np.frombuffer(_NUMERIC_BYTES, dtype=np.uint8)] = True
+    width = len(header.names)
+    row_number = 1
+    with path.open("rb") as raw:
+        for _ in range(header.lines):
+            raw.readline()
+        while True:
+            block = raw.read(NUMPY_BLOCK_BYTES)
+            if not block:
+                break
+            if not block.endswith(b"\n"):
+                block += raw.readline()
+                if not block.endswith(b"\n"):
+                    block += b"\n"  # the last line of a file without a final line break
+            data = np.frombuffer(block, dtype=np.uint8)
+            if not bool(allowed[data].all()):
+                raise NeedExactReader
+            # Every line holds exactly width - 1 commas (blank and ragged lines go exact).
+            ends = np.flatnonzero(data == 10)
+            commas = np.searchsorted(np.flatnonzero(data == 44), ends)
+            if not bool((np.diff(commas, prepend=0) == width - 1).all()):
+                raise NeedExactReader
+            try:
+                with warnings.catch_warnings():
+                    # numpy stops quietly at text it cannot read, with a warning: an error here.
+                    warnings.simplefilter("error")
+                    # (fromstring's text mode, unlike its binary one, is not deprecated)
+                    values = np.fromstring(block.replace(b"\n", b","), dtype=np.float64, sep=",")
+            except (ValueError, DeprecationWarning):
+                raise NeedExactReader from None
+            rows = int(ends.shape[0])
+            if values.shape[0] != rows * width:
+                raise NeedExactReader
+            table = values.reshape(rows, width)
+            if not bool(np.isfinite(table).all()):
+                raise NeedExactReader
+            x = np.delete(table, header.label_at, axis=1)
+            yield Chunk(x, table[:, header.label_at].copy(), None, row_number, fast=True)
+            row_number += rows
     if row_number == 1:
         raise NeedExactReader  # the exact reader says why there are no rows
 
