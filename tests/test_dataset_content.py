@@ -166,3 +166,16 @@ def test_a_secret_cell_never_reaches_the_cli_or_the_check(
     assert ":3: column 'f1': not a number" in validate["summary"]
     assert_no_secret(json.dumps(pr))
     assert_no_secret(aimodel("pr", "show", "1", expect=None).text)
+
+
+def test_a_secret_class_label_is_counted_but_never_named(tmp_path: Path) -> None:
+    model = samples.linear_classifier(tmp_path / "names.onnx", output="names")
+    data = tmp_path / "names.csv"
+    samples.write_csv(data, rows=30, right=30, class_names=samples.CLASS_NAMES)
+    lines = data.read_text().splitlines()
+    lines[5] = lines[5].replace("cat", TOKEN).replace("dog", TOKEN).replace("bird", TOKEN)
+    data.write_text("\n".join(lines) + "\n")
+    m = measure_model(model, data, "label")
+    assert m.metrics["accuracy"] == 29 / 30
+    assert {"precision[cat]", "recall[dog]"} <= set(m.metrics)
+    assert_no_secret(json.dumps(m.metrics))

@@ -415,3 +415,32 @@ def test_auc_counts_ties_half_as_scikit_learn_does(decimals: int) -> None:
     scores = np.round(rng.random(5_000) + truth * 0.3, decimals).astype(np.float32)
     assert binary_auc(scores, truth) == pytest.approx(skm.roc_auc_score(truth, scores), abs=1e-12)
     assert binary_auc(scores, np.zeros(5_000, dtype=bool)) is None
+
+
+def test_auc_beyond_its_memory_cap_is_not_measured_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.checks.quality as quality
+
+    monkeypatch.setattr(quality, "MAX_SCORE_VALUES", 3 * 999)  # 999 rows of 3 scores
+    model = samples.linear_classifier(tmp_path / "m.onnx", output="probabilities")
+    data = tmp_path / "d.csv"
+    samples.write_csv(data, rows=1_000, right=900)
+    m = measure_model(model, data, "label")
+    assert m.metrics["accuracy"] == 0.9  # the other figures still use every row
+    assert "roc_auc" not in m.metrics
+    assert m.notes["roc_auc"] == "not measured: more than 2997 scores (rows x classes) to rank"
+
+
+def test_per_class_figures_are_listed_for_fifty_classes_at_most() -> None:
+    from bot.checks.quality import ClassTally
+
+    tally = ClassTally()
+    truth = np.arange(600, dtype=np.float64) % 60
+    tally.add(truth, truth)
+    listed = tally.metrics()
+    assert listed["f1_macro"] == 1.0 and listed["accuracy"] == 1.0
+    assert not [k for k in listed if "[" in k]
+    few = ClassTally()
+    few.add(truth % 50, truth % 50)
+    assert len([k for k in few.metrics() if k.startswith("f1[")]) == 50
