@@ -182,3 +182,20 @@ def test_bad_mappings(data: dict[str, object], match: str) -> None:
 )
 def test_term_holds(op: str, value: float, measured: float, holds: bool) -> None:
     assert SlaTerm("accuracy", op, value).holds(measured) is holds
+
+
+def test_the_manifest_schema_accepts_every_metric_the_parser_does() -> None:
+    import json
+
+    import jsonschema
+
+    from bot.init_repo import TEMPLATE
+
+    schema = json.loads((TEMPLATE / "schemas" / "aimodel.schema.json").read_text())
+    sla_schema = schema["properties"]["spec"]["properties"]["sla"]
+    every = {name: ">=0" for name in METRICS}
+    every.update({"precision[fraud]": ">=0.9", "recall[1]": "<=1", "f1[not-fraud]": ">0"})
+    jsonschema.validate(every, sla_schema)
+    assert sla_from_mapping(every).as_mapping() == every
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"accuracy[fraud]": ">=0.9"}, sla_schema)
