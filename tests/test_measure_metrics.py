@@ -444,3 +444,46 @@ def test_per_class_figures_are_listed_for_fifty_classes_at_most() -> None:
     few = ClassTally()
     few.add(truth % 50, truth % 50)
     assert len([k for k in few.metrics() if k.startswith("f1[")]) == 50
+
+
+def test_class_names_that_are_numbers_match_labels_however_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = samples.permutation_weights(4, 3)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["scores"]),
+            helper.make_node("ArgMax", ["scores"], ["label"], axis=1, keepdims=0),
+            helper.make_node(
+                "LabelEncoder", ["label"], ["name"], domain="ai.onnx.ml",
+                keys_int64s=[0, 1, 2], values_strings=["0", "1", "2"], default_string="?",
+            ),
+        ],
+        "numbered_names",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("name", TensorProto.STRING, ["N"])],
+        initializer=[numpy_helper.from_array(w, "W")],
+    )
+    model_proto = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", samples.OPSET), helper.make_opsetid("ai.onnx.ml", 2)],
+    )
+    model_proto.ir_version = samples.IR_VERSION
+    model = tmp_path / "numbered.onnx"
+    onnx.save(model_proto, str(model))
+    data = tmp_path / "d.csv"
+    samples.write_csv(data, rows=300, right=270)
+    lines = data.read_text().splitlines()
+    for i in range(1, 300, 3):  # "1" as "1.0", "2" as "2.00"
+        cells = lines[i].split(",")
+        cells[2] = f"{int(cells[2])}.0" if i % 2 else f"{int(cells[2])}.00"
+        lines[i] = ",".join(cells)
+    data.write_text("\n".join(lines) + "\n")
+    results = [measure_model(model, data, "label").metrics["accuracy"]]
+    monkeypatch.setitem(sys.modules, "pyarrow.csv", None)
+    results.append(measure_model(model, data, "label").metrics["accuracy"])
+    lines[1] = lines[1] + "  "  # trailing spaces in the label: numpy's reader hands over
+    quoted = tmp_path / "q.csv"
+    quoted.write_text("\n".join([lines[0], '"' + lines[1].replace(",", '","') + '"', *lines[2:]]) + "\n")
+    results.append(measure_model(model, quoted, "label").metrics["accuracy"])
+    assert results == [0.9, 0.9, 0.9]

@@ -414,6 +414,21 @@ def _read_outputs(outputs: list[Any], rows: int, artifact_path: Path) -> _Output
     return _Outputs("classifier", names, scores)
 
 
+def _canonical(names: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Class names, with those that are finite numbers written as class_key writes them."""
+    import numpy as np
+
+    out = []
+    for name in names.tolist():
+        try:
+            number = float(name)
+        except ValueError:
+            out.append(name)
+            continue
+        out.append(class_key(number) if math.isfinite(number) else name)
+    return np.asarray(out, dtype=object)
+
+
 def _text(value: object) -> str:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
@@ -456,11 +471,14 @@ class _Pass:
             )
         self.kind = out.kind
         if out.names:
-            truth = chunk.text
-            if truth is None:
-                assert chunk.numbers is not None
+            # Class names against labels: a name that is a number is compared as a number
+            # (1, 1.0 and 01 are one class), whichever reader read the labels.
+            if chunk.numbers is not None:
                 truth = np.asarray([class_key(v) for v in chunk.numbers.tolist()], dtype=object)
-            true_ids = self.tally.add(out.predicted, truth)
+            else:
+                assert chunk.text is not None
+                truth = _canonical(chunk.text)
+            true_ids = self.tally.add(_canonical(out.predicted), truth)
         else:
             bad = chunk.first_bad_label()
             if bad is not None and chunk.fast:
