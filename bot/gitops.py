@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot import messages
-from bot.catalog import Catalog, ManifestCache, load_catalog
+from bot.catalog import Catalog, ManifestCache, classify, load_catalog
 from bot.commands import Create, Deploy, Destroy, Update
 from bot.deploy.plan import affected_environments
 from bot.forges.base import Forge, ForgeError, PullRequest
-from bot.gitrepo import Identity, Workspace
+from bot.gitrepo import GitError, Identity, Workspace
 from bot.locks import Locks
 from bot.manifests import (
     AIModel,
@@ -30,7 +30,8 @@ from bot.manifests import (
     dump_manifest,
     manifest_path,
 )
-from bot.policy import Review, approval_status, authorize
+from bot.messages import policy as policy_messages
+from bot.policy import ApprovalStatus, Review, approval_status, authorize, merge_decision
 
 Proposal = Create | Update | Deploy | Destroy
 REQUIRED_CHECKS = ("manifest", "scan", "validate", "sign")
@@ -85,6 +86,28 @@ def _bump(version: str) -> str | None:
     return f"{major}.{minor}.{patch + 1}"
 
 
+_KIND_LOCK = {"AIModel": "model", "Application": "app", "Dataset": "dataset"}
+_BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<![./])$")
+
+
+def valid_branch_name(name: str) -> bool:
+    """A plain branch name (a subset of git's rules): no option look-alikes, no `..`."""
+    return bool(_BRANCH.match(name)) and not name.endswith(".lock") and "/." not in name and not name.startswith(".")
+
+
+def branch_locks(paths: Sequence[str]) -> tuple[str, ...]:
+    """The locks a hand-made change takes: every model, application and data set it touches."""
+    keys = set()
+    for path in paths:
+        parts = path.split("/")
+        where = classify(path)
+        if where is not None:
+            keys.add(f"{_KIND_LOCK[where[0]]}:{where[1]}")
+        elif parts[0] == "models" and len(parts) > 2:
+            keys.add(f"model:{parts[1]}")
+    return tuple(sorted(keys))
+
+
 def _yaml(m: Manifest) -> bytes:
     return dump_manifest(m).encode()
 
@@ -105,6 +128,7 @@ class GitOps:
         self.cache = cache
         self.describe_artifact = describe_artifact
         self._catalogs: dict[str, Catalog] = {}  # commit -> catalog; a commit never changes
+        self._changes: dict[tuple[str, str], tuple[str, ...]] = {}  # (base, head) -> changed paths
 
     # ------------------------------------------------------------------ reading
 
@@ -171,6 +195,48 @@ class GitOps:
             raise
         self.locks.assign(change.locks, pr.number)
         return Opened(pr, change)
+
+    def open_branch(self, branch: str, actor: Actor, *, title: str = "") -> PullRequest:
+        """A pull request from a branch a person pushed to the forge by hand: the same checks,
+        locks and rules as the bot's own (the forge's "opened" event queues the checks)."""
+        def refuse(reason: str) -> Refusal:
+            return Refusal(policy_messages.branch_refused(branch, reason))
+
+        if not valid_branch_name(branch) or branch == self.workspace.default_branch:
+            raise refuse(f"name a branch other than {self.workspace.default_branch}, pushed to the origin")
+        base = self.catalog()  # fetches: the pushed branch arrives with it
+        if base.config.people.get(actor.name) is None:
+            raise Refusal(messages.not_known(actor.name))
+        try:
+            head = self.workspace.head_of(branch)
+        except GitError:
+            raise refuse("there is no such branch on the origin; push it first") from None
+        for pr in self.forge.list_prs("open"):
+            if pr.branch == branch:
+                raise refuse(f"it is already open as #{pr.number}")
+        try:
+            paths = self.workspace.changed_files(base.commit, head)
+        except GitError:
+            raise refuse(f"it shares no history with {self.workspace.default_branch}") from None
+        if not paths:
+            raise refuse(f"it changes nothing against {self.workspace.default_branch}")
+        locks = branch_locks(paths)
+        held = self.locks.acquire(locks, actor.name)
+        if held is not None:
+            kind, _, name = held.key.partition(":")
+            raise Refusal(messages.locked({"model": "model", "app": "application", "dataset": "data set"}.get(kind, kind), name, held.pr, held.person))
+        try:
+            pr = self.forge.open_pr(
+                branch=branch, head=head, title=title or f"changes from {branch}",
+                body=policy_messages.hand_pr_body(actor.name, branch, paths), author=actor.name,
+                meta={"verb": "open", "via": actor.via, "locks": list(locks),
+                      "models": sorted(k.partition(":")[2] for k in locks if k.startswith("model:"))},
+            )
+        except BaseException:
+            self.locks.release(locks)
+            raise
+        self.locks.assign(locks, pr.number)
+        return pr
 
     def _change(self, command: Proposal, catalog: Catalog, actor: Actor) -> Change:
         if isinstance(command, Create):
@@ -306,6 +372,28 @@ class GitOps:
         head = self.catalog(pr.head, fetch=False)
         return base, head
 
+    def changed_paths(self, base: Catalog, head: Catalog) -> tuple[str, ...]:
+        """What the pull request changes, as the forge shows it: the diff from the merge base.
+        Without a merge base, every path that differs between the two trees (the stricter)."""
+        key = (base.commit, head.commit)
+        cached = self._changes.get(key)
+        if cached is not None:
+            return cached
+        try:
+            paths = tuple(self.workspace.changed_files(base.commit, head.commit))
+        except GitError:
+            paths = tuple(sorted(p for p in {*base.files, *head.files} if base.files.get(p) != head.files.get(p)))
+        if len(self._changes) >= 32:
+            self._changes.pop(next(iter(self._changes)))
+        self._changes[key] = paths
+        return paths
+
+    def pr_approvals(self, pr: PullRequest, base: Catalog, head: Catalog) -> tuple[list[str], ApprovalStatus]:
+        """The environments a pull request changes and what it still needs, by the base's rules."""
+        envs = affected_environments(base, head)
+        status = approval_status(base.config, envs, pr.reviews, pr.author, changed_paths=self.changed_paths(base, head))
+        return envs, status
+
     def pr_view(self, number: int) -> dict[str, Any]:
         pr = self.forge.get_pr(number)
         view: dict[str, Any] = {
@@ -320,12 +408,13 @@ class GitOps:
         }
         if pr.is_open:
             base, head = self.pr_catalogs(pr)
-            envs = affected_environments(base, head)
-            status = approval_status(base.config, envs, pr.reviews, pr.author)
+            envs, status = self.pr_approvals(pr, base, head)
             view["environments"] = envs
+            view["policy"] = list(status.policy)
             view["approvals"] = {
                 "met": status.met, "needed": dict(status.needed),
-                "by": sorted({p for people in status.have.values() for p in people}), "missing": list(status.missing),
+                "by": sorted({p for people in (*status.have.values(), status.policy_have) for p in people}),
+                "missing": list(status.missing),
             }
         else:
             view["approvals"] = {"by": sorted({r.person for r in pr.reviews if r.state == "approved"}), "missing": []}
@@ -353,7 +442,7 @@ class GitOps:
             elif check.state not in GREEN:
                 blockers.append(f"check {name} failed: {check.summary}")
         base, head = catalogs or self.pr_catalogs(pr)
-        status = approval_status(base.config, affected_environments(base, head), pr.reviews, pr.author)
+        _, status = self.pr_approvals(pr, base, head)
         blockers.extend(status.missing)
         return blockers
 
@@ -362,11 +451,23 @@ class GitOps:
         if not pr.is_open:
             raise Refusal(f"pull request #{number} is {pr.state}")
         catalogs = self.pr_catalogs(pr)
-        if actor.via != "bot" and catalogs[0].config.people.get(actor.name) is None:
-            raise Refusal(messages.not_known(actor.name))
+        base, head = catalogs
+        refusal = ""
+        if actor.via != "bot":  # the bot merges only what merge_blockers clears (auto_merge)
+            person = base.config.people.get(actor.name)
+            if person is None:
+                raise Refusal(messages.not_known(actor.name))
+            decision = merge_decision(
+                base.config, person, actor.name, number,
+                environments=affected_environments(base, head), changed_paths=self.changed_paths(base, head),
+            )
+            refusal = decision.reason
         blockers = self.merge_blockers(pr, catalogs)
         if blockers:
-            raise Refusal(f"cannot merge #{number} yet: " + "; ".join(blockers))
+            also = f"; and {refusal}" if refusal else ""
+            raise Refusal(f"cannot merge #{number} yet: " + "; ".join(blockers) + also)
+        if refusal:
+            raise Refusal(messages.refused(refusal))
         try:
             commit = self.forge.merge(number, message=f"Merge #{number}: {pr.title}\n\nMerged by {actor.name}.", expected_head=pr.head)
         except ForgeError as exc:

@@ -501,9 +501,6 @@ class SlackFace:
             log.exception("App Home for %s failed", user_id)
 
     def home_view(self, user_id: str, client: WebClient) -> dict[str, Any]:
-        from bot.deploy.plan import affected_environments
-        from bot.policy import approval_status
-
         catalog = self.catalog()
         person = self.person(client, user_id, catalog)
         if person is None:
@@ -517,15 +514,15 @@ class SlackFace:
             if pr.author == person.name:
                 continue
             base, head = self.ctx.gitops.pr_catalogs(pr)
-            envs = affected_environments(base, head)
-            status = approval_status(base.config, envs, pr.reviews, pr.author)
+            envs, status = self.ctx.gitops.pr_approvals(pr, base, head)
             short = [
                 e for e in envs
                 if len(status.have.get(e, ())) < status.needed.get(e, 0)
                 and person.name not in status.have.get(e, ())
                 and any(r in config.environments[e].approvers for r in person.roles if e in config.environments)
             ]
-            if short:
+            owner = any(r in config.policy.owners for r in person.roles)
+            if short or (status.policy and owner and person.name not in status.policy_have and len(status.policy_have) < config.policy.approvals):
                 pending.append({"number": pr.number, "title": pr.title, "author": pr.author, "url": pr.url, "missing": list(status.missing)})
         rows, envs = self.rows(catalog)
         return render.home(person=person.name, roles=person.roles, my_prs=mine, my_locks=locks, rows=rows, envs=envs, pending=pending)
