@@ -391,7 +391,9 @@ class GitOps:
     def pr_approvals(self, pr: PullRequest, base: Catalog, head: Catalog) -> tuple[list[str], ApprovalStatus]:
         """The environments a pull request changes and what it still needs, by the base's rules."""
         envs = affected_environments(base, head)
-        status = approval_status(base.config, envs, pr.reviews, pr.author, changed_paths=self.changed_paths(base, head))
+        status = approval_status(
+            base.config, envs, pr.reviews, pr.author, changed_paths=self.changed_paths(base, head), head=pr.head
+        )
         return envs, status
 
     def pr_view(self, number: int) -> dict[str, Any]:

@@ -130,9 +130,12 @@ def approval_status(
     author: str,
     *,
     changed_paths: Iterable[str],
+    head: str,
 ) -> ApprovalStatus:
     """What a pull request still needs, from plain data. `config` is the BASE branch's:
-    the rules that judge a pull request are never the ones it brings."""
+    the rules that judge a pull request are never the ones it brings. A policy owner's
+    approval counts for the commit it was given on (`head`), so a push after the review
+    cannot ride on it; "" means the reviews carry no commit."""
     last = latest_reviews(reviews)
     needed: dict[str, int] = {}
     have: dict[str, tuple[str, ...]] = {}
@@ -149,10 +152,14 @@ def approval_status(
     policy_have: tuple[str, ...] = ()
     if policy:
         rules = config.policy
-        policy_have = _approved_by(config, last, rules.owners, author)
+        given = _approved_by(config, last, rules.owners, author)
+        policy_have = tuple(n for n in given if not head or last[n].commit in ("", head))
         if len(policy_have) < rules.approvals:
             can = holders(config, rules.owners, besides=author)
-            missing.append(policy_messages.policy_missing(policy, rules.approvals, titles(rules.owners), len(policy_have), can))
+            stale = tuple(n for n in given if n not in policy_have)
+            missing.append(
+                policy_messages.policy_missing(policy, rules.approvals, titles(rules.owners), len(policy_have), can, stale)
+            )
     missing.extend(f"{name} requested changes" for name in blocked_by)
     return ApprovalStatus(not missing, needed, have, tuple(missing), policy, policy_have)
 

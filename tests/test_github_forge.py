@@ -166,7 +166,7 @@ def test_reviews_map_logins_to_people_and_bot_approvals_count(ctx: Any, world: G
     assert events == [("pull_request_review.submitted", {"number": 1, "person": "dev", "state": "approved"})]
     from bot.policy import approval_status
 
-    status = approval_status(ctx.gitops.catalog().config, ["prod"], pr.reviews, pr.author, changed_paths=["models/fraud/model.yaml"])
+    status = approval_status(ctx.gitops.catalog().config, ["prod"], pr.reviews, pr.author, changed_paths=["models/fraud/model.yaml"], head=pr.head)
     assert status.met and set(status.have["prod"]) == {"dev", "ops"}  # the stranger does not count
 
 

@@ -188,3 +188,31 @@ def test_pr_open_refuses_what_it_cannot_open(aimodel: Run, home: Path, tmp_path:
     assert f"it is already open as #{number}" in aimodel("pr", "open", "same", "--as", "ada", expect=1).err
     aimodel("pr", "close", str(number), "--as", "ada")
     assert "no such branch on the origin" in aimodel("pr", "open", "same", "--as", "ada", expect=1).err  # closing deleted it
+
+
+def test_a_push_after_the_owners_approval_needs_a_new_one(aimodel: Run, home: Path, tmp_path: Path) -> None:
+    """As when she pushes to her pull request on GitHub (synchronize): the owner approved the
+    harmless version; the allow-list she adds afterwards is not covered by that approval."""
+    from bot.app import Context
+    from bot.config import load_settings
+
+    def harmless(d: dict[str, object]) -> None:
+        d["notifications"]["prod_channel"] = "C0PROD"  # type: ignore[index]
+
+    push_branch(home, tmp_path, "ada/channel", _config_edit(harmless))
+    number = aimodel("pr", "open", "ada/channel", "--as", "ada", "--json").json["pr"]
+    aimodel("pr", "approve", str(number), "--as", "dev")
+    assert aimodel("pr", "show", str(number), "--json").json["approvals"]["missing"] == []
+    with Context(load_settings({"AIMODEL_HOME": str(home)})) as ctx:
+        pr = ctx.forge.get_pr(number)
+        text = ctx.workspace.read_file(pr.head, ".aimodel/config.yaml") or b""
+        data = yaml.safe_load(text)
+        _allow_os(data)
+        head = ctx.workspace.commit_change(pr.head, {".aimodel/config.yaml": yaml.safe_dump(data).encode()}, "and one more thing")
+        ctx.workspace.push(head, pr.branch)
+        ctx.forge.update_head(number, head)
+        ctx.jobs.drain()
+    refused = aimodel("pr", "merge", str(number), "--as", "dev", expect=1)
+    assert "has 0 (can approve: dev); dev approved an earlier commit: approve again" in refused.err
+    aimodel("pr", "approve", str(number), "--as", "dev")
+    aimodel("pr", "merge", str(number), "--as", "dev")

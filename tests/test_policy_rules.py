@@ -76,7 +76,7 @@ CASES = [
 
 @pytest.mark.parametrize(("what", "changed", "envs", "reviews", "author", "met", "missing"), CASES, ids=[c[0] for c in CASES])
 def test_approval_status(what: str, changed: list[str], envs: list[str], reviews: list[Review], author: str, met: bool, missing: str) -> None:
-    status = approval_status(BASE, envs, reviews, author, changed_paths=changed)
+    status = approval_status(BASE, envs, reviews, author, changed_paths=changed, head="")
     assert status.met is met, status.missing
     if missing:
         assert any(missing in line for line in status.missing), status.missing
@@ -91,13 +91,13 @@ def test_the_base_config_judges_not_the_one_the_pull_request_brings() -> None:
                            .replace("  owners: [devops-engineer]", "  owners: [data-scientist]"))
     base = parse_config(TEMPLATE_TEXT.replace("people: {}\n", PEOPLE + "  dora: {roles: [data-scientist]}\n"))
     reviews = _approved("dora")
-    assert approval_status(lowered, [], reviews, "ada", changed_paths=[".aimodel/config.yaml"]).met  # what she hoped
-    assert not approval_status(base, [], reviews, "ada", changed_paths=[".aimodel/config.yaml"]).met
+    assert approval_status(lowered, [], reviews, "ada", changed_paths=[".aimodel/config.yaml"], head="").met  # what she hoped
+    assert not approval_status(base, [], reviews, "ada", changed_paths=[".aimodel/config.yaml"], head="").met
 
 
 def test_nobody_to_approve_says_so() -> None:
     alone = parse_config(TEMPLATE_TEXT.replace("people: {}\n", "people:\n  ada: {roles: [data-scientist]}\n"))
-    status = approval_status(alone, [], [], "ada", changed_paths=["CODEOWNERS"])
+    status = approval_status(alone, [], [], "ada", changed_paths=["CODEOWNERS"], head="")
     assert "can approve: nobody listed in .aimodel/config.yaml holds that role" in status.missing[0]
 
 
@@ -171,3 +171,18 @@ def test_the_template_rules() -> None:
     assert (config.policy.owners, config.policy.approvals, config.policy.mergers) == (("devops-engineer",), 1, ("devops-engineer",))
     assert config.environments["prod"].mergers == ("devops-engineer",)
     assert config.environments["dev"].mergers == config.environments["test"].mergers == ("devops-engineer", "application-developer", "data-engineer")
+
+
+def test_a_policy_approval_counts_for_the_commit_it_was_given_on() -> None:
+    changed = [".aimodel/config.yaml"]
+    on_head = approval_status(BASE, [], [Review("dev", "approved", "c2")], "ada", changed_paths=changed, head="c2")
+    assert on_head.met and on_head.policy_have == ("dev",)
+    pushed_after = approval_status(BASE, [], [Review("dev", "approved", "c1")], "ada", changed_paths=changed, head="c2")
+    assert not pushed_after.met
+    assert pushed_after.missing == (
+        "policy change (.aimodel/config.yaml) needs 1 approval(s) from DevOps Engineer, not its author; "
+        "has 0 (can approve: dev, ops); dev approved an earlier commit: approve again",
+    )
+    # an environment's approvals are not bound to the commit (as before; GitHub's branch protection can dismiss them)
+    prod = approval_status(BASE, ["prod"], [Review("dev", "approved", "c1")], "ada", changed_paths=["models/f/model.yaml"], head="c2")
+    assert prod.met

@@ -778,7 +778,7 @@ class GitHubNotifier:
             changed = sorted(p for p in {*base.files, *head.files} if base.files.get(p) != head.files.get(p))
         envs = affected_environments(base, head)
         # the base branch's rules judge the pull request, never the ones it brings
-        status = approval_status(base.config, envs, pr.reviews, pr.author, changed_paths=changed)
+        status = approval_status(base.config, envs, pr.reviews, pr.author, changed_paths=changed, head=pr.head)
         by = sorted({p for people in (*status.have.values(), status.policy_have) for p in people})
         # who may give the approvals still missing, by GitHub login (CODEOWNERS' job, from the config)
         short: list[tuple[str, ...]] = []

@@ -14,10 +14,13 @@ def _paths(paths: Sequence[str], shown: int = 3) -> str:
     return listed + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
 
 
-def policy_missing(paths: Sequence[str], needed: int, titles: str, have: int, can: Sequence[str]) -> str:
+def policy_missing(
+    paths: Sequence[str], needed: int, titles: str, have: int, can: Sequence[str], stale: Sequence[str] = ()
+) -> str:
+    earlier = f"; {', '.join(stale)} approved an earlier commit: approve again" if stale else ""
     return (
         f"policy change ({_paths(paths)}) needs {needed} approval(s) from {titles}, not its author; "
-        f"has {have} (can approve: {_names(can)})"
+        f"has {have} (can approve: {_names(can)}){earlier}"
     )
 
 
