@@ -34,7 +34,7 @@ def push_branch(home: Path, tmp: Path, branch: str, edit: Edit, *, who: str = "a
     git("checkout", "--quiet", "-b", branch)
     edit(clone)
     git("add", "-A")
-    git("commit", "--quiet", "-m", f"{branch} by hand")
+    git("commit", "--quiet", "--allow-empty", "-m", f"{branch} by hand")
     git("push", "--quiet", "origin", branch)
     return git("rev-parse", "HEAD").strip()
 
@@ -98,7 +98,9 @@ def test_a_policy_change_needs_a_policy_owner(aimodel: Run, home: Path, tmp_path
     assert shown["checks"]["manifest"]["state"] == "success"  # the checks ran, as on the bot's own PRs
     waiting = f"policy change ({path}) needs 1 approval(s) from DevOps Engineer, not its author; has 0 (can approve: dev)"
     assert waiting in shown["approvals"]["missing"]
-    assert f"waiting: {waiting}" in aimodel("pr", "show", number).out
+    text = aimodel("pr", "show", number).out
+    assert f"waiting: {waiting}" in text
+    assert f"  policy    changes the rules ({path}): a policy owner must approve it" in text
 
     # her own merge: refused, saying what is missing and who may merge
     refused = aimodel("pr", "merge", number, "--as", "ada", expect=1)
@@ -184,6 +186,8 @@ def test_pr_open_refuses_what_it_cannot_open(aimodel: Run, home: Path, tmp_path:
     assert "usage" in aimodel("pr", "open", "--as", "ada", expect=2).err.lower()
     push_branch(home, tmp_path, "same", _readme)
     assert "is not listed in the manifest repository" in aimodel("pr", "open", "same", "--as", "mallory", expect=1).err
+    push_branch(home, tmp_path, "nothing", lambda root: None)
+    assert "it changes nothing against main" in aimodel("pr", "open", "nothing", "--as", "ada", expect=1).err
     number = aimodel("pr", "open", "same", "--as", "ada", "--json").json["pr"]
     assert f"it is already open as #{number}" in aimodel("pr", "open", "same", "--as", "ada", expect=1).err
     aimodel("pr", "close", str(number), "--as", "ada")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+import jsonschema
 import pytest
+import yaml
 
 from bot.init_repo import TEMPLATE
 from bot.manifests import ManifestError, Person, RepoConfig, parse_config
@@ -186,3 +190,13 @@ def test_a_policy_approval_counts_for_the_commit_it_was_given_on() -> None:
     # an environment's approvals are not bound to the commit (as before; GitHub's branch protection can dismiss them)
     prod = approval_status(BASE, ["prod"], [Review("dev", "approved", "c1")], "ada", changed_paths=["models/f/model.yaml"], head="c2")
     assert prod.met
+
+
+@pytest.mark.parametrize("snippet", ["policy:\n  approvals: 0\n", "policy:\n  owners: []\n", "environments:\n  prod:\n    mergers: [boss]\n"])
+def test_the_schema_refuses_what_the_parser_refuses(snippet: str) -> None:
+    schema = json.loads((TEMPLATE / "schemas" / "config.schema.json").read_text())
+    jsonschema.validate(yaml.safe_load(TEMPLATE_TEXT), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(yaml.safe_load(snippet), schema)
+    with pytest.raises(ManifestError):
+        parse_config(snippet)

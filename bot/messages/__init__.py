@@ -156,6 +156,10 @@ def pr_detail(pr: Mapping[str, Any]) -> str:
     ]
     if pr.get("environments"):
         lines.append(f"  changes   {', '.join(pr['environments'])}")
+    if pr.get("policy"):
+        from bot.messages.policy import policy_pr_note
+
+        lines.append(f"  policy    {policy_pr_note(pr['policy'])}")
     lines.append("  checks")
     if not pr["checks"]:
         lines.append("    (none yet)")
