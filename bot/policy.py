@@ -65,7 +65,8 @@ class Review:
 # owners' review, whatever environment it touches. Compared case-insensitively, as some
 # file systems and forges treat names.
 POLICY_PREFIXES = (".aimodel/", "schemas/", ".github/")
-POLICY_FILES = ("codeowners", "docs/codeowners")
+# the folders themselves too: a file or submodule put in a folder's place
+POLICY_FILES = ("codeowners", "docs/codeowners", ".aimodel", "schemas", ".github")
 
 
 def policy_paths(changed: Iterable[str]) -> tuple[str, ...]:

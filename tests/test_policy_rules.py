@@ -43,6 +43,8 @@ def _approved(*names: str) -> list[Review]:
         ("schemas/config.schema.json", True),
         (".AIMODEL/config.yaml", True),  # a case-insensitive file system reads it as the config
         ("codeowners", True),
+        (".aimodel", True),  # a file or a submodule in the folder's place
+        ("schemas", True),
         ("models/fraud/model.yaml", False),
         ("models/fraud/model.sig", False),
         ("apps/payments.yaml", False),
