@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote, unquote
 
 from bot import messages
 from bot.catalog import Catalog, ManifestCache, classify, load_catalog
@@ -220,11 +221,14 @@ class GitOps:
             raise refuse(f"it shares no history with {self.workspace.default_branch}") from None
         if not paths:
             raise refuse(f"it changes nothing against {self.workspace.default_branch}")
-        locks = branch_locks(paths)
+        # the branch is locked too, so two `pr open` at once make one pull request; quoted, as
+        # lock keys become file names ('/' and the '__' separator must not appear)
+        locks = ("branch:" + quote(branch, safe="").replace("_", "%5F"), *branch_locks(paths))
         held = self.locks.acquire(locks, actor.name)
         if held is not None:
             kind, _, name = held.key.partition(":")
-            raise Refusal(messages.locked({"model": "model", "app": "application", "dataset": "data set"}.get(kind, kind), name, held.pr, held.person))
+            kinds = {"model": "model", "app": "application", "dataset": "data set", "branch": "branch"}
+            raise Refusal(messages.locked(kinds.get(kind, kind), unquote(name), held.pr, held.person))
         try:
             pr = self.forge.open_pr(
                 branch=branch, head=head, title=title or f"changes from {branch}",

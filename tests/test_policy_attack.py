@@ -166,6 +166,8 @@ def test_a_hand_made_deploy_to_prod_is_held_like_the_bots(aimodel: Run, created:
     assert "prod needs 1 approval(s) from DevOps Engineer; has 0" in shown["approvals"]["missing"]
     # the model is locked by the hand-made PR, as by the bot's own
     assert f"locked by PR #{number}" in aimodel("update", "fraud", "--SLA", "accuracy>=0.8", "--as", "eve", expect=1).err
+    locks = {lock["key"]: lock["pr"] for lock in aimodel("status", "--json").json["locks"]}
+    assert locks == {"branch:ada%2Fprod": int(number), "model:fraud": int(number)}
     aimodel("pr", "approve", number, "--as", "dev")
     assert "(changes prod) is for DevOps Engineer: dev; ada is Data Scientist" in aimodel("pr", "merge", number, "--as", "ada", expect=1).err
     aimodel("pr", "merge", number, "--as", "dev")
