@@ -18,6 +18,7 @@ from bot.gitrepo import Workspace
 from bot.jobs import Jobs
 from bot.locks import FileLocks, Locks, RedisLocks
 from bot.notify import Notifier, NullNotifier
+from bot.sources import Guard
 
 log = logging.getLogger("aimodel")
 
@@ -49,9 +50,11 @@ class Context:
         if callable(bind):
             bind(self)  # a notifier that reads the repository config (Slack: the prod channel)
         self.cache_dir = home / "cache" / "artifacts"
+        # What no person's URI may reach: the bot's home and its signing key.
+        self.guard = Guard.of(home, settings.signing_key_path, local_forge=settings.forge_kind == "local")
         self.gitops = GitOps(
             forge, workspace, self.locks, cache=ManifestCache(home / "cache" / "manifests.json"),
-            describe_artifact=describe_artifact,
+            describe_artifact=describe_artifact, guard=self.guard,
         )
 
     def close(self) -> None:

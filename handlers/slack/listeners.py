@@ -417,15 +417,16 @@ class SlackFace:
             elif not v.get("label_column"):
                 errors["label_column"] = "a new data set needs the column that holds the right answer"
         if v.get("artifact"):
-            problem = self._artifact_problem(v["artifact"])
+            problem = self._artifact_problem(v["artifact"], catalog)
             if problem:
                 errors["artifact"] = problem
         else:
             errors["artifact"] = "give the model file's URI"
         return {k: e[:300] for k, e in errors.items()}
 
-    def _artifact_problem(self, uri: str) -> str:
-        future = self._checker.submit(describe_artifact, uri, "")
+    def _artifact_problem(self, uri: str, catalog: Catalog) -> str:
+        access = self.ctx.guard.for_person(catalog.config.sources, "slack")
+        future = self._checker.submit(describe_artifact, uri, "", access)
         try:
             future.result(timeout=ARTIFACT_CHECK_SECONDS)
         except ArtifactError as exc:
