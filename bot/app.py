@@ -8,6 +8,7 @@ import time
 from functools import cached_property
 from typing import Any
 
+from bot import redact
 from bot.catalog import ManifestCache
 from bot.checks.fetch import describe_artifact
 from bot.config import Settings
@@ -30,6 +31,7 @@ class NotInitialized(RuntimeError):
 class Context:
     def __init__(self, settings: Settings, *, forge: Forge | None = None, workspace: Workspace | None = None, notifier: Notifier | None = None) -> None:
         self.settings = settings
+        redact.install(settings)  # before anything can log or reply
         home = settings.home
         if forge is None:
             from bot.forges.local import LocalForge
@@ -88,7 +90,8 @@ class Context:
 
     def notify_pr(self, pr: PullRequest, kind: str, text: str, extra: dict[str, Any] | None = None) -> None:
         if self.notifier.enabled:
-            self.jobs.notify(kind, {"pr": pr.number, "title": pr.title, "url": pr.url, "text": text, "meta": pr.meta, **(extra or {})})
+            data = {"pr": pr.number, "title": pr.title, "url": pr.url, "text": text, "meta": pr.meta, **(extra or {})}
+            self.jobs.notify(kind, redact.redact_value(data))  # every notifier (Slack, GitHub comments) reads this
 
     def notify_checks(self, pr: PullRequest) -> None:
         from bot import messages

@@ -31,6 +31,7 @@ from bot.manifests import (
     manifest_path,
 )
 from bot.policy import Review, approval_status, authorize
+from bot.redact import redact
 from bot.sources import Access, Guard, SourceRefused
 
 Proposal = Create | Update | Deploy | Destroy
@@ -156,9 +157,9 @@ class GitOps:
             )
             self.workspace.push(head, branch)
             pushed = True
-            body = messages.pr_body(
+            body = redact(messages.pr_body(
                 verb=command.verb, who=actor.name, via=actor.via, reason=command.reason, summary=change.summary
-            )
+            ))
             pr_meta = {
                 "verb": command.verb,
                 "model": command.name,

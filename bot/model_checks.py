@@ -23,6 +23,7 @@ from bot.checks.pipeline import (
 from bot.gitops import Refusal
 from bot.manifests import AIModel
 from bot.policy import authorize
+from bot.redact import redact
 
 if TYPE_CHECKING:
     from bot.app import Context
@@ -32,7 +33,7 @@ Out = Callable[[str], None]
 
 
 def _print(text: str) -> None:
-    sys.stdout.write(text.rstrip("\n") + "\n")
+    sys.stdout.write(redact(text.rstrip("\n")) + "\n")
 
 
 def resolve_models(catalog: Catalog, target: str) -> list[AIModel]:

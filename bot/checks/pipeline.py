@@ -21,6 +21,7 @@ from bot.checks.fetch import ArtifactError, dataset_file, materialize
 from bot.checks.source_check import source_errors
 from bot.forges.base import CheckResult, PullRequest
 from bot.manifests import CONFIG_PATH, AIModel, RepoConfig, Sources
+from bot.redact import redact, redact_value
 
 if TYPE_CHECKING:
     from bot.app import Context
@@ -96,7 +97,7 @@ class Pipeline:
         details: str = "",
         annotations: Sequence[Mapping[str, Any]] = (),
     ) -> CheckResult:
-        check = CheckResult(name, state, summary, details, pr.head, tuple(annotations))
+        check = CheckResult(name, state, redact(summary), redact(details), pr.head, tuple(redact_value(dict(a)) for a in annotations))
         self.ctx.forge.set_check(pr.number, check)
         pr.checks[name] = check
         return check

@@ -96,6 +96,9 @@ class SlackFace:
         self._checker = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slack-artifact")
 
     def attach(self, app: App) -> None:
+        from handlers.slack.redaction import redacting_respond
+
+        app.use(redacting_respond)
         app.command("/aimodel")(ack=self.ack_command, lazy=[self.run_command])
         for action_id in (render.APPROVE, render.MERGE, render.CLOSE, render.VIEW):
             app.action(action_id)(ack=self.ack_action, lazy=[self.run_action])
