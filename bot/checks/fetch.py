@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -61,11 +62,11 @@ def open_checked(c: Canonical, access: Access, kind: str) -> ByteStream:
             fd = os.open(c.path, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
             raise ArtifactError(msg.source_unavailable(kind, c.uri)) from None
-        f = os.fdopen(fd, "rb")
-        if not os.path.isfile(c.path):
-            f.close()
-            raise ArtifactError(msg.is_folder(c.uri) if os.path.isdir(c.path) else msg.source_unavailable(kind, c.uri))
-        return f
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):  # a folder, a device, a pipe: never read
+            os.close(fd)
+            raise ArtifactError(msg.is_folder(c.uri) if stat.S_ISDIR(mode) else msg.source_unavailable(kind, c.uri))
+        return os.fdopen(fd, "rb")
     try:
         if c.scheme in ("http", "https"):
             return netguard.open_http(c.uri, access.sources.protocols, access.sources.private_hosts)
