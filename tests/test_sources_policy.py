@@ -170,3 +170,36 @@ def test_installed_redactor_masks_log_records_and_tracebacks(tmp_path: Path) -> 
     out = stream.getvalue()
     assert "ghp_redactme0123456789" not in out
     assert "calling with [redacted]" in out and "RuntimeError: bad credentials [redacted]" in out
+
+
+def test_the_connection_goes_to_the_checked_address_not_a_second_lookup() -> None:
+    """`rebind.invalid` never resolves through the system; the checked answer (a real local
+    server, allowed by name) is where the request goes, so a DNS answer that changes after the
+    check (rebinding) cannot redirect the connection."""
+    import http.server
+    import threading
+
+    from bot.netguard import open_http
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = f"host={self.headers.get('Host')}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        with open_http(f"http://rebind.invalid:{port}/m", ("http",), ("rebind.invalid",), lambda h, p: ["127.0.0.1"]) as body:
+            assert body.read() == f"host=rebind.invalid:{port}".encode()  # the name kept for Host
+        with pytest.raises(SourceRefused, match="loopback"):
+            open_http(f"http://rebind.invalid:{port}/m", ("http",), (), lambda h, p: ["127.0.0.1"])
+    finally:
+        server.shutdown()
+        server.server_close()
