@@ -97,20 +97,20 @@ def decide(c: Canonical, kind: str, sources: Sources, reader: Reader) -> Decisio
 
 def _no_dotdot(path: str) -> None:
     if ".." in path.split("/"):
-        raise SourceRefused("`..` is not allowed in a URI; give the path without it")
+        raise SourceRefused(messages.uri_dotdot())
 
 
 def canonical(uri: str, cwd: Path | None = None) -> Canonical:
     """The one spelling of a URI that the checks compare. Raises SourceRefused."""
     text = uri.strip()
     if not text or any(ord(ch) < 32 for ch in text):
-        raise SourceRefused("the URI is empty or holds control characters")
+        raise SourceRefused(messages.uri_empty())
     if "::" in text:
-        raise SourceRefused("chained protocols (a::b) are not allowed; give one URI")
+        raise SourceRefused(messages.uri_chained())
     match = _SCHEME.match(text)
     if match is None:
         if ":" in text.split("/", 1)[0]:
-            raise SourceRefused(f"{text!r} is not a path or a URI of the form protocol://...")
+            raise SourceRefused(messages.uri_malformed(text))
         _no_dotdot(text)
         path = Path(os.path.expanduser(text))
         return _local(str((cwd or Path.cwd()) / path))
@@ -118,20 +118,20 @@ def canonical(uri: str, cwd: Path | None = None) -> Canonical:
     parts = urlsplit(text)
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
-            raise SourceRefused("file:// URIs name this machine only (file:///path)")
+            raise SourceRefused(messages.uri_file_host())
         path_text = unquote(parts.path)
         _no_dotdot(path_text)
         if parts.query or parts.fragment:
-            raise SourceRefused("a file:// URI has no ?query or #fragment")
+            raise SourceRefused(messages.uri_file_query())
         return _local(path_text)
     if "@" in parts.netloc:
-        raise SourceRefused("a URI with user@ in it is not allowed; configure credentials instead")
+        raise SourceRefused(messages.uri_userinfo())
     _no_dotdot(unquote(parts.path))
     try:
         host = (parts.hostname or "").lower()
         port = parts.port
     except ValueError:
-        raise SourceRefused(f"{text!r} has an invalid host or port") from None
+        raise SourceRefused(messages.uri_bad_port(text)) from None
     netloc = host + (f":{port}" if port is not None else "")
     rebuilt = f"{scheme}://{netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
     return Canonical(rebuilt, scheme, host, parts.path)
@@ -139,7 +139,7 @@ def canonical(uri: str, cwd: Path | None = None) -> Canonical:
 
 def _local(path: str) -> Canonical:
     if not os.path.isabs(path):
-        raise SourceRefused("a file:// URI needs an absolute path")
+        raise SourceRefused(messages.uri_relative_file())
     real = os.path.realpath(path)  # symlinks resolved: a link cannot lead out of a source
     return Canonical(Path(real).as_uri(), "file", "", real)
 
@@ -219,7 +219,3 @@ class Guard:
         (never the forbidden ones)."""
         own = ("/",) if self.local_forge else ()
         return Access(sources, Reader(self.forbidden, own))
-
-
-def unavailable(kind: str, uri: str) -> str:
-    return messages.source_unavailable(kind, uri)

@@ -58,5 +58,39 @@ def digest_mismatch(uri: str, pinned: str) -> str:
     return f"artifact {uri} does not have the sha256 {pinned[:12]}… the manifest pins"
 
 
-def source_problem(field: str, reason: str) -> str:
-    return f"{field}: {reason}"
+
+
+def uri_dotdot() -> str:
+    return "`..` is not allowed in a URI; give the path without it"
+
+
+def uri_empty() -> str:
+    return "the URI is empty or holds control characters"
+
+
+def uri_chained() -> str:
+    return "chained protocols (a::b) are not allowed; give one URI"
+
+
+def uri_malformed(text: str) -> str:
+    return f"{text!r} is not a path or a URI of the form protocol://..."
+
+
+def uri_file_host() -> str:
+    return "file:// URIs name this machine only (file:///path)"
+
+
+def uri_file_query() -> str:
+    return "a file:// URI has no ?query or #fragment"
+
+
+def uri_userinfo() -> str:
+    return "a URI with user@ in it is not allowed; configure credentials instead"
+
+
+def uri_bad_port(text: str) -> str:
+    return f"{text!r} has an invalid host or port"
+
+
+def uri_relative_file() -> str:
+    return "a file:// URI needs an absolute path"
