@@ -52,8 +52,7 @@ class Context:
         if callable(bind):
             bind(self)  # a notifier that reads the repository config (Slack: the prod channel)
         self.cache_dir = home / "cache" / "artifacts"
-        # What no person's URI may reach: the bot's home and its signing key.
-        self.guard = Guard.of(home, settings.signing_key_path, local_forge=settings.forge_kind == "local")
+        self.guard = Guard.from_settings(settings)  # what no person's URI may reach
         self.gitops = GitOps(
             forge, workspace, self.locks, cache=ManifestCache(home / "cache" / "manifests.json"),
             describe_artifact=describe_artifact, guard=self.guard,

@@ -203,3 +203,18 @@ def test_the_connection_goes_to_the_checked_address_not_a_second_lookup() -> Non
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_credential_files_of_the_process_are_forbidden(tmp_path: Path) -> None:
+    from bot.sources import Guard
+
+    creds, app_key = tmp_path / "gcp.json", tmp_path / "app.pem"
+    env = {"AIMODEL_HOME": str(tmp_path / "home"), "AIMODEL_REPO": "acme/models", "GITHUB_APP_ID": "1",
+           "GITHUB_APP_PRIVATE_KEY": str(app_key), "GOOGLE_APPLICATION_CREDENTIALS": str(creds)}
+    guard = Guard.from_settings(load_settings(env), env)
+    everything = Sources(artifacts=("file:///",), datasets=("file:///",))
+    access = guard.for_person(everything, "slack")
+    for path in (creds, app_key, tmp_path / "home" / "keys" / "signing.pem", Path("/run/secrets/db")):
+        with pytest.raises(SourceRefused, match="does not exist or is not in an allowed source"):
+            access.admit(str(path), "artifact")
+    assert access.admit(str(tmp_path / "model.onnx"), "artifact").path == str((tmp_path / "model.onnx").resolve())
