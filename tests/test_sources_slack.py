@@ -9,6 +9,9 @@ an allowed source (as a team's bucket would be).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,7 @@ from tests.standins.slack_api import SlackStandIn
 
 CHANNEL = "C0MODELS"
 AWS_SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSLACKSIDE"
+HF_TOKEN = "hf_column_shaped_secret_0123456789"  # spelled like a CSV column name
 UNAVAILABLE = "does not exist or is not in an allowed source"
 
 
@@ -52,10 +56,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     h.init_home(home, sources=[files])
     linear_classifier(files / "fraud.onnx")
     write_csv(files / "tx.csv", rows=100, right=95)
+    (files / "leaky.csv").write_text(f"{HF_TOKEN},label\n0.1,1\n")
     (files / "innocent.onnx").symlink_to(home / "keys" / "signing.pem")
     with SlackStandIn() as slack, Listener() as listener:
         slack.add_bot_token(h.TOKEN)
-        env = h.server_env(home, slack, AWS_SECRET_ACCESS_KEY=AWS_SECRET)
+        env = h.server_env(home, slack, AWS_SECRET_ACCESS_KEY=AWS_SECRET, HF_TOKEN=HF_TOKEN)
         web = h.WebProcess(home, env, tmp / "web.log").start()
         try:
             yield Served(slack, web, home, files, listener, [])
@@ -123,18 +128,33 @@ def test_the_allowed_folder_works_and_no_secret_ever_left_the_bot(served: Served
     text = served.command(f"create fraud --app payments --dataset tx --artifact {served.files}/fraud.onnx "
                           f"--dataset-uri {served.files}/tx.csv --label-column label --SLA accuracy>=0.9")
     assert "Opened pull request #1" in text, text
-    h.wait_until(lambda: "validate" in h.texts(_thread(served)), timeout=90, what="checks in the thread")
+    h.wait_until(lambda: "validate" in h.texts(_thread(served, 1)), timeout=90, what="checks in the thread")
+    # A data set of the allowed folder whose header is the value of a secret of the web process:
+    # registered without an SLA (so it merges), then measured from Slack by name.
+    text = served.command(f"create leaky --app mail --dataset leaky --artifact {served.files}/fraud.onnx "
+                          f"--dataset-uri {served.files}/leaky.csv --label-column nope")
+    assert "Opened pull request #2" in text, text
+    h.wait_until(lambda: "sign" in h.texts(_thread(served, 2)), timeout=90, what="checks of #2 in the thread")
+    _cli(served.home, "pr", "merge", "2", "--as", "alice")
+    text = served.command("validate leaky --SLA accuracy>=0.9")
+    assert "cannot measure" in text, text
     # Everything the bot sent to Slack over this module: Web API calls and response_url posts.
     sent = json.dumps([c.params for c in served.slack.calls()]) + json.dumps([served.slack.responses(u) for u in served.response_urls])
     log = served.web.log_text()
-    assert "/aimodel create" in sent or "Opened pull request" in sent  # the record is not empty
-    for secret in (h.SECRET, h.TOKEN, AWS_SECRET):
+    assert "Opened pull request #2" in sent  # the record is not empty
+    for secret in (h.SECRET, h.TOKEN, AWS_SECRET, HF_TOKEN):
         assert secret not in sent
         assert secret not in log
 
 
-def _thread(s: Served) -> list[dict[str, Any]]:
-    parents = [m for m in s.slack.messages(CHANNEL) if m.get("text", "").startswith("Pull request #1:")]
+def _cli(home: Path, *argv: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AIMODEL_", "REDIS_"))}
+    env["AIMODEL_HOME"] = str(home)
+    subprocess.run([sys.executable, "-m", "bot.cli", *argv], env=env, cwd=h.ROOT, check=True, capture_output=True)
+
+
+def _thread(s: Served, number: int) -> list[dict[str, Any]]:
+    parents = [m for m in s.slack.messages(CHANNEL) if m.get("text", "").startswith(f"Pull request #{number}:")]
     if not parents:
         return []
     return s.slack.thread(CHANNEL, parents[0]["ts"])
