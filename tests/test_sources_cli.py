@@ -265,3 +265,18 @@ def test_redirects_to_an_internal_address_are_not_followed(model_files: ModelFil
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_fifo_or_device_in_ones_own_folder_is_refused_without_hanging(
+    aimodel: Run, home: Path, model_files: ModelFiles, listener: Listener, tmp_path: Path
+) -> None:
+    import os
+
+    fifo = tmp_path / "files" / "pipe.onnx"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    argv = [*CREATE, "--artifact", str(fifo), "--dataset-uri", str(model_files.data), "--label-column", "label"]
+    _assert_refused(aimodel, home, argv, UNAVAILABLE, listener)
+    argv = [*CREATE, "--artifact", str(model_files.onnx), "--dataset-uri", str(fifo), "--label-column", "label", "--SLA", "accuracy>=0.9"]
+    aimodel(*argv, "--as", "ada")  # a data set is only admitted at propose; the validate check finds the pipe
+    checks = aimodel("pr", "show", "1", "--json").json["checks"]
+    assert checks["validate"]["state"] == "failure" and UNAVAILABLE in checks["validate"]["summary"], checks["validate"]

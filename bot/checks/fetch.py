@@ -59,7 +59,8 @@ def open_checked(c: Canonical, access: Access, kind: str) -> ByteStream:
     """Open an admitted URI. A missing local file reads like a refused one."""
     if c.local:
         try:
-            fd = os.open(c.path, os.O_RDONLY | os.O_NOFOLLOW)
+            # NOFOLLOW: a link swapped in after the check is not followed; NONBLOCK: a FIFO does not hang us
+            fd = os.open(c.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             raise ArtifactError(msg.source_unavailable(kind, c.uri)) from None
         mode = os.fstat(fd).st_mode
