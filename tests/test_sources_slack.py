@@ -90,29 +90,48 @@ ATTACKS = ["proc-environ", "signing-key", "symlink-to-key", "dot-dot", "etc-pass
            "webhdfs", "http", "https", "own-home-is-not-slacks"]
 
 
-def _no_pr(s: Served) -> None:
+def _prs(s: Served) -> int:
     prs = s.home / "forge" / "prs"
-    assert not prs.exists() or not any(prs.iterdir())
+    return len(list(prs.iterdir())) if prs.exists() else 0
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_a_slack_artifact_uri_from_the_attack_list_is_refused(served: Served, attack: str) -> None:
     uri, message = _attacks(served)[attack]
+    before = _prs(served)
     text = served.command(f"create fraud --app payments --dataset tx --artifact {uri} "
                           f"--dataset-uri {served.files}/tx.csv --label-column label")
     assert message in text, text
     assert not served.listener.connected()  # asked after the refusal arrived
-    _no_pr(served)
+    assert _prs(served) == before
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_a_slack_dataset_uri_from_the_attack_list_is_refused(served: Served, attack: str) -> None:
     uri, message = _attacks(served)[attack]
+    before = _prs(served)
     text = served.command(f"create fraud --app payments --dataset tx --artifact {served.files}/fraud.onnx "
                           f"--dataset-uri {uri} --label-column nope")
     assert message.replace("artifact", "data set") in text, text
     assert not served.listener.connected()
-    _no_pr(served)
+    assert _prs(served) == before
+
+
+@pytest.mark.parametrize("attack", ["proc-environ", "symlink-to-key", "chained", "http", "etc-shadow"])
+def test_the_create_form_checks_the_artifact_uri_against_the_sources(served: Served, attack: str) -> None:
+    uri, message = _attacks(served)[attack]
+    before = _prs(served)
+    values = {"name": "formed", "app": "forms", "dataset": "tx", "dataset_uri": f"{served.files}/tx.csv",
+              "label_column": "label", "artifact": uri}
+    submit = served.slack.view_submission(
+        "create_model", {k: {"value": {"type": "plain_text_input", "value": v}} for k, v in values.items()},
+        json.dumps({"channel": CHANNEL, "user": "U0ALICE"}), user_id="U0ALICE",
+    )
+    answer = h.post(served.web, submit).json()
+    assert answer["response_action"] == "errors" and set(answer["errors"]) == {"artifact"}, answer
+    assert message in answer["errors"]["artifact"]
+    assert not served.listener.connected()
+    assert _prs(served) == before
 
 
 def test_from_slack_existing_and_missing_paths_outside_the_sources_read_the_same(served: Served) -> None:
