@@ -32,7 +32,7 @@ from bot.manifests import (
 )
 from bot.policy import Review, approval_status, authorize
 from bot.redact import redact
-from bot.sources import Access, Guard, SourceRefused
+from bot.sources import Access, Guard, SourceRefused, vetted_key
 
 Proposal = Create | Update | Deploy | Destroy
 REQUIRED_CHECKS = ("manifest", "scan", "validate", "sign")
@@ -68,7 +68,7 @@ class Change:
     title: str
     summary: tuple[str, ...]
     models: tuple[str, ...] = ()
-    vetted: tuple[str, ...] = ()  # canonical URIs admitted for this person (the worker re-checks them)
+    vetted: tuple[str, ...] = ()  # vetted_key()s admitted for this person (the worker re-checks them)
 
 
 @dataclass
@@ -208,7 +208,7 @@ class GitOps:
         summary = []
         access = self._access(catalog, actor)
         artifact = self._describe(c.artifact, c.format, access)
-        vetted = [artifact.uri]
+        vetted = [vetted_key("artifact", artifact.uri)]
         dataset = catalog.datasets.get(c.dataset)
         if dataset is None:
             if not c.dataset_uri:
@@ -220,7 +220,7 @@ class GitOps:
                 dataset_uri = access.admit(c.dataset_uri, "dataset").uri
             except SourceRefused as exc:
                 raise Refusal(str(exc)) from None
-            vetted.append(dataset_uri)
+            vetted.append(vetted_key("dataset", dataset_uri))
             dataset = Dataset(name=c.dataset, uri=dataset_uri, label_column=c.label_column, owner=actor.name)
             dataset = replace(dataset, path=manifest_path("Dataset", c.dataset))
             files[dataset.path] = _yaml(dataset)
@@ -282,7 +282,7 @@ class GitOps:
                 files[app.path] = _yaml(replace(app, models={**app.models, c.name: version}))
                 locks.append(f"app:{app.name}")
                 summary.append(f"re-pins application `{app.name}` to `{c.name}` {version} (updated together)")
-        vetted = (artifact.uri,) if c.artifact else ()
+        vetted = (vetted_key("artifact", artifact.uri),) if c.artifact else ()
         return Change(files, tuple(locks), f"update {c.name} {model.version} -> {version}", tuple(summary), (c.name,), vetted)
 
     def _deploy(self, c: Deploy, catalog: Catalog) -> Change:

@@ -53,8 +53,9 @@ class Reader:
     """Who reads, and what they may read beside the configured sources.
 
     own_folders: canonical local folders the reader may also use (the CLI on the embedded
-    default: the person's working folder and home). vetted: canonical URIs the bot itself
-    admitted when it opened this pull request. forbidden: canonical paths never readable.
+    default: the person's working folder and home). vetted: `vetted_key(kind, uri)` of canonical
+    URIs already admitted for that kind (an artifact's URI does not vouch for a data set).
+    forbidden: canonical paths never readable.
     """
 
     forbidden: tuple[str, ...] = ()
@@ -66,6 +67,10 @@ class Reader:
 class Decision:
     allowed: bool
     reason: str = ""
+
+
+def vetted_key(kind: str, uri: str) -> str:
+    return f"{kind} {uri}"
 
 
 def _under(path: str, folder: str) -> bool:
@@ -87,7 +92,7 @@ def decide(c: Canonical, kind: str, sources: Sources, reader: Reader) -> Decisio
             return Decision(False, "forbidden")
         if any(_under(c.path, f) for f in reader.own_folders):
             return Decision(True)
-    if c.uri in reader.vetted:
+    if vetted_key(kind, c.uri) in reader.vetted:
         return Decision(True)
     prefixes = sources.artifacts if kind == "artifact" else sources.datasets
     if any(_prefix_matches(c.uri, p) for p in prefixes):
@@ -219,7 +224,8 @@ class Guard:
     def for_pr(self, sources: Sources, meta: Mapping[str, object] | None, on_base: Iterable[str] = ()) -> Access:
         """The worker reading a pull request's manifests: the configured sources; on the embedded
         default also the URIs the bot itself admitted for a CLI person when it opened the pull
-        request, and those already on the base branch (they passed their own pull request)."""
+        request, and those already on the base branch (they passed their own pull request).
+        on_base and meta["vetted_sources"] hold `vetted_key(kind, uri)` strings."""
         vetted: frozenset[str] = frozenset()
         listed = (meta or {}).get("vetted_sources")
         if self.local_forge:

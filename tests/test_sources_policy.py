@@ -13,7 +13,7 @@ from bot.config import load_settings
 from bot.manifests import ManifestError, Sources, parse_config
 from bot.netguard import check_host, is_public
 from bot.redact import MASK, install, redact, secrets_of
-from bot.sources import Canonical, Reader, SourceRefused, canonical, decide
+from bot.sources import Canonical, Reader, SourceRefused, canonical, decide, vetted_key
 
 TEAM = Sources(artifacts=("s3://team-models/", "https://models.example.com/releases", "file:///srv/models/"),
                datasets=("s3://team-data/",))
@@ -55,11 +55,12 @@ def test_forbidden_paths_win_over_any_source_and_any_own_folder() -> None:
 
 
 def test_own_folders_and_vetted_uris() -> None:
-    reader = Reader(own_folders=("/home/ada",), vetted=frozenset({"file:///tmp/x/m.onnx"}))
+    reader = Reader(own_folders=("/home/ada",), vetted=frozenset({vetted_key("artifact", "file:///tmp/x/m.onnx")}))
     assert decide(_c("/home/ada/m.onnx"), "artifact", Sources(), reader).allowed
     assert not decide(_c("/home/adam/m.onnx"), "artifact", Sources(), reader).allowed
     assert decide(_c("/tmp/x/m.onnx"), "artifact", Sources(), reader).allowed
     assert not decide(_c("/tmp/x/other.onnx"), "artifact", Sources(), reader).allowed
+    assert not decide(_c("/tmp/x/m.onnx"), "dataset", Sources(), reader).allowed  # vetted as an artifact only
     no_file = Sources(protocols=("s3",))
     assert not decide(_c("/home/ada/m.onnx"), "artifact", no_file, reader).allowed  # file not allowed at all
 

@@ -22,6 +22,7 @@ from bot.checks.source_check import source_errors
 from bot.forges.base import CheckResult, PullRequest
 from bot.manifests import CONFIG_PATH, AIModel, RepoConfig, Sources
 from bot.redact import redact, redact_value
+from bot.sources import vetted_key
 
 if TYPE_CHECKING:
     from bot.app import Context
@@ -114,7 +115,8 @@ class Pipeline:
             self._report(pr, name, "pending", "waiting")
         base, catalog = ctx.gitops.pr_catalogs(pr)
         # Sources come from the base branch, like every other trust decision.
-        on_base = [m.artifact.uri for m in base.models.values()] + [d.uri for d in base.datasets.values()]
+        on_base = [vetted_key("artifact", m.artifact.uri) for m in base.models.values()]
+        on_base += [vetted_key("dataset", d.uri) for d in base.datasets.values()]
         self._access = ctx.guard.for_pr(base.config.sources, pr.meta, on_base)
         errors = [*catalog.all_errors(), *source_errors(base, catalog, self._access)]
         if errors:
