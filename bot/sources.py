@@ -158,7 +158,9 @@ def canonical_folder(prefix: str) -> str:
         return Path(os.path.realpath(prefix)).as_uri()
     if prefix.startswith(("file://", "FILE://")):
         return Path(os.path.realpath(unquote(urlsplit(prefix).path) or "/")).as_uri()
-    return prefix
+    scheme, sep, rest = prefix.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme.lower()}{sep}{host.lower()}{slash}{path}"  # as canonical() spells a URI
 
 
 def resolved_sources(sources: Sources) -> Sources:

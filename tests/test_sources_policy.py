@@ -13,9 +13,17 @@ from bot.config import load_settings
 from bot.manifests import ManifestError, Sources, parse_config
 from bot.netguard import check_host, is_public
 from bot.redact import MASK, install, redact, secrets_of
-from bot.sources import Canonical, Reader, SourceRefused, canonical, decide, vetted_key
+from bot.sources import (
+    Canonical,
+    Reader,
+    SourceRefused,
+    canonical,
+    decide,
+    resolved_sources,
+    vetted_key,
+)
 
-TEAM = Sources(artifacts=("s3://team-models/", "https://models.example.com/releases", "file:///srv/models/"),
+TEAM = Sources(artifacts=("s3://team-models/", "HTTPS://Models.Example.com/releases", "file:///srv/models/"),
                datasets=("s3://team-data/",))
 
 
@@ -42,7 +50,7 @@ def _c(uri: str) -> Canonical:
     ],
 )
 def test_decide_matches_prefixes_as_folders(uri: str, kind: str, allowed: bool) -> None:
-    assert decide(_c(uri), kind, TEAM, Reader()).allowed is allowed
+    assert decide(_c(uri), kind, resolved_sources(TEAM), Reader()).allowed is allowed
 
 
 def test_forbidden_paths_win_over_any_source_and_any_own_folder() -> None:
