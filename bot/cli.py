@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import commands as c
 from bot import messages
+from bot.redact import redact
 from bot.views import pr_row
 
 if TYPE_CHECKING:
@@ -24,15 +25,15 @@ if TYPE_CHECKING:
 
 
 def _out(text: str) -> None:
-    sys.stdout.write(text.rstrip("\n") + "\n")
+    sys.stdout.write(redact(text.rstrip("\n")) + "\n")
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.write(redact(text.rstrip("\n")) + "\n")
 
 
 def _json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.write(redact(json.dumps(value, indent=2, sort_keys=True, default=str)) + "\n")
 
 
 class _Fail(Exception):

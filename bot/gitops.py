@@ -33,6 +33,8 @@ from bot.manifests import (
 )
 from bot.messages import policy as policy_messages
 from bot.policy import ApprovalStatus, Review, approval_status, authorize, merge_decision
+from bot.redact import redact
+from bot.sources import Access, Guard, SourceRefused, vetted_key
 
 Proposal = Create | Update | Deploy | Destroy
 REQUIRED_CHECKS = ("manifest", "scan", "validate", "sign")
@@ -68,6 +70,7 @@ class Change:
     title: str
     summary: tuple[str, ...]
     models: tuple[str, ...] = ()
+    vetted: tuple[str, ...] = ()  # vetted_key()s admitted for this person (the worker re-checks them)
 
 
 @dataclass
@@ -76,7 +79,7 @@ class Opened:
     change: Change
 
 
-ArtifactInfo = Any  # callable (uri, declared_format) -> Artifact; injected so tests use real files
+ArtifactInfo = Any  # callable (uri, declared_format, access) -> Artifact; injected so tests use real files
 
 
 def _bump(version: str) -> str | None:
@@ -122,12 +125,14 @@ class GitOps:
         *,
         cache: ManifestCache | None = None,
         describe_artifact: ArtifactInfo,
+        guard: Guard | None = None,
     ) -> None:
         self.forge = forge
         self.workspace = workspace
         self.locks = locks
         self.cache = cache
         self.describe_artifact = describe_artifact
+        self.guard = guard or Guard()
         self._catalogs: dict[str, Catalog] = {}  # commit -> catalog; a commit never changes
         self._changes: dict[tuple[str, str], tuple[str, ...]] = {}  # (base, head) -> changed paths
 
@@ -177,15 +182,16 @@ class GitOps:
             )
             self.workspace.push(head, branch)
             pushed = True
-            body = messages.pr_body(
+            body = redact(messages.pr_body(
                 verb=command.verb, who=actor.name, via=actor.via, reason=command.reason, summary=change.summary
-            )
+            ))
             pr_meta = {
                 "verb": command.verb,
                 "model": command.name,
                 "models": list(change.models),
                 "locks": list(change.locks),
                 "via": actor.via,
+                "vetted_sources": list(change.vetted),
                 **(meta or {}),
             }
             pr = self.forge.open_pr(branch=branch, head=head, title=change.title, body=body, author=actor.name, meta=pr_meta)
@@ -246,7 +252,7 @@ class GitOps:
         if isinstance(command, Create):
             return self._create(command, catalog, actor)
         if isinstance(command, Update):
-            return self._update(command, catalog)
+            return self._update(command, catalog, actor)
         if isinstance(command, Deploy):
             return self._deploy(command, catalog)
         return self._destroy(command, catalog)
@@ -257,13 +263,22 @@ class GitOps:
             raise Refusal(f"there is no model {name!r}; `list` shows the models")
         return model
 
+    def _access(self, catalog: Catalog, actor: Actor) -> Access:
+        return self.guard.for_person(catalog.config.sources, actor.via)
+
+    def _describe(self, uri: str, fmt: str, access: Access) -> Artifact:
+        artifact: Artifact = self.describe_artifact(uri, fmt, access)
+        return artifact
+
     def _create(self, c: Create, catalog: Catalog, actor: Actor) -> Change:
         if c.name in catalog.models:
             raise Refusal(f"model {c.name!r} already exists (version {catalog.models[c.name].version}); use update to change it")
         files: dict[str, bytes | None] = {}
         locks = [f"model:{c.name}", f"app:{c.app}"]
         summary = []
-        artifact: Artifact = self.describe_artifact(c.artifact, c.format)
+        access = self._access(catalog, actor)
+        artifact = self._describe(c.artifact, c.format, access)
+        vetted = [vetted_key("artifact", artifact.uri)]
         dataset = catalog.datasets.get(c.dataset)
         if dataset is None:
             if not c.dataset_uri:
@@ -271,11 +286,16 @@ class GitOps:
                     f"data set {c.dataset!r} does not exist; add it in the same pull request with "
                     "--dataset-uri URI --label-column COLUMN"
                 )
-            dataset = Dataset(name=c.dataset, uri=c.dataset_uri, label_column=c.label_column, owner=actor.name)
+            try:  # admitted only: the validate check reads it
+                dataset_uri = access.admit(c.dataset_uri, "dataset").uri
+            except SourceRefused as exc:
+                raise Refusal(str(exc)) from None
+            vetted.append(vetted_key("dataset", dataset_uri))
+            dataset = Dataset(name=c.dataset, uri=dataset_uri, label_column=c.label_column, owner=actor.name)
             dataset = replace(dataset, path=manifest_path("Dataset", c.dataset))
             files[dataset.path] = _yaml(dataset)
             locks.append(f"dataset:{c.dataset}")
-            summary.append(f"adds data set `{c.dataset}` ({c.dataset_uri}, label column `{c.label_column}`)")
+            summary.append(f"adds data set `{c.dataset}` ({dataset_uri}, label column `{c.label_column}`)")
         model = AIModel(
             name=c.name, version=c.version, owner=actor.name, application=c.app, dataset=c.dataset,
             artifact=artifact, sla=c.sla, path=manifest_path("AIModel", c.name),
@@ -292,13 +312,13 @@ class GitOps:
             app = replace(app, models={**app.models, c.name: c.version})
             summary.append(f"pins `{c.name}` {c.version} in application `{c.app}`")
         files[app.path] = _yaml(app)
-        return Change(files, tuple(locks), f"create {c.name} {c.version} for {c.app}", tuple(summary), (c.name,))
+        return Change(files, tuple(locks), f"create {c.name} {c.version} for {c.app}", tuple(summary), (c.name,), tuple(vetted))
 
-    def _update(self, c: Update, catalog: Catalog) -> Change:
+    def _update(self, c: Update, catalog: Catalog, actor: Actor) -> Change:
         model = self._existing(catalog, c.name)
         artifact = model.artifact
         if c.artifact:
-            artifact = self.describe_artifact(c.artifact, "")
+            artifact = self._describe(c.artifact, "", self._access(catalog, actor))
         changed_bytes = artifact.sha256 != model.artifact.sha256
         version = c.version or model.version
         if not c.version and changed_bytes:
@@ -332,7 +352,8 @@ class GitOps:
                 files[app.path] = _yaml(replace(app, models={**app.models, c.name: version}))
                 locks.append(f"app:{app.name}")
                 summary.append(f"re-pins application `{app.name}` to `{c.name}` {version} (updated together)")
-        return Change(files, tuple(locks), f"update {c.name} {model.version} -> {version}", tuple(summary), (c.name,))
+        vetted = (vetted_key("artifact", artifact.uri),) if c.artifact else ()
+        return Change(files, tuple(locks), f"update {c.name} {model.version} -> {version}", tuple(summary), (c.name,), vetted)
 
     def _deploy(self, c: Deploy, catalog: Catalog) -> Change:
         model = self._existing(catalog, c.name)

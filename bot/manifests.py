@@ -146,6 +146,46 @@ class PolicyRules:
     mergers: tuple[str, ...] = ("devops-engineer",)
 
 
+# --------------------------------------------------------------------------- sources (where bytes may come from)
+
+DEFAULT_PROTOCOLS = ("file", "s3", "gs", "https")
+# fsspec protocols that wrap, cache or alias another file system: a URI through them escapes
+# the checks made on the inner one, so no config can allow them.
+NEVER_PROTOCOLS = (
+    "local", "simplecache", "filecache", "blockcache", "cached", "reference", "dir", "memory",
+    "zip", "tar", "libarchive", "jlab", "jupyter", "data",
+)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where artifacts and data sets may be read from: URI prefixes (each names a folder),
+    the fsspec protocols accepted, and hosts allowed although they resolve to private addresses."""
+
+    artifacts: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+    protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
+    private_hosts: tuple[str, ...] = ()
+
+
+def _sources(r: _Reader) -> Sources:
+    s = ("sources",)
+    r.mapping(s, required=False)
+    r.unknown_keys(s, ("artifacts", "datasets", "protocols", "private_hosts"))
+    protocols = r.strings((*s, "protocols")) if r.get((*s, "protocols")) is not None else DEFAULT_PROTOCOLS
+    for i, proto in enumerate(protocols):
+        if proto in NEVER_PROTOCOLS or not re.fullmatch(r"[a-z][a-z0-9+.-]*", proto):
+            raise r.fail((*s, "protocols", i), f"{proto!r} cannot be allowed: wrapping, caching and local-alias protocols are refused")
+    for key in ("artifacts", "datasets"):
+        for i, prefix in enumerate(r.strings((*s, key))):
+            if "::" in prefix or not (prefix.startswith("/") or re.match(r"^[a-z][a-z0-9+.-]*://", prefix)):
+                raise r.fail((*s, key, i), f"{prefix!r} is not a URI prefix (s3://bucket/folder/, https://host/path/) or an absolute folder")
+    return Sources(r.strings((*s, "artifacts")), r.strings((*s, "datasets")), protocols, tuple(h.lower() for h in r.strings((*s, "private_hosts"))))
+
+
+# --------------------------------------------------------------------------- repository config types
+
+
 @dataclass(frozen=True)
 class RepoConfig:
     people: Mapping[str, Person]
@@ -157,6 +197,7 @@ class RepoConfig:
     prod_channel: str = ""
     path: str = ".aimodel/config.yaml"
     policy: PolicyRules = field(default_factory=PolicyRules)
+    sources: Sources = field(default_factory=Sources)
 
     def person_for_slack(self, slack_id: str, email: str = "") -> Person | None:
         for person in self.people.values():
@@ -441,7 +482,7 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
     r = _Reader(doc)
     if not isinstance(doc.data, dict):
         raise r.fail((), "expected a mapping")
-    r.unknown_keys((), ("apiVersion", "kind", "people", "permissions", "environments", "merge", "scan", "signing", "notifications", "policy"))
+    r.unknown_keys((), ("apiVersion", "kind", "people", "permissions", "environments", "merge", "scan", "signing", "notifications", "policy", "sources"))
     if r.string(("kind",), required=False, default="RepositoryConfig") != "RepositoryConfig":
         raise r.fail(("kind",), "expected RepositoryConfig")
     people: dict[str, Person] = {}
@@ -497,6 +538,7 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
         prod_channel=r.string(("notifications", "prod_channel"), required=False),
         path=path,
         policy=_policy_rules(r),
+        sources=_sources(r),
     )
 
 

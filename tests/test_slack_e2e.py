@@ -68,7 +68,7 @@ def loop(tmp_path: Path) -> Iterator[Loop]:
     from tests.model_samples import linear_classifier, write_csv
 
     home, files = tmp_path / "home", tmp_path / "files"
-    h.init_home(home)
+    h.init_home(home, sources=[files])
     linear_classifier(files / "fraud.onnx")
     write_csv(files / "tx.csv", rows=100, right=95)
     with SlackStandIn() as slack:

@@ -96,6 +96,9 @@ class SlackFace:
         self._checker = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slack-artifact")
 
     def attach(self, app: App) -> None:
+        from handlers.slack.redaction import redacting_respond
+
+        app.use(redacting_respond)
         app.command("/aimodel")(ack=self.ack_command, lazy=[self.run_command])
         for action_id in (render.APPROVE, render.MERGE, render.CLOSE, render.VIEW):
             app.action(action_id)(ack=self.ack_action, lazy=[self.run_action])
@@ -417,15 +420,16 @@ class SlackFace:
             elif not v.get("label_column"):
                 errors["label_column"] = "a new data set needs the column that holds the right answer"
         if v.get("artifact"):
-            problem = self._artifact_problem(v["artifact"])
+            problem = self._artifact_problem(v["artifact"], catalog)
             if problem:
                 errors["artifact"] = problem
         else:
             errors["artifact"] = "give the model file's URI"
         return {k: e[:300] for k, e in errors.items()}
 
-    def _artifact_problem(self, uri: str) -> str:
-        future = self._checker.submit(describe_artifact, uri, "")
+    def _artifact_problem(self, uri: str, catalog: Catalog) -> str:
+        access = self.ctx.guard.for_person(catalog.config.sources, "slack")
+        future = self._checker.submit(describe_artifact, uri, "", access)
         try:
             future.result(timeout=ARTIFACT_CHECK_SECONDS)
         except ArtifactError as exc:
