@@ -299,7 +299,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def prepare_home(home: Path, files: Path) -> None:
     from tests.model_samples import linear_classifier, write_csv
 
-    h.init_home(home)
+    h.init_home(home, sources=[files])
     onnx = linear_classifier(files / "model.onnx")
     write_csv(files / "tx.csv", rows=100, right=95)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AIMODEL_", "REDIS_"))}

@@ -8,6 +8,7 @@ import time
 from functools import cached_property
 from typing import Any
 
+from bot import redact
 from bot.catalog import ManifestCache
 from bot.checks.fetch import describe_artifact
 from bot.config import Settings
@@ -18,6 +19,7 @@ from bot.gitrepo import Workspace
 from bot.jobs import Jobs
 from bot.locks import FileLocks, Locks, RedisLocks
 from bot.notify import Notifier, NullNotifier
+from bot.sources import Guard
 
 log = logging.getLogger("aimodel")
 
@@ -29,6 +31,7 @@ class NotInitialized(RuntimeError):
 class Context:
     def __init__(self, settings: Settings, *, forge: Forge | None = None, workspace: Workspace | None = None, notifier: Notifier | None = None) -> None:
         self.settings = settings
+        redact.install(settings)  # before anything can log or reply
         home = settings.home
         if forge is None:
             from bot.forges.local import LocalForge
@@ -49,9 +52,10 @@ class Context:
         if callable(bind):
             bind(self)  # a notifier that reads the repository config (Slack: the prod channel)
         self.cache_dir = home / "cache" / "artifacts"
+        self.guard = Guard.from_settings(settings)  # what no person's URI may reach
         self.gitops = GitOps(
             forge, workspace, self.locks, cache=ManifestCache(home / "cache" / "manifests.json"),
-            describe_artifact=describe_artifact,
+            describe_artifact=describe_artifact, guard=self.guard,
         )
 
     def close(self) -> None:
@@ -85,7 +89,8 @@ class Context:
 
     def notify_pr(self, pr: PullRequest, kind: str, text: str, extra: dict[str, Any] | None = None) -> None:
         if self.notifier.enabled:
-            self.jobs.notify(kind, {"pr": pr.number, "title": pr.title, "url": pr.url, "text": text, "meta": pr.meta, **(extra or {})})
+            data = {"pr": pr.number, "title": pr.title, "url": pr.url, "text": text, "meta": pr.meta, **(extra or {})}
+            self.jobs.notify(kind, redact.redact_value(data))  # every notifier (Slack, GitHub comments) reads this
 
     def notify_checks(self, pr: PullRequest) -> None:
         from bot import messages

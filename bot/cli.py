@@ -15,23 +15,25 @@ from typing import TYPE_CHECKING, Any
 
 from bot import commands as c
 from bot import messages
+from bot.redact import redact
 from bot.views import pr_row
 
 if TYPE_CHECKING:
     from bot.app import Context
     from bot.config import Settings
+    from bot.gitops import Actor
 
 
 def _out(text: str) -> None:
-    sys.stdout.write(text.rstrip("\n") + "\n")
+    sys.stdout.write(redact(text.rstrip("\n")) + "\n")
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.write(redact(text.rstrip("\n")) + "\n")
 
 
 def _json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.write(redact(json.dumps(value, indent=2, sort_keys=True, default=str)) + "\n")
 
 
 class _Fail(Exception):
@@ -289,6 +291,8 @@ def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
             return 0
         who = _who(common, required=True)
         actor = Actor(who, "cli")
+        if cmd.action == "open":
+            return _pr_open(ctx, cmd, common, actor)
         if cmd.action == "approve":
             ctx.gitops.approve(cmd.number, actor)
             ctx.jobs.drain()
@@ -324,6 +328,24 @@ def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
         return 0
     except ForgeError as exc:
         raise _Fail(str(exc), 1) from None
+
+
+def _pr_open(ctx: Context, cmd: c.PrCommand, common: c.Common, actor: Actor) -> int:
+    if ctx.forge.kind != "local":
+        raise _Fail("pr open is for the embedded repository; on GitHub, open the pull request there", 2)
+    pr = ctx.gitops.open_branch(cmd.branch, actor, title=cmd.title)
+    with_worker = ctx.jobs.worker_running()
+    if not with_worker:
+        ctx.jobs.drain()
+    if common.json:
+        _json({"pr": pr.number, "url": pr.url, "branch": pr.branch})
+        return 0
+    _out(messages.pr_opened(pr.number, pr.url, pr.title))
+    if with_worker:
+        _out(f"Checks are queued; `aimodel worker` runs them (`aimodel pr show {pr.number}`).")
+    else:
+        _print_checks(ctx, pr.number)
+    return 0
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ OWNERS_BY_PATH: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("/models/", ("data-scientist", "application-developer")),
     ("/apps/", ("application-developer", "devops-engineer")),
     ("/datasets/", ("data-engineer",)),
-    ("/.aimodel/", ("devops-engineer",)),
 )
+# The rules themselves (bot.policy.POLICY_PREFIXES and POLICY_FILES): the config's policy owners.
+POLICY_OWNED = ("/.aimodel/", "/schemas/", "/.github/", "/CODEOWNERS", "/docs/CODEOWNERS")
 
 HEADER = (
     "# Written by aimodel-gitops from .aimodel/config.yaml (people, roles, GitHub logins).\n"
@@ -27,7 +28,8 @@ HEADER = (
 
 def render(config: RepoConfig) -> str:
     lines = [HEADER]
-    for path, roles in OWNERS_BY_PATH:
+    owned = (*OWNERS_BY_PATH, *((path, config.policy.owners) for path in POLICY_OWNED))
+    for path, roles in owned:
         logins = sorted(
             {f"@{p.github}" for p in config.people.values() if p.github and any(r in roles for r in p.roles)},
             key=str.lower,

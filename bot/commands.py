@@ -114,10 +114,12 @@ class Verify:
 
 @dataclass(frozen=True)
 class PrCommand:
-    action: str  # list | show | approve | merge | close
+    action: str  # list | show | approve | merge | close | open
     number: int = 0
     state: str = "open"
     verb: str = "pr"
+    branch: str = ""  # open: the branch a person pushed to the origin
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -249,9 +251,10 @@ def _parser(verb: str, cli: bool) -> _Parser:
             p.add_argument("--bundle", default="")
             p.add_argument("--public-key", default="")
     elif verb == "pr":
-        p.add_argument("action", choices=("list", "show", "approve", "merge", "close"))
-        p.add_argument("number", nargs="?", type=int, default=0)
+        p.add_argument("action", choices=("list", "show", "approve", "merge", "close", "open"))
+        p.add_argument("number", nargs="?", default="")  # a number; for `open`, the branch
         p.add_argument("--state", choices=("open", "merged", "closed", "all"), default="open")
+        p.add_argument("--title", default="")
     elif verb == "init":
         p.add_argument("--person", action="append", default=[])
     elif verb == "serve":
@@ -328,9 +331,14 @@ def _build(verb: str, ns: argparse.Namespace) -> Command:
             raise _Usage("name the model (or a path) to verify")
         return Verify(target, getattr(ns, "bundle", ""), getattr(ns, "public_key", ""))
     if verb == "pr":
-        if ns.action != "list" and ns.number <= 0:
+        if ns.action == "open":
+            if not ns.number:
+                raise _Usage("pr open needs the branch you pushed, e.g. `pr open my-change --title 'What it does'`")
+            return PrCommand("open", branch=ns.number, title=ns.title)
+        number = int(ns.number) if ns.number.isdigit() and len(ns.number) < 10 else 0
+        if ns.action != "list" and number <= 0:
             raise _Usage(f"pr {ns.action} needs the pull request number, e.g. `pr {ns.action} 3`")
-        return PrCommand(ns.action, ns.number, ns.state)
+        return PrCommand(ns.action, number, ns.state)
     if verb == "init":
         people = []
         for item in ns.person:

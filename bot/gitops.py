@@ -12,13 +12,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote, unquote
 
 from bot import messages
-from bot.catalog import Catalog, ManifestCache, load_catalog
+from bot.catalog import Catalog, ManifestCache, classify, load_catalog
 from bot.commands import Create, Deploy, Destroy, Update
 from bot.deploy.plan import affected_environments
 from bot.forges.base import Forge, ForgeError, PullRequest
-from bot.gitrepo import Identity, Workspace
+from bot.gitrepo import GitError, Identity, Workspace
 from bot.locks import Locks
 from bot.manifests import (
     AIModel,
@@ -30,7 +31,10 @@ from bot.manifests import (
     dump_manifest,
     manifest_path,
 )
-from bot.policy import Review, approval_status, authorize
+from bot.messages import policy as policy_messages
+from bot.policy import ApprovalStatus, Review, approval_status, authorize, merge_decision
+from bot.redact import redact
+from bot.sources import Access, Guard, SourceRefused, vetted_key
 
 Proposal = Create | Update | Deploy | Destroy
 REQUIRED_CHECKS = ("manifest", "scan", "validate", "sign")
@@ -66,6 +70,7 @@ class Change:
     title: str
     summary: tuple[str, ...]
     models: tuple[str, ...] = ()
+    vetted: tuple[str, ...] = ()  # vetted_key()s admitted for this person (the worker re-checks them)
 
 
 @dataclass
@@ -74,7 +79,7 @@ class Opened:
     change: Change
 
 
-ArtifactInfo = Any  # callable (uri, declared_format) -> Artifact; injected so tests use real files
+ArtifactInfo = Any  # callable (uri, declared_format, access) -> Artifact; injected so tests use real files
 
 
 def _bump(version: str) -> str | None:
@@ -83,6 +88,28 @@ def _bump(version: str) -> str | None:
         return None
     major, minor, patch = (int(x) for x in match.groups())
     return f"{major}.{minor}.{patch + 1}"
+
+
+_KIND_LOCK = {"AIModel": "model", "Application": "app", "Dataset": "dataset"}
+_BRANCH = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<![./])$")
+
+
+def valid_branch_name(name: str) -> bool:
+    """A plain branch name (a subset of git's rules): no option look-alikes, no `..`."""
+    return bool(_BRANCH.match(name)) and not name.endswith(".lock") and "/." not in name and not name.startswith(".")
+
+
+def branch_locks(paths: Sequence[str]) -> tuple[str, ...]:
+    """The locks a hand-made change takes: every model, application and data set it touches."""
+    keys = set()
+    for path in paths:
+        parts = path.split("/")
+        where = classify(path)
+        if where is not None:
+            keys.add(f"{_KIND_LOCK[where[0]]}:{where[1]}")
+        elif parts[0] == "models" and len(parts) > 2:
+            keys.add(f"model:{parts[1]}")
+    return tuple(sorted(keys))
 
 
 def _yaml(m: Manifest) -> bytes:
@@ -98,13 +125,16 @@ class GitOps:
         *,
         cache: ManifestCache | None = None,
         describe_artifact: ArtifactInfo,
+        guard: Guard | None = None,
     ) -> None:
         self.forge = forge
         self.workspace = workspace
         self.locks = locks
         self.cache = cache
         self.describe_artifact = describe_artifact
+        self.guard = guard or Guard()
         self._catalogs: dict[str, Catalog] = {}  # commit -> catalog; a commit never changes
+        self._changes: dict[tuple[str, str], tuple[str, ...]] = {}  # (base, head) -> changed paths
 
     # ------------------------------------------------------------------ reading
 
@@ -152,15 +182,16 @@ class GitOps:
             )
             self.workspace.push(head, branch)
             pushed = True
-            body = messages.pr_body(
+            body = redact(messages.pr_body(
                 verb=command.verb, who=actor.name, via=actor.via, reason=command.reason, summary=change.summary
-            )
+            ))
             pr_meta = {
                 "verb": command.verb,
                 "model": command.name,
                 "models": list(change.models),
                 "locks": list(change.locks),
                 "via": actor.via,
+                "vetted_sources": list(change.vetted),
                 **(meta or {}),
             }
             pr = self.forge.open_pr(branch=branch, head=head, title=change.title, body=body, author=actor.name, meta=pr_meta)
@@ -172,11 +203,56 @@ class GitOps:
         self.locks.assign(change.locks, pr.number)
         return Opened(pr, change)
 
+    def open_branch(self, branch: str, actor: Actor, *, title: str = "") -> PullRequest:
+        """A pull request from a branch a person pushed to the forge by hand: the same checks,
+        locks and rules as the bot's own (the forge's "opened" event queues the checks)."""
+        def refuse(reason: str) -> Refusal:
+            return Refusal(policy_messages.branch_refused(branch, reason))
+
+        if not valid_branch_name(branch) or branch == self.workspace.default_branch:
+            raise refuse(f"name a branch other than {self.workspace.default_branch}, pushed to the origin")
+        base = self.catalog()  # fetches: the pushed branch arrives with it
+        if base.config.people.get(actor.name) is None:
+            raise Refusal(messages.not_known(actor.name))
+        try:
+            head = self.workspace.head_of(branch)
+        except GitError:
+            raise refuse("there is no such branch on the origin; push it first") from None
+        for pr in self.forge.list_prs("open"):
+            if pr.branch == branch:
+                raise refuse(f"it is already open as #{pr.number}")
+        try:
+            paths = self.workspace.changed_files(base.commit, head)
+        except GitError:
+            raise refuse(f"it shares no history with {self.workspace.default_branch}") from None
+        if not paths:
+            raise refuse(f"it changes nothing against {self.workspace.default_branch}")
+        # the branch is locked too, so two `pr open` at once make one pull request; quoted, as
+        # lock keys become file names ('/' and the '__' separator must not appear)
+        locks = ("branch:" + quote(branch, safe="").replace("_", "%5F"), *branch_locks(paths))
+        held = self.locks.acquire(locks, actor.name)
+        if held is not None:
+            kind, _, name = held.key.partition(":")
+            kinds = {"model": "model", "app": "application", "dataset": "data set", "branch": "branch"}
+            raise Refusal(messages.locked(kinds.get(kind, kind), unquote(name), held.pr, held.person))
+        try:
+            pr = self.forge.open_pr(
+                branch=branch, head=head, title=title or f"changes from {branch}",
+                body=policy_messages.hand_pr_body(actor.name, branch, paths), author=actor.name,
+                meta={"verb": "open", "via": actor.via, "locks": list(locks),
+                      "models": sorted(k.partition(":")[2] for k in locks if k.startswith("model:"))},
+            )
+        except BaseException:
+            self.locks.release(locks)
+            raise
+        self.locks.assign(locks, pr.number)
+        return pr
+
     def _change(self, command: Proposal, catalog: Catalog, actor: Actor) -> Change:
         if isinstance(command, Create):
             return self._create(command, catalog, actor)
         if isinstance(command, Update):
-            return self._update(command, catalog)
+            return self._update(command, catalog, actor)
         if isinstance(command, Deploy):
             return self._deploy(command, catalog)
         return self._destroy(command, catalog)
@@ -187,13 +263,22 @@ class GitOps:
             raise Refusal(f"there is no model {name!r}; `list` shows the models")
         return model
 
+    def _access(self, catalog: Catalog, actor: Actor) -> Access:
+        return self.guard.for_person(catalog.config.sources, actor.via)
+
+    def _describe(self, uri: str, fmt: str, access: Access) -> Artifact:
+        artifact: Artifact = self.describe_artifact(uri, fmt, access)
+        return artifact
+
     def _create(self, c: Create, catalog: Catalog, actor: Actor) -> Change:
         if c.name in catalog.models:
             raise Refusal(f"model {c.name!r} already exists (version {catalog.models[c.name].version}); use update to change it")
         files: dict[str, bytes | None] = {}
         locks = [f"model:{c.name}", f"app:{c.app}"]
         summary = []
-        artifact: Artifact = self.describe_artifact(c.artifact, c.format)
+        access = self._access(catalog, actor)
+        artifact = self._describe(c.artifact, c.format, access)
+        vetted = [vetted_key("artifact", artifact.uri)]
         dataset = catalog.datasets.get(c.dataset)
         if dataset is None:
             if not c.dataset_uri:
@@ -201,11 +286,16 @@ class GitOps:
                     f"data set {c.dataset!r} does not exist; add it in the same pull request with "
                     "--dataset-uri URI --label-column COLUMN"
                 )
-            dataset = Dataset(name=c.dataset, uri=c.dataset_uri, label_column=c.label_column, owner=actor.name)
+            try:  # admitted only: the validate check reads it
+                dataset_uri = access.admit(c.dataset_uri, "dataset").uri
+            except SourceRefused as exc:
+                raise Refusal(str(exc)) from None
+            vetted.append(vetted_key("dataset", dataset_uri))
+            dataset = Dataset(name=c.dataset, uri=dataset_uri, label_column=c.label_column, owner=actor.name)
             dataset = replace(dataset, path=manifest_path("Dataset", c.dataset))
             files[dataset.path] = _yaml(dataset)
             locks.append(f"dataset:{c.dataset}")
-            summary.append(f"adds data set `{c.dataset}` ({c.dataset_uri}, label column `{c.label_column}`)")
+            summary.append(f"adds data set `{c.dataset}` ({dataset_uri}, label column `{c.label_column}`)")
         model = AIModel(
             name=c.name, version=c.version, owner=actor.name, application=c.app, dataset=c.dataset,
             artifact=artifact, sla=c.sla, path=manifest_path("AIModel", c.name),
@@ -222,13 +312,13 @@ class GitOps:
             app = replace(app, models={**app.models, c.name: c.version})
             summary.append(f"pins `{c.name}` {c.version} in application `{c.app}`")
         files[app.path] = _yaml(app)
-        return Change(files, tuple(locks), f"create {c.name} {c.version} for {c.app}", tuple(summary), (c.name,))
+        return Change(files, tuple(locks), f"create {c.name} {c.version} for {c.app}", tuple(summary), (c.name,), tuple(vetted))
 
-    def _update(self, c: Update, catalog: Catalog) -> Change:
+    def _update(self, c: Update, catalog: Catalog, actor: Actor) -> Change:
         model = self._existing(catalog, c.name)
         artifact = model.artifact
         if c.artifact:
-            artifact = self.describe_artifact(c.artifact, "")
+            artifact = self._describe(c.artifact, "", self._access(catalog, actor))
         changed_bytes = artifact.sha256 != model.artifact.sha256
         version = c.version or model.version
         if not c.version and changed_bytes:
@@ -262,7 +352,8 @@ class GitOps:
                 files[app.path] = _yaml(replace(app, models={**app.models, c.name: version}))
                 locks.append(f"app:{app.name}")
                 summary.append(f"re-pins application `{app.name}` to `{c.name}` {version} (updated together)")
-        return Change(files, tuple(locks), f"update {c.name} {model.version} -> {version}", tuple(summary), (c.name,))
+        vetted = (vetted_key("artifact", artifact.uri),) if c.artifact else ()
+        return Change(files, tuple(locks), f"update {c.name} {model.version} -> {version}", tuple(summary), (c.name,), vetted)
 
     def _deploy(self, c: Deploy, catalog: Catalog) -> Change:
         model = self._existing(catalog, c.name)
@@ -306,6 +397,30 @@ class GitOps:
         head = self.catalog(pr.head, fetch=False)
         return base, head
 
+    def changed_paths(self, base: Catalog, head: Catalog) -> tuple[str, ...]:
+        """What the pull request changes, as the forge shows it: the diff from the merge base.
+        Without a merge base, every path that differs between the two trees (the stricter)."""
+        key = (base.commit, head.commit)
+        cached = self._changes.get(key)
+        if cached is not None:
+            return cached
+        try:
+            paths = tuple(self.workspace.changed_files(base.commit, head.commit))
+        except GitError:
+            paths = tuple(sorted(p for p in {*base.files, *head.files} if base.files.get(p) != head.files.get(p)))
+        if len(self._changes) >= 32:
+            self._changes.pop(next(iter(self._changes)))
+        self._changes[key] = paths
+        return paths
+
+    def pr_approvals(self, pr: PullRequest, base: Catalog, head: Catalog) -> tuple[list[str], ApprovalStatus]:
+        """The environments a pull request changes and what it still needs, by the base's rules."""
+        envs = affected_environments(base, head)
+        status = approval_status(
+            base.config, envs, pr.reviews, pr.author, changed_paths=self.changed_paths(base, head), head=pr.head
+        )
+        return envs, status
+
     def pr_view(self, number: int) -> dict[str, Any]:
         pr = self.forge.get_pr(number)
         view: dict[str, Any] = {
@@ -320,12 +435,13 @@ class GitOps:
         }
         if pr.is_open:
             base, head = self.pr_catalogs(pr)
-            envs = affected_environments(base, head)
-            status = approval_status(base.config, envs, pr.reviews, pr.author)
+            envs, status = self.pr_approvals(pr, base, head)
             view["environments"] = envs
+            view["policy"] = list(status.policy)
             view["approvals"] = {
                 "met": status.met, "needed": dict(status.needed),
-                "by": sorted({p for people in status.have.values() for p in people}), "missing": list(status.missing),
+                "by": sorted({p for people in (*status.have.values(), status.policy_have) for p in people}),
+                "missing": list(status.missing),
             }
         else:
             view["approvals"] = {"by": sorted({r.person for r in pr.reviews if r.state == "approved"}), "missing": []}
@@ -353,7 +469,7 @@ class GitOps:
             elif check.state not in GREEN:
                 blockers.append(f"check {name} failed: {check.summary}")
         base, head = catalogs or self.pr_catalogs(pr)
-        status = approval_status(base.config, affected_environments(base, head), pr.reviews, pr.author)
+        _, status = self.pr_approvals(pr, base, head)
         blockers.extend(status.missing)
         return blockers
 
@@ -362,11 +478,23 @@ class GitOps:
         if not pr.is_open:
             raise Refusal(f"pull request #{number} is {pr.state}")
         catalogs = self.pr_catalogs(pr)
-        if actor.via != "bot" and catalogs[0].config.people.get(actor.name) is None:
-            raise Refusal(messages.not_known(actor.name))
+        base, head = catalogs
+        refusal = ""
+        if actor.via != "bot":  # the bot merges only what merge_blockers clears (auto_merge)
+            person = base.config.people.get(actor.name)
+            if person is None:
+                raise Refusal(messages.not_known(actor.name))
+            decision = merge_decision(
+                base.config, person, actor.name, number,
+                environments=affected_environments(base, head), changed_paths=self.changed_paths(base, head),
+            )
+            refusal = decision.reason
         blockers = self.merge_blockers(pr, catalogs)
         if blockers:
-            raise Refusal(f"cannot merge #{number} yet: " + "; ".join(blockers))
+            also = f"; and {refusal}" if refusal else ""
+            raise Refusal(f"cannot merge #{number} yet: " + "; ".join(blockers) + also)
+        if refusal:
+            raise Refusal(messages.refused(refusal))
         try:
             commit = self.forge.merge(number, message=f"Merge #{number}: {pr.title}\n\nMerged by {actor.name}.", expected_head=pr.head)
         except ForgeError as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.fsutil import file_lock
+from bot.redact import redact
 
 if TYPE_CHECKING:
     from bot.app import Context
@@ -120,7 +121,7 @@ def _guard(what: str, fn: Callable[[], None], ctx: Context, number: int) -> None
             pr = ctx.forge.get_pr(number)
             for name, check in pr.checks.items():
                 if check.state == "pending":
-                    ctx.forge.set_check(number, CheckResult(name, "error", f"internal error: {exc}", "", pr.head))
+                    ctx.forge.set_check(number, CheckResult(name, "error", redact(f"internal error: {exc}"), "", pr.head))
         except Exception:
             log.exception("could not report the failure on #%s", number)
         raise

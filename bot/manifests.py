@@ -134,6 +134,56 @@ class Environment:
     approvals: int = 0
     approvers: tuple[str, ...] = ()  # roles whose approval counts
     accept_declared_metrics: bool = False
+    mergers: tuple[str, ...] | None = None  # roles that may merge; None: the roles that may deploy
+
+
+@dataclass(frozen=True)
+class PolicyRules:
+    """Who reviews and merges a change to the rules themselves (`policy:` in the config)."""
+
+    owners: tuple[str, ...] = ("devops-engineer",)  # roles whose approval a policy change needs
+    approvals: int = 1  # never fewer than one: nobody changes the rules alone
+    mergers: tuple[str, ...] = ("devops-engineer",)
+
+
+# --------------------------------------------------------------------------- sources (where bytes may come from)
+
+DEFAULT_PROTOCOLS = ("file", "s3", "gs", "https")
+# fsspec protocols that wrap, cache or alias another file system: a URI through them escapes
+# the checks made on the inner one, so no config can allow them.
+NEVER_PROTOCOLS = (
+    "local", "simplecache", "filecache", "blockcache", "cached", "reference", "dir", "memory",
+    "zip", "tar", "libarchive", "jlab", "jupyter", "data",
+)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where artifacts and data sets may be read from: URI prefixes (each names a folder),
+    the fsspec protocols accepted, and hosts allowed although they resolve to private addresses."""
+
+    artifacts: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+    protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
+    private_hosts: tuple[str, ...] = ()
+
+
+def _sources(r: _Reader) -> Sources:
+    s = ("sources",)
+    r.mapping(s, required=False)
+    r.unknown_keys(s, ("artifacts", "datasets", "protocols", "private_hosts"))
+    protocols = r.strings((*s, "protocols")) if r.get((*s, "protocols")) is not None else DEFAULT_PROTOCOLS
+    for i, proto in enumerate(protocols):
+        if proto in NEVER_PROTOCOLS or not re.fullmatch(r"[a-z][a-z0-9+.-]*", proto):
+            raise r.fail((*s, "protocols", i), f"{proto!r} cannot be allowed: wrapping, caching and local-alias protocols are refused")
+    for key in ("artifacts", "datasets"):
+        for i, prefix in enumerate(r.strings((*s, key))):
+            if "::" in prefix or not (prefix.startswith("/") or re.match(r"^[a-z][a-z0-9+.-]*://", prefix)):
+                raise r.fail((*s, key, i), f"{prefix!r} is not a URI prefix (s3://bucket/folder/, https://host/path/) or an absolute folder")
+    return Sources(r.strings((*s, "artifacts")), r.strings((*s, "datasets")), protocols, tuple(h.lower() for h in r.strings((*s, "private_hosts"))))
+
+
+# --------------------------------------------------------------------------- repository config types
 
 
 @dataclass(frozen=True)
@@ -146,6 +196,8 @@ class RepoConfig:
     trusted_keys: tuple[str, ...] = ()
     prod_channel: str = ""
     path: str = ".aimodel/config.yaml"
+    policy: PolicyRules = field(default_factory=PolicyRules)
+    sources: Sources = field(default_factory=Sources)
 
     def person_for_slack(self, slack_id: str, email: str = "") -> Person | None:
         for person in self.people.values():
@@ -430,7 +482,7 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
     r = _Reader(doc)
     if not isinstance(doc.data, dict):
         raise r.fail((), "expected a mapping")
-    r.unknown_keys((), ("apiVersion", "kind", "people", "permissions", "environments", "merge", "scan", "signing", "notifications"))
+    r.unknown_keys((), ("apiVersion", "kind", "people", "permissions", "environments", "merge", "scan", "signing", "notifications", "policy", "sources"))
     if r.string(("kind",), required=False, default="RepositoryConfig") != "RepositoryConfig":
         raise r.fail(("kind",), "expected RepositoryConfig")
     people: dict[str, Person] = {}
@@ -463,7 +515,7 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
             raise r.fail(("environments", env), problem)
         e = ("environments", env)
         r.mapping(e, required=False)
-        r.unknown_keys(e, ("approvals", "approvers", "accept_declared_metrics"))
+        r.unknown_keys(e, ("approvals", "approvers", "accept_declared_metrics", "mergers"))
         approvals = r.integer((*e, "approvals"), default=0)
         if approvals < 0:
             raise r.fail((*e, "approvals"), "must not be negative")
@@ -473,7 +525,9 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
                 raise r.fail((*e, "approvers", i), f"{role!r} is not a role; roles: {', '.join(ROLES)}")
         if approvals and not approvers:
             raise r.fail((*e, "approvers"), "an environment that needs approvals must name the approver roles")
-        environments[env] = Environment(env, approvals, approvers, r.boolean((*e, "accept_declared_metrics"), default=False))
+        environments[env] = Environment(
+            env, approvals, approvers, r.boolean((*e, "accept_declared_metrics"), default=False), _mergers(r, (*e, "mergers"))
+        )
     return RepoConfig(
         people=people,
         permissions=permissions,
@@ -483,7 +537,46 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
         trusted_keys=r.strings(("signing", "trusted_keys")),
         prod_channel=r.string(("notifications", "prod_channel"), required=False),
         path=path,
+        policy=_policy_rules(r),
+        sources=_sources(r),
     )
+
+
+# --------------------------------------------------------------------------- config: policy rules
+# Who approves and merges changes to the rules, and who merges into each environment.
+
+
+def _roles(r: _Reader, path: Path_, *, star: bool) -> tuple[str, ...]:
+    roles = r.strings(path)
+    allowed = (*ROLES, "*") if star else ROLES
+    for i, role in enumerate(roles):
+        if role not in allowed:
+            raise r.fail((*path, i), f"{role!r} is not a role; roles: {', '.join(allowed)}")
+    return roles
+
+
+def _mergers(r: _Reader, path: Path_) -> tuple[str, ...] | None:
+    if r.get(path) is None:
+        return None
+    mergers = _roles(r, path, star=True)
+    if not mergers:
+        raise r.fail(path, "name the roles that may merge (leave the field out for the roles that may deploy)")
+    return mergers
+
+
+def _policy_rules(r: _Reader) -> PolicyRules:
+    p: Path_ = ("policy",)
+    r.mapping(p, required=False)
+    r.unknown_keys(p, ("owners", "approvals", "mergers"))
+    default = PolicyRules()
+    owners = _roles(r, (*p, "owners"), star=False) if r.get((*p, "owners")) is not None else default.owners
+    if not owners:
+        raise r.fail((*p, "owners"), "a policy change needs approvers: name at least one role")
+    approvals = r.integer((*p, "approvals"), default=default.approvals)
+    if approvals < 1:
+        raise r.fail((*p, "approvals"), "a policy change needs at least 1 approval; nobody changes the rules alone")
+    mergers = _mergers(r, (*p, "mergers")) or default.mergers
+    return PolicyRules(owners, approvals, mergers)
 
 
 # --------------------------------------------------------------------------- dump

@@ -23,6 +23,7 @@ from bot.checks.pipeline import (
 from bot.gitops import Refusal
 from bot.manifests import AIModel
 from bot.policy import authorize
+from bot.redact import redact
 
 if TYPE_CHECKING:
     from bot.app import Context
@@ -32,7 +33,7 @@ Out = Callable[[str], None]
 
 
 def _print(text: str) -> None:
-    sys.stdout.write(text.rstrip("\n") + "\n")
+    sys.stdout.write(redact(text.rstrip("\n")) + "\n")
 
 
 def resolve_models(catalog: Catalog, target: str) -> list[AIModel]:
@@ -62,13 +63,13 @@ def run(ctx: Context, cmd: c.Scan | c.Validate | c.Sign | c.Verify, common: c.Co
     if isinstance(cmd, c.Validate):
         return _validate(ctx, catalog, models, cmd, common.json, out)
     if isinstance(cmd, c.Sign):
-        return _sign(ctx, models, cmd, common.json, out)
+        return _sign(ctx, catalog, models, cmd, common.json, out)
     return _verify(ctx, catalog, models, common.json, out)
 
 
-def _local(ctx: Context, m: AIModel) -> Path:
-    try:
-        return materialize(m.artifact.uri, m.artifact.sha256, ctx.cache_dir)
+def _local(ctx: Context, m: AIModel, catalog: Catalog) -> Path:
+    try:  # the default branch's URIs, re-checked against its sources
+        return materialize(m.artifact.uri, m.artifact.sha256, ctx.cache_dir, ctx.guard.for_main(catalog.config.sources))
     except ArtifactError as exc:
         raise Refusal(f"{m.name}: {exc}") from None
 
@@ -80,7 +81,7 @@ def _scan(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool, 
     reports = []
     ok = True
     for m in models:
-        report = scan_paths([str(_local(ctx, m))], allow=catalog.config.scan_allow)  # _local checked the digest
+        report = scan_paths([str(_local(ctx, m, catalog))], allow=catalog.config.scan_allow)  # _local checked the digest
         reports.append((m, report))
         ok = ok and report.ok
     if sarif:
@@ -112,8 +113,8 @@ def _validate(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Vali
             ok = False
             continue
         try:
-            data = dataset_file(dataset.uri, dataset.sha256, ctx.cache_dir)
-            measurement = measure_model(_local(ctx, m), data, dataset.label_column, model_format=m.artifact.format)
+            data = dataset_file(dataset.uri, dataset.sha256, ctx.cache_dir, ctx.guard.for_main(catalog.config.sources))
+            measurement = measure_model(_local(ctx, m, catalog), data, dataset.label_column, model_format=m.artifact.format)
         except (MeasureError, ArtifactError, OSError) as exc:
             out[m.name] = {"passed": False, "error": f"cannot measure: {exc}"}
             ok = False
@@ -135,14 +136,14 @@ def _validate(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Vali
     return 0 if ok else 1
 
 
-def _sign(ctx: Context, models: list[AIModel], cmd: c.Sign, as_json: bool, out_: Out) -> int:
+def _sign(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Sign, as_json: bool, out_: Out) -> int:
     from bot.checks.sign import sign_model
 
     key = ctx.signing_key()
     written = {}
     for m in models:
         out = Path(cmd.bundle) if cmd.bundle and len(models) == 1 else Path(f"{m.name}-{m.version}.sig")
-        sign_model(_local(ctx, m), key, bundle_path=out)
+        sign_model(_local(ctx, m, catalog), key, bundle_path=out)
         written[m.name] = str(out)
     if as_json:
         out_(json.dumps(written, indent=2))
@@ -167,7 +168,7 @@ def _verify(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool
             bundle = Path(tmp) / "model.sig"
             bundle.write_bytes(ctx.workspace.read_blob(sig))
             try:
-                verified = verify_model(_local(ctx, m), bundle, keys)
+                verified = verify_model(_local(ctx, m, catalog), bundle, keys)
                 if att is None:
                     raise SignatureError(f"no attestation of check results ({attestation_path(m.name)})")
                 verify_attestation(ctx.workspace.read_blob(att), keys, subject_digest=m.artifact.sha256, predicate_type=CHECKS_PREDICATE)

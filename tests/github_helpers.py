@@ -66,8 +66,10 @@ def app_keypair() -> tuple[str, str]:
     return private, public
 
 
-def manifest_repo_files(signing_public_key: bytes, *, auto_merge: bool = False, people: dict[str, tuple[str, str, str]] | None = None) -> dict[str, str]:
-    """The repo template with people (and their GitHub logins) and the bot's public key trusted."""
+def manifest_repo_files(signing_public_key: bytes, *, auto_merge: bool = False, people: dict[str, tuple[str, str, str]] | None = None,
+                        sources: tuple[Path, ...] = ()) -> dict[str, str]:
+    """The repo template with people (and their GitHub logins) and the bot's public key trusted;
+    `sources`: the test's folders of model files and data sets, allowed like a team's bucket."""
     from bot.init_repo import BOT_KEY_PATH, template_files
     from bot.manifests import CONFIG_PATH, parse_config
 
@@ -76,6 +78,8 @@ def manifest_repo_files(signing_public_key: bytes, *, auto_merge: bool = False, 
     config["people"] = {name: {"roles": [role], "github": login} for name, (role, login, _t) in (people or PEOPLE).items()}
     config.setdefault("signing", {})["trusted_keys"] = [BOT_KEY_PATH]
     config.setdefault("merge", {})["auto_merge"] = auto_merge
+    if sources:
+        config["sources"] = {"artifacts": [str(s) for s in sources], "datasets": [str(s) for s in sources]}
     files[CONFIG_PATH] = yaml.safe_dump(config, sort_keys=False)
     parse_config(files[CONFIG_PATH].encode())
     files[BOT_KEY_PATH] = signing_public_key.decode()
@@ -129,7 +133,9 @@ def make_world(standin: GitHubStandIn, home: Path, *, app: bool, auto_merge: boo
     key = home / "keys" / "signing.pem"
     key.parent.mkdir(parents=True, exist_ok=True)
     generate_key(key)
-    standin.create_repo(OWNER, NAME, files=manifest_repo_files(Path(str(key) + ".pub").read_bytes(), auto_merge=auto_merge))
+    # the `model` fixture's files folder, beside home: on GitHub a person's files must be in sources
+    files = manifest_repo_files(Path(str(key) + ".pub").read_bytes(), auto_merge=auto_merge, sources=(home.parent / "files",))
+    standin.create_repo(OWNER, NAME, files=files)
     standin.add_token(BOT_TOKEN, BOT_LOGIN)
     for _role, login, token in PEOPLE.values():
         standin.add_token(token, login)

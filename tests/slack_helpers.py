@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,8 +42,10 @@ def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
 
 
-def init_home(home: Path, *, people: Mapping[str, tuple[str, str]] = PEOPLE, prod_channel: str = PROD_CHANNEL) -> None:
-    """`aimodel init` with the people, then their Slack ids and the prod channel pushed to main."""
+def init_home(home: Path, *, people: Mapping[str, tuple[str, str]] = PEOPLE, prod_channel: str = PROD_CHANNEL,
+              sources: Sequence[Path] = ()) -> None:
+    """`aimodel init` with the people, then their Slack ids and the prod channel pushed to main;
+    `sources`: the test's own folders of model files and data sets, allowed like a team's bucket."""
     args = [a for name, (role, _) in people.items() for a in ("--person", f"{name}={role}")]
     env = {**os.environ, "AIMODEL_HOME": str(home)}
     for name in ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "SLACK_API_URL", "REDIS_URL", "AIMODEL_REPO"):
@@ -60,6 +62,10 @@ def init_home(home: Path, *, people: Mapping[str, tuple[str, str]] = PEOPLE, pro
             if name in EMAILS:
                 config["people"][name]["email"] = EMAILS[name]
         config.setdefault("notifications", {})["prod_channel"] = prod_channel
+        if sources:
+            config.setdefault("sources", {})
+            for key in ("artifacts", "datasets"):
+                config["sources"][key] = [str(folder) for folder in sources]
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         _git(clone, "commit", "-qam", "Slack ids and the prod channel")
         _git(clone, "push", "-q", "origin", "HEAD:main")

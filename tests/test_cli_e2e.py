@@ -66,7 +66,10 @@ def test_full_lifecycle(aimodel: Run, home: Path, model_files: ModelFiles) -> No
     own = aimodel("pr", "approve", number, "--as", "alan")  # an Application Developer's approval does not count for prod
     assert "Still waiting: prod needs 1 approval(s)" in own.out
     aimodel("pr", "approve", number, "--as", "dev")
-    aimodel("pr", "merge", number, "--as", "eve")
+    # approved, but prod is merged by a DevOps Engineer (the template's `mergers`), and the refusal says who
+    refused = aimodel("pr", "merge", number, "--as", "eve", expect=1)
+    assert refused.err.strip() == f"Refused: merging #{number} (changes prod) is for DevOps Engineer: dev; eve is Data Engineer"
+    aimodel("pr", "merge", number, "--as", "dev")
     envs = aimodel("list", "--json").json[0]["environments"]
     assert envs["prod"] == {"version": "1.0.1", "state": "running"}
     assert (home / "deploy" / "prod" / "_releases" / "payments.json").exists()
@@ -76,7 +79,7 @@ def test_full_lifecycle(aimodel: Run, home: Path, model_files: ModelFiles) -> No
     assert "pinned by payments" in refused.err and "--with-apps" in refused.err
     number = str(aimodel("destroy", "fraud", "--with-apps", "--as", "eve", "--json").json["pr"])
     aimodel("pr", "approve", number, "--as", "dev")
-    aimodel("pr", "merge", number, "--as", "eve")
+    aimodel("pr", "merge", number, "--as", "dev")
     assert aimodel("list", "--json").json == []
     assert not (home / "deploy" / "prod" / "fraud").exists()
     assert not (home / "deploy" / "prod" / "_releases" / "payments.json").exists()

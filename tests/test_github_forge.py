@@ -166,7 +166,7 @@ def test_reviews_map_logins_to_people_and_bot_approvals_count(ctx: Any, world: G
     assert events == [("pull_request_review.submitted", {"number": 1, "person": "dev", "state": "approved"})]
     from bot.policy import approval_status
 
-    status = approval_status(ctx.gitops.catalog().config, ["prod"], pr.reviews, pr.author)
+    status = approval_status(ctx.gitops.catalog().config, ["prod"], pr.reviews, pr.author, changed_paths=["models/fraud/model.yaml"], head=pr.head)
     assert status.met and set(status.have["prod"]) == {"dev", "ops"}  # the stranger does not count
 
 
@@ -498,3 +498,29 @@ def test_get_pr_waits_for_the_signature_metadata_of_the_bots_own_commit(app_worl
         person = app_world.standin.commit_files(OWNER, NAME, pr.branch, {"README.md": "# by hand\n"}, "edit", pusher="ada-gh")
         started = time.monotonic()
         assert ctx.forge.get_pr(1).head == person and time.monotonic() - started < 2
+
+
+def test_a_policy_change_opened_on_github_waits_for_a_policy_owner(app_world: GitHubWorld) -> None:
+    """A person edits the rules on GitHub (makes herself DevOps): the summary and the policy
+    check say a policy owner must approve, and merging through the bot is refused to her."""
+    from bot.app import build_context
+    from bot.gitops import Actor, Refusal
+    from bot.manifests import CONFIG_PATH
+
+    s = app_world.standin
+    with build_context(app_world.settings()) as ctx:
+        ctx.workspace.fetch()
+        config = yaml.safe_load(ctx.workspace.read_file(ctx.workspace.head_of(), CONFIG_PATH) or b"")
+        config["people"]["ada"]["roles"] = ["devops-engineer"]
+        s.commit_files(OWNER, NAME, "ada-rules", {CONFIG_PATH: yaml.safe_dump(config)}, "me too", pusher="ada-gh")
+        with app_world.client("ada") as gh:
+            gh.get_repo(REPO).create_pull(base="main", head="ada-rules", title="roles", body="by hand")
+        ctx.notifier.deliver("waiting", {"pr": 1})
+        waiting = "policy change (.aimodel/config.yaml) needs 1 approval(s) from DevOps Engineer, not its author; has 0 (can approve: dev, ops)"
+        [summary] = [c["body"] for c in s.comments(OWNER, NAME, 1)]
+        assert f"- waiting: {waiting}" in summary
+        assert "- can approve: @dev-gh, @ops-gh" in summary
+        assert ctx.gitops.pr_view(1)["policy"] == [CONFIG_PATH]
+        with pytest.raises(Refusal) as refused:
+            ctx.gitops.merge(1, Actor("ada", "github"))
+        assert waiting in refused.value.message and "ada is Data Scientist" in refused.value.message

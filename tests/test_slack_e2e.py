@@ -68,7 +68,7 @@ def loop(tmp_path: Path) -> Iterator[Loop]:
     from tests.model_samples import linear_classifier, write_csv
 
     home, files = tmp_path / "home", tmp_path / "files"
-    h.init_home(home)
+    h.init_home(home, sources=[files])
     linear_classifier(files / "fraud.onnx")
     write_csv(files / "tx.csv", rows=100, right=95)
     with SlackStandIn() as slack:
@@ -136,7 +136,11 @@ def test_create_approve_merge_deploy_through_slack_only(loop: Loop) -> None:
     loop.click("approve_pr", deploy, "U0BOB", parent)
     parent = loop.parent_with_button(deploy, "merge_pr")
     assert "Approved by bob" in h.texts([parent])  # the approval counted for prod
-    loop.click("merge_pr", deploy, "U0DAVE", parent)
+    loop.click("merge_pr", deploy, "U0DAVE", parent)  # approved, but prod is merged by a DevOps Engineer
+    h.wait_until(lambda: any("is for DevOps Engineer: bob; dave is Application Developer" in m["text"]
+                             for m in slack.ephemerals(CHANNEL, "U0DAVE")), what="the merger refusal")
+    assert loop.pr(deploy)["state"] == "open"
+    loop.click("merge_pr", deploy, "U0BOB", parent)
     thread = loop.wait_thread(deploy, "Deployed")
     assert "prod: deployed fraud" in thread
     assert (loop.web.home / "deploy" / "prod" / "_releases" / "payments.json").exists()

@@ -50,7 +50,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
     tmp = tmp_path_factory.mktemp("slack-verbs")
     home, files = tmp / "home", tmp / "files"
-    h.init_home(home)
+    h.init_home(home, sources=[files])
     onnx = linear_classifier(files / "model.onnx")
     write_csv(files / "tx.csv", rows=100, right=95)
     for name, app in (("fraud", "payments"), ("spam", "mail"), ("old", "legacy")):

@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, dataset_file, materialize
+from bot.checks.source_check import source_errors
 from bot.forges.base import CheckResult, PullRequest
-from bot.manifests import CONFIG_PATH, AIModel, RepoConfig
+from bot.manifests import CONFIG_PATH, AIModel, RepoConfig, Sources
+from bot.redact import redact, redact_value
+from bot.sources import vetted_key
 
 if TYPE_CHECKING:
     from bot.app import Context
@@ -84,6 +87,7 @@ def trusted_keys(ctx: Context, catalog: Catalog) -> list[Any]:
 class Pipeline:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._access = ctx.guard.for_pr(Sources(), None)  # the strictest, until run() reads the base config
 
     def _report(
         self,
@@ -94,7 +98,7 @@ class Pipeline:
         details: str = "",
         annotations: Sequence[Mapping[str, Any]] = (),
     ) -> CheckResult:
-        check = CheckResult(name, state, summary, details, pr.head, tuple(annotations))
+        check = CheckResult(name, state, redact(summary), redact(details), pr.head, tuple(redact_value(dict(a)) for a in annotations))
         self.ctx.forge.set_check(pr.number, check)
         pr.checks[name] = check
         return check
@@ -110,7 +114,11 @@ class Pipeline:
         for name in ("manifest", "scan", "validate", "sign"):
             self._report(pr, name, "pending", "waiting")
         base, catalog = ctx.gitops.pr_catalogs(pr)
-        errors = catalog.all_errors()
+        # Sources come from the base branch, like every other trust decision.
+        on_base = [vetted_key("artifact", m.artifact.uri) for m in base.models.values()]
+        on_base += [vetted_key("dataset", d.uri) for d in base.datasets.values()]
+        self._access = ctx.guard.for_pr(base.config.sources, pr.meta, on_base)
+        errors = [*catalog.all_errors(), *source_errors(base, catalog, self._access)]
         if errors:
             lines = [str(e) for e in errors]
             self._report(
@@ -195,7 +203,7 @@ class Pipeline:
         for r in results:
             art = r.model.artifact
             try:
-                r.local = materialize(art.uri, art.sha256, self.ctx.cache_dir)
+                r.local = materialize(art.uri, art.sha256, self.ctx.cache_dir, self._access)
             except (ArtifactError, OSError) as exc:
                 r.scan_summary = str(exc)
                 lines.append(f"- **{r.model.name}**: blocked: {exc}")
@@ -241,7 +249,7 @@ class Pipeline:
                 continue
             dataset = catalog.datasets[m.dataset]
             try:
-                data = dataset_file(dataset.uri, dataset.sha256, self.ctx.cache_dir)
+                data = dataset_file(dataset.uri, dataset.sha256, self.ctx.cache_dir, self._access)
                 measurement = measure_model(
                     r.local, data, dataset.label_column, model_format=m.artifact.format
                 )

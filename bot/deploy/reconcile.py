@@ -26,6 +26,7 @@ def make_installer(ctx: Context, catalog: Catalog) -> Installer:
     from bot.checks.sign import SignatureError, verify_attestation, verify_model
 
     keys = trusted_keys(ctx, catalog)
+    access = ctx.guard.for_main(catalog.config.sources)
 
     def install(release: ModelRelease, folder: Path) -> None:
         sig_blob = catalog.files.get(signature_path(release.name))
@@ -38,7 +39,7 @@ def make_installer(ctx: Context, catalog: Catalog) -> Installer:
             raise DeployRefused("the repository trusts no signing key (signing.trusted_keys in .aimodel/config.yaml)")
         target = folder / file_name(release.uri)
         try:
-            copy_verified(release.uri, release.sha256, target)
+            copy_verified(release.uri, release.sha256, target, access)
         except ArtifactError as exc:
             raise DeployRefused(str(exc)) from None
         bundle = folder / "model.sig"

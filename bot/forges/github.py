@@ -760,7 +760,7 @@ class GitHubNotifier:
     def _approvals(self, pr: PullRequest) -> tuple[dict[str, Any], list[str], bool]:
         from bot.catalog import load_catalog
         from bot.deploy.plan import affected_environments
-        from bot.policy import approval_status
+        from bot.policy import approval_status, holders
 
         ws = self.forge.workspace
         if ws is None or not pr.is_open:
@@ -772,18 +772,28 @@ class GitHubNotifier:
             head = load_catalog(pr.head, ws.tree(pr.head), ws.read_blob)
         except GitError:
             return {"by": [], "missing": []}, [], False
+        try:
+            changed: list[str] = ws.changed_files(base_commit, pr.head)
+        except GitError:  # no merge base: every path that differs (the stricter reading)
+            changed = sorted(p for p in {*base.files, *head.files} if base.files.get(p) != head.files.get(p))
         envs = affected_environments(base, head)
-        status = approval_status(base.config, envs, pr.reviews, pr.author)
-        by = sorted({p for people in status.have.values() for p in people})
+        # the base branch's rules judge the pull request, never the ones it brings
+        status = approval_status(base.config, envs, pr.reviews, pr.author, changed_paths=changed, head=pr.head)
+        by = sorted({p for people in (*status.have.values(), status.policy_have) for p in people})
         # who may give the approvals still missing, by GitHub login (CODEOWNERS' job, from the config)
-        can: set[str] = set()
+        short: list[tuple[str, ...]] = []
         for env_name in envs:
             env = base.config.environments.get(env_name)
-            if env is None or len(status.have.get(env_name, ())) >= env.approvals:
-                continue
-            for person in base.config.people.values():
-                if person.github and person.name != pr.author and any(role in env.approvers for role in person.roles):
-                    can.add(person.github)
+            if env is not None and len(status.have.get(env_name, ())) < env.approvals:
+                short.append(env.approvers)
+        if status.policy and len(status.policy_have) < base.config.policy.approvals:
+            short.append(base.config.policy.owners)
+        can = {
+            login
+            for roles in short
+            for name in holders(base.config, roles, besides=pr.author)
+            if (login := base.config.people[name].github)
+        }
         approvals = {"by": by, "missing": list(status.missing), "can_approve": sorted(can)}
         return approvals, list(status.missing), base.config.auto_merge
 

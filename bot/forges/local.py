@@ -9,7 +9,9 @@ webhooks.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import git
 
 from bot.forges.base import CheckResult, EventSink, ForgeError, PullRequest
-from bot.fsutil import file_lock, read_json, write_json
+from bot.fsutil import file_lock, read_json, write_atomic, write_json
 from bot.policy import Review
 
 
@@ -76,15 +78,44 @@ class LocalForge:
     def open_pr(self, *, branch: str, head: str, title: str, body: str, author: str, meta: Mapping[str, Any]) -> PullRequest:
         with self._lock():
             counter = self.root / "next"
-            number = int(counter.read_text()) if counter.exists() else 1
-            counter.write_text(str(number + 1))
-            pr = PullRequest(
-                number=number, title=title, body=body, author=author, branch=branch,
-                base=self.default_branch, head=head, url=self.url_for(number), meta=dict(meta),
-            )
-            self._save(pr)
+            number = self._first_number(counter)
+            while True:
+                pr = PullRequest(
+                    number=number, title=title, body=body, author=author, branch=branch,
+                    base=self.default_branch, head=head, url=self.url_for(number), meta=dict(meta),
+                )
+                if self._create(pr):
+                    break
+                number += 1  # the counter was behind the records (restored, rolled back): never overwrite
+            write_atomic(counter, str(number + 1).encode())
         self._emit("pull_request.opened", {"number": number, "head": head})
         return pr
+
+    def _first_number(self, counter: Path) -> int:
+        """The counter's number; when it is missing or unreadable, one past the highest record."""
+        try:
+            return max(1, int(counter.read_text()))
+        except (FileNotFoundError, ValueError):
+            folder = self.root / "prs"
+            numbers = [int(e.name[:-5]) for e in os.scandir(folder) if e.name.endswith(".json") and e.name[:-5].isdigit()] if folder.exists() else []
+            return max(numbers, default=0) + 1
+
+    def _create(self, pr: PullRequest) -> bool:
+        """Write a new record only if its number is free: link(2) never replaces a file."""
+        path = self._path(pr.number)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write((json.dumps(_pr_to_json(pr), indent=2, sort_keys=True) + "\n").encode())
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        return True
 
     def get_pr(self, number: int) -> PullRequest:
         return self._load(number)

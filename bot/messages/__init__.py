@@ -17,7 +17,7 @@ USAGE: dict[str, str] = {
     "sign": "sign NAME | sign PATH --key KEY.pem [--bundle OUT]",
     "verify": "verify NAME | verify PATH --bundle B --public-key KEY.pub",
     "help": "help [VERB]",
-    "pr": "pr list|show N|approve N|merge N|close N [--json]",
+    "pr": "pr list|show N|approve N|merge N|close N|open BRANCH [--title T] [--json]",
     "init": "init [--home DIR] [--person NAME=ROLE ...]",
     "serve": "serve [--port N] [--no-worker]",
     "worker": "worker [--workers N]",
@@ -156,6 +156,10 @@ def pr_detail(pr: Mapping[str, Any]) -> str:
     ]
     if pr.get("environments"):
         lines.append(f"  changes   {', '.join(pr['environments'])}")
+    if pr.get("policy"):
+        from bot.messages.policy import policy_pr_note
+
+        lines.append(f"  policy    {policy_pr_note(pr['policy'])}")
     lines.append("  checks")
     if not pr["checks"]:
         lines.append("    (none yet)")

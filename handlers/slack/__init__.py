@@ -92,7 +92,9 @@ def web_client(settings: SlackSettings) -> WebClient:
     kwargs: dict[str, Any] = {}
     if settings.api_url:
         kwargs["base_url"] = settings.api_url if settings.api_url.endswith("/") else settings.api_url + "/"
-    return WebClient(
+    from handlers.slack.redaction import RedactingWebClient
+
+    return RedactingWebClient(
         token=settings.bot_token,
         timeout=15,
         retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1), RateLimitErrorRetryHandler(max_retry_count=2)],

@@ -96,6 +96,9 @@ class SlackFace:
         self._checker = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slack-artifact")
 
     def attach(self, app: App) -> None:
+        from handlers.slack.redaction import redacting_respond
+
+        app.use(redacting_respond)
         app.command("/aimodel")(ack=self.ack_command, lazy=[self.run_command])
         for action_id in (render.APPROVE, render.MERGE, render.CLOSE, render.VIEW):
             app.action(action_id)(ack=self.ack_action, lazy=[self.run_action])
@@ -417,15 +420,16 @@ class SlackFace:
             elif not v.get("label_column"):
                 errors["label_column"] = "a new data set needs the column that holds the right answer"
         if v.get("artifact"):
-            problem = self._artifact_problem(v["artifact"])
+            problem = self._artifact_problem(v["artifact"], catalog)
             if problem:
                 errors["artifact"] = problem
         else:
             errors["artifact"] = "give the model file's URI"
         return {k: e[:300] for k, e in errors.items()}
 
-    def _artifact_problem(self, uri: str) -> str:
-        future = self._checker.submit(describe_artifact, uri, "")
+    def _artifact_problem(self, uri: str, catalog: Catalog) -> str:
+        access = self.ctx.guard.for_person(catalog.config.sources, "slack")
+        future = self._checker.submit(describe_artifact, uri, "", access)
         try:
             future.result(timeout=ARTIFACT_CHECK_SECONDS)
         except ArtifactError as exc:
@@ -501,9 +505,6 @@ class SlackFace:
             log.exception("App Home for %s failed", user_id)
 
     def home_view(self, user_id: str, client: WebClient) -> dict[str, Any]:
-        from bot.deploy.plan import affected_environments
-        from bot.policy import approval_status
-
         catalog = self.catalog()
         person = self.person(client, user_id, catalog)
         if person is None:
@@ -517,15 +518,15 @@ class SlackFace:
             if pr.author == person.name:
                 continue
             base, head = self.ctx.gitops.pr_catalogs(pr)
-            envs = affected_environments(base, head)
-            status = approval_status(base.config, envs, pr.reviews, pr.author)
+            envs, status = self.ctx.gitops.pr_approvals(pr, base, head)
             short = [
                 e for e in envs
                 if len(status.have.get(e, ())) < status.needed.get(e, 0)
                 and person.name not in status.have.get(e, ())
                 and any(r in config.environments[e].approvers for r in person.roles if e in config.environments)
             ]
-            if short:
+            owner = any(r in config.policy.owners for r in person.roles)
+            if short or (status.policy and owner and person.name not in status.policy_have and len(status.policy_have) < config.policy.approvals):
                 pending.append({"number": pr.number, "title": pr.title, "author": pr.author, "url": pr.url, "missing": list(status.missing)})
         rows, envs = self.rows(catalog)
         return render.home(person=person.name, roles=person.roles, my_prs=mine, my_locks=locks, rows=rows, envs=envs, pending=pending)
