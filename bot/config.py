@@ -34,6 +34,10 @@ class GitHubSettings:
     webhook_secret: str = ""
 
 
+# The faces are plugins named by configuration: the core never imports them (bot/faces.py).
+DEFAULT_FACES = ("handlers.faces",)
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -44,6 +48,7 @@ class Settings:
     slack: SlackSettings | None = None
     github: GitHubSettings | None = None
     default_branch: str = "main"
+    faces: tuple[str, ...] = DEFAULT_FACES  # modules that register the faces (bot.faces)
 
     @property
     def forge_kind(self) -> str:
@@ -107,6 +112,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = No
         )
 
     key = env.get("AIMODEL_SIGNING_KEY", "")
+    faces_text = env.get("AIMODEL_FACES")
+    faces = DEFAULT_FACES if faces_text is None else tuple(n.strip() for n in faces_text.split(",") if n.strip())
+    bad = [n for n in faces if not all(part.isidentifier() for part in n.split("."))]
+    if bad:
+        raise ConfigError(f"AIMODEL_FACES: {bad[0]!r} is not a Python module name")
     return Settings(
         home=home_path,
         repo=repo,
@@ -115,6 +125,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = No
         signing_key=Path(key).expanduser() if key else None,
         slack=slack,
         github=github,
+        faces=faces,
     )
 
 

@@ -32,13 +32,12 @@ from bot.manifests import (
     manifest_path,
 )
 from bot.messages import policy as policy_messages
-from bot.policy import ApprovalStatus, Review, approval_status, authorize, merge_decision
+from bot.policy import Review, authorize, merge_decision
 from bot.redact import redact
+from bot.review import PrStatus, pr_status
 from bot.sources import Access, Guard, SourceRefused, vetted_key
 
 Proposal = Create | Update | Deploy | Destroy
-REQUIRED_CHECKS = ("manifest", "scan", "validate", "sign")
-GREEN = ("success", "skipped")
 
 
 class Refusal(Exception):
@@ -413,38 +412,34 @@ class GitOps:
         self._changes[key] = paths
         return paths
 
-    def pr_approvals(self, pr: PullRequest, base: Catalog, head: Catalog) -> tuple[list[str], ApprovalStatus]:
-        """The environments a pull request changes and what it still needs, by the base's rules."""
-        envs = affected_environments(base, head)
-        status = approval_status(
-            base.config, envs, pr.reviews, pr.author, changed_paths=self.changed_paths(base, head), head=pr.head
+    def status(self, pr: PullRequest, catalogs: tuple[Catalog, Catalog] | None = None) -> PrStatus:
+        """Gather what judging `pr` needs (the base and head catalogs, the changed paths) and
+        decide with review.pr_status. A closed pull request is not judged."""
+        if not pr.is_open:
+            return pr_status(pr, None)
+        base, head = catalogs or self.pr_catalogs(pr)
+        return pr_status(
+            pr, base.config, environments=affected_environments(base, head), changed_paths=self.changed_paths(base, head)
         )
-        return envs, status
 
     def pr_view(self, number: int) -> dict[str, Any]:
         pr = self.forge.get_pr(number)
+        status = self.status(pr)
         view: dict[str, Any] = {
             "number": pr.number, "title": pr.title, "state": pr.state, "author": pr.author, "url": pr.url,
             "branch": pr.branch, "head": pr.head, "body": pr.body, "merge_commit": pr.merge_commit,
-            "checks": {
-                name: pr.checks[name].to_json()
-                for name in sorted(pr.checks, key=lambda n: ((*REQUIRED_CHECKS, n)).index(n))
-                if pr.checks[name].commit in ("", pr.head)
-            },
+            "checks": {name: check.to_json() for name, check in status.checks.items()},
             "meta": {k: v for k, v in pr.meta.items() if k in ("verb", "model", "deploy", "slack")},
         }
         if pr.is_open:
-            base, head = self.pr_catalogs(pr)
-            envs, status = self.pr_approvals(pr, base, head)
-            view["environments"] = envs
-            view["policy"] = list(status.policy)
+            view["environments"] = list(status.environments)
+            view["policy"] = list(status.policy_paths)
             view["approvals"] = {
-                "met": status.met, "needed": dict(status.needed),
-                "by": sorted({p for people in (*status.have.values(), status.policy_have) for p in people}),
-                "missing": list(status.missing),
+                "met": not status.missing, "needed": {a.env: a.needed for a in status.approvals},
+                "by": list(status.approved_by), "missing": list(status.missing),
             }
         else:
-            view["approvals"] = {"by": sorted({r.person for r in pr.reviews if r.state == "approved"}), "missing": []}
+            view["approvals"] = {"by": list(status.approved_by), "missing": []}
         return view
 
     def approve(self, number: int, actor: Actor) -> PullRequest:
@@ -461,17 +456,7 @@ class GitOps:
         return self.forge.get_pr(number)
 
     def merge_blockers(self, pr: PullRequest, catalogs: tuple[Catalog, Catalog] | None = None) -> list[str]:
-        blockers = []
-        for name in REQUIRED_CHECKS:
-            check = pr.checks.get(name)
-            if check is None or check.commit not in ("", pr.head) or check.state == "pending":
-                blockers.append(f"check {name} has not finished")
-            elif check.state not in GREEN:
-                blockers.append(f"check {name} failed: {check.summary}")
-        base, head = catalogs or self.pr_catalogs(pr)
-        _, status = self.pr_approvals(pr, base, head)
-        blockers.extend(status.missing)
-        return blockers
+        return list(self.status(pr, catalogs).blockers)
 
     def merge(self, number: int, actor: Actor) -> str:
         pr = self.forge.get_pr(number)
@@ -489,7 +474,7 @@ class GitOps:
                 environments=affected_environments(base, head), changed_paths=self.changed_paths(base, head),
             )
             refusal = decision.reason
-        blockers = self.merge_blockers(pr, catalogs)
+        blockers = self.status(pr, catalogs).blockers
         if blockers:
             also = f"; and {refusal}" if refusal else ""
             raise Refusal(f"cannot merge #{number} yet: " + "; ".join(blockers) + also)

@@ -49,14 +49,10 @@ def create_app(settings: Settings, ctx: Any = None) -> Flask:
     def metrics() -> Response:
         return Response(METRICS.render(), mimetype="text/plain; version=0.0.4")
 
-    if settings.slack:
-        from handlers.slack import register as register_slack
+    from bot.faces import load
 
-        register_slack(app, context, settings.slack)
-    if settings.github:
-        from handlers.github import register as register_github
-
-        register_github(app, context, settings.github)
+    for install in load(settings).routes:  # each face adds its endpoints (Slack, GitHub)
+        install(app, context, settings)
     return app
 
 

@@ -123,7 +123,7 @@ def model_detail(ctx: Context, name: str) -> dict[str, Any] | None:
 
 
 def pr_row(pr: PullRequest) -> dict[str, Any]:
-    current = [ch for ch in pr.checks.values() if ch.commit in ("", pr.head)]
-    states = [ch.state for ch in current]
-    summary = "-" if not states else ("failed" if any(s in ("failure", "error") for s in states) else ("pending" if "pending" in states else "green"))
+    from bot.review import checks_summary, current_checks
+
+    summary = checks_summary(current_checks(pr))
     return {"number": pr.number, "state": pr.state, "author": pr.author, "title": pr.title, "checks_summary": summary}

@@ -1,4 +1,4 @@
-"""POST /github/webhook: GitHub's deliveries -> handlers.forge_events.dispatch -> the queue.
+"""POST /github/webhook: GitHub's deliveries -> bot.lifecycle.on_event -> the queue.
 
 The request does only what is cheap and must be done before answering: verify the HMAC
 (`X-Hub-Signature-256`, constant-time compare), record the delivery id once (SQLite in
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Flask, Response, jsonify, request
 
+from bot.forges.base import FindsPrByCommit, ForgetsSignature, PrimesFromPayload
 from bot.metrics import METRICS
 
 if TYPE_CHECKING:
@@ -160,11 +161,11 @@ class Ignored(Exception):
 
 
 def route(ctx: Context, event: str, payload: dict[str, Any], *, dispatch: Callable[..., None] | None = None) -> str:
-    """Hand one verified, first-time delivery to forge_events.dispatch; returns what was done."""
+    """Hand one verified, first-time delivery to the lifecycle; returns what was done."""
     if dispatch is None:
-        from handlers.forge_events import dispatch as default_dispatch
+        from bot.lifecycle import on_event
 
-        dispatch = default_dispatch
+        dispatch = on_event
     action = str(payload.get("action") or "")
     if event == "pull_request":
         pr_data = payload.get("pull_request") or {}
@@ -174,10 +175,9 @@ def route(ctx: Context, event: str, payload: dict[str, Any], *, dispatch: Callab
             return f"checks queued for #{number} at {pr_data['head']['sha'][:10]}"
         if action == "closed":
             merged = bool(pr_data.get("merged"))
-            primed = getattr(ctx.forge, "primed", None)
-            from_payload = getattr(ctx.forge, "pr_from_payload", None)
-            if primed is not None and from_payload is not None:
-                with primed(from_payload(pr_data)):  # the payload has what release needs: no API call
+            forge = ctx.forge
+            if isinstance(forge, PrimesFromPayload):
+                with forge.primed(forge.pr_from_payload(pr_data)):  # the payload has what release needs: no API call
                     dispatch(ctx, "pull_request.closed", {"number": number, "merged": merged})
             else:
                 dispatch(ctx, "pull_request.closed", {"number": number, "merged": merged})
@@ -224,16 +224,15 @@ RERUNS: list[threading.Thread] = []  # started re-runs (tests wait for them)
 
 def _rerun(ctx: Context, sha: str, numbers: list[int], dispatch: Callable[..., None]) -> None:
     try:
-        if not numbers:
-            finder = getattr(ctx.forge, "find_pr_for_commit", None)
-            found = finder(sha) if finder is not None else None
+        forge = ctx.forge
+        if not numbers and isinstance(forge, FindsPrByCommit):
+            found = forge.find_pr_for_commit(sha)
             numbers = [found] if found else []
         if not numbers:
             log.info("check_run re-run on %s: no open pull request has that head", sha[:10])
-        forget = getattr(ctx.forge, "forget_signature", None)
         for number in numbers:
-            if forget is not None:
-                forget(number, sha)  # a real re-run, not the carried-over results
+            if isinstance(forge, ForgetsSignature):
+                forge.forget_signature(number, sha)  # a real re-run, not the carried-over results
             dispatch(ctx, "pull_request.synchronize", {"number": number, "head": sha})
     except Exception:
         log.exception("re-running the checks on %s failed", sha[:10])

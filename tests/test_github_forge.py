@@ -439,13 +439,9 @@ class Recorder:
 
     def __init__(self) -> None:
         self.told: list[tuple[str, dict[str, Any]]] = []
-        self.bound: Any = None
 
     def deliver(self, kind: str, data: dict[str, Any]) -> None:
         self.told.append((kind, data))
-
-    def bind(self, ctx: Any) -> None:
-        self.bound = ctx
 
 
 def test_the_summary_notifier_passes_the_news_on(world: GitHubWorld, model: dict[str, Path]) -> None:
@@ -454,9 +450,10 @@ def test_the_summary_notifier_passes_the_news_on(world: GitHubWorld, model: dict
 
     parts = build_github_forge(world.settings())
     slack = Recorder()
-    parts["notifier"] = parts["notifier"].chain(slack)
+    made: list[Any] = []
+    parts["notifiers"] = [*parts["notifiers"], lambda ctx: made.append(ctx) or slack]  # as a face registers one
     with Context(world.settings(), **parts) as ctx:
-        assert slack.bound is ctx  # the Context's bind reaches the chained notifier
+        assert made == [ctx]  # a face's notifier is made with the process's Context
         propose(ctx, model)
         ctx.notifier.deliver("waiting", {"pr": 1, "text": "#1 waits"})
         assert slack.told == [("waiting", {"pr": 1, "text": "#1 waits"})]

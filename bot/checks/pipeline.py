@@ -3,7 +3,8 @@
 Each check reports through the Forge as it finishes. Trust (the scan allow-list, the
 keys) comes from the base branch, never from the pull request itself, so a pull request
 cannot vouch for its own bytes. Signing runs only when the other three are green, and
-commits the bundles to the pull request's branch.
+commits the bundles to the pull request's branch; the run carries its results over to that
+commit, so the forge's announcement of it starts no second run (bot.lifecycle).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot import lifecycle
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, dataset_file, materialize
 from bot.checks.source_check import source_errors
@@ -88,6 +90,7 @@ class Pipeline:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._access = ctx.guard.for_pr(Sources(), None)  # the strictest, until run() reads the base config
+        self.head = ""
 
     def _report(
         self,
@@ -103,14 +106,10 @@ class Pipeline:
         pr.checks[name] = check
         return check
 
-    def run(self, number: int, head: str) -> None:
+    def run(self, pr: PullRequest) -> None:
+        """Check `pr` at its head (bot.lifecycle.checks decides that it needs checking)."""
         ctx = self.ctx
-        pr = ctx.forge.get_pr(number)
-        if not pr.is_open or pr.head != head:
-            return  # a newer commit has its own run
-        if pr.meta.get("signed_head") == head and pr.meta.get("checked_head"):
-            self._carry_over(pr)
-            return
+        self.head = pr.head  # the head this run ends on: the signature commit, once signed
         for name in ("manifest", "scan", "validate", "sign"):
             self._report(pr, name, "pending", "waiting")
         base, catalog = ctx.gitops.pr_catalogs(pr)
@@ -134,7 +133,7 @@ class Pipeline:
             )
             for name in ("scan", "validate", "sign"):
                 self._report(pr, name, "skipped", "manifest check failed")
-            ctx.notify_checks(pr)
+            lifecycle.checks_finished(ctx, pr.number, self.head)
             return
         if self._codeowners_out_of_step(pr, base, catalog):
             return  # the bot's CODEOWNERS commit starts a new run
@@ -148,8 +147,7 @@ class Pipeline:
         if not models:
             for name in ("scan", "validate", "sign"):
                 self._report(pr, name, "skipped", "no model artifact changes")
-            ctx.notify_checks(pr)
-            ctx.jobs.after_checks(pr.number)
+            lifecycle.checks_finished(ctx, pr.number, self.head)
             return
         results = [ModelChecks(m) for m in models]
         self._scan(pr, base.config, results)
@@ -158,8 +156,7 @@ class Pipeline:
             self._sign(pr, results)
         else:
             self._report(pr, "sign", "skipped", "not signed: scan or validate failed")
-        ctx.notify_checks(pr)
-        ctx.jobs.after_checks(pr.number)
+        lifecycle.checks_finished(ctx, pr.number, self.head)
 
     def _codeowners_out_of_step(self, pr: PullRequest, base: Catalog, catalog: Catalog) -> bool:
         """A PR that changes the config gets CODEOWNERS rewritten to match it, on its branch."""
@@ -175,24 +172,6 @@ class Pipeline:
         self.ctx.workspace.push(head, pr.branch, expect=pr.head)
         self.ctx.forge.update_head(pr.number, head)
         return True
-
-    def _carry_over(self, pr: PullRequest) -> None:
-        """The head is the bot's own signature commit on top of the checked commit."""
-        for check in list(pr.checks.values()):
-            if check.commit == pr.meta["checked_head"] and check.name != "sign":
-                self._report(
-                    pr, check.name, check.state, check.summary, check.details, check.annotations
-                )
-        sign = pr.meta.get("sign_result", {})
-        self._report(
-            pr,
-            "sign",
-            sign.get("state", "success"),
-            sign.get("summary", "signed"),
-            sign.get("details", ""),
-        )
-        self.ctx.notify_checks(pr)
-        self.ctx.jobs.after_checks(pr.number)
 
     # ------------------------------------------------------------------ scan
 
@@ -335,4 +314,9 @@ class Pipeline:
             },
         )
         ctx.workspace.push(new_head, pr.branch, expect=pr.head)
-        ctx.forge.update_head(pr.number, new_head)  # the synchronize run carries the results over
+        ctx.forge.update_head(pr.number, new_head)
+        # This run carries its results over to its own commit; the run the forge starts for
+        # that commit recognises it (bot.lifecycle.own_signature) and checks nothing again.
+        done = CheckResult("sign", "success", redact(summary), redact("\n".join(lines)), pr.head)
+        lifecycle.carry_over(ctx.forge, pr.number, new_head, [*(c for c in pr.checks.values() if c.commit == pr.head and c.name != "sign"), done])
+        self.head = new_head

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.policy import Review
 
@@ -75,3 +76,43 @@ class Forge(Protocol):
     def close(self, number: int) -> None: ...
 
     def comment(self, number: int, body: str) -> None: ...
+
+
+# --------------------------------------------------------------------------- optional abilities
+# A forge that has one of these says so by having the methods; callers check with isinstance.
+
+
+@runtime_checkable
+class EmitsEvents(Protocol):
+    """Tells what happened (opened, synchronize, review, closed, push) to a sink: the local
+    forge for everything, GitHub for what it sends no webhook for (approvals through the bot)."""
+
+    on_event: EventSink | None
+
+
+@runtime_checkable
+class HoldsConnections(Protocol):
+    """Keeps network sessions open that the process must close when it is done."""
+
+    def shutdown(self) -> None: ...
+
+
+@runtime_checkable
+class PrimesFromPayload(Protocol):
+    """Can answer get_pr from a webhook's payload instead of asking its API again."""
+
+    def pr_from_payload(self, data: Mapping[str, Any]) -> PullRequest: ...
+
+    def primed(self, pr: PullRequest) -> AbstractContextManager[None]: ...
+
+
+@runtime_checkable
+class FindsPrByCommit(Protocol):
+    def find_pr_for_commit(self, sha: str) -> int | None: ...
+
+
+@runtime_checkable
+class ForgetsSignature(Protocol):
+    """Before a re-run a person asked for: the signed head is checked again, not trusted."""
+
+    def forget_signature(self, number: int, head: str) -> None: ...

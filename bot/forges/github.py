@@ -45,6 +45,7 @@ from bot.gitrepo import GitError, Workspace
 from bot.manifests import CONFIG_PATH, ManifestError, RepoConfig, parse_config
 from bot.messages import github as md
 from bot.policy import Review
+from bot.review import PrStatus, pr_status
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -138,13 +139,6 @@ class GitHubWorkspace(Workspace):
     def fetch(self) -> None:
         with self._fetch_lock, file_lock(self.path / ".git" / "aimodel-fetch.lock"):
             self._git("fetch", "--quiet", "--prune", "origin")
-
-    def has_commit(self, sha: str) -> bool:
-        try:
-            self.resolve(sha)
-            return True
-        except GitError:
-            return False
 
     @classmethod
     def open_or_clone(cls, path: Path, url: Callable[[], str], default_branch: str, source: TokenSource) -> GitHubWorkspace:
@@ -692,23 +686,14 @@ def merged_pr_number(message: str) -> int | None:
 
 class GitHubNotifier:
     """Keeps the pull request's one summary comment and its `aimodel/policy` check in step with
-    what the bot tells people; then passes the news on (Slack) when that is configured."""
+    what the bot tells people. What the pull request needs comes from `status` (GitOps.status,
+    that is bot.review.pr_status), the same answer every face and the merge read."""
 
     enabled = True
 
-    def __init__(self, forge: GitHubForge, then: Any = None) -> None:
+    def __init__(self, forge: GitHubForge, status: Callable[[PullRequest], PrStatus]) -> None:
         self.forge = forge
-        self.then = then
-
-    def chain(self, then: Any) -> GitHubNotifier:
-        self.then = then
-        return self
-
-    def bind(self, ctx: Any) -> None:
-        """The Context binds its notifier; pass it on to the chained one (Slack needs it)."""
-        bind = getattr(self.then, "bind", None)
-        if callable(bind):
-            bind(ctx)
+        self.status = status
 
     def deliver(self, kind: str, data: dict[str, Any]) -> None:
         number = data.get("pr")
@@ -717,8 +702,6 @@ class GitHubNotifier:
                 self._update(int(number), kind, data)
             except Exception:  # the summary is refreshed on the next event; Slack still hears now
                 log.exception("could not refresh the summary of #%s on GitHub", number)
-        if self.then is not None and getattr(self.then, "enabled", False):
-            self.then.deliver(kind, data)
 
     def _update(self, number: int, kind: str, data: dict[str, Any]) -> None:
         # one refresh of a pull request's summary at a time, each reading the state after the
@@ -731,78 +714,44 @@ class GitHubNotifier:
     def _refresh(self, number: int, kind: str, data: dict[str, Any]) -> None:
         forge = self.forge
         pr = forge.get_pr(number)
-        checks = [pr.checks[n] for n in CHECK_NAMES if n in pr.checks and pr.checks[n].commit in ("", pr.head)]
-        approvals, blockers, auto_merge = self._approvals(pr)
-        failed = [c for c in checks if c.state in ("failure", "error")]
-        status = ""
+        try:
+            status = self.status(pr)
+        except GitError:  # the clone cannot read the commits yet: judged on the next event
+            status = pr_status(pr, None)
+        checks = list(status.checks.values())
+        blockers = list(status.missing)
+        approvals = {"by": list(status.approved_by), "missing": blockers}
+        if status.judged:
+            approvals["can_approve"] = list(status.can_approve_logins)
         policy: CheckResult | None = None
         if pr.state == "merged":
-            status = f"Merged as `{pr.merge_commit[:10]}`."
+            text = f"Merged as `{pr.merge_commit[:10]}`."
         elif pr.state == "closed":
-            status = "Closed without merging; its locks are released."
-        elif failed:
-            status = md.failed_text()
+            text = "Closed without merging; its locks are released."
+        elif status.checks_failed:
+            text = md.failed_text()
             policy = CheckResult(md.POLICY, "skipped", "blocked: a check failed", "", pr.head)
-        elif kind == "ready" or (checks and len(checks) == len(CHECK_NAMES) and not blockers):
-            status = md.ready_text(auto_merge)
+        elif kind == "ready" or (status.checks_done and not blockers):
+            text = md.ready_text(status.auto_merge)
             policy = CheckResult(md.POLICY, "success", "approvals met", "", pr.head)
-        elif any(c.state == "pending" for c in checks) or len(checks) < len(CHECK_NAMES):
-            status = "⏳ Checks are running."
+        elif not status.checks_done:
+            text = "⏳ Checks are running."
             policy = CheckResult(md.POLICY, "pending", "waiting for the checks", "", pr.head)
         else:
-            status = md.waiting_text(blockers)
+            text = md.waiting_text(blockers)
             policy = CheckResult(md.POLICY, "failure" if any("requested changes" in b for b in blockers) else "pending", md.policy_summary(blockers), "", pr.head)
         deploy = data.get("deploy") or pr.meta.get("deploy")
-        forge.comment(number, md.summary_comment(pr, checks=checks, approvals=approvals, status=status, deploy=deploy))
+        forge.comment(number, md.summary_comment(pr, checks=checks, approvals=approvals, status=text, deploy=deploy))
         if policy is not None and pr.is_open:
             forge.set_check(number, policy)
-
-    def _approvals(self, pr: PullRequest) -> tuple[dict[str, Any], list[str], bool]:
-        from bot.catalog import load_catalog
-        from bot.deploy.plan import affected_environments
-        from bot.policy import approval_status, holders
-
-        ws = self.forge.workspace
-        if ws is None or not pr.is_open:
-            return {"by": sorted({r.person for r in pr.reviews if r.state == "approved"}), "missing": []}, [], False
-        ws.fetch()
-        try:
-            base_commit = ws.head_of(pr.base)
-            base = load_catalog(base_commit, ws.tree(base_commit), ws.read_blob)
-            head = load_catalog(pr.head, ws.tree(pr.head), ws.read_blob)
-        except GitError:
-            return {"by": [], "missing": []}, [], False
-        try:
-            changed: list[str] = ws.changed_files(base_commit, pr.head)
-        except GitError:  # no merge base: every path that differs (the stricter reading)
-            changed = sorted(p for p in {*base.files, *head.files} if base.files.get(p) != head.files.get(p))
-        envs = affected_environments(base, head)
-        # the base branch's rules judge the pull request, never the ones it brings
-        status = approval_status(base.config, envs, pr.reviews, pr.author, changed_paths=changed, head=pr.head)
-        by = sorted({p for people in (*status.have.values(), status.policy_have) for p in people})
-        # who may give the approvals still missing, by GitHub login (CODEOWNERS' job, from the config)
-        short: list[tuple[str, ...]] = []
-        for env_name in envs:
-            env = base.config.environments.get(env_name)
-            if env is not None and len(status.have.get(env_name, ())) < env.approvals:
-                short.append(env.approvers)
-        if status.policy and len(status.policy_have) < base.config.policy.approvals:
-            short.append(base.config.policy.owners)
-        can = {
-            login
-            for roles in short
-            for name in holders(base.config, roles, besides=pr.author)
-            if (login := base.config.people[name].github)
-        }
-        approvals = {"by": by, "missing": list(status.missing), "can_approve": sorted(can)}
-        return approvals, list(status.missing), base.config.auto_merge
 
 
 # --------------------------------------------------------------------------- wiring
 
 
 def build_github_forge(settings: Settings) -> dict[str, Any]:
-    """The forge, the working clone and the summary-comment notifier for `AIMODEL_REPO=owner/name`."""
+    """The forge, the working clone and the summary-comment notifier (made once the Context
+    exists) for `AIMODEL_REPO=owner/name`."""
     gh = settings.github
     assert gh is not None
     source = TokenSource(api_url=gh.api_url, repo=gh.repo, token=gh.token, app_id=gh.app_id, app_private_key=gh.app_private_key)
@@ -815,4 +764,8 @@ def build_github_forge(settings: Settings) -> dict[str, Any]:
 
     workspace = GitHubWorkspace.open_or_clone(settings.home / "github" / owner / name, clone_url, settings.default_branch, source)
     forge.workspace = workspace
-    return {"forge": forge, "workspace": workspace, "notifier": GitHubNotifier(forge)}
+
+    def summary(ctx: Any) -> GitHubNotifier:
+        return GitHubNotifier(forge, ctx.gitops.status)
+
+    return {"forge": forge, "workspace": workspace, "notifiers": [summary]}

@@ -268,3 +268,22 @@ def model_detail(d: Mapping[str, Any]) -> str:
         lines.append(f"    {env:<8} {state['version']} {state['state']}{reason}")
     return "\n".join(lines)
 
+
+
+# --------------------------------------------------------------------------- the pull request's lifecycle
+
+
+def checks_notice(number: int, lines: Sequence[str]) -> str:
+    return f"Checks on #{number}:\n" + "\n".join(lines)
+
+
+def waiting_notice(number: int, blockers: Sequence[str]) -> str:
+    return f"#{number} is green and waits for: " + "; ".join(blockers)
+
+
+def ready_notice(number: int) -> str:
+    return f"#{number} has green checks and its approvals; it can be merged."
+
+
+def closed_notice(number: int, model: str) -> str:
+    return f"Pull request #{number} was closed without merging; the lock on {model or 'its model'} is released."

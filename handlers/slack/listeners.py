@@ -341,7 +341,7 @@ class SlackFace:
 
     def _merge_allowed(self, number: int) -> bool:
         pr = self.ctx.forge.get_pr(number)
-        return pr.is_open and not self.ctx.gitops.merge_blockers(pr)
+        return self.ctx.gitops.status(pr).mergeable
 
     def after_action(self, client: WebClient, body: Mapping[str, Any], number: int, note: str, respond: Respond) -> None:
         """Say what happened in the pull request's thread and refresh its parent message."""
@@ -351,7 +351,7 @@ class SlackFace:
             if thread.get("channel") and thread.get("ts"):
                 client.chat_postMessage(channel=thread["channel"], thread_ts=thread["ts"], **render.thread_note(note))
                 view = self.ctx.gitops.pr_view(number)
-                payload = render.pr_message(view, merge_allowed=pr.is_open and not self.ctx.gitops.merge_blockers(pr), requester=str(thread.get("user", "")))
+                payload = render.pr_message(view, merge_allowed=self.ctx.gitops.status(pr).mergeable, requester=str(thread.get("user", "")))
                 client.chat_update(channel=thread["channel"], ts=thread["ts"], text=payload["text"], blocks=payload["blocks"])
             else:
                 respond(**render.note(note, icon=":white_check_mark:"), replace_original=False)
@@ -509,7 +509,6 @@ class SlackFace:
         person = self.person(client, user_id, catalog)
         if person is None:
             return render.home_unknown(user_id)
-        config = catalog.config
         open_prs = self.ctx.forge.list_prs("open")
         mine = [pr_row(p) for p in open_prs if p.author == person.name]
         locks = [{"key": h.key, "pr": h.pr, "person": h.person} for h in self.ctx.locks.all() if h.person == person.name]
@@ -517,16 +516,8 @@ class SlackFace:
         for pr in open_prs:
             if pr.author == person.name:
                 continue
-            base, head = self.ctx.gitops.pr_catalogs(pr)
-            envs, status = self.ctx.gitops.pr_approvals(pr, base, head)
-            short = [
-                e for e in envs
-                if len(status.have.get(e, ())) < status.needed.get(e, 0)
-                and person.name not in status.have.get(e, ())
-                and any(r in config.environments[e].approvers for r in person.roles if e in config.environments)
-            ]
-            owner = any(r in config.policy.owners for r in person.roles)
-            if short or (status.policy and owner and person.name not in status.policy_have and len(status.policy_have) < config.policy.approvals):
+            status = self.ctx.gitops.status(pr)
+            if status.may_approve(person):
                 pending.append({"number": pr.number, "title": pr.title, "author": pr.author, "url": pr.url, "missing": list(status.missing)})
         rows, envs = self.rows(catalog)
         return render.home(person=person.name, roles=person.roles, my_prs=mine, my_locks=locks, rows=rows, envs=envs, pending=pending)

@@ -1,0 +1,40 @@
+"""The faces this package brings, registered with the core at start-up (bot.faces):
+Slack (its notifier and /slack/events) and GitHub's webhook endpoint (/github/webhook)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.faces import Faces
+    from bot.notify import Notifier
+
+
+def slack_notifier(ctx: Any) -> Notifier | None:
+    settings: Settings = ctx.settings
+    if not settings.slack:
+        return None
+    from handlers.slack_notify import SlackNotifier
+
+    return SlackNotifier(settings.slack, ctx)
+
+
+def slack_routes(app: Any, ctx: Any, settings: Settings) -> None:
+    if settings.slack:
+        from handlers.slack import register
+
+        register(app, ctx, settings.slack)
+
+
+def github_routes(app: Any, ctx: Any, settings: Settings) -> None:
+    if settings.github:
+        from handlers.github import register
+
+        register(app, ctx, settings.github)
+
+
+def install(faces: Faces) -> None:
+    faces.notifier(slack_notifier)
+    faces.route(slack_routes)
+    faces.route(github_routes)
