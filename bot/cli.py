@@ -84,11 +84,14 @@ def _settings(common: c.Common) -> Settings:
 
 def _context(settings: Settings) -> Context:
     from bot.app import NotInitialized, build_context
+    from bot.config import ConfigError
 
     try:
         return build_context(settings)
     except NotInitialized as exc:
         raise _Fail(str(exc), 2) from None
+    except ConfigError as exc:  # a face named in AIMODEL_FACES cannot be loaded
+        raise _Fail(f"configuration: {exc}", 2) from None
 
 
 def _who(common: c.Common, *, required: bool) -> str:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from bot.config import ConfigError
+
 if TYPE_CHECKING:
     from bot.config import Settings
     from bot.notify import Notifier
@@ -50,7 +52,7 @@ FACES = Faces()
 _lock = threading.Lock()
 
 
-class FaceError(RuntimeError):
+class FaceError(ConfigError):
     """A configured face module cannot be loaded; the message names it."""
 
 
