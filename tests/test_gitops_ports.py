@@ -125,21 +125,39 @@ def test_merge_waits_for_every_check_on_the_current_head(ports: tuple[GitOps, Fa
     assert len(gitops.merge_blockers(forge.get_pr(number))) == len(REQUIRED_CHECKS)
 
 
-def test_merge_by_a_person_is_judged_and_done_through_the_forge(ports: tuple[GitOps, FakeForge, MemoryLocks],
-                                                                 model_files: ModelFiles) -> None:
+def test_a_green_change_to_dev_merges_through_the_forge(ports: tuple[GitOps, FakeForge, MemoryLocks],
+                                                         model_files: ModelFiles) -> None:
     gitops, forge, _ = ports
     pr = gitops.propose(_create(model_files), Actor("ada", "cli")).pr
     _green(forge, pr.number)
-    blockers = gitops.merge_blockers(forge.get_pr(pr.number))
+    assert gitops.merge_blockers(forge.get_pr(pr.number)) == []  # dev asks for no approval
     with pytest.raises(Refusal):
         gitops.approve(pr.number, Actor("ada", "cli"))  # the author's own approval never counts
-    if blockers:  # the template's environments may ask for a review first
-        gitops.approve(pr.number, Actor("dev", "cli"))
-    assert gitops.merge_blockers(forge.get_pr(pr.number)) == []
     assert gitops.merge(pr.number, Actor("dev", "cli")) == pr.head
     assert forge.get_pr(pr.number).state == "merged"
+    assert forge.events[-1] == ("pull_request.closed", {"number": pr.number, "merged": True})
     with pytest.raises(Refusal, match="merged"):
         gitops.merge(pr.number, Actor("dev", "cli"))
+
+
+def test_a_change_to_the_rules_waits_for_a_policy_owner(ports: tuple[GitOps, FakeForge, MemoryLocks]) -> None:
+    gitops, forge, locks = ports
+    ws = gitops.workspace
+    base = ws.head_of()
+    config = (ws.read_file(base, ".aimodel/config.yaml") or b"").replace(b"auto_merge: false", b"auto_merge: true")
+    head = ws.commit_change(base, {".aimodel/config.yaml": config}, "Merge by itself", Actor("alan", "cli").identity())
+    ws.push(head, "auto-merge")
+    pr = gitops.open_branch("auto-merge", Actor("alan", "cli"))
+    assert (pr.head, pr.author, pr.meta["verb"]) == (head, "alan", "open")
+    assert any(h.key.startswith("branch:") and h.pr == pr.number for h in locks.all())
+    _green(forge, pr.number)
+    waiting = gitops.merge_blockers(forge.get_pr(pr.number))
+    assert len(waiting) == 1 and "policy change" in waiting[0] and "dev" in waiting[0]
+    gitops.approve(pr.number, Actor("dev", "cli"))  # the DevOps Engineer owns the rules
+    assert gitops.merge_blockers(forge.get_pr(pr.number)) == []
+    with pytest.raises(Refusal):
+        gitops.merge(pr.number, Actor("alan", "cli"))  # approved, but only policy mergers merge it
+    assert gitops.merge(pr.number, Actor("dev", "cli")) == head
 
 
 def test_the_recording_notifier_keeps_deliveries_in_order() -> None:
