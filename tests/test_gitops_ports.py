@@ -69,7 +69,7 @@ def test_a_second_proposal_for_a_locked_model_is_refused_and_opens_nothing(
     gitops, forge, locks = ports
     first = gitops.propose(_create(model_files), Actor("ada", "cli")).pr
     with pytest.raises(Refusal) as refused:
-        gitops.propose(_create(model_files), Actor("alan", "slack"))
+        gitops.propose(_create(model_files), Actor("alan", "cli"))
     assert f"#{first.number}" in refused.value.message
     assert [p.number for p in forge.list_prs()] == [first.number]
     assert locks.holder("model:fraud") is not None and locks.holder("model:fraud").pr == first.number  # type: ignore[union-attr]
