@@ -8,8 +8,6 @@ from typing import Any, Protocol
 
 from bot.policy import Review
 
-CHECK_STATES = ("pending", "success", "failure", "error", "skipped")
-
 
 @dataclass(frozen=True)
 class CheckResult:
