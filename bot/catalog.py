@@ -46,9 +46,6 @@ class Catalog:
     def apps_using(self, model: str) -> list[Application]:
         return [a for a in self.apps.values() if model in a.models]
 
-    def models_of_app(self, app: str) -> list[AIModel]:
-        return [m for m in self.models.values() if m.application == app]
-
     def integrity_errors(self) -> list[ManifestError]:
         """Cross-file rules: every reference points at something that exists."""
         errors: list[ManifestError] = []

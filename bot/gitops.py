@@ -152,9 +152,6 @@ class GitOps:
         self._catalogs[commit] = catalog
         return catalog
 
-    def resolve_actor(self, catalog: Catalog, name: str, via: str) -> Actor:
-        return Actor(name, via, catalog.config.people.get(name))
-
     # ------------------------------------------------------------------ proposing
 
     def propose(self, command: Proposal, actor: Actor, *, meta: Mapping[str, Any] | None = None) -> Opened:

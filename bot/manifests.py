@@ -442,13 +442,6 @@ def name_from_path(path: str) -> str:
     return parts[-1].rsplit(".", 1)[0]
 
 
-def is_manifest_path(path: str) -> bool:
-    parts = path.split("/")
-    if expected_kind(path) is None or not path.endswith((".yaml", ".yml")):
-        return False
-    return len(parts) == 2 or (len(parts) == 3 and parts[0] == "models" and parts[2] == "model.yaml")
-
-
 def parse_manifest(text: str | bytes, path: str) -> Manifest:
     try:
         doc = load_yaml(text, path)

@@ -586,18 +586,19 @@ def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> Non
             return True
 
     monkeypatch.setattr(scan_mod._Progress, "DELAY", 0.05)
-    tty = Terminal()
+    tty, pipe = Terminal(), io.StringIO()
     bar = scan_mod._Progress(4, True, stream=tty).start()
+    piped = scan_mod._Progress(4, True, stream=pipe).start()  # started alongside, same delay
     bar.update(2)
-    time.sleep(0.4)
+    piped.update(2)
+    deadline = time.monotonic() + 10
+    while "2/4 files" not in tty.getvalue():  # the terminal's bar has drawn: the delay is over
+        assert time.monotonic() < deadline, "the bar never drew on the terminal"
+        time.sleep(0.01)
     bar.close()
-    assert "2/4 files" in tty.getvalue()
+    piped.close()
     assert tty.getvalue().endswith("\r")  # the line is cleared at the end
-    pipe = io.StringIO()
-    bar = scan_mod._Progress(4, True, stream=pipe).start()
-    time.sleep(0.2)
-    bar.close()
-    assert pipe.getvalue() == ""
+    assert pipe.getvalue() == ""  # the same delay passed, and a pipe got nothing
     quick = Terminal()
     monkeypatch.setattr(scan_mod._Progress, "DELAY", 5.0)
     bar = scan_mod._Progress(4, True, stream=quick).start()

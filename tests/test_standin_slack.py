@@ -1,9 +1,9 @@
-"""The Slack stand-in and signing helper, exercised with the real slack_sdk / slack_bolt clients."""
+"""The Slack stand-in behaves like Slack for the methods the app calls, and its signed deliveries
+are accepted by the real slack_sdk / slack_bolt: exercised with those clients."""
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs
@@ -20,15 +20,9 @@ from slack_sdk.webhook import WebhookClient
 from tests.standins.slack_api import Delivery, SlackStandIn
 from tests.standins.slack_signing import (
     FIXTURES,
-    app_home_opened_body,
-    block_actions_payload,
-    interactive_body,
     load_fixture,
-    post_to_app,
     sign_request,
     slash_command_body,
-    url_verification_body,
-    view_submission_payload,
 )
 
 TOKEN = "xoxb-1111-2222-standin"
@@ -75,10 +69,6 @@ def test_post_message_in_a_thread(slack: SlackStandIn, client: WebClient) -> Non
     reply = client.chat_postMessage(channel="C0MODELS", text="checks green", thread_ts=parent["ts"])
     assert float(reply["ts"]) > float(parent["ts"])
     assert reply["message"]["thread_ts"] == parent["ts"]
-
-    replies = client.conversations_replies(channel="C0MODELS", ts=parent["ts"])
-    assert [m["text"] for m in replies["messages"]] == ["PR #42 opened", "checks green"]
-    assert replies["messages"][0]["reply_count"] == 1
 
     history = client.conversations_history(channel="C0MODELS")
     assert [m["text"] for m in history["messages"]] == ["PR #42 opened"]  # replies stay in thread
@@ -133,54 +123,35 @@ def test_views_publish_keeps_last_home_view(slack: SlackStandIn, client: WebClie
     assert err.value.response["error"] == "hash_conflict"
 
 
-def test_modal_open_update_push(slack: SlackStandIn, client: WebClient) -> None:
-    modal = {
-        "type": "modal",
-        "callback_id": "create_model",
-        "title": {"type": "plain_text", "text": "Create a model"},
-        "blocks": [],
-    }
+def test_views_open_needs_a_trigger(slack: SlackStandIn, client: WebClient) -> None:
+    modal = {"type": "modal", "callback_id": "create_model", "title": {"type": "plain_text", "text": "Create a model"}, "blocks": []}
     opened = client.views_open(trigger_id=slack.new_trigger_id(), view=modal)["view"]
-    updated = client.views_update(
-        view_id=opened["id"], hash=opened["hash"], view={**modal, "private_metadata": "x"}
-    )["view"]
-    assert updated["id"] == opened["id"] and slack.view(opened["id"])["private_metadata"] == "x"
-    pushed = client.views_push(trigger_id="1.2.3", view=modal)["view"]
-    assert pushed["previous_view_id"] == opened["id"]
-    assert [v["id"] for v in slack.modals()] == [opened["id"], pushed["id"]]
+    assert opened["id"].startswith("V") and opened["callback_id"] == "create_model"
     with pytest.raises(SlackApiError) as err:
         client.views_open(trigger_id="", view=modal)
     assert err.value.response["error"] == "invalid_arguments"
 
 
-def test_users_lookup_by_email(client: WebClient) -> None:
-    user = client.users_lookupByEmail(email="Alice@Example.com")["user"]
-    assert user["id"] == "U0ALICE" and user["profile"]["email"] == "alice@example.com"
-    with pytest.raises(SlackApiError) as err:
-        client.users_lookupByEmail(email="nobody@example.com")
-    assert err.value.response["error"] == "users_not_found"
-
-
-def test_dm_ephemeral_update_permalink_reaction(slack: SlackStandIn, client: WebClient) -> None:
-    dm = client.conversations_open(users="U0ALICE")["channel"]["id"]
-    assert dm.startswith("D") and slack.dm_channel("U0ALICE") == dm
-    assert client.conversations_info(channel=dm)["channel"]["is_im"] is True
-    posted = client.chat_postMessage(channel="U0ALICE", text="your PR is merged")
-    assert posted["channel"] == dm
-
+def test_dm_ephemeral_and_update(slack: SlackStandIn, client: WebClient) -> None:
+    posted = client.chat_postMessage(channel="U0ALICE", text="your PR is merged")  # a user id: the DM
+    assert posted["channel"].startswith("D") and slack.dm_channel("U0ALICE") == posted["channel"]
     client.chat_postEphemeral(channel="C0MODELS", user="U0BOB", text="only for bob")
     assert slack.ephemerals("C0MODELS", "U0BOB")[0]["text"] == "only for bob"
-
     ts = client.chat_postMessage(channel="C0MODELS", text="deploying")["ts"]
     assert client.chat_update(channel="C0MODELS", ts=ts, text="deployed")["text"] == "deployed"
-    link = client.chat_getPermalink(channel="C0MODELS", message_ts=ts)["permalink"]
-    assert link == f"https://aimodel-dev.slack.com/archives/C0MODELS/p{ts.replace('.', '')}"
-    client.reactions_add(channel="C0MODELS", name="rocket", timestamp=ts)
+    assert [m["text"] for m in slack.messages("C0MODELS")] == ["deployed"]
     with pytest.raises(SlackApiError) as err:
-        client.reactions_add(channel="C0MODELS", name="rocket", timestamp=ts)
-    assert err.value.response["error"] == "already_reacted"
-    message = slack.messages("C0MODELS")[-1]
-    assert message["text"] == "deployed" and message["reactions"][0]["name"] == "rocket"
+        client.chat_update(channel="C0MODELS", ts="1.000001", text="x")
+    assert err.value.response["error"] == "message_not_found"
+
+
+def test_history_pages_with_cursor(client: WebClient) -> None:
+    for n in range(5):
+        client.chat_postMessage(channel="C0MODELS", text=f"m{n}")
+    first = client.conversations_history(channel="C0MODELS", limit=3)
+    assert [m["text"] for m in first["messages"]] == ["m4", "m3", "m2"] and first["has_more"]
+    rest = client.conversations_history(channel="C0MODELS", limit=3, cursor=first["response_metadata"]["next_cursor"])
+    assert [m["text"] for m in rest["messages"]] == ["m1", "m0"] and not rest["has_more"]
 
 
 def test_invalid_auth_and_unknown_method(slack: SlackStandIn) -> None:
@@ -228,16 +199,6 @@ def test_rate_limit_is_retried_by_slack_sdk(slack: SlackStandIn) -> None:
     assert [m["text"] for m in slack.messages("C0MODELS")] == ["after the storm"]
 
 
-def test_rate_limit_without_retry_handler(slack: SlackStandIn, client: WebClient) -> None:
-    slack.fail_next("conversations.history", retry_after=7)
-    with pytest.raises(SlackApiError) as err:
-        client.conversations_history(channel="C0MODELS")
-    assert err.value.response.status_code == 429
-    assert err.value.response.headers["Retry-After"] == "7"
-    assert err.value.response["error"] == "ratelimited"
-    assert client.conversations_history(channel="C0MODELS")["ok"] is True
-
-
 def test_injected_error_is_http_200(slack: SlackStandIn, client: WebClient) -> None:
     slack.fail_next("chat.postMessage", error="channel_not_found")
     with pytest.raises(SlackApiError) as err:
@@ -246,22 +207,6 @@ def test_injected_error_is_http_200(slack: SlackStandIn, client: WebClient) -> N
     assert err.value.response["error"] == "channel_not_found"
     client.chat_postMessage(channel="C0MODELS", text="y")
     assert [c.ok for c in slack.calls("chat.postMessage")] == [False, True]
-
-
-def test_wait_for_call_sees_a_call_from_another_thread(
-    slack: SlackStandIn, client: WebClient
-) -> None:
-    def later() -> None:
-        time.sleep(0.2)
-        client.chat_postMessage(channel="C0MODELS", text="late", thread_ts="1700000000.000100")
-
-    worker = threading.Thread(target=later)
-    worker.start()
-    call = slack.wait_for_call("chat.postMessage", lambda c: c.params.get("text") == "late")
-    worker.join()
-    assert call.params["thread_ts"] == "1700000000.000100"
-    with pytest.raises(TimeoutError):
-        slack.wait_for_call("views.open", timeout=0.2)
 
 
 # ---------------------------------------------------------------------- response_url
@@ -345,29 +290,6 @@ def test_slash_command_body_is_slack_form() -> None:
     assert (fields["user_id"], fields["user_name"], fields["team_id"]) == ("U0BOB", "bob", "T0001")
     assert fields["response_url"] == "http://127.0.0.1:1/response/x"
     assert b"command=%2Faimodel" in body and b" " not in body
-
-
-def test_payload_builders_round_trip() -> None:
-    payload = block_actions_payload("approve_pr", "pr:7", user_id="U0BOB", message_ts="1.2")
-    body = interactive_body(payload)
-    assert body.startswith(b"payload=%7B")
-    decoded = json.loads(parse_qs(body.decode())["payload"][0])
-    assert decoded == payload
-    assert decoded["actions"][0]["value"] == "pr:7"
-    assert decoded["container"]["message_ts"] == decoded["message"]["ts"] == "1.2"
-
-    sub = view_submission_payload(
-        "create_model", {"name": {"value": {"type": "plain_text_input", "value": "m"}}}, "meta"
-    )
-    assert sub["view"]["state"]["values"]["name"]["value"]["value"] == "m"
-    assert json.loads(app_home_opened_body("U0BOB", with_view=False))["event"] == {
-        "type": "app_home_opened",
-        "user": "U0BOB",
-        "channel": "D0ALICEDM",
-        "tab": "home",
-        "event_ts": "1700000040.000200",
-    }
-    assert json.loads(url_verification_body("abc"))["challenge"] == "abc"
 
 
 @pytest.mark.parametrize(
@@ -479,73 +401,3 @@ def test_bolt_round_trip_with_standin_deliveries(slack: SlackStandIn) -> None:
     assert fields["response_url"] == command.response_url
 
 
-def test_history_pages_with_cursor(slack: SlackStandIn, client: WebClient) -> None:
-    for n in range(5):
-        slack.post_user_message("C0MODELS", "U0ALICE", f"m{n}")
-    first = client.conversations_history(channel="C0MODELS", limit=3)
-    assert [m["text"] for m in first["messages"]] == ["m4", "m3", "m2"] and first["has_more"]
-    cursor = first["response_metadata"]["next_cursor"]
-    rest = client.conversations_history(channel="C0MODELS", limit=3, cursor=cursor)
-    assert [m["text"] for m in rest["messages"]] == ["m1", "m0"] and not rest["has_more"]
-    with pytest.raises(SlackApiError) as err:
-        client.conversations_history(channel="C0MODELS", cursor="not-a-cursor")
-    assert err.value.response["error"] == "invalid_cursor"
-
-
-def test_malformed_argument_is_invalid_arguments(client: WebClient) -> None:
-    with pytest.raises(SlackApiError) as err:
-        client.conversations_history(channel="C0MODELS", latest="yesterday")
-    assert err.value.response["error"] == "invalid_arguments"
-
-
-def test_deliveries_over_real_http_to_a_flask_bolt_app(slack: SlackStandIn) -> None:
-    flask = pytest.importorskip("flask")
-    from slack_bolt.adapter.flask import SlackRequestHandler
-    from werkzeug.serving import make_server
-
-    bolt = App(client=WebClient(token=TOKEN, base_url=slack.api_url), signing_secret=SECRET)
-
-    @bolt.command("/aimodel")
-    def aimodel(ack, command, say):  # type: ignore[no-untyped-def]
-        ack(f"on it: {command['text']}")
-        say("PR #7 opened")
-
-    web = flask.Flask("standin-test")
-    handler = SlackRequestHandler(bolt)
-    web.add_url_rule(
-        "/slack/events", view_func=lambda: handler.handle(flask.request), methods=["POST"]
-    )
-    server = make_server("127.0.0.1", 0, web, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/slack/events"
-        command = slack.slash_command("create fraud-detector")
-        resp = command.post(url, SECRET)
-        assert resp.status_code == 200 and resp.text == "on it: create fraud-detector"
-        slack.wait_for_call("chat.postMessage")
-        assert slack.messages("C0MODELS")[-1]["text"] == "PR #7 opened"
-        assert command.post(url, "not-the-secret").status_code == 401
-        stale = command.post(url, SECRET, timestamp=int(time.time()) - 600)
-        assert stale.status_code == 401
-        challenge = Delivery(url_verification_body("xyz"), "application/json")
-        assert challenge.post(url, SECRET).json() == {"challenge": "xyz"}
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-def test_post_to_app_signs_over_http(slack: SlackStandIn) -> None:
-    # The stand-in is not a Slack app, but it answers, which is enough to see the request go out.
-    resp = post_to_app(slack.base_url + "/api/api.test", SECRET, b"foo=bar")
-    assert resp.status_code == 200 and resp.json()["args"]["foo"] == "bar"
-
-
-def test_stop_is_idempotent() -> None:
-    standin = SlackStandIn().start()
-    port = standin.port
-    standin.stop()
-    standin.stop()
-    with pytest.raises(requests.ConnectionError):
-        requests.post(f"http://127.0.0.1:{port}/api/api.test", timeout=2)

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ from bot.gitops import Actor, Refusal
 from tests.conftest import ModelFiles, Run
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 def _start_worker(home: Path, extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -64,24 +62,10 @@ def test_cli_leaves_the_queue_to_a_running_worker(aimodel: Run, home: Path, mode
         _stop(worker)
 
 
-@pytest.fixture
-def redis_db() -> Iterator[str]:
-    redis = pytest.importorskip("redis", reason="the scale-out tests need the redis client")
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError:
-        pytest.skip("no Redis on 127.0.0.1:6379 (.ci/run starts one)")
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
-
-
-def test_redis_queue_and_locks_across_processes(aimodel: Run, created: str, home: Path, redis_db: str,
+def test_redis_queue_and_locks_across_processes(aimodel: Run, created: str, home: Path, redis_url: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REDIS_URL", redis_db)
-    settings = load_settings({"AIMODEL_HOME": str(home), "REDIS_URL": redis_db})
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    settings = load_settings({"AIMODEL_HOME": str(home), "REDIS_URL": redis_url})
     barrier = threading.Barrier(10)
     opened: list[int] = []
     refused: list[str] = []
@@ -105,7 +89,7 @@ def test_redis_queue_and_locks_across_processes(aimodel: Run, created: str, home
     assert held["model:fraud"] == opened[0]
     # Nobody drained the queue: the checks wait in Redis for a worker, which any machine may run.
     assert aimodel("pr", "show", str(opened[0]), "--json").json["checks"] == {}
-    worker = _start_worker(home, {"REDIS_URL": redis_db})
+    worker = _start_worker(home, {"REDIS_URL": redis_url})
     try:
         assert _wait_checks(aimodel, opened[0])["validate"] == "success"
     finally:

@@ -9,8 +9,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from bot.policy import Review
 
-CHECK_STATES = ("pending", "success", "failure", "error", "skipped")
-
 
 @dataclass(frozen=True)
 class CheckResult:

@@ -12,7 +12,6 @@ never race to refresh and no request ever carries an expired token.
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -164,9 +163,6 @@ class TokenSource:
 
     def pygithub_auth(self) -> github.Auth.Auth:
         return _SourceAuth(self)
-
-    def describe(self) -> str:
-        return json.dumps({"app_id": self.app_id, "installation": self.installation_id} if self._key else {"token": "plain"})
 
 
 class _SourceAuth(github.Auth.Auth):

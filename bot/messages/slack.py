@@ -10,7 +10,7 @@ Block Kit limits respected here: 3,000 characters per section text, 50 blocks pe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot import messages
@@ -384,7 +384,3 @@ def home(
 
 def home_unknown(user_id: str) -> Payload:
     return {"type": "home", "callback_id": HOME_CALLBACK, "blocks": [header("AI models"), section(f":lock: {messages.slack_unknown_user(user_id)}")]}
-
-
-def rows_of(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [dict(i) for i in items]

@@ -10,8 +10,11 @@ Tests point slack_sdk (``WebClient(base_url=standin.api_url)``) or the app (env
   HTTP 429 with a ``Retry-After`` header;
 * ``POST /response/<id>`` plays a ``response_url`` (see :meth:`SlackStandIn.new_response_url`).
 
-It keeps state (channels, users, messages with ``ts`` and threads, modal and App Home views,
-reactions), records every call, and can be told to fail the next call(s) of a method.
+It serves only the methods the app calls (auth.test, chat.postMessage, chat.postEphemeral,
+chat.update, conversations.history, users.info, views.open, views.publish); any other is
+``unknown_method``, as Slack answers. It keeps state (channels, users, messages with ``ts`` and
+threads, modal and App Home views), records every call, and can be told to fail the next call(s)
+of a method.
 
 Example::
 
@@ -170,7 +173,6 @@ class SlackStandIn:
         self._ephemeral: dict[str, list[dict[str, Any]]] = {}
         self._dms: dict[str, str] = {}
         self._views: dict[str, dict[str, Any]] = {}
-        self._view_order: list[str] = []
         self._home: dict[str, dict[str, Any]] = {}
         self._calls: list[Call] = []
         self._failures: dict[str, list[_Failure]] = {}
@@ -238,10 +240,6 @@ class SlackStandIn:
         """The Web API base, as ``WebClient(base_url=...)`` and ``SLACK_API_URL`` take it."""
         return f"{self.base_url}/api/"
 
-    def env(self) -> dict[str, str]:
-        """Environment for an app under test that should talk to this stand-in."""
-        return {"SLACK_API_URL": self.api_url}
-
     # ------------------------------------------------------------------ seeding state
 
     def add_bot_token(
@@ -269,10 +267,6 @@ class SlackStandIn:
                 self._users[bot_user_id] = self._user_object(
                     bot_user_id, bot_name, None, bot_name, team_id=team, is_bot=True, bot_id=bot_id
                 )
-
-    def remove_bot_token(self, token: str) -> None:
-        with self._lock:
-            self._tokens.pop(token, None)
 
     def add_user(
         self,
@@ -316,23 +310,6 @@ class SlackStandIn:
             self._channels[channel_id] = channel
             self._messages.setdefault(channel_id, [])
             return copy.deepcopy(channel)
-
-    def post_user_message(
-        self, channel: str, user: str, text: str, *, thread_ts: str | None = None
-    ) -> dict[str, Any]:
-        """Put a message written by a person into a channel (or thread), as if typed in Slack."""
-        with self._lock:
-            channel_id = self._resolve_channel(channel, create=True)
-            if channel_id is None:
-                raise ValueError(f"unknown channel {channel!r}: add_channel() it first")
-            message = {
-                "type": "message",
-                "user": user,
-                "text": text,
-                "team": self.team_id,
-                "blocks": [],
-            }
-            return copy.deepcopy(self._append_message(channel_id, message, thread_ts))
 
     def new_trigger_id(self) -> str:
         """A trigger_id shaped like Slack's (``<digits>.<digits>.<hex>``)."""
@@ -488,10 +465,6 @@ class SlackStandIn:
         with self._lock:
             return [c for c in self._calls if method is None or c.method == method]
 
-    def clear_calls(self) -> None:
-        with self._lock:
-            self._calls.clear()
-
     def wait_for_call(
         self,
         method: str,
@@ -537,20 +510,6 @@ class SlackStandIn:
         with self._lock:
             view = self._home.get(user_id)
             return copy.deepcopy(view) if view else None
-
-    def view(self, view_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            view = self._views.get(view_id)
-            return copy.deepcopy(view) if view else None
-
-    def modals(self) -> list[dict[str, Any]]:
-        """Modal views opened or pushed, in order, each in its latest state."""
-        with self._lock:
-            return [
-                copy.deepcopy(self._views[v])
-                for v in self._view_order
-                if self._views[v]["type"] == "modal"
-            ]
 
     def channel(self, channel_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -795,9 +754,8 @@ class SlackStandIn:
                 handler = _METHODS.get(method)
                 if handler is None:
                     raise StandInError("unknown_method", extra={"req_method": method})
-                if method != "api.test":
-                    info = self._token_info(token)
-                    headers["X-OAuth-Scopes"] = info["scopes"]
+                info = self._token_info(token)
+                headers["X-OAuth-Scopes"] = info["scopes"]
                 self._maybe_fail(method)
                 body = {"ok": True, **handler(self, params, token)}
                 status = 200
@@ -932,12 +890,6 @@ class SlackStandIn:
             message["metadata"] = params["metadata"]
         return message
 
-    def _api_test(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
-        args = {k: v for k, v in params.items() if k != "token"}
-        if "error" in args:
-            raise StandInError(str(args["error"]), extra={"args": args})
-        return {"args": args} if args else {}
-
     def _auth_test(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         info = self._token_info(token)
         return {
@@ -1007,53 +959,6 @@ class SlackStandIn:
             "message": copy.deepcopy(original),
         }
 
-    def _chat_get_permalink(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
-        channel_id = self._require_channel(params)
-        ts = params.get("message_ts")
-        if not ts:
-            raise _missing("message_ts")
-        message = self._find_message(channel_id, str(ts))
-        if message is None:
-            raise StandInError("message_not_found")
-        link = f"https://{self.team_domain}.slack.com/archives/{channel_id}/p{ts.replace('.', '')}"
-        if message.get("thread_ts") and message["thread_ts"] != message["ts"]:
-            link += f"?thread_ts={message['thread_ts']}&cid={channel_id}"
-        return {"channel": channel_id, "permalink": link}
-
-    def _conversations_info(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
-        channel_id = self._require_channel(params)
-        return {"channel": copy.deepcopy(self._channels[channel_id])}
-
-    def _conversations_open(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
-        if params.get("channel"):
-            channel_id = self._require_channel(params)
-            return {"channel": {"id": channel_id}}
-        users = [u.strip() for u in str(params.get("users") or "").split(",") if u.strip()]
-        if not users:
-            raise StandInError("users_list_not_supplied")
-        for u in users:
-            if u not in self._users:
-                raise StandInError("user_not_found")
-        if len(users) > 1:
-            key = ",".join(sorted(users))
-            if key not in self._dms:
-                mpim_id = f"G{next(self._id_counter):08d}"
-                self._dms[key] = mpim_id
-                channel = self._channel_object(mpim_id, f"mpdm-{'--'.join(users)}-1", True, True)
-                channel["is_mpim"] = True
-                self._channels[mpim_id] = channel
-                self._messages.setdefault(mpim_id, [])
-            channel = self._channels[self._dms[key]]
-        else:
-            already = users[0] in self._dms
-            channel = self._open_dm(users[0])
-            if not _truthy(params.get("return_im")):
-                result: dict[str, Any] = {"channel": {"id": channel["id"]}}
-                if already:
-                    result.update({"no_op": True, "already_open": True})
-                return result
-        return {"channel": copy.deepcopy(channel)}
-
     def _conversations_history(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         channel_id = self._require_channel(params)
         latest = float(params.get("latest") or "inf")
@@ -1076,34 +981,11 @@ class SlackStandIn:
         selected = [m for m in reversed(top) if in_range(m)]
         return _page(selected, params, "messages", default_limit=100)
 
-    def _conversations_replies(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
-        channel_id = self._require_channel(params)
-        ts = params.get("ts")
-        if not ts:
-            raise _missing("ts")
-        parent = self._find_message(channel_id, str(ts))
-        if parent is None:
-            raise StandInError("thread_not_found")
-        root = parent.get("thread_ts") or parent["ts"]
-        thread = [
-            m for m in self._messages[channel_id] if m["ts"] == root or m.get("thread_ts") == root
-        ]
-        return _page(thread, params, "messages", default_limit=1000)
-
     def _users_info(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         user = self._users.get(str(params.get("user") or ""))
         if user is None:
             raise StandInError("user_not_found")
         return {"user": copy.deepcopy(user)}
-
-    def _users_lookup_by_email(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
-        email = str(params.get("email") or "").lower()
-        if not email:
-            raise _missing("email")
-        for user in self._users.values():
-            if str(user["profile"].get("email", "")).lower() == email:
-                return {"user": copy.deepcopy(user)}
-        raise StandInError("users_not_found")
 
     def _new_view(self, view: Any, token: str | None, **extra: Any) -> dict[str, Any]:
         if not isinstance(view, dict):
@@ -1152,52 +1034,6 @@ class SlackStandIn:
         self._store_view(view)
         return {"view": copy.deepcopy(view)}
 
-    def _views_push(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
-        if not params.get("trigger_id") and not params.get("interactivity_pointer"):
-            raise _missing("trigger_id")
-        open_modals = [v for v in self._view_order if self._views[v]["type"] == "modal"]
-        if not open_modals:
-            raise StandInError("not_found")
-        previous = self._views[open_modals[-1]]
-        root = previous["root_view_id"]
-        if sum(1 for v in open_modals if self._views[v]["root_view_id"] == root) >= 3:
-            raise StandInError("push_limit_reached")
-        view = self._new_view(
-            params.get("view"),
-            token,
-            previous_view_id=previous["id"],
-            root_view_id=previous["root_view_id"],
-        )
-        self._store_view(view)
-        return {"view": copy.deepcopy(view)}
-
-    def _views_update(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
-        view_id = params.get("view_id")
-        external_id = params.get("external_id")
-        if not view_id and not external_id:
-            raise _missing("view_id")
-        current = None
-        if view_id:
-            current = self._views.get(str(view_id))
-        else:
-            current = next(
-                (v for v in self._views.values() if v.get("external_id") == external_id), None
-            )
-        if current is None:
-            raise StandInError("not_found")
-        if params.get("hash") and params["hash"] != current["hash"]:
-            raise StandInError("hash_conflict")
-        view = self._new_view(
-            params.get("view"),
-            token,
-            id=current["id"],
-            root_view_id=current["root_view_id"],
-            previous_view_id=current["previous_view_id"],
-        )
-        self._views[current["id"]] = view
-        self._changed.notify_all()
-        return {"view": copy.deepcopy(view)}
-
     def _views_publish(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
         user_id = params.get("user_id")
         if not user_id:
@@ -1218,34 +1054,7 @@ class SlackStandIn:
 
     def _store_view(self, view: dict[str, Any]) -> None:
         self._views[view["id"]] = view
-        if view["id"] not in self._view_order:
-            self._view_order.append(view["id"])
         self._changed.notify_all()
-
-    def _reactions_add(self, params: dict[str, Any], token: str | None) -> dict[str, Any]:
-        channel_id = self._require_channel(params)
-        name = str(params.get("name") or "").strip(":")
-        ts = params.get("timestamp")
-        if not name:
-            raise _missing("name")
-        if not ts:
-            raise _missing("timestamp")
-        message = self._find_message(channel_id, str(ts))
-        if message is None:
-            raise StandInError("message_not_found")
-        user = self._tokens.get(token or "", {}).get("user_id", "")
-        reactions = message.setdefault("reactions", [])
-        for r in reactions:
-            if r["name"] == name:
-                if user in r["users"]:
-                    raise StandInError("already_reacted")
-                r["users"].append(user)
-                r["count"] += 1
-                break
-        else:
-            reactions.append({"name": name, "users": [user], "count": 1})
-        self._changed.notify_all()
-        return {}
 
 
 def _check_blocks(blocks: Any, limit: int) -> None:
@@ -1281,23 +1090,14 @@ def _page(
 
 
 _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any], str | None], dict[str, Any]]] = {
-    "api.test": SlackStandIn._api_test,
     "auth.test": SlackStandIn._auth_test,
     "chat.postMessage": SlackStandIn._chat_post_message,
     "chat.postEphemeral": SlackStandIn._chat_post_ephemeral,
     "chat.update": SlackStandIn._chat_update,
-    "chat.getPermalink": SlackStandIn._chat_get_permalink,
-    "conversations.info": SlackStandIn._conversations_info,
-    "conversations.open": SlackStandIn._conversations_open,
     "conversations.history": SlackStandIn._conversations_history,
-    "conversations.replies": SlackStandIn._conversations_replies,
     "users.info": SlackStandIn._users_info,
-    "users.lookupByEmail": SlackStandIn._users_lookup_by_email,
     "views.open": SlackStandIn._views_open,
-    "views.push": SlackStandIn._views_push,
-    "views.update": SlackStandIn._views_update,
     "views.publish": SlackStandIn._views_publish,
-    "reactions.add": SlackStandIn._reactions_add,
 }
 
 
