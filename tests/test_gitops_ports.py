@@ -13,10 +13,11 @@ import pytest
 from bot.checks.fetch import describe_artifact
 from bot.commands import Create, Deploy, Update
 from bot.forges.base import CheckResult, Forge, ForgeError
-from bot.gitops import REQUIRED_CHECKS, Actor, GitOps, Refusal
+from bot.gitops import Actor, GitOps, Refusal
 from bot.gitrepo import Workspace
 from bot.locks import Locks
 from bot.notify import Notifier
+from bot.review import REQUIRED_CHECKS
 from tests.conftest import ModelFiles
 from tests.fakes import FakeForge, MemoryLocks, RecordingNotifier
 
