@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, unquote
@@ -19,6 +19,7 @@ from bot.catalog import Catalog, ManifestCache, classify, load_catalog
 from bot.commands import Create, Deploy, Destroy, Update
 from bot.deploy.plan import affected_environments
 from bot.forges.base import Forge, ForgeError, PullRequest
+from bot.forges.meta import PrMeta
 from bot.gitrepo import GitError, Identity, Workspace
 from bot.locks import Locks
 from bot.manifests import (
@@ -154,7 +155,8 @@ class GitOps:
 
     # ------------------------------------------------------------------ proposing
 
-    def propose(self, command: Proposal, actor: Actor, *, meta: Mapping[str, Any] | None = None) -> Opened:
+    def propose(self, command: Proposal, actor: Actor, *, meta: PrMeta | None = None) -> Opened:
+        """`meta`: what the face already knows about the pull request (Slack: its channel)."""
         catalog = self.catalog()
         actor = replace(actor, person=catalog.config.people.get(actor.name)) if actor.person is None else actor
         decision = authorize(catalog.config, actor.person, command.verb, actor.name)
@@ -181,15 +183,10 @@ class GitOps:
             body = redact(messages.pr_body(
                 verb=command.verb, who=actor.name, via=actor.via, reason=command.reason, summary=change.summary
             ))
-            pr_meta = {
-                "verb": command.verb,
-                "model": command.name,
-                "models": list(change.models),
-                "locks": list(change.locks),
-                "via": actor.via,
-                "vetted_sources": list(change.vetted),
-                **(meta or {}),
-            }
+            pr_meta = replace(
+                meta or PrMeta(), verb=command.verb, model=command.name, models=tuple(change.models),
+                locks=tuple(change.locks), via=actor.via, vetted_sources=tuple(change.vetted),
+            )
             pr = self.forge.open_pr(branch=branch, head=head, title=change.title, body=body, author=actor.name, meta=pr_meta)
         except BaseException:
             self.locks.release(change.locks)
@@ -235,8 +232,8 @@ class GitOps:
             pr = self.forge.open_pr(
                 branch=branch, head=head, title=title or f"changes from {branch}",
                 body=policy_messages.hand_pr_body(actor.name, branch, paths), author=actor.name,
-                meta={"verb": "open", "via": actor.via, "locks": list(locks),
-                      "models": sorted(k.partition(":")[2] for k in locks if k.startswith("model:"))},
+                meta=PrMeta(verb="open", via=actor.via, locks=tuple(locks),
+                            models=tuple(sorted(k.partition(":")[2] for k in locks if k.startswith("model:")))),
             )
         except BaseException:
             self.locks.release(locks)
@@ -426,7 +423,7 @@ class GitOps:
             "number": pr.number, "title": pr.title, "state": pr.state, "author": pr.author, "url": pr.url,
             "branch": pr.branch, "head": pr.head, "body": pr.body, "merge_commit": pr.merge_commit,
             "checks": {name: check.to_json() for name, check in status.checks.items()},
-            "meta": {k: v for k, v in pr.meta.items() if k in ("verb", "model", "deploy", "slack")},
+            "meta": {k: v for k, v in pr.meta.to_json().items() if k in ("verb", "model", "deploy", "slack")},
         }
         if pr.is_open:
             view["environments"] = list(status.environments)
@@ -493,5 +490,4 @@ class GitOps:
         self.forge.close(number)
 
     def release_locks(self, pr: PullRequest) -> None:
-        keys: Sequence[str] = pr.meta.get("locks", [])
-        self.locks.release(keys, pr.number)
+        self.locks.release(pr.meta.locks, pr.number)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bot import messages, redact
 from bot.forges.base import CheckResult, Forge, PullRequest
+from bot.forges.meta import SignResult
 from bot.gitrepo import BOT, GitError, Workspace
 from bot.notify import Notifier
 
@@ -77,7 +78,7 @@ def _closed(ports: Ports, payload: Mapping[str, Any]) -> None:
     pr = ports.forge.get_pr(int(payload["number"]))
     ports.gitops.release_locks(pr)
     if not payload.get("merged"):
-        notify(ports, pr, "closed", messages.closed_notice(pr.number, str(pr.meta.get("model") or "")))
+        notify(ports, pr, "closed", messages.closed_notice(pr.number, pr.meta.model))
 
 
 def _reviewed(ports: Ports, payload: Mapping[str, Any]) -> None:
@@ -114,8 +115,8 @@ def own_signature(workspace: Workspace, pr: PullRequest) -> str:
     Git must say so (one parent, the checked head; the bot's author; only `*.sig` changed) and
     the run that made it must have said so in the metadata (a re-run a person asked for
     forgets it, and the head is then checked like any other)."""
-    checked = str(pr.meta.get("checked_head") or "")
-    if not checked or pr.meta.get("signed_head") != pr.head:
+    checked = pr.meta.checked_head
+    if not checked or pr.meta.signed_head != pr.head:
         return ""
     try:
         if not workspace.has_commit(pr.head):
@@ -157,10 +158,10 @@ def carry_over(forge: Forge, number: int, head: str, results: Iterable[CheckResu
 
 
 def resume_signed(ports: Ports, pr: PullRequest) -> None:
-    checked = str(pr.meta["checked_head"])
-    sign = pr.meta.get("sign_result") or {}
+    checked = pr.meta.checked_head
+    sign = pr.meta.sign_result or SignResult()
     results = [c for c in pr.checks.values() if c.commit == checked and c.name != "sign"]
-    results.append(CheckResult("sign", str(sign.get("state", "success")), str(sign.get("summary", "signed")), str(sign.get("details", "")), checked))
+    results.append(CheckResult("sign", sign.state, sign.summary, sign.details, checked))
     carry_over(ports.forge, pr.number, pr.head, results)
     checks_finished(ports, pr.number, pr.head)
 
@@ -216,7 +217,7 @@ def deploy(ports: Ports, commit: str, pr_number: int | None, apply: Callable[[],
         "results": [dataclasses.asdict(r) for r in results], "summary": summary,
     }
     if pr_number:
-        ports.forge.update_meta(pr_number, {"deploy": record})
+        ports.forge.update_meta(pr_number, lambda m: dataclasses.replace(m, deploy=record))
         pr = ports.forge.get_pr(pr_number)
         notify(ports, pr, "deployed" if record["ok"] else "deploy_failed", "\n".join(summary), {"deploy": record})
 
@@ -226,5 +227,5 @@ def deploy(ports: Ports, commit: str, pr_number: int | None, apply: Callable[[],
 
 def notify(ports: Ports, pr: PullRequest, kind: str, text: str, extra: Mapping[str, Any] | None = None) -> None:
     if ports.notifier.enabled:
-        data = {"pr": pr.number, "title": pr.title, "url": pr.url, "text": text, "meta": pr.meta, **(extra or {})}
+        data = {"pr": pr.number, "title": pr.title, "url": pr.url, "text": text, "meta": pr.meta.to_json(), **(extra or {})}
         ports.jobs.notify(kind, redact.redact_value(data))  # every notifier (Slack, GitHub comments) reads this

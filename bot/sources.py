@@ -223,15 +223,14 @@ class Guard:
             own = tuple(r for r in (os.path.realpath(p) for p in (cwd or Path.cwd(), Path.home())) if r != "/")
         return Access(sources, Reader(self.forbidden, own), cwd)
 
-    def for_pr(self, sources: Sources, meta: Mapping[str, object] | None, on_base: Iterable[str] = ()) -> Access:
+    def for_pr(self, sources: Sources, listed: Iterable[str] = (), on_base: Iterable[str] = ()) -> Access:
         """The worker reading a pull request's manifests: the configured sources; on the embedded
         default also the URIs the bot itself admitted for a CLI person when it opened the pull
         request, and those already on the base branch (they passed their own pull request).
-        on_base and meta["vetted_sources"] hold `vetted_key(kind, uri)` strings."""
+        on_base and `listed` (the pull request's vetted_sources) hold `vetted_key(kind, uri)` strings."""
         vetted: frozenset[str] = frozenset()
-        listed = (meta or {}).get("vetted_sources")
         if self.local_forge:
-            vetted = frozenset(on_base) | frozenset(u for u in (listed if isinstance(listed, list) else []) if isinstance(u, str))
+            vetted = frozenset(on_base) | frozenset(listed)
         return Access(sources, Reader(self.forbidden, (), vetted))
 
     def for_main(self, sources: Sources) -> Access:

@@ -57,7 +57,7 @@ def test_a_proposal_opens_one_pull_request_and_holds_its_locks(ports: tuple[GitO
     gitops, forge, locks = ports
     opened = gitops.propose(_create(model_files), Actor("ada", "cli"))
     pr = forge.get_pr(opened.pr.number)
-    assert (pr.author, pr.base, pr.meta["verb"], pr.meta["model"]) == ("ada", "main", "create", "fraud")
+    assert (pr.author, pr.base, pr.meta.verb, pr.meta.model) == ("ada", "main", "create", "fraud")
     assert gitops.workspace.head_of(pr.branch) == pr.head  # the branch is pushed to the origin
     assert "models/fraud/model.yaml" in gitops.workspace.changed_files(gitops.workspace.head_of(), pr.head)
     assert {h.key: (h.pr, h.person) for h in locks.all()}["model:fraud"] == (pr.number, "ada")
@@ -149,7 +149,7 @@ def test_a_change_to_the_rules_waits_for_a_policy_owner(ports: tuple[GitOps, Fak
     head = ws.commit_change(base, {".aimodel/config.yaml": config}, "Merge by itself", Actor("alan", "cli").identity())
     ws.push(head, "auto-merge")
     pr = gitops.open_branch("auto-merge", Actor("alan", "cli"))
-    assert (pr.head, pr.author, pr.meta["verb"]) == (head, "alan", "open")
+    assert (pr.head, pr.author, pr.meta.verb) == (head, "alan", "open")
     assert any(h.key.startswith("branch:") and h.pr == pr.number for h in locks.all())
     _green(forge, pr.number)
     waiting = gitops.merge_blockers(forge.get_pr(pr.number))

@@ -4,6 +4,7 @@ themselves, and the checks run once per head a person pushed, with one notificat
 from __future__ import annotations
 
 import ast
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ def test_one_update_runs_the_checks_once_and_says_so_once(aimodel: Run, created:
         ctx.forge.update_head(number, pushed)
         ctx.jobs.drain()
         after = ctx.forge.get_pr(number)
-    assert after.meta["checked_head"] == pushed and after.head == after.meta["signed_head"] != before.head
+    assert after.meta.checked_head == pushed and after.head == after.meta.signed_head != before.head
     told_all = _checks_of(recorded, number)
     assert len(told_all) == 2
     assert {n: c["state"] for n, c in told_all[1]["checks"].items()} == dict.fromkeys(("manifest", "scan", "validate", "sign"), "success")
@@ -117,7 +118,7 @@ def test_a_retried_run_that_signed_finishes_the_carry_over(aimodel: Run, created
     number = aimodel("update", "fraud", "--artifact", str(model_files.onnx_v2), "--as", "eve", "--json").json["pr"]
     with Context(load_settings()) as ctx:
         pr = ctx.forge.get_pr(number)
-        checked = pr.meta["checked_head"]
+        checked = pr.meta.checked_head
         for name in ("manifest", "scan", "validate", "sign"):  # as if the carry-over never happened
             ctx.forge.set_check(number, CheckResult(name, "success" if name != "sign" else "pending", "as checked", "", checked))
         recorded.clear()
@@ -143,11 +144,11 @@ def test_a_commit_that_only_looks_like_the_bots_is_checked(aimodel: Run, created
     number = aimodel("update", "fraud", "--artifact", str(model_files.onnx_v2), "--as", "eve", "--json").json["pr"]
     with Context(load_settings()) as ctx:
         pr = ctx.forge.get_pr(number)
-        assert lifecycle.own_signature(ctx.workspace, pr) == pr.meta["checked_head"]
-        sneaky = ctx.workspace.commit_change(pr.meta["checked_head"], {"models/fraud/model.sig": b"{}", "README.md": b"x"}, "Sign models")
-        ctx.forge.update_meta(number, {"signed_head": sneaky})
+        assert lifecycle.own_signature(ctx.workspace, pr) == pr.meta.checked_head
+        sneaky = ctx.workspace.commit_change(pr.meta.checked_head, {"models/fraud/model.sig": b"{}", "README.md": b"x"}, "Sign models")
+        ctx.forge.update_meta(number, lambda m: dataclasses.replace(m, signed_head=sneaky))
         ctx.workspace.push(sneaky, pr.branch, force=True)
-        pr.head, pr.meta["signed_head"] = sneaky, sneaky
+        pr.head, pr.meta = sneaky, dataclasses.replace(pr.meta, signed_head=sneaky)
         assert lifecycle.own_signature(ctx.workspace, pr) == ""
 
 

@@ -9,6 +9,7 @@ commit, so the forge's announcement of it starts no second run (bot.lifecycle).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -22,6 +23,7 @@ from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, dataset_file, materialize
 from bot.checks.source_check import source_errors
 from bot.forges.base import CheckResult, PullRequest
+from bot.forges.meta import SignResult
 from bot.manifests import CONFIG_PATH, AIModel, RepoConfig, Sources
 from bot.redact import redact, redact_value
 from bot.sources import vetted_key
@@ -89,7 +91,7 @@ def trusted_keys(ctx: Context, catalog: Catalog) -> list[Any]:
 class Pipeline:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._access = ctx.guard.for_pr(Sources(), None)  # the strictest, until run() reads the base config
+        self._access = ctx.guard.for_pr(Sources())  # the strictest, until run() reads the base config
         self.head = ""
 
     def _report(
@@ -116,7 +118,7 @@ class Pipeline:
         # Sources come from the base branch, like every other trust decision.
         on_base = [vetted_key("artifact", m.artifact.uri) for m in base.models.values()]
         on_base += [vetted_key("dataset", d.uri) for d in base.datasets.values()]
-        self._access = ctx.guard.for_pr(base.config.sources, pr.meta, on_base)
+        self._access = ctx.guard.for_pr(base.config.sources, pr.meta.vetted_sources, on_base)
         errors = [*catalog.all_errors(), *source_errors(base, catalog, self._access)]
         if errors:
             lines = [str(e) for e in errors]
@@ -301,17 +303,9 @@ class Pipeline:
         )
         # Record the signature commit before pushing it: a forge announces the push at once,
         # and a run that sees the new head must know it is the bot's own.
+        signed = SignResult("success", summary, "\n".join(lines))
         ctx.forge.update_meta(
-            pr.number,
-            {
-                "signed_head": new_head,
-                "checked_head": pr.head,
-                "sign_result": {
-                    "state": "success",
-                    "summary": summary,
-                    "details": "\n".join(lines),
-                },
-            },
+            pr.number, lambda m: dataclasses.replace(m, signed_head=new_head, checked_head=pr.head, sign_result=signed)
         )
         ctx.workspace.push(new_head, pr.branch, expect=pr.head)
         ctx.forge.update_head(pr.number, new_head)

@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from bot.forges.meta import MetaChange, PrMeta
 from bot.policy import Review
 
 
@@ -37,7 +38,7 @@ class PullRequest:
     checks: dict[str, CheckResult] = field(default_factory=dict)
     reviews: list[Review] = field(default_factory=list)
     merge_commit: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)  # verb, targets, locks, slack thread...
+    meta: PrMeta = field(default_factory=PrMeta)  # what the bot remembers (bot/forges/meta.py)
 
     @property
     def is_open(self) -> bool:
@@ -55,7 +56,7 @@ class Forge(Protocol):
     kind: str
     clone_url: str
 
-    def open_pr(self, *, branch: str, head: str, title: str, body: str, author: str, meta: Mapping[str, Any]) -> PullRequest: ...
+    def open_pr(self, *, branch: str, head: str, title: str, body: str, author: str, meta: PrMeta) -> PullRequest: ...
 
     def get_pr(self, number: int) -> PullRequest: ...
 
@@ -67,7 +68,8 @@ class Forge(Protocol):
 
     def add_review(self, number: int, review: Review) -> None: ...
 
-    def update_meta(self, number: int, values: Mapping[str, Any]) -> None: ...
+    def update_meta(self, number: int, change: MetaChange) -> None:
+        """Apply `change` to the pull request's metadata as it is now (under the forge's lock)."""
 
     def merge(self, number: int, *, message: str, expected_head: str) -> str: ...
 

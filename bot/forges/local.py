@@ -19,6 +19,7 @@ from typing import Any
 import git
 
 from bot.forges.base import CheckResult, EventSink, ForgeError, PullRequest
+from bot.forges.meta import MetaChange, PrMeta, read_record, write_record
 from bot.fsutil import file_lock, read_json, write_atomic, write_json
 from bot.policy import Review
 
@@ -27,6 +28,7 @@ def _pr_to_json(pr: PullRequest) -> dict[str, Any]:
     data = dataclasses.asdict(pr)
     data["checks"] = {name: dataclasses.asdict(c) for name, c in pr.checks.items()}
     data["reviews"] = [dataclasses.asdict(r) for r in pr.reviews]
+    data["meta"] = write_record(pr.meta)
     return data
 
 
@@ -35,7 +37,8 @@ def _pr_from_json(data: dict[str, Any]) -> PullRequest:
         name: CheckResult(**{**c, "annotations": tuple(c.get("annotations", ()))}) for name, c in data.pop("checks").items()
     }
     reviews = [Review(**r) for r in data.pop("reviews")]
-    return PullRequest(**data, checks=checks, reviews=reviews)
+    meta = read_record(data.pop("meta", None))
+    return PullRequest(**data, checks=checks, reviews=reviews, meta=meta)
 
 
 class LocalForge:
@@ -75,14 +78,14 @@ class LocalForge:
 
     # ------------------------------------------------------------------ Forge
 
-    def open_pr(self, *, branch: str, head: str, title: str, body: str, author: str, meta: Mapping[str, Any]) -> PullRequest:
+    def open_pr(self, *, branch: str, head: str, title: str, body: str, author: str, meta: PrMeta) -> PullRequest:
         with self._lock():
             counter = self.root / "next"
             number = self._first_number(counter)
             while True:
                 pr = PullRequest(
                     number=number, title=title, body=body, author=author, branch=branch,
-                    base=self.default_branch, head=head, url=self.url_for(number), meta=dict(meta),
+                    base=self.default_branch, head=head, url=self.url_for(number), meta=meta,
                 )
                 if self._create(pr):
                     break
@@ -157,14 +160,14 @@ class LocalForge:
             self._save(pr)
         self._emit("pull_request_review.submitted", {"number": number, "person": review.person, "state": review.state})
 
-    def update_meta(self, number: int, values: Mapping[str, Any]) -> None:
+    def update_meta(self, number: int, change: MetaChange) -> None:
         with self._lock():
             pr = self._load(number)
-            pr.meta.update(values)
+            pr.meta = change(pr.meta)
             self._save(pr)
 
     def comment(self, number: int, body: str) -> None:
-        self.update_meta(number, {"summary_comment": body})
+        self.update_meta(number, lambda m: dataclasses.replace(m, summary_comment=body))
 
     def close(self, number: int) -> None:
         with self._lock():

@@ -9,6 +9,7 @@ Actor(person, "slack").
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import threading
@@ -27,6 +28,7 @@ from bot import commands as c
 from bot import messages
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, describe_artifact
+from bot.forges.meta import PrMeta, SlackThread
 from bot.gitops import Actor, Refusal
 from bot.manifests import Person, dns1123_problem, version_problem
 from bot.messages import slack as render
@@ -221,13 +223,14 @@ class SlackFace:
     ) -> int:
         self._authorize(catalog, person, cmd.verb)
         opened = self.ctx.gitops.propose(
-            cmd, Actor(person.name, "slack", person), meta={"slack": {"channel": channel_id, "user": user_id}}
+            cmd, Actor(person.name, "slack", person), meta=PrMeta(slack=SlackThread(channel_id, user=user_id))
         )
         pr = opened.pr
         view = {"number": pr.number, "title": pr.title, "state": pr.state, "author": pr.author, "url": pr.url, "checks": {}}
         payload = render.pr_message(view, merge_allowed=False, requester=user_id, summary=opened.change.summary)
         channel, ts = self.post_parent(client, channel_id, user_id, pr.number, payload)
-        self.ctx.forge.update_meta(pr.number, {"slack": {"channel": channel, "ts": ts, "user": user_id}})
+        thread = SlackThread(channel, ts, user_id)
+        self.ctx.forge.update_meta(pr.number, lambda m: dataclasses.replace(m, slack=thread))
         note = messages.slack_opened(pr.number, pr.title)
         if channel != channel_id:
             note += " " + messages.slack_posted_elsewhere(channel)
@@ -268,7 +271,7 @@ class SlackFace:
             "sla": str(model.sla) or "-", "owner": model.owner,
             **{f"in {e}": messages.env_cell(running.get(e)) for e in envs},
         }
-        touching = [pr_row(p) for p in prs if name in (p.meta.get("models") or [p.meta.get("model")])]
+        touching = [pr_row(p) for p in prs if name in (p.meta.models or (p.meta.model,))]
         return render.model_status(name, detail, touching)
 
     def model_check(self, cmd: c.Scan | c.Validate | c.Verify, person: Person) -> dict[str, Any]:
@@ -346,13 +349,13 @@ class SlackFace:
     def after_action(self, client: WebClient, body: Mapping[str, Any], number: int, note: str, respond: Respond) -> None:
         """Say what happened in the pull request's thread and refresh its parent message."""
         pr = self.ctx.forge.get_pr(number)
-        thread = pr.meta.get("slack") or {}
+        thread = pr.meta.slack
         try:
-            if thread.get("channel") and thread.get("ts"):
-                client.chat_postMessage(channel=thread["channel"], thread_ts=thread["ts"], **render.thread_note(note))
+            if thread is not None and thread.ts:
+                client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, **render.thread_note(note))
                 view = self.ctx.gitops.pr_view(number)
-                payload = render.pr_message(view, merge_allowed=self.ctx.gitops.status(pr).mergeable, requester=str(thread.get("user", "")))
-                client.chat_update(channel=thread["channel"], ts=thread["ts"], text=payload["text"], blocks=payload["blocks"])
+                payload = render.pr_message(view, merge_allowed=self.ctx.gitops.status(pr).mergeable, requester=thread.user)
+                client.chat_update(channel=thread.channel, ts=thread.ts, text=payload["text"], blocks=payload["blocks"])
             else:
                 respond(**render.note(note, icon=":white_check_mark:"), replace_original=False)
         except SlackApiError as exc:
