@@ -65,6 +65,19 @@ def unknown_verb(prog: str, verb: str, suggestion: str, verbs: Sequence[str]) ->
     return f"`{verb}` is not a verb of {prog}.{hint}\nVerbs: {', '.join(verbs)}. `{prog} help` explains each."
 
 
+def clip(word: str, limit: int = 40) -> str:
+    """A word a person typed, shortened for echoing it back."""
+    return word if len(word) <= limit else f"{word[:limit]}... ({len(word):,} characters)"
+
+
+def text_too_long(length: int, limit: int) -> str:
+    return f"the command is {length:,} characters long; at most {limit:,} are read. Give long values (an SLA, a reason) shorter."
+
+
+def too_many_options(count: int, limit: int) -> str:
+    return f"{count} options given; a command takes at most {limit}"
+
+
 def usage_error(prog: str, verb: str, message: str) -> str:
     message = message.replace("the following arguments are required", "missing")
     if not verb:
