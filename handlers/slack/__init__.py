@@ -12,21 +12,27 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import threading
+import traceback
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 
 from bot.config import SlackSettings
+from handlers.limits import SLACK_MAX_BODY, TooLarge, read_body, refused_line
 from handlers.slack.replay import MemorySeen, RedisSeen, ReplayGuard, SeenSet, seen_set
 
 if TYPE_CHECKING:
@@ -84,6 +90,34 @@ class LazyDeferral:
                 log.exception("could not start a lazy listener")
 
 
+def _signed(verifier: SignatureVerifier, body: bytes, headers: Any) -> bool:
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    if not timestamp.isdigit() or not signature:
+        return False
+    return bool(verifier.is_valid(body, timestamp, signature))
+
+
+def body_problem(text: str, content_type: str | None) -> str:
+    """Why Bolt could not read this body (it parses before any listener runs), or ""."""
+    kind = content_type.split(";")[0] if content_type else None
+    try:
+        if kind == "application/json" or text.startswith("{"):
+            value: Any = json.loads(text)
+        elif "payload" in text:
+            payload = dict(parse_qsl(text, keep_blank_values=True)).get("payload")
+            if payload is None:
+                return ""
+            value = json.loads(payload)
+        else:
+            return ""  # form fields (a slash command): always readable
+    except (ValueError, RecursionError) as exc:
+        return f"the body is not JSON ({type(exc).__name__})"
+    if not isinstance(value, dict):
+        return f"the body is JSON {type(value).__name__}, not an object"
+    return ""
+
+
 _DEFERRALS: weakref.WeakKeyDictionary[App, LazyDeferral] = weakref.WeakKeyDictionary()
 
 
@@ -118,7 +152,18 @@ def build_app(ctx: Context, settings: SlackSettings, *, seen: SeenSet | None = N
     )
     _DEFERRALS[app] = LazyDeferral(app.listener_runner)
     SlackFace(ctx).attach(app)
+    app.error(unreadable_request)
     return app
+
+
+def unreadable_request(error: Exception) -> BoltResponse:
+    """Bolt's one error handler: a signed request whose payload Bolt's matchers or an ack could
+    not read (a view without its type, actions that are not a list) is the sender's fault:
+    400 and one log line that says where, instead of a 500 and a traceback."""
+    where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+    at = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+    refused_line("/slack/events", 400, f"{type(error).__name__}: {error}{at}")
+    return BoltResponse(status=400, body={"error": "malformed request"})
 
 
 def socket_mode_handler(app: App, settings: SlackSettings) -> Any:
@@ -130,16 +175,33 @@ def socket_mode_handler(app: App, settings: SlackSettings) -> Any:
 
 def register(flask_app: Flask, ctx: Context, settings: SlackSettings) -> App:
     """Mount POST /slack/events on the web process's Flask app (and Socket Mode if configured)."""
-    from flask import request
+    from flask import jsonify, request
     from slack_bolt.adapter.flask import SlackRequestHandler
 
     app = build_app(ctx, settings)
     handler = SlackRequestHandler(app)
     lazy = _DEFERRALS[app]
+    verifier = SignatureVerifier(settings.signing_secret)
 
     def slack_events() -> Any:
+        try:
+            body = read_body(request, SLACK_MAX_BODY)
+        except TooLarge as exc:
+            refused_line("/slack/events", 413, str(exc))
+            return jsonify({"error": str(exc)}), 413
+        problem = body_problem(body.decode(errors="replace"), request.headers.get("Content-Type"))
+        if problem:
+            # Bolt would raise while parsing, before it checks the signature: check it here.
+            if not _signed(verifier, body, request.headers):
+                return jsonify({"error": "invalid request"}), 401
+            refused_line("/slack/events", 400, problem)
+            return jsonify({"error": "malformed request"}), 400
         with lazy.deferring() as pending:
-            response = handler.handle(request)
+            try:
+                response = handler.handle(request)
+            except Exception as exc:  # raised by Bolt's own error handling of an odd payload
+                unreadable_request(exc)
+                return jsonify({"error": "malformed request"}), 400
         if pending:
             response.call_on_close(lambda: lazy.run(pending))
         return response
