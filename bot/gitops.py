@@ -20,6 +20,7 @@ from bot.commands import Create, Deploy, Destroy, Update
 from bot.deploy.plan import affected_environments
 from bot.forges.base import Forge, ForgeError, PullRequest
 from bot.gitrepo import GitError, Identity, Workspace
+from bot.jobs import ChecksNotQueued
 from bot.locks import Locks
 from bot.manifests import (
     AIModel,
@@ -77,6 +78,7 @@ class Change:
 class Opened:
     pr: PullRequest
     change: Change
+    unqueued: str = ""  # why the checks could not be queued (the pull request is open regardless)
 
 
 ArtifactInfo = Any  # callable (uri, declared_format, access) -> Artifact; injected so tests use real files
@@ -191,14 +193,21 @@ class GitOps:
                 "vetted_sources": list(change.vetted),
                 **(meta or {}),
             }
-            pr = self.forge.open_pr(branch=branch, head=head, title=change.title, body=body, author=actor.name, meta=pr_meta)
+            unqueued = ""
+            try:
+                pr = self.forge.open_pr(branch=branch, head=head, title=change.title, body=body, author=actor.name, meta=pr_meta)
+            except ChecksNotQueued as exc:
+                # The record exists: undoing the branch and locks would leave a PR pointing at
+                # nothing. Keep it; its checks run when the queue works again.
+                pr = self.forge.get_pr(exc.number)
+                unqueued = exc.reason
         except BaseException:
             self.locks.release(change.locks)
             if pushed:
                 self.workspace.delete_branch(branch)
             raise
         self.locks.assign(change.locks, pr.number)
-        return Opened(pr, change)
+        return Opened(pr, change, unqueued)
 
     def open_branch(self, branch: str, actor: Actor, *, title: str = "") -> PullRequest:
         """A pull request from a branch a person pushed to the forge by hand: the same checks,

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from bot import messages
+from bot.state import CorruptState, problem_of
+
 
 @dataclass(frozen=True)
 class Holder:
@@ -42,9 +45,15 @@ def _encode(pr: int | None, person: str) -> bytes:
     return json.dumps({"pr": pr, "person": person, "since": time.time()}).encode()
 
 
-def _decode(key: str, raw: bytes | str) -> Holder:
-    data: dict[str, Any] = json.loads(raw)
-    return Holder(key, data.get("pr"), data.get("person", ""), data.get("since", 0.0))
+def _decode(key: str, raw: bytes | str, where: str) -> Holder:
+    try:
+        data: dict[str, Any] = json.loads(raw)
+        pr, person, since = data.get("pr"), data.get("person", ""), data.get("since", 0.0)
+        if isinstance(pr, bool) or not (pr is None or isinstance(pr, int)) or not isinstance(person, str):
+            raise TypeError("pr or person")
+        return Holder(key, pr, person, float(since))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise CorruptState(where, problem_of(exc), messages.lock_advice(key)) from None
 
 
 # A lock still "pending" after this long belongs to a process that died mid-proposal.
@@ -79,12 +88,16 @@ class FileLocks:
 
     def acquire(self, keys: Sequence[str], person: str) -> Holder | None:
         taken: list[str] = []
-        for key in keys:
-            held = self._try(key, person)
-            if held is not None:
-                self.release(taken)
-                return held
-            taken.append(key)
+        try:
+            for key in keys:
+                held = self._try(key, person)
+                if held is not None:
+                    self.release(taken)
+                    return held
+                taken.append(key)
+        except BaseException:  # a damaged lock file further on: give back what was taken
+            self.release(taken)
+            raise
         return None
 
     def assign(self, keys: Sequence[str], pr: int) -> None:
@@ -109,7 +122,7 @@ class FileLocks:
             return None
         if not raw:
             return Holder(key, None, "", time.time())  # being written right now
-        return _decode(key, raw)
+        return _decode(key, raw, str(self._file(key)))
 
     def all(self) -> list[Holder]:
         out = []
@@ -153,7 +166,7 @@ class RedisLocks:
 
     def holder(self, key: str) -> Holder | None:
         raw = self.client.get(self.prefix + key)
-        return None if raw is None else _decode(key, raw)
+        return None if raw is None else _decode(key, raw, f"the Redis key {self.prefix + key}")
 
     def all(self) -> list[Holder]:
         out = []

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bot.jobs import ChecksNotQueued, QueueError
+
 if TYPE_CHECKING:
     from bot.app import Context
 
 
 def dispatch(ctx: Context, event: str, payload: dict[str, Any]) -> None:
     if event in ("pull_request.opened", "pull_request.synchronize", "pull_request.reopened"):
-        ctx.jobs.checks(int(payload["number"]), str(payload["head"]))
+        number = int(payload["number"])
+        try:
+            ctx.jobs.checks(number, str(payload["head"]))
+        except QueueError as exc:  # the pull request exists either way: say so, do not undo it
+            raise ChecksNotQueued(number, str(exc)) from None
     elif event == "pull_request.closed":
         pr = ctx.forge.get_pr(int(payload["number"]))
         ctx.gitops.release_locks(pr)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Flask, Response, jsonify, request
 
+from bot.jobs import QueueError
 from bot.metrics import METRICS
 from handlers.limits import GITHUB_MAX_BODY, TooLarge, read_body, refused_line
 
@@ -345,6 +346,11 @@ def register(app: Flask, ctx: Context, gh: GitHubSettings, *, deliveries: Delive
         except Malformed as why:
             store.forget(delivery)  # not processed
             return refuse(event, "malformed", 400, f"delivery {delivery}: {why}")
+        except QueueError as exc:  # the queue is down or damaged: the operator's log says which
+            store.forget(delivery)  # not processed: a redelivery must be processed
+            log.error("webhook %s %s: %s", event, delivery, exc)
+            count(event, "error")
+            return jsonify({"error": "could not queue the work; redeliver"}), 503
         except Exception:
             store.forget(delivery)  # not processed: a redelivery must be processed
             log.exception("webhook %s %s failed", event, delivery)

@@ -98,6 +98,33 @@ def locked(kind: str, name: str, pr: int | None, person: str) -> str:
     return f"{kind} {name} is locked by PR #{pr}; merge or close it first"
 
 
+def state_damaged(where: str, problem: str, advice: str) -> str:
+    return f"{where} is damaged: {problem}. {advice}"
+
+
+def record_advice(folder: str, number: int) -> str:
+    return (
+        f"Restore it from a backup, or move it out of {folder} to drop pull request #{number} "
+        "from the lists (its branch stays in the repository)."
+    )
+
+
+def lock_advice(key: str) -> str:
+    return f"Delete it to free the lock on {key} (`aimodel pr list` shows whether an open pull request still needs it)."
+
+
+def queue_advice() -> str:
+    return "Move it aside (keep it for inspection): the next command makes a new, empty queue."
+
+
+def checks_not_queued(number: int, reason: str) -> str:
+    return f"PR #{number} opened; its checks could not be queued: {reason}"
+
+
+def deploy_not_queued(number: int, reason: str) -> str:
+    return f"PR #{number} merged; its deploy could not be queued: {reason}"
+
+
 def refused(reason: str) -> str:
     return f"Refused: {reason}"
 
@@ -225,6 +252,16 @@ def slack_unknown_user(user_id: str) -> str:
 
 def slack_posted_elsewhere(channel: str) -> str:
     return f"I can't post in this conversation, so the pull request thread is in <#{channel}>."
+
+
+def server_state_damaged() -> str:
+    """What a person in Slack sees when a state file of the server is damaged (the path and
+    the details go to the log, for the operator)."""
+    return "I cannot read my own state right now (a damaged file on the server); the operator sees which one in the log."
+
+
+def slack_unqueued(number: int) -> str:
+    return checks_not_queued(number, "the queue on the server is not available (the operator sees why in the log)")
 
 
 def slack_opened(number: int, title: str) -> str:

@@ -28,10 +28,12 @@ from bot import messages
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, describe_artifact
 from bot.gitops import Actor, Refusal
+from bot.jobs import QueueError
 from bot.manifests import Person, dns1123_problem, version_problem
 from bot.messages import slack as render
 from bot.policy import authorize
 from bot.sla import SlaSyntaxError, parse_sla
+from bot.state import CorruptState
 from bot.views import list_rows, pr_row
 
 if TYPE_CHECKING:
@@ -205,6 +207,9 @@ class SlackFace:
             respond(**render.error(exc.message, _usage(verb)))
         except ArtifactError as exc:
             respond(**render.error(f"Refused: {exc}", _usage(verb)))
+        except (CorruptState, QueueError) as exc:
+            log.error("/aimodel %s: %s", verb, exc)
+            respond(**render.error(messages.server_state_damaged()))
         except Exception as exc:
             log.exception("/aimodel %s failed", text)
             respond(**render.error(f"Something went wrong on my side: {exc}. Nothing was changed if no pull request was announced."))
@@ -229,6 +234,9 @@ class SlackFace:
         channel, ts = self.post_parent(client, channel_id, user_id, pr.number, payload)
         self.ctx.forge.update_meta(pr.number, {"slack": {"channel": channel, "ts": ts, "user": user_id}})
         note = messages.slack_opened(pr.number, pr.title)
+        if opened.unqueued:
+            log.error("#%s opened; its checks could not be queued: %s", pr.number, opened.unqueued)
+            note = messages.slack_unqueued(pr.number)
         if channel != channel_id:
             note += " " + messages.slack_posted_elsewhere(channel)
         reply(**render.note(note, icon=":white_check_mark:"), replace_original=True)
@@ -332,6 +340,10 @@ class SlackFace:
                 note = messages.slack_closed(number, person.name)
         except Refusal as exc:
             respond(**render.error(exc.message), replace_original=False)
+            return
+        except (CorruptState, QueueError) as exc:
+            log.error("%s on #%s: %s", action_id, number, exc)
+            respond(**render.error(messages.server_state_damaged()), replace_original=False)
             return
         except Exception as exc:
             log.exception("%s on #%s failed", action_id, number)
@@ -486,6 +498,9 @@ class SlackFace:
             reply(**render.error(exc.message))
         except ArtifactError as exc:
             reply(**render.error(f"Refused: {exc}"))
+        except (CorruptState, QueueError) as exc:
+            log.error("create from the modal: %s", exc)
+            reply(**render.error(messages.server_state_damaged()))
         except Exception as exc:
             log.exception("create from the modal failed")
             reply(**render.error(f"Something went wrong on my side: {exc}"))
