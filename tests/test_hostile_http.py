@@ -234,3 +234,13 @@ def test_signed_github_body_that_is_not_json_is_400(github_web: Any) -> None:
 def test_repository_that_is_not_an_object_is_ignored_not_500(github_web: Any) -> None:
     r = post_delivery(github_web.url, "pull_request", _with(opened(), "acme/models", "repository"))
     assert r.status_code == 202 and "not for this bot" in r.json()["ignored"]
+
+
+def test_slash_command_whose_text_says_payload_is_read_as_a_command(slack_web: tuple[SlackStandIn, h.WebProcess]) -> None:
+    # Bolt reads a form body containing "payload" as an interaction and found no command here.
+    slack, web = slack_web
+    delivery = slack.slash_command("status payload-scorer")
+    r = h.post(web, delivery)
+    assert r.status_code == 200 and "Working on `/aimodel status`" in r.json()["text"]
+    answer = slack.wait_for_response(delivery.response_url or "")[0]
+    assert "there is no model 'payload-scorer'" in h.texts([answer])

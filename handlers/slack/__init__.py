@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
+from slack_bolt.request.internals import build_context
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -88,6 +89,26 @@ class LazyDeferral:
                 start()
             except Exception:
                 log.exception("could not start a lazy listener")
+
+
+class FormSafeRequest(BoltRequest):
+    """Bolt reads any form body containing the text "payload" as an interaction, and a slash
+    command like `/aimodel status payload-scorer` then has no fields at all (404, "unhandled
+    request"). Read such a body as the form it is; lazy listeners get the same reading."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.mode == "http" and not self.body and self.raw_body and self.content_type != "application/json" and not self.raw_body.startswith("{"):
+            fields = dict(parse_qsl(self.raw_body, keep_blank_values=True))
+            if "payload" not in fields:
+                self.body = fields
+                self.context = build_context(BoltContext(kwargs.get("context") or {}), self.body)
+
+    def to_copyable(self) -> BoltRequest:
+        return FormSafeRequest(
+            body=self.raw_body if self.mode == "http" else self.body, query=self.query, headers=self.headers,
+            context=self.context.to_copyable(), mode=self.mode,
+        )
 
 
 def _signed(verifier: SignatureVerifier, body: bytes, headers: Any) -> bool:
@@ -176,10 +197,9 @@ def socket_mode_handler(app: App, settings: SlackSettings) -> Any:
 def register(flask_app: Flask, ctx: Context, settings: SlackSettings) -> App:
     """Mount POST /slack/events on the web process's Flask app (and Socket Mode if configured)."""
     from flask import jsonify, request
-    from slack_bolt.adapter.flask import SlackRequestHandler
+    from slack_bolt.adapter.flask.handler import to_flask_response
 
     app = build_app(ctx, settings)
-    handler = SlackRequestHandler(app)
     lazy = _DEFERRALS[app]
     verifier = SignatureVerifier(settings.signing_secret)
 
@@ -198,7 +218,8 @@ def register(flask_app: Flask, ctx: Context, settings: SlackSettings) -> App:
             return jsonify({"error": "malformed request"}), 400
         with lazy.deferring() as pending:
             try:
-                response = handler.handle(request)
+                bolt_request = FormSafeRequest(body=body.decode(errors="replace"), query=request.query_string.decode(), headers=dict(request.headers))
+                response = to_flask_response(app.dispatch(bolt_request))
             except Exception as exc:  # raised by Bolt's own error handling of an odd payload
                 unreadable_request(exc)
                 return jsonify({"error": "malformed request"}), 400
