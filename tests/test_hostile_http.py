@@ -244,3 +244,21 @@ def test_slash_command_whose_text_says_payload_is_read_as_a_command(slack_web: t
     assert r.status_code == 200 and "Working on `/aimodel status`" in r.json()["text"]
     answer = slack.wait_for_response(delivery.response_url or "")[0]
     assert "there is no model 'payload-scorer'" in h.texts([answer])
+
+
+def test_a_damaged_lock_file_is_a_short_note_in_slack_and_one_line_in_the_log(slack_web: tuple[SlackStandIn, h.WebProcess]) -> None:
+    slack, web = slack_web
+    lock = web.home / "locks" / "model__fraud.json"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("{damaged")
+    try:
+        delivery = slack.slash_command("status")
+        assert h.post(web, delivery).status_code == 200
+        answer = h.texts(slack.wait_for_response(delivery.response_url or ""))
+        assert "I cannot read my own state right now" in answer
+        assert str(web.home) not in answer  # the path is for the operator
+        assert any(f"{lock} is damaged: not valid JSON" in line for line in web.log_text().splitlines())
+        assert "Traceback" not in web.log_text()
+    finally:
+        lock.unlink()
+    still_serving(slack, web)
