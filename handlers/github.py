@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Flask, Response, jsonify, request
 
+from bot import messages
 from bot.jobs import QueueError
 from bot.metrics import METRICS
+from bot.state import CorruptState
 from handlers.limits import GITHUB_MAX_BODY, TooLarge, read_body, refused_line
 
 if TYPE_CHECKING:
@@ -81,11 +83,16 @@ class SqliteDeliveries:
         self._all: list[sqlite3.Connection] = []  # one per thread, all closed by close()
         self._all_lock = threading.Lock()
         self._inserts = 0
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS github_deliveries (id TEXT PRIMARY KEY, event TEXT NOT NULL, received_at REAL NOT NULL)"
-            )
+        try:
+            with self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS github_deliveries (id TEXT PRIMARY KEY, event TEXT NOT NULL, received_at REAL NOT NULL)"
+                )
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise
+            raise CorruptState(str(path), f"not a readable database ({exc})", messages.deliveries_advice()) from None
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)

@@ -196,3 +196,15 @@ def test_webhook_with_a_damaged_queue_is_503_with_one_line_and_redelivery_works(
         queue.rename(queue.with_name("queue.db.damaged"))  # what the log line says to do
         again = post_delivery(web.url, "pull_request", payload, delivery=delivery)
         assert again.status_code == 202 and again.json()["ok"], again.text
+
+
+def test_serve_with_damaged_deliveries_stops_with_one_line(standin: GitHubStandIn, tmp_path: Path) -> None:
+    world = make_world(standin, tmp_path / "home", app=False)
+    db = world.home / "github" / "deliveries.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.write_bytes(os.urandom(4096))
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--port", "0", "--no-worker"], cwd=ROOT,
+                            env=world.env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{db} is damaged: not a readable database (file is not a database). Move it aside")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr + result.stdout

@@ -117,6 +117,13 @@ def queue_advice() -> str:
     return "Move it aside (keep it for inspection): the next command makes a new, empty queue."
 
 
+def deliveries_advice() -> str:
+    return (
+        "Move it aside (keep it for inspection): the web process makes a new one; deliveries it "
+        "remembered are forgotten, so a redelivery of one of them would be processed again."
+    )
+
+
 def checks_not_queued(number: int, reason: str) -> str:
     return f"PR #{number} opened; its checks could not be queued: {reason}"
 
