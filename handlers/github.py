@@ -24,13 +24,15 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from flask import Flask, Response, jsonify, request
 
 from bot import messages
+from bot.forges.base import PullRequest
 from bot.jobs import QueueError
 from bot.metrics import METRICS
 from bot.state import CorruptState
@@ -165,6 +167,28 @@ def deliveries_for(ctx: Context) -> Deliveries:
 # --------------------------------------------------------------------------- routing
 
 
+# --------------------------------------------------------------------------- what some forges can do
+
+
+@runtime_checkable
+class PrimedFromPayload(Protocol):
+    """A forge that can answer get_pr from a webhook's payload for a while (no API call)."""
+
+    def pr_from_payload(self, data: Mapping[str, Any]) -> PullRequest: ...
+
+    def primed(self, pr: PullRequest) -> AbstractContextManager[None]: ...
+
+
+@runtime_checkable
+class FindsPrForCommit(Protocol):
+    def find_pr_for_commit(self, sha: str) -> int | None: ...
+
+
+@runtime_checkable
+class ForgetsSignature(Protocol):
+    def forget_signature(self, number: int, head: str) -> None: ...
+
+
 class Ignored(Exception):
     """The delivery is valid but asks nothing of the bot; the reason is logged and answered."""
 
@@ -223,10 +247,14 @@ def route(ctx: Context, event: str, payload: dict[str, Any], *, dispatch: Callab
             number = _number(payload, "pull_request", "number")
             pr_data = _field(payload, "pull_request")
             merged = bool(pr_data.get("merged"))
-            primed = getattr(ctx.forge, "primed", None)
-            from_payload = getattr(ctx.forge, "pr_from_payload", None)
-            if primed is not None and from_payload is not None:
-                with primed(from_payload(pr_data)):  # the payload has what release needs: no API call
+            forge = ctx.forge
+            if isinstance(forge, PrimedFromPayload):
+                _sha(payload, "pull_request", "head", "sha")
+                try:
+                    closed = forge.pr_from_payload(pr_data)
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    raise Malformed(f"pull_request cannot be read ({type(exc).__name__}: {exc})") from None
+                with forge.primed(closed):  # the payload has what release needs: no API call
                     dispatch(ctx, "pull_request.closed", {"number": number, "merged": merged})
             else:
                 dispatch(ctx, "pull_request.closed", {"number": number, "merged": merged})
@@ -282,17 +310,16 @@ RERUNS: list[threading.Thread] = []  # started re-runs (tests wait for them)
 
 
 def _rerun(ctx: Context, sha: str, numbers: list[int], dispatch: Callable[..., None]) -> None:
+    forge = ctx.forge
     try:
         if not numbers:
-            finder = getattr(ctx.forge, "find_pr_for_commit", None)
-            found = finder(sha) if finder is not None else None
+            found = forge.find_pr_for_commit(sha) if isinstance(forge, FindsPrForCommit) else None
             numbers = [found] if found else []
         if not numbers:
             log.info("check_run re-run on %s: no open pull request has that head", sha[:10])
-        forget = getattr(ctx.forge, "forget_signature", None)
         for number in numbers:
-            if forget is not None:
-                forget(number, sha)  # a real re-run, not the carried-over results
+            if isinstance(forge, ForgetsSignature):
+                forge.forget_signature(number, sha)  # a real re-run, not the carried-over results
             dispatch(ctx, "pull_request.synchronize", {"number": number, "head": sha})
     except Exception:
         log.exception("re-running the checks on %s failed", sha[:10])

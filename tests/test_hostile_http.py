@@ -204,11 +204,13 @@ def _with(payload: dict[str, Any], value: Any, *path: str) -> dict[str, Any]:
         ("pull_request", _with(opened(), "1; rm -rf", "pull_request", "head", "sha"), "pull_request.head.sha is not a commit sha"),
         ("pull_request", _with(opened(), "7", "pull_request", "number"), "pull_request.number is not a pull request number"),
         ("pull_request", _with(opened(), None, "pull_request"), "pull_request.number is missing"),
+        ("pull_request", _without(load_fixture("pull_request/closed.json"), "pull_request", "head", "sha"), "pull_request.head.sha is missing"),
+        ("pull_request", _without(load_fixture("pull_request/closed.json"), "pull_request", "base"), "pull_request cannot be read (KeyError: 'base')"),
         ("pull_request_review", _without(load_fixture("pull_request_review/submitted.json"), "pull_request"), "pull_request.number is missing"),
         ("push", _with(load_fixture("push/push.json"), "HEAD", "after"), "after is not a commit sha"),
         ("check_run", _without(load_fixture("check_run/rerequested.json"), "check_run", "head_sha"), "check_run.head_sha is missing"),
     ],
-    ids=["no-head-sha", "no-head", "head-not-a-sha", "number-a-string", "pull-request-null", "review-without-pr", "push-after-not-sha", "check-run-no-sha"],
+    ids=["no-head-sha", "no-head", "head-not-a-sha", "number-a-string", "pull-request-null", "closed-no-head-sha", "closed-no-base", "review-without-pr", "push-after-not-sha", "check-run-no-sha"],
 )
 def test_signed_github_event_missing_a_required_field_is_400(github_web: Any, event: str, payload: dict[str, Any], why: str) -> None:
     delivery = str(uuid.uuid4())
