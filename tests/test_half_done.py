@@ -208,3 +208,30 @@ def test_serve_with_damaged_deliveries_stops_with_one_line(standin: GitHubStandI
     assert result.returncode == 1
     assert result.stderr.startswith(f"{db} is damaged: not a readable database (file is not a database). Move it aside")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr + result.stdout
+
+
+def test_slack_create_with_a_damaged_queue_announces_the_pr_and_says_its_checks_are_not_queued(tmp_path: Path, model_files: ModelFiles) -> None:
+    from tests import slack_helpers as h
+    from tests.standins.slack_api import SlackStandIn
+
+    home = tmp_path / "slack-home"
+    h.init_home(home)
+    queue = damage_queue(home)
+    with SlackStandIn() as slack:
+        slack.add_bot_token(h.TOKEN)
+        web = h.WebProcess(home, h.server_env(home, slack), tmp_path / "web.log").start()
+        try:
+            delivery = slack.slash_command(
+                f"create fraud --app payments --dataset tx --artifact {model_files.onnx} "
+                f"--dataset-uri {model_files.data} --label-column label", user_id="U0ALICE", channel_id="C0MODELS",
+            )
+            assert h.post(web, delivery).status_code == 200
+            answer = h.texts(slack.wait_for_response(delivery.response_url or "", timeout=60))
+            assert "PR #1 opened; its checks could not be queued: the queue on the server is not available" in answer
+            assert str(home) not in answer
+            assert any(m.get("text", "").startswith("Pull request #1:") for m in slack.messages("C0MODELS"))
+            assert json.loads((home / "forge" / "prs" / "1.json").read_text())["state"] == "open"
+            assert any(f"#1 opened; its checks could not be queued: {queue} is damaged" in line for line in web.log_text().splitlines())
+            assert "Traceback" not in web.log_text()
+        finally:
+            web.stop()
