@@ -20,9 +20,9 @@ class CorruptState(RuntimeError):
 def problem_of(exc: BaseException) -> str:
     """What is wrong with a file, from the exception its reader raised (no file content)."""
     if isinstance(exc, json.JSONDecodeError):
-        return f"not valid JSON at line {exc.lineno} column {exc.colno}"
+        return messages.not_json_at(exc.lineno, exc.colno)
     if isinstance(exc, UnicodeDecodeError):
-        return f"not UTF-8 text (byte {exc.start})"
-    if isinstance(exc, KeyError):
-        return f"the field {exc.args[0]!r} is missing" if exc.args else "a field is missing"
-    return f"unexpected content ({type(exc).__name__})"
+        return messages.not_utf8(exc.start)
+    if isinstance(exc, KeyError) and exc.args:
+        return messages.record_field_missing(exc.args[0])
+    return messages.unexpected_content(type(exc).__name__)

@@ -210,7 +210,7 @@ def _field(payload: dict[str, Any], *path: str) -> Any:
     value: Any = payload
     for key in path:
         if not isinstance(value, dict) or key not in value:
-            raise Malformed(f"{'.'.join(path)} is missing")
+            raise Malformed(messages.field_missing(".".join(path)))
         value = value[key]
     return value
 
@@ -218,14 +218,14 @@ def _field(payload: dict[str, Any], *path: str) -> Any:
 def _number(payload: dict[str, Any], *path: str) -> int:
     value = _field(payload, *path)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise Malformed(f"{'.'.join(path)} is not a pull request number")
+        raise Malformed(messages.field_not(".".join(path), "a pull request number"))
     return value
 
 
 def _sha(payload: dict[str, Any], *path: str) -> str:
     value = _field(payload, *path)
     if not isinstance(value, str) or not _SHA.fullmatch(value):
-        raise Malformed(f"{'.'.join(path)} is not a commit sha")
+        raise Malformed(messages.field_not(".".join(path), "a commit sha"))
     return value
 
 
@@ -253,7 +253,7 @@ def route(ctx: Context, event: str, payload: dict[str, Any], *, dispatch: Callab
                 try:
                     closed = forge.pr_from_payload(pr_data)
                 except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                    raise Malformed(f"pull_request cannot be read ({type(exc).__name__}: {exc})") from None
+                    raise Malformed(messages.payload_unreadable("pull_request", f"{type(exc).__name__}: {exc}")) from None
                 with forge.primed(closed):  # the payload has what release needs: no API call
                     dispatch(ctx, "pull_request.closed", {"number": number, "merged": merged})
             else:
@@ -289,11 +289,11 @@ def route(ctx: Context, event: str, payload: dict[str, Any], *, dispatch: Callab
         sha = _sha(payload, "check_run", "head_sha")
         pulls = run.get("pull_requests") or []
         if not isinstance(pulls, list):
-            raise Malformed("check_run.pull_requests is not a list")
+            raise Malformed(messages.field_not("check_run.pull_requests", "a list"))
         numbers = []
         for index, pull in enumerate(pulls):
             if not isinstance(pull, dict):
-                raise Malformed(f"check_run.pull_requests[{index}] is not an object")
+                raise Malformed(messages.not_an_object(f"check_run.pull_requests[{index}]", ""))
             if _obj(pull.get("head")).get("sha", sha) == sha:
                 numbers.append(_number(pull, "number"))
         # Finding the pull request and un-trusting its signature are API calls, which may wait
@@ -359,9 +359,9 @@ def register(app: Flask, ctx: Context, gh: GitHubSettings, *, deliveries: Delive
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError):
-            return refuse(event, "malformed", 400, "the body is not JSON")
+            return refuse(event, "malformed", 400, messages.body_not_json())
         if not isinstance(payload, dict):
-            return refuse(event, "malformed", 400, "the body is not a JSON object")
+            return refuse(event, "malformed", 400, messages.not_an_object("the body", type(payload).__name__))
         if event == "ping":
             count(event, "pong")
             return jsonify({"ok": True, "zen": payload.get("zen", "")}), 200
@@ -384,11 +384,11 @@ def register(app: Flask, ctx: Context, gh: GitHubSettings, *, deliveries: Delive
             store.forget(delivery)  # not processed: a redelivery must be processed
             log.error("webhook %s %s: %s", event, delivery, exc)
             count(event, "error")
-            return jsonify({"error": "could not queue the work; redeliver"}), 503
+            return jsonify({"error": messages.queue_unavailable()}), 503
         except Exception:
             store.forget(delivery)  # not processed: a redelivery must be processed
             log.exception("webhook %s %s failed", event, delivery)
             count(event, "error")
-            return jsonify({"error": "could not queue the work; redeliver"}), 500
+            return jsonify({"error": messages.queue_unavailable()}), 500
         count(event, "processed")
         return jsonify({"ok": True, "done": done}), 202

@@ -18,6 +18,8 @@ import logging
 from flask import Request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from bot import messages
+
 GITHUB_MAX_BODY = 25 * 1000 * 1000
 SLACK_MAX_BODY = 2 * 1024 * 1024
 
@@ -26,7 +28,7 @@ log = logging.getLogger("aimodel.server")
 
 class TooLarge(Exception):
     def __init__(self, limit: int, length: int | None) -> None:
-        super().__init__(f"the body is larger than {limit:,} bytes")
+        super().__init__(messages.body_too_large(limit))
         self.limit = limit
         self.length = length
 

@@ -98,6 +98,59 @@ def locked(kind: str, name: str, pr: int | None, person: str) -> str:
     return f"{kind} {name} is locked by PR #{pr}; merge or close it first"
 
 
+# --------------------------------------------------------------------------- refused requests (HTTP)
+# What the web process answers a sender it will not serve (GitHub shows it in the delivery log).
+
+def body_too_large(limit: int) -> str:
+    return f"the body is larger than {limit:,} bytes"
+
+
+def malformed_request() -> str:
+    return "malformed request"
+
+
+def body_not_json(why: str = "") -> str:
+    return f"the body is not JSON ({why})" if why else "the body is not JSON"
+
+
+def not_an_object(what: str, kind: str) -> str:
+    return f"{what} is JSON {kind}, not an object" if kind else f"{what} is not an object"
+
+
+def field_missing(path: str) -> str:
+    return f"{path} is missing"
+
+
+def field_not(path: str, what: str) -> str:
+    return f"{path} is not {what}"
+
+
+def payload_unreadable(what: str, error: str) -> str:
+    return f"{what} cannot be read ({error})"
+
+
+def queue_unavailable() -> str:
+    return "could not queue the work; redeliver"
+
+
+# --------------------------------------------------------------------------- damaged state files
+
+def not_json_at(line: int, column: int) -> str:
+    return f"not valid JSON at line {line} column {column}"
+
+
+def not_utf8(byte: int) -> str:
+    return f"not UTF-8 text (byte {byte})"
+
+
+def record_field_missing(name: object) -> str:
+    return f"the field {name!r} is missing"
+
+
+def unexpected_content(kind: str) -> str:
+    return f"unexpected content ({kind})"
+
+
 def state_damaged(where: str, problem: str, advice: str) -> str:
     return f"{where} is damaged: {problem}. {advice}"
 

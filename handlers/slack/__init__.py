@@ -32,6 +32,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.signature import SignatureVerifier
 
+from bot import messages
 from bot.config import SlackSettings
 from handlers.limits import SLACK_MAX_BODY, TooLarge, read_body, refused_line
 from handlers.slack.replay import MemorySeen, RedisSeen, ReplayGuard, SeenSet, seen_set
@@ -133,9 +134,9 @@ def body_problem(text: str, content_type: str | None) -> str:
         else:
             return ""  # form fields (a slash command): always readable
     except (ValueError, RecursionError) as exc:
-        return f"the body is not JSON ({type(exc).__name__})"
+        return messages.body_not_json(type(exc).__name__)
     if not isinstance(value, dict):
-        return f"the body is JSON {type(value).__name__}, not an object"
+        return messages.not_an_object("the body", type(value).__name__)
     return ""
 
 
@@ -184,7 +185,7 @@ def unreadable_request(error: Exception) -> BoltResponse:
     where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
     at = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
     refused_line("/slack/events", 400, f"{type(error).__name__}: {error}{at}")
-    return BoltResponse(status=400, body={"error": "malformed request"})
+    return BoltResponse(status=400, body={"error": messages.malformed_request()})
 
 
 def socket_mode_handler(app: App, settings: SlackSettings) -> Any:
@@ -215,14 +216,14 @@ def register(flask_app: Flask, ctx: Context, settings: SlackSettings) -> App:
             if not _signed(verifier, body, request.headers):
                 return jsonify({"error": "invalid request"}), 401
             refused_line("/slack/events", 400, problem)
-            return jsonify({"error": "malformed request"}), 400
+            return jsonify({"error": messages.malformed_request()}), 400
         with lazy.deferring() as pending:
             try:
                 bolt_request = FormSafeRequest(body=body.decode(errors="replace"), query=request.query_string.decode(), headers=dict(request.headers))
                 response = to_flask_response(app.dispatch(bolt_request))
             except Exception as exc:  # raised by Bolt's own error handling of an odd payload
                 unreadable_request(exc)
-                return jsonify({"error": "malformed request"}), 400
+                return jsonify({"error": messages.malformed_request()}), 400
         if pending:
             response.call_on_close(lambda: lazy.run(pending))
         return response
