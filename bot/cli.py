@@ -398,10 +398,18 @@ def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
 def _pr_open(ctx: Context, cmd: c.PrCommand, common: c.Common, actor: Actor) -> int:
     if ctx.forge.kind != "local":
         raise _Fail("pr open is for the embedded repository; on GitHub, open the pull request there", 2)
-    pr = ctx.gitops.open_branch(cmd.branch, actor, title=cmd.title)
-    with_worker = ctx.jobs.worker_running()
-    if not with_worker:
-        ctx.jobs.drain()
+    from bot.jobs import ChecksNotQueued, QueueError
+
+    try:
+        pr = ctx.gitops.open_branch(cmd.branch, actor, title=cmd.title)
+    except ChecksNotQueued as exc:
+        return _opened_unqueued(ctx.forge.get_pr(exc.number), exc.reason, common)
+    try:
+        with_worker = ctx.jobs.worker_running()
+        if not with_worker:
+            ctx.jobs.drain()
+    except QueueError as exc:
+        return _opened_unqueued(pr, str(exc), common)
     if common.json:
         _json({"pr": pr.number, "url": pr.url, "branch": pr.branch})
         return 0

@@ -248,6 +248,9 @@ class GitOps:
                 meta={"verb": "open", "via": actor.via, "locks": list(locks),
                       "models": sorted(k.partition(":")[2] for k in locks if k.startswith("model:"))},
             )
+        except ChecksNotQueued as exc:
+            self.locks.assign(locks, exc.number)  # the pull request exists: it holds its locks
+            raise
         except BaseException:
             self.locks.release(locks)
             raise

@@ -77,6 +77,21 @@ def test_create_with_a_damaged_queue_in_json(home: Path, model_files: ModelFiles
     assert answer["error"] == queue_line(home)
 
 
+def test_pr_open_with_a_damaged_queue_keeps_the_pull_request_and_its_locks(home: Path, tmp_path: Path) -> None:
+    from tests.test_policy_attack import push_branch
+
+    push_branch(home, tmp_path, "readme-edit", lambda root: (root / "README.md").write_text("# by hand\n"))
+    damage_queue(home)
+    result = cli(home, "pr", "open", "readme-edit", "--as", "ada")
+    assert result.returncode == 1
+    assert result.stdout.startswith("Opened pull request #1: changes from readme-edit\n")
+    assert result.stderr == f"PR #1 opened; its checks could not be queued: {queue_line(home)}\n"
+    assert json.loads((home / "forge" / "prs" / "1.json").read_text())["state"] == "open"
+    assert {h.key: h.pr for h in FileLocks(home / "locks").all()} == {"branch:readme-edit": 1}
+    again = cli(home, "pr", "open", "readme-edit", "--as", "ada")
+    assert again.returncode == 1 and "already open as #1" in again.stderr
+
+
 def test_pr_show_with_a_damaged_queue_still_shows_the_record(home: Path, model_files: ModelFiles) -> None:
     assert create(home, model_files).returncode == 0
     damage_queue(home)
