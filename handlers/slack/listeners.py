@@ -516,6 +516,8 @@ class SlackFace:
         user_id = str(event.get("user", ""))
         try:
             client.views_publish(user_id=user_id, view=self.home_view(user_id, client))
+        except (CorruptState, QueueError) as exc:
+            log.error("App Home for %s: %s", user_id, exc)
         except Exception:
             log.exception("App Home for %s failed", user_id)
 
