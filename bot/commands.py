@@ -176,8 +176,9 @@ class Reply:
 # is a few hundred. Longer text is refused before it is read, so its cost never grows with it.
 MAX_TEXT = 4000
 # argparse re-scans the remaining arguments after each option: with a bounded number of
-# options its work is linear in the input. No verb needs more than about twenty.
-MAX_OPTIONS = 64
+# options its work is linear in the input. A verb needs about twenty at most; `init` takes one
+# `--person` per person, hence the room.
+MAX_OPTIONS = 256
 # "did you mean" compares the typed verb with each verb; a word longer than any verb gets none.
 MAX_SUGGEST = 32
 
