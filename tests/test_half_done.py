@@ -25,8 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(home: Path, *argv: str, module: str = "bot.cli") -> subprocess.CompletedProcess[str]:
+    """The CLI as a person runs it: in their working folder (the test's, which holds the model
+    files: a person's own files are theirs to use from the CLI)."""
     env = {**os.environ, "AIMODEL_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", module, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", module, *argv], cwd=home.parent, env=env, capture_output=True, text=True, timeout=120)
 
 
 def create(home: Path, files: ModelFiles, name: str = "fraud", app: str = "payments", *extra: str) -> subprocess.CompletedProcess[str]:
@@ -160,7 +162,7 @@ def closed_reader(home: Path, *argv: str, module: str = "bot.cli", buffered: boo
     """Run the CLI with its stdout a pipe whose only reader is already closed (`| head -0`);
     unbuffered (each write fails at once) unless `buffered` (the failure shows at exit)."""
     env = {**os.environ, "AIMODEL_HOME": str(home), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "" if buffered else "1"}
-    proc = subprocess.Popen([sys.executable, "-m", module, *argv], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", module, *argv], cwd=home.parent, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()
@@ -230,7 +232,7 @@ def test_slack_create_with_a_damaged_queue_announces_the_pr_and_says_its_checks_
     from tests.standins.slack_api import SlackStandIn
 
     home = tmp_path / "slack-home"
-    h.init_home(home)
+    h.init_home(home, sources=[model_files.onnx.parent])
     queue = damage_queue(home)
     with SlackStandIn() as slack:
         slack.add_bot_token(h.TOKEN)
