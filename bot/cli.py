@@ -83,8 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: list[str]) -> int:
-    from bot.jobs import QueueError
-    from bot.state import CorruptState
+    from bot.state import StateUnavailable
 
     _quiet_logs()
     parsed = c.parse(args)
@@ -96,7 +95,7 @@ def _main(args: list[str]) -> int:
     except _Fail as exc:
         _err(exc.message)
         return exc.code
-    except (CorruptState, QueueError) as exc:
+    except StateUnavailable as exc:  # a damaged file, an unreachable queue or lock store
         _err(str(exc))
         return 1
     except KeyboardInterrupt:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bot import messages
 from bot.fsutil import file_lock
 from bot.redact import redact
+from bot.state import StateUnavailable
 
 if TYPE_CHECKING:
     from bot.app import Context
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("aimodel.jobs")
 
 
-class QueueError(RuntimeError):
+class QueueError(StateUnavailable):
     """The queue could not take or hand out work; the message is fit to show a person."""
 
 

@@ -1,5 +1,6 @@
-"""The bot's own state files (PR records, lock files, the queue): a damaged one is one clear
-error that names it and says what to do, never a traceback from deep inside a reader."""
+"""The bot's own state (PR records, lock files, the queue, Redis): a damaged file or a store
+that cannot be reached is one clear error that names it and says what to do, never a
+traceback from deep inside a reader."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import json
 from bot import messages
 
 
-class CorruptState(RuntimeError):
+class StateUnavailable(RuntimeError):
+    """The bot's state cannot be read or written right now; the message is fit for the operator."""
+
+
+class CorruptState(StateUnavailable):
     """A state file (or key) cannot be read. The message is fit to show the operator."""
 
     def __init__(self, where: str, problem: str, advice: str) -> None:

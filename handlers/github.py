@@ -33,9 +33,8 @@ from flask import Flask, Response, jsonify, request
 
 from bot import messages
 from bot.forges.base import PullRequest
-from bot.jobs import QueueError
 from bot.metrics import METRICS
-from bot.state import CorruptState
+from bot.state import CorruptState, StateUnavailable
 from handlers.limits import GITHUB_MAX_BODY, TooLarge, read_body, refused_line
 
 if TYPE_CHECKING:
@@ -380,7 +379,7 @@ def register(app: Flask, ctx: Context, gh: GitHubSettings, *, deliveries: Delive
         except Malformed as why:
             store.forget(delivery)  # not processed
             return refuse(event, "malformed", 400, f"delivery {delivery}: {why}")
-        except QueueError as exc:  # the queue is down or damaged: the operator's log says which
+        except StateUnavailable as exc:  # the queue or the locks are down or damaged: the log says which
             store.forget(delivery)  # not processed: a redelivery must be processed
             log.error("webhook %s %s: %s", event, delivery, exc)
             count(event, "error")

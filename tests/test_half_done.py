@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -252,3 +253,19 @@ def test_slack_create_with_a_damaged_queue_announces_the_pr_and_says_its_checks_
             assert "Traceback" not in web.log_text()
         finally:
             web.stop()
+
+
+def test_unreachable_redis_is_one_line_without_the_url_and_nothing_is_opened(home: Path, model_files: ModelFiles) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "AIMODEL_HOME": str(home), "PYTHONPATH": str(ROOT), "REDIS_URL": f"redis://:s3cret-pw@127.0.0.1:{port}/0"}
+    argv = ["create", "fraud", "--app", "payments", "--dataset", "transactions", "--artifact", str(model_files.onnx),
+            "--dataset-uri", str(model_files.data), "--label-column", "label", "--as", "ada"]
+    for args in (argv, ["status"]):
+        result = subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=home.parent, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith(f"the locks in Redis (REDIS_URL) cannot be reached: Error 111 connecting to 127.0.0.1:{port}")
+        assert result.stderr.count("\n") == 1 and "s3cret-pw" not in result.stderr and "Traceback" not in result.stderr
+    assert not (home / "forge" / "prs").exists() or not any((home / "forge" / "prs").iterdir())
+    assert git_branches(home) == ["main"]

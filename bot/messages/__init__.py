@@ -166,6 +166,10 @@ def lock_advice(key: str) -> str:
     return f"Delete it to free the lock on {key} (`aimodel pr list` shows whether an open pull request still needs it)."
 
 
+def locks_unreachable(error: str) -> str:
+    return f"the locks in Redis (REDIS_URL) cannot be reached: {error.rstrip('.')}. Check that Redis runs and REDIS_URL points at it."
+
+
 def queue_advice() -> str:
     return "Move it aside (keep it for inspection): the next command makes a new, empty queue."
 

@@ -28,12 +28,11 @@ from bot import messages
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, describe_artifact
 from bot.gitops import Actor, Refusal
-from bot.jobs import QueueError
 from bot.manifests import Person, dns1123_problem, version_problem
 from bot.messages import slack as render
 from bot.policy import authorize
 from bot.sla import SlaSyntaxError, parse_sla
-from bot.state import CorruptState
+from bot.state import StateUnavailable
 from bot.views import list_rows, pr_row
 
 if TYPE_CHECKING:
@@ -207,7 +206,7 @@ class SlackFace:
             respond(**render.error(exc.message, _usage(verb)))
         except ArtifactError as exc:
             respond(**render.error(f"Refused: {exc}", _usage(verb)))
-        except (CorruptState, QueueError) as exc:
+        except StateUnavailable as exc:
             log.error("/aimodel %s: %s", verb, exc)
             respond(**render.error(messages.server_state_damaged()))
         except Exception as exc:
@@ -341,7 +340,7 @@ class SlackFace:
         except Refusal as exc:
             respond(**render.error(exc.message), replace_original=False)
             return
-        except (CorruptState, QueueError) as exc:
+        except StateUnavailable as exc:
             log.error("%s on #%s: %s", action_id, number, exc)
             respond(**render.error(messages.server_state_damaged()), replace_original=False)
             return
@@ -498,7 +497,7 @@ class SlackFace:
             reply(**render.error(exc.message))
         except ArtifactError as exc:
             reply(**render.error(f"Refused: {exc}"))
-        except (CorruptState, QueueError) as exc:
+        except StateUnavailable as exc:
             log.error("create from the modal: %s", exc)
             reply(**render.error(messages.server_state_damaged()))
         except Exception as exc:
@@ -516,7 +515,7 @@ class SlackFace:
         user_id = str(event.get("user", ""))
         try:
             client.views_publish(user_id=user_id, view=self.home_view(user_id, client))
-        except (CorruptState, QueueError) as exc:
+        except StateUnavailable as exc:
             log.error("App Home for %s: %s", user_id, exc)
         except Exception:
             log.exception("App Home for %s failed", user_id)
