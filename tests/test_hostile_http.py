@@ -283,3 +283,17 @@ def test_a_damaged_lock_file_is_a_short_note_in_slack_and_one_line_in_the_log(sl
     finally:
         lock.unlink()
     still_serving(slack, web)
+
+
+def test_signed_slash_command_without_user_or_response_url_is_400(slack_web: tuple[SlackStandIn, h.WebProcess]) -> None:
+    slack, web = slack_web
+    for missing in ("user_id", "response_url"):
+        fields = slack.slash_command("list").payload()
+        del fields[missing]
+        before = len(refusals(web.log_text(), "/slack/events", 400))
+        r = slack_post(web, urlencode(fields).encode())
+        assert r.status_code == 400, r.text
+        lines = refusals(web.log_text(), "/slack/events", 400)
+        assert len(lines) == before + 1 and f"{missing} is missing" in lines[-1]
+    assert "Traceback" not in web.log_text()
+    still_serving(slack, web)

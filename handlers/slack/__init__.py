@@ -224,7 +224,7 @@ def register(flask_app: Flask, ctx: Context, settings: SlackSettings) -> App:
             except Exception as exc:  # raised by Bolt's own error handling of an odd payload
                 unreadable_request(exc)
                 return jsonify({"error": messages.malformed_request()}), 400
-        if pending:
+        if pending and response.status_code < 400:  # a refused request starts no work
             response.call_on_close(lambda: lazy.run(pending))
         return response
 

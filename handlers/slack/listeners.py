@@ -63,6 +63,10 @@ def _usage(verb: str) -> str:
     return messages.usage_line("/aimodel", verb) if verb in c.SLACK_VERBS else ""
 
 
+class UnreadableRequest(ValueError):
+    """A signed request without what its kind always carries; Bolt's error handler answers 400."""
+
+
 class _GitOpsWithCatalog:
     def __init__(self, gitops: Any, catalog: Catalog) -> None:
         self._gitops = gitops
@@ -160,6 +164,9 @@ class SlackFace:
     # ------------------------------------------------------------------ /aimodel
 
     def ack_command(self, ack: Callable[..., Any], command: Mapping[str, Any]) -> None:
+        missing = [f for f in ("user_id", "response_url") if not command.get(f)]
+        if missing:  # Slack always sends them: this is not a command to run (400, one log line)
+            raise UnreadableRequest(messages.field_missing(", ".join(missing)))
         text = str(command.get("text") or "")
         if _is_bare_create(text):
             ack()  # the modal opens in the lazy listener
