@@ -1,6 +1,8 @@
 """`aimodel`: the same verbs as Slack, from a terminal.
 
-Exit codes: 0 success, 1 a check failed or a request was refused, 2 usage error.
+Exit codes: 0 success, 1 a check failed or a request was refused (also: a state file is
+damaged, or a pull request was opened but its checks could not be queued), 2 usage error.
+A reader that closes the pipe early changes nothing: the work finishes and its code is returned.
 Heavy modules are imported inside the verbs that need them: `aimodel scan PATH` must
 start fast and never load Slack, GitHub or server code.
 """
@@ -15,17 +17,28 @@ from typing import TYPE_CHECKING, Any
 
 from bot import commands as c
 from bot import messages
+from bot.entry import closed_pipe
 from bot.redact import redact
 from bot.views import pr_row
 
 if TYPE_CHECKING:
     from bot.app import Context
     from bot.config import Settings
+    from bot.forges.base import PullRequest
     from bot.gitops import Actor
 
 
+def _write(text: str) -> None:
+    """A reader that went away (`aimodel pr merge 1 | head -1`) does not stop the work half
+    way: the rest of the output goes nowhere and the exit code still says how the work went."""
+    try:
+        sys.stdout.write(text)
+    except BrokenPipeError:
+        closed_pipe()
+
+
 def _out(text: str) -> None:
-    sys.stdout.write(redact(text.rstrip("\n")) + "\n")
+    _write(redact(text.rstrip("\n")) + "\n")
 
 
 def _err(text: str) -> None:
@@ -33,7 +46,7 @@ def _err(text: str) -> None:
 
 
 def _json(value: Any) -> None:
-    sys.stdout.write(redact(json.dumps(value, indent=2, sort_keys=True, default=str)) + "\n")
+    _write(redact(json.dumps(value, indent=2, sort_keys=True, default=str)) + "\n")
 
 
 class _Fail(Exception):
@@ -58,6 +71,20 @@ def _quiet_logs() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = _main(args)
+    except BrokenPipeError:  # a write outside _out/_json, mid-run: the outcome is unknown here
+        return closed_pipe()
+    try:
+        sys.stdout.flush()  # a reader that went away shows up here, not at interpreter exit
+    except BrokenPipeError:
+        closed_pipe()  # the work is done: its exit code still tells how it went (as scan's does)
+    return code
+
+
+def _main(args: list[str]) -> int:
+    from bot.state import StateUnavailable
+
     _quiet_logs()
     parsed = c.parse(args)
     if isinstance(parsed, c.Reply):
@@ -68,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Fail as exc:
         _err(exc.message)
         return exc.code
+    except StateUnavailable as exc:  # a damaged file, an unreachable queue or lock store
+        _err(str(exc))
+        return 1
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
@@ -191,9 +221,16 @@ def _propose(ctx: Context, cmd: c.Create | c.Update | c.Deploy | c.Destroy, comm
     except ArtifactError as exc:
         raise _Fail(f"Refused: {exc}", 1) from None
     pr = opened.pr
-    with_worker = ctx.jobs.worker_running()
-    if not with_worker:
-        ctx.jobs.drain()
+    if opened.unqueued:
+        return _opened_unqueued(pr, opened.unqueued, common)
+    from bot.jobs import QueueError
+
+    try:
+        with_worker = ctx.jobs.worker_running()
+        if not with_worker:
+            ctx.jobs.drain()
+    except QueueError as exc:
+        return _opened_unqueued(pr, str(exc), common)
     if common.json:
         _json({"pr": pr.number, "url": pr.url, "branch": pr.branch})
         return 0
@@ -203,6 +240,17 @@ def _propose(ctx: Context, cmd: c.Create | c.Update | c.Deploy | c.Destroy, comm
     else:
         _print_checks(ctx, pr.number)
     return 0
+
+
+def _opened_unqueued(pr: PullRequest, reason: str, common: c.Common) -> int:
+    """The pull request is open but its checks are not queued: say both, exit 1 so a script
+    notices (the PR number is in the output; retrying would only find the model locked)."""
+    if common.json:
+        _json({"pr": pr.number, "url": pr.url, "branch": pr.branch, "checks_queued": False, "error": reason})
+    else:
+        _out(messages.pr_opened(pr.number, pr.url, pr.title))
+        _err(messages.checks_not_queued(pr.number, reason))
+    return 1
 
 
 def _print_checks(ctx: Context, number: int) -> None:
@@ -275,6 +323,7 @@ def _status(ctx: Context, cmd: c.Status, common: c.Common) -> int:
 def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
     from bot.forges.base import ForgeError
     from bot.gitops import Actor
+    from bot.jobs import QueueError
 
     try:
         if cmd.action == "list":
@@ -285,13 +334,18 @@ def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
                 _out(messages.pr_list([pr_row(p) for p in prs]))
             return 0
         if cmd.action == "show":
-            ctx.jobs.drain()
+            code = 0
+            try:
+                ctx.jobs.drain()
+            except QueueError as exc:  # the record is still worth showing, as it is
+                _err(str(exc))
+                code = 1
             view = ctx.gitops.pr_view(cmd.number)
             if common.json:
                 _json(view)
             else:
                 _out(messages.pr_detail(view))
-            return 0
+            return code
         who = _who(common, required=True)
         actor = Actor(who, "cli")
         if cmd.action == "open":
@@ -308,8 +362,18 @@ def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
                     _out(f"Still waiting: {line}")
             return 0
         if cmd.action == "merge":
-            commit = ctx.gitops.merge(cmd.number, actor)
-            ctx.jobs.drain()
+            try:
+                commit = ctx.gitops.merge(cmd.number, actor)
+                ctx.jobs.drain()
+            except QueueError as exc:
+                merged = ctx.forge.get_pr(cmd.number)
+                if merged.state != "merged":
+                    raise
+                if common.json:
+                    _json({"pr": cmd.number, "merged": merged.merge_commit, "deploy": None, "error": str(exc)})
+                else:
+                    _err(messages.deploy_not_queued(cmd.number, str(exc)))
+                return 1
             view = ctx.gitops.pr_view(cmd.number)
             deploy = view["meta"].get("deploy")
             if common.json:
@@ -336,10 +400,18 @@ def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
 def _pr_open(ctx: Context, cmd: c.PrCommand, common: c.Common, actor: Actor) -> int:
     if ctx.forge.kind != "local":
         raise _Fail("pr open is for the embedded repository; on GitHub, open the pull request there", 2)
-    pr = ctx.gitops.open_branch(cmd.branch, actor, title=cmd.title)
-    with_worker = ctx.jobs.worker_running()
-    if not with_worker:
-        ctx.jobs.drain()
+    from bot.jobs import ChecksNotQueued, QueueError
+
+    try:
+        pr = ctx.gitops.open_branch(cmd.branch, actor, title=cmd.title)
+    except ChecksNotQueued as exc:
+        return _opened_unqueued(ctx.forge.get_pr(exc.number), exc.reason, common)
+    try:
+        with_worker = ctx.jobs.worker_running()
+        if not with_worker:
+            ctx.jobs.drain()
+    except QueueError as exc:
+        return _opened_unqueued(pr, str(exc), common)
     if common.json:
         _json({"pr": pr.number, "url": pr.url, "branch": pr.branch})
         return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import shlex
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -171,6 +171,16 @@ class Reply:
 
 
 # --------------------------------------------------------------------------- grammar
+
+# Slack lets people type a few thousand characters after `/aimodel`; the longest real command
+# is a few hundred. Longer text is refused before it is read, so its cost never grows with it.
+MAX_TEXT = 4000
+# argparse re-scans the remaining arguments after each option: with a bounded number of
+# options its work is linear in the input. A verb needs about twenty at most; `init` takes one
+# `--person` per person, hence the room.
+MAX_OPTIONS = 256
+# "did you mean" compares the typed verb with each verb; a word longer than any verb gets none.
+MAX_SUGGEST = 32
 
 SLACK_VERBS = ("create", "update", "deploy", "destroy", "list", "status", "scan", "validate", "sign", "verify", "help")
 CLI_VERBS = (*SLACK_VERBS, "pr", "init", "serve", "worker")
@@ -363,15 +373,18 @@ def parse(argv: Sequence[str], *, surface: str = "cli") -> Parsed | Reply:
         return Reply(messages.usage(prog, verbs), exit_code=0 if args else 2, ok=bool(args))
     verb, rest = args[0], args[1:]
     if verb not in verbs:
-        close = difflib.get_close_matches(verb, verbs, n=1, cutoff=0.5)
-        return Reply(messages.unknown_verb(prog, verb, close[0] if close else "", verbs))
+        close = difflib.get_close_matches(verb, verbs, n=1, cutoff=0.5) if len(verb) <= MAX_SUGGEST else []
+        return Reply(messages.unknown_verb(prog, messages.clip(verb), close[0] if close else "", verbs))
+    options = sum(1 for a in rest if a.startswith("-"))
+    if options > MAX_OPTIONS:
+        return Reply(messages.usage_error(prog, verb, messages.too_many_options(options, MAX_OPTIONS)), usage=messages.usage_line(prog, verb))
     if any(a in ("-h", "--help") for a in rest) or (verb == "help" and not rest):
         topic = verb if verb != "help" else ""
         return Reply(messages.usage(prog, verbs, topic), exit_code=0, ok=True)
     if verb == "help":
         topic = rest[0]
         if topic not in verbs:
-            return Reply(messages.unknown_verb(prog, topic, "", verbs))
+            return Reply(messages.unknown_verb(prog, messages.clip(topic), "", verbs))
         return Reply(messages.usage(prog, verbs, topic), exit_code=0, ok=True)
     try:
         ns = _parser(verb, cli).parse_args(rest)
@@ -382,10 +395,50 @@ def parse(argv: Sequence[str], *, surface: str = "cli") -> Parsed | Reply:
     return Parsed(command, common)
 
 
+# One lexical piece of a shell-quoted line, as shlex.split (POSIX) reads it: plain characters,
+# a backslash escape, a single- or double-quoted string, blanks, or a quote/backslash that
+# starts nothing complete (an error). Each alternative is decided by its first character and
+# none can match a stretch in two ways (the double-quoted one is the "unrolled loop"), so a
+# failed match backtracks linearly and one left-to-right pass reads the line. shlex's += on an
+# attribute copies the token at every character: quadratic in the token's length.
+_BLANK = " \t\r\n"
+_PIECE = re.compile(
+    rf"""(?P<plain>[^{_BLANK}'"\\]+)|(?P<blank>[{_BLANK}]+)|'(?P<single>[^']*)'|"(?P<double>[^"\\]*(?:\\[\s\S][^"\\]*)*)"|\\(?P<escaped>[\s\S])|(?P<bad>['"\\])"""
+)
+_DOUBLE_ESCAPE = re.compile(r'\\([\\"])')
+
+
+def split_words(text: str) -> list[str]:
+    """shlex.split(text) in linear time; ValueError with shlex's words when a quote is not closed."""
+    words: list[str] = []
+    word: list[str] | None = None
+    for piece in _PIECE.finditer(text):
+        kind = piece.lastgroup
+        if kind == "blank":
+            if word is not None:
+                words.append("".join(word))
+            word = None
+            continue
+        if kind == "bad":
+            raise ValueError("No escaped character" if piece.group() == "\\" else "No closing quotation")
+        value = piece.group(kind or "plain")
+        if kind == "double":
+            value = _DOUBLE_ESCAPE.sub(r"\1", value)  # inside "...", a backslash escapes only \ and "
+        if word is None:
+            word = [value]
+        else:
+            word.append(value)  # 'a'"b"c is one word
+    if word is not None:
+        words.append("".join(word))
+    return words
+
+
 def parse_text(text: str) -> Parsed | Reply:
     """Slack's slash-command text, quoted like a shell line."""
+    if len(text) > MAX_TEXT:
+        return Reply(messages.usage_error("/aimodel", "", messages.text_too_long(len(text), MAX_TEXT)))
     try:
-        argv = shlex.split(text.replace("“", '"').replace("”", '"'))
+        argv = split_words(text.replace("“", '"').replace("”", '"'))
     except ValueError as exc:
         return Reply(messages.usage_error("/aimodel", "", f"cannot read the command: {exc}"))
     return parse(argv, surface="slack")

@@ -2,8 +2,9 @@
 start-up; the core never imports them.
 
 A face module has `install(faces: Faces)`, which adds what it brings: a notifier factory
-(called once per Context with the Context, returns None when its face is not configured)
-and a web-route installer (called by the web process with the Flask app and the Context).
+(called once per Context with the Context, returns None when its face is not configured),
+a web-route installer (called by the web process with the Flask app and the Context) and a
+state check (the web process's master opens the face's own state once before it forks).
 Which modules are faces is configuration (`Settings.faces`, `AIMODEL_FACES`), like a list of
 plugins; each is imported once per process, when the first Context is built.
 """
@@ -24,12 +25,14 @@ if TYPE_CHECKING:
 
 NotifierFactory = Callable[[Any], "Notifier | None"]  # the Context -> a notifier, or None
 RouteInstaller = Callable[[Any, Any, "Settings"], None]  # (Flask app, Context, Settings)
+StateCheck = Callable[["Settings"], None]  # raises CorruptState / StateUnavailable before the web process starts
 
 
 @dataclass
 class Faces:
     notifiers: list[NotifierFactory] = field(default_factory=list)
     routes: list[RouteInstaller] = field(default_factory=list)
+    state_checks: list[StateCheck] = field(default_factory=list)
     installed: set[str] = field(default_factory=set)
 
     def notifier(self, factory: NotifierFactory) -> NotifierFactory:
@@ -41,6 +44,11 @@ class Faces:
         if installer not in self.routes:
             self.routes.append(installer)
         return installer
+
+    def state_check(self, check: StateCheck) -> StateCheck:
+        if check not in self.state_checks:
+            self.state_checks.append(check)
+        return check
 
 
 @runtime_checkable

@@ -21,6 +21,7 @@ from bot.deploy.plan import affected_environments
 from bot.forges.base import Forge, ForgeError, PullRequest
 from bot.forges.meta import PrMeta
 from bot.gitrepo import GitError, Identity, Workspace
+from bot.jobs import ChecksNotQueued
 from bot.locks import Locks
 from bot.manifests import (
     AIModel,
@@ -77,6 +78,7 @@ class Change:
 class Opened:
     pr: PullRequest
     change: Change
+    unqueued: str = ""  # why the checks could not be queued (the pull request is open regardless)
 
 
 ArtifactInfo = Any  # callable (uri, declared_format, access) -> Artifact; injected so tests use real files
@@ -187,14 +189,21 @@ class GitOps:
                 meta or PrMeta(), verb=command.verb, model=command.name, models=tuple(change.models),
                 locks=tuple(change.locks), via=actor.via, vetted_sources=tuple(change.vetted),
             )
-            pr = self.forge.open_pr(branch=branch, head=head, title=change.title, body=body, author=actor.name, meta=pr_meta)
+            unqueued = ""
+            try:
+                pr = self.forge.open_pr(branch=branch, head=head, title=change.title, body=body, author=actor.name, meta=pr_meta)
+            except ChecksNotQueued as exc:
+                # The record exists: undoing the branch and locks would leave a PR pointing at
+                # nothing. Keep it; its checks run when the queue works again.
+                pr = self.forge.get_pr(exc.number)
+                unqueued = exc.reason
         except BaseException:
             self.locks.release(change.locks)
             if pushed:
                 self.workspace.delete_branch(branch)
             raise
         self.locks.assign(change.locks, pr.number)
-        return Opened(pr, change)
+        return Opened(pr, change, unqueued)
 
     def open_branch(self, branch: str, actor: Actor, *, title: str = "") -> PullRequest:
         """A pull request from a branch a person pushed to the forge by hand: the same checks,
@@ -235,6 +244,9 @@ class GitOps:
                 meta=PrMeta(verb="open", via=actor.via, locks=tuple(locks),
                             models=tuple(sorted(k.partition(":")[2] for k in locks if k.startswith("model:")))),
             )
+        except ChecksNotQueued as exc:
+            self.locks.assign(locks, exc.number)  # the pull request exists: it holds its locks
+            raise
         except BaseException:
             self.locks.release(locks)
             raise

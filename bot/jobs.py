@@ -8,17 +8,42 @@ needs no second process; `aimodel worker` holds a lock that tells the CLI to lea
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot import messages
 from bot.fsutil import file_lock
 from bot.redact import redact
+from bot.state import StateUnavailable
 
 if TYPE_CHECKING:
     from bot.app import Context
 
 log = logging.getLogger("aimodel.jobs")
+
+
+class QueueError(StateUnavailable):
+    """The queue could not take or hand out work; the message is fit to show a person."""
+
+
+class ChecksNotQueued(QueueError):
+    """A pull request exists but its checks could not be queued: report it, never roll it back."""
+
+    def __init__(self, number: int, reason: str) -> None:
+        super().__init__(reason)
+        self.number = number
+        self.reason = reason
+
+
+def _storage_errors(redis_url: str) -> tuple[type[BaseException], ...]:
+    """What the queue's storage raises when it is unreadable, full or unreachable."""
+    if redis_url:
+        from redis.exceptions import RedisError
+
+        return (sqlite3.Error, OSError, RedisError)
+    return (sqlite3.Error, OSError)
 
 
 class Jobs:
@@ -28,10 +53,16 @@ class Jobs:
         settings = ctx.settings
         self.ctx = ctx
         self.home = settings.home
-        if settings.redis_url:
-            self.huey: Any = RedisHuey("aimodel", url=settings.redis_url, results=False)
-        else:
-            self.huey = SqliteHuey("aimodel", filename=str(settings.home / "queue.db"), results=False)
+        self._errors = _storage_errors(settings.redis_url)
+        queue_db = settings.home / "queue.db"
+        self._where = "the Redis queue" if settings.redis_url else str(queue_db)
+        try:
+            if settings.redis_url:
+                self.huey: Any = RedisHuey("aimodel", url=settings.redis_url, results=False)
+            else:
+                self.huey = SqliteHuey("aimodel", filename=str(queue_db), results=False)
+        except self._errors as exc:
+            raise self._error(exc) from None
         task = self.huey.task
         # retried: a forge that stays unreachable (GitHub 5xx, rate limits) must not lose the run
         self._checks = task(name="aimodel.checks", retries=2, retry_delay=30)(self._run_checks)
@@ -41,17 +72,28 @@ class Jobs:
 
     # ------------------------------------------------------------------ enqueue
 
+    def _error(self, exc: BaseException) -> QueueError:
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+            return QueueError(messages.state_damaged(self._where, f"not a readable queue ({exc})", messages.queue_advice()))
+        return QueueError(f"{self._where}: {exc}")
+
+    def _enqueue(self, task: Any, *args: Any) -> None:
+        try:
+            task(*args)
+        except self._errors as exc:
+            raise self._error(exc) from None
+
     def checks(self, number: int, head: str) -> None:
-        self._checks(number, head)
+        self._enqueue(self._checks, number, head)
 
     def deploy(self, commit: str, pr: int | None = None) -> None:
-        self._deploy(commit, pr)
+        self._enqueue(self._deploy, commit, pr)
 
     def after_checks(self, number: int) -> None:
-        self._after(number)
+        self._enqueue(self._after, number)
 
     def notify(self, kind: str, data: dict[str, Any]) -> None:
-        self._notify(kind, data)
+        self._enqueue(self._notify, kind, data)
 
     # ------------------------------------------------------------------ task bodies
 
@@ -94,10 +136,16 @@ class Jobs:
         ran = 0
         with file_lock(self.home / "drain.lock"):
             # Retries that have come due wait in the schedule; a worker's scheduler would move them.
-            for task in self.huey.read_schedule():
-                self.huey.enqueue(task)
+            try:
+                for task in self.huey.read_schedule():
+                    self.huey.enqueue(task)
+            except self._errors as exc:
+                raise self._error(exc) from None
             while True:
-                task = self.huey.dequeue()
+                try:
+                    task = self.huey.dequeue()
+                except self._errors as exc:
+                    raise self._error(exc) from None
                 if task is None:
                     break
                 self.huey.execute(task)

@@ -71,7 +71,13 @@ class Ports(Protocol):
 
 
 def _head_pushed(ports: Ports, payload: Mapping[str, Any]) -> None:
-    ports.jobs.checks(int(payload["number"]), str(payload["head"]))
+    from bot.jobs import ChecksNotQueued, QueueError
+
+    number = int(payload["number"])
+    try:
+        ports.jobs.checks(number, str(payload["head"]))
+    except QueueError as exc:  # the pull request exists either way: say so, do not undo it
+        raise ChecksNotQueued(number, str(exc)) from None
 
 
 def _closed(ports: Ports, payload: Mapping[str, Any]) -> None:

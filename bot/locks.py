@@ -10,10 +10,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from bot import messages
+from bot.state import CorruptState, StateUnavailable, problem_of
 
 
 @dataclass(frozen=True)
@@ -42,9 +46,15 @@ def _encode(pr: int | None, person: str) -> bytes:
     return json.dumps({"pr": pr, "person": person, "since": time.time()}).encode()
 
 
-def _decode(key: str, raw: bytes | str) -> Holder:
-    data: dict[str, Any] = json.loads(raw)
-    return Holder(key, data.get("pr"), data.get("person", ""), data.get("since", 0.0))
+def _decode(key: str, raw: bytes | str, where: str) -> Holder:
+    try:
+        data: dict[str, Any] = json.loads(raw)
+        pr, person, since = data.get("pr"), data.get("person", ""), data.get("since", 0.0)
+        if isinstance(pr, bool) or not (pr is None or isinstance(pr, int)) or not isinstance(person, str):
+            raise TypeError("pr or person")
+        return Holder(key, pr, person, float(since))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise CorruptState(where, problem_of(exc), messages.lock_advice(key)) from None
 
 
 # A lock still "pending" after this long belongs to a process that died mid-proposal.
@@ -79,12 +89,16 @@ class FileLocks:
 
     def acquire(self, keys: Sequence[str], person: str) -> Holder | None:
         taken: list[str] = []
-        for key in keys:
-            held = self._try(key, person)
-            if held is not None:
-                self.release(taken)
-                return held
-            taken.append(key)
+        try:
+            for key in keys:
+                held = self._try(key, person)
+                if held is not None:
+                    self.release(taken)
+                    return held
+                taken.append(key)
+        except BaseException:  # a damaged lock file further on: give back what was taken
+            self.release(taken)
+            raise
         return None
 
     def assign(self, keys: Sequence[str], pr: int) -> None:
@@ -109,7 +123,7 @@ class FileLocks:
             return None
         if not raw:
             return Holder(key, None, "", time.time())  # being written right now
-        return _decode(key, raw)
+        return _decode(key, raw, str(self._file(key)))
 
     def all(self) -> list[Holder]:
         out = []
@@ -128,38 +142,53 @@ class RedisLocks:
         self.client = redis.Redis.from_url(url)
         self.prefix = prefix
 
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Redis down or refusing: one line for the operator (never the URL: it may hold a password)."""
+        from redis.exceptions import RedisError
+
+        try:
+            yield
+        except RedisError as exc:
+            raise StateUnavailable(messages.locks_unreachable(str(exc))) from None
+
     def acquire(self, keys: Sequence[str], person: str) -> Holder | None:
-        taken: list[str] = []
-        for key in keys:
-            if self.client.set(self.prefix + key, _encode(None, person), nx=True, ex=int(STALE_PENDING_SECONDS)):
-                taken.append(key)
-                continue
-            self.release(taken)
-            return self.holder(key) or Holder(key, None, "", time.time())
-        return None
+        with self._reachable():
+            taken: list[str] = []
+            for key in keys:
+                if self.client.set(self.prefix + key, _encode(None, person), nx=True, ex=int(STALE_PENDING_SECONDS)):
+                    taken.append(key)
+                    continue
+                self.release(taken)
+                return self.holder(key) or Holder(key, None, "", time.time())
+            return None
 
     def assign(self, keys: Sequence[str], pr: int) -> None:
-        for key in keys:
-            held = self.holder(key)
-            self.client.set(self.prefix + key, _encode(pr, held.person if held else ""))
+        with self._reachable():
+            for key in keys:
+                held = self.holder(key)
+                self.client.set(self.prefix + key, _encode(pr, held.person if held else ""))
 
     def release(self, keys: Sequence[str], pr: int | None = None) -> None:
-        for key in keys:
-            if pr is not None:
-                held = self.holder(key)
-                if held is None or held.pr != pr:
-                    continue
-            self.client.delete(self.prefix + key)
+        with self._reachable():
+            for key in keys:
+                if pr is not None:
+                    held = self.holder(key)
+                    if held is None or held.pr != pr:
+                        continue
+                self.client.delete(self.prefix + key)
 
     def holder(self, key: str) -> Holder | None:
-        raw = self.client.get(self.prefix + key)
-        return None if raw is None else _decode(key, raw)
+        with self._reachable():
+            raw = self.client.get(self.prefix + key)
+            return None if raw is None else _decode(key, raw, f"the Redis key {self.prefix + key}")
 
     def all(self) -> list[Holder]:
-        out = []
-        for name in self.client.scan_iter(self.prefix + "*"):
-            key = name.decode()[len(self.prefix) :]
-            held = self.holder(key)
-            if held:
-                out.append(held)
-        return out
+        with self._reachable():
+            out = []
+            for name in self.client.scan_iter(self.prefix + "*"):
+                key = name.decode()[len(self.prefix) :]
+                held = self.holder(key)
+                if held:
+                    out.append(held)
+            return out

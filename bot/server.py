@@ -56,10 +56,20 @@ def create_app(settings: Settings, ctx: Any = None) -> Flask:
     return app
 
 
+def _check_state(settings: Settings) -> None:
+    """Open the web process's own state once in the master: a damaged file stops the start-up
+    with one line (CorruptState) instead of every gunicorn worker failing to boot."""
+    from bot.faces import load
+
+    for check in load(settings).state_checks:  # each face opens its own state (GitHub: deliveries)
+        check(settings)
+
+
 def serve(settings: Settings, *, port: int | None = None, with_worker: bool = True, host: str | None = None) -> int:
     from gunicorn.app.base import BaseApplication
 
     require_server_secrets(settings)
+    _check_state(settings)
     if not (settings.home / "repo.git").exists() and not settings.github:
         from bot.init_repo import init_home
 

@@ -34,7 +34,16 @@ def github_routes(app: Any, ctx: Any, settings: Settings) -> None:
         register(app, ctx, settings.github)
 
 
+def github_state(settings: Settings) -> None:
+    """A damaged delivery database stops the start-up with one line, not every worker's boot."""
+    if settings.github and not settings.redis_url:
+        from handlers.github import SqliteDeliveries
+
+        SqliteDeliveries(settings.home / "github" / "deliveries.db").close()
+
+
 def install(faces: Faces) -> None:
     faces.notifier(slack_notifier)
     faces.route(slack_routes)
     faces.route(github_routes)
+    faces.state_check(github_state)

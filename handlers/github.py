@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -29,8 +30,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Flask, Response, jsonify, request
 
+from bot import messages
 from bot.forges.base import FindsPrByCommit, ForgetsSignature, PrimesFromPayload
 from bot.metrics import METRICS
+from bot.state import CorruptState, StateUnavailable
+from handlers.limits import GITHUB_MAX_BODY, TooLarge, read_body, refused_line
 
 if TYPE_CHECKING:
     from bot.app import Context
@@ -79,11 +83,16 @@ class SqliteDeliveries:
         self._all: list[sqlite3.Connection] = []  # one per thread, all closed by close()
         self._all_lock = threading.Lock()
         self._inserts = 0
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS github_deliveries (id TEXT PRIMARY KEY, event TEXT NOT NULL, received_at REAL NOT NULL)"
-            )
+        try:
+            with self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS github_deliveries (id TEXT PRIMARY KEY, event TEXT NOT NULL, received_at REAL NOT NULL)"
+                )
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise
+            raise CorruptState(str(path), f"not a readable database ({exc})", messages.deliveries_advice()) from None
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -160,24 +169,68 @@ class Ignored(Exception):
     """The delivery is valid but asks nothing of the bot; the reason is logged and answered."""
 
 
+class Malformed(Exception):
+    """A verified delivery lacks a field its event needs (or has the wrong kind): 400, not 500.
+    GitHub would redeliver a 5xx; the same body is no better the second time."""
+
+
+_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """An optional object of the payload; anything else reads as empty."""
+    return value if isinstance(value, dict) else {}
+
+
+def _field(payload: dict[str, Any], *path: str) -> Any:
+    value: Any = payload
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            raise Malformed(messages.field_missing(".".join(path)))
+        value = value[key]
+    return value
+
+
+def _number(payload: dict[str, Any], *path: str) -> int:
+    value = _field(payload, *path)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise Malformed(messages.field_not(".".join(path), "a pull request number"))
+    return value
+
+
+def _sha(payload: dict[str, Any], *path: str) -> str:
+    value = _field(payload, *path)
+    if not isinstance(value, str) or not _SHA.fullmatch(value):
+        raise Malformed(messages.field_not(".".join(path), "a commit sha"))
+    return value
+
+
 def route(ctx: Context, event: str, payload: dict[str, Any], *, dispatch: Callable[..., None] | None = None) -> str:
-    """Hand one verified, first-time delivery to the lifecycle; returns what was done."""
+    """Hand one verified, first-time delivery to the lifecycle (bot.lifecycle.on_event); returns
+    what was done. Raises Ignored (nothing to do) or Malformed (a field the event needs is missing)."""
     if dispatch is None:
         from bot.lifecycle import on_event
 
         dispatch = on_event
     action = str(payload.get("action") or "")
     if event == "pull_request":
-        pr_data = payload.get("pull_request") or {}
-        number = int(pr_data.get("number") or payload.get("number") or 0)
         if action in PR_ACTIONS:
-            dispatch(ctx, f"pull_request.{action}", {"number": number, "head": pr_data["head"]["sha"]})
-            return f"checks queued for #{number} at {pr_data['head']['sha'][:10]}"
+            number = _number(payload, "pull_request", "number")
+            head = _sha(payload, "pull_request", "head", "sha")
+            dispatch(ctx, f"pull_request.{action}", {"number": number, "head": head})
+            return f"checks queued for #{number} at {head[:10]}"
         if action == "closed":
+            number = _number(payload, "pull_request", "number")
+            pr_data = _field(payload, "pull_request")
             merged = bool(pr_data.get("merged"))
             forge = ctx.forge
             if isinstance(forge, PrimesFromPayload):
-                with forge.primed(forge.pr_from_payload(pr_data)):  # the payload has what release needs: no API call
+                _sha(payload, "pull_request", "head", "sha")
+                try:
+                    closed = forge.pr_from_payload(pr_data)
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    raise Malformed(messages.payload_unreadable("pull_request", f"{type(exc).__name__}: {exc}")) from None
+                with forge.primed(closed):  # the payload has what release needs: no API call
                     dispatch(ctx, "pull_request.closed", {"number": number, "merged": merged})
             else:
                 dispatch(ctx, "pull_request.closed", {"number": number, "merged": merged})
@@ -186,10 +239,11 @@ def route(ctx: Context, event: str, payload: dict[str, Any], *, dispatch: Callab
     if event == "pull_request_review":
         if action not in ("submitted", "dismissed"):
             raise Ignored(f"pull_request_review {action}")
-        number = int(payload["pull_request"]["number"])
-        review = payload.get("review") or {}
+        number = _number(payload, "pull_request", "number")
+        review = _obj(payload.get("review"))
+        user = _obj(review.get("user"))
         dispatch(ctx, "pull_request_review.submitted", {
-            "number": number, "login": (review.get("user") or {}).get("login", ""), "state": str(review.get("state", "")).lower(),
+            "number": number, "login": str(user.get("login", "")), "state": str(review.get("state", "")).lower(),
         })
         return f"approvals of #{number} re-evaluated"
     if event == "push":
@@ -197,18 +251,27 @@ def route(ctx: Context, event: str, payload: dict[str, Any], *, dispatch: Callab
         after = str(payload.get("after", ""))
         if ref != f"refs/heads/{ctx.settings.default_branch}" or payload.get("deleted") or set(after) == {"0"}:
             raise Ignored(f"push to {ref}")
+        after = _sha(payload, "after")
         from bot.forges.github import merged_pr_number
 
-        head_commit = payload.get("head_commit") or {}
+        head_commit = _obj(payload.get("head_commit"))
         pr = merged_pr_number(str(head_commit.get("message", "")))
         dispatch(ctx, "push", {"ref": ref, "before": payload.get("before"), "after": after, "pr": pr})
         return f"deploy of {after[:10]} queued"
     if event == "check_run":
-        run = payload.get("check_run") or {}
+        run = _obj(payload.get("check_run"))
         if action != "rerequested" or not str(run.get("name", "")).startswith("aimodel/"):
             raise Ignored(f"check_run {action}")
-        sha = str(run["head_sha"])
-        numbers = [int(p["number"]) for p in run.get("pull_requests") or [] if p.get("head", {}).get("sha", sha) == sha]
+        sha = _sha(payload, "check_run", "head_sha")
+        pulls = run.get("pull_requests") or []
+        if not isinstance(pulls, list):
+            raise Malformed(messages.field_not("check_run.pull_requests", "a list"))
+        numbers = []
+        for index, pull in enumerate(pulls):
+            if not isinstance(pull, dict):
+                raise Malformed(messages.not_an_object(f"check_run.pull_requests[{index}]", ""))
+            if _obj(pull.get("head")).get("sha", sha) == sha:
+                numbers.append(_number(pull, "number"))
         # Finding the pull request and un-trusting its signature are API calls, which may wait
         # out a rate limit: they run after the answer, so GitHub never waits for them. A
         # re-run a person asked for is not worth a queue of its own; if it is lost, they ask again.
@@ -223,10 +286,10 @@ RERUNS: list[threading.Thread] = []  # started re-runs (tests wait for them)
 
 
 def _rerun(ctx: Context, sha: str, numbers: list[int], dispatch: Callable[..., None]) -> None:
+    forge = ctx.forge
     try:
-        forge = ctx.forge
-        if not numbers and isinstance(forge, FindsPrByCommit):
-            found = forge.find_pr_for_commit(sha)
+        if not numbers:
+            found = forge.find_pr_for_commit(sha) if isinstance(forge, FindsPrByCommit) else None
             numbers = [found] if found else []
         if not numbers:
             log.info("check_run re-run on %s: no open pull request has that head", sha[:10])
@@ -250,10 +313,18 @@ def register(app: Flask, ctx: Context, gh: GitHubSettings, *, deliveries: Delive
     def count(event: str, outcome: str) -> None:
         METRICS.inc("aimodel_github_webhooks_total", "GitHub webhook deliveries by event and outcome", event=event, outcome=outcome)
 
+    def refuse(event: str, outcome: str, status: int, reason: str) -> tuple[Response, int]:
+        count(event or "unknown", outcome)
+        refused_line("/github/webhook", status, f"{event or 'no event'}: {reason}")
+        return jsonify({"error": reason}), status
+
     @app.post("/github/webhook")
     def github_webhook() -> tuple[Response, int]:
-        body = request.get_data(cache=False)
         event = request.headers.get("X-GitHub-Event", "")
+        try:
+            body = read_body(request, GITHUB_MAX_BODY, cache=False)
+        except TooLarge as exc:
+            return refuse(event, "too_large", 413, str(exc))
         if not signature_ok(secret, body, request.headers.get("X-Hub-Signature-256")):
             count(event or "unknown", "bad_signature")
             return jsonify({"error": "signature missing or wrong"}), 401
@@ -263,16 +334,14 @@ def register(app: Flask, ctx: Context, gh: GitHubSettings, *, deliveries: Delive
             return jsonify({"error": "X-GitHub-Event and X-GitHub-Delivery are required"}), 400
         try:
             payload = json.loads(body)
-        except ValueError:
-            count(event, "malformed")
-            return jsonify({"error": "the body is not JSON"}), 400
+        except (ValueError, RecursionError):
+            return refuse(event, "malformed", 400, messages.body_not_json())
         if not isinstance(payload, dict):
-            count(event, "malformed")
-            return jsonify({"error": "the body is not a JSON object"}), 400
+            return refuse(event, "malformed", 400, messages.not_an_object("the body", type(payload).__name__))
         if event == "ping":
             count(event, "pong")
             return jsonify({"ok": True, "zen": payload.get("zen", "")}), 200
-        full_name = str((payload.get("repository") or {}).get("full_name", "")).lower()
+        full_name = str(_obj(payload.get("repository")).get("full_name", "")).lower()
         if full_name != repo:
             count(event, "other_repository")
             return jsonify({"ignored": f"events of {full_name or 'no repository'} are not for this bot"}), 202
@@ -284,10 +353,18 @@ def register(app: Flask, ctx: Context, gh: GitHubSettings, *, deliveries: Delive
         except Ignored as why:
             count(event, "ignored")
             return jsonify({"ignored": str(why)}), 202
+        except Malformed as why:
+            store.forget(delivery)  # not processed
+            return refuse(event, "malformed", 400, f"delivery {delivery}: {why}")
+        except StateUnavailable as exc:  # the queue or the locks are down or damaged: the log says which
+            store.forget(delivery)  # not processed: a redelivery must be processed
+            log.error("webhook %s %s: %s", event, delivery, exc)
+            count(event, "error")
+            return jsonify({"error": messages.queue_unavailable()}), 503
         except Exception:
             store.forget(delivery)  # not processed: a redelivery must be processed
             log.exception("webhook %s %s failed", event, delivery)
             count(event, "error")
-            return jsonify({"error": "could not queue the work; redeliver"}), 500
+            return jsonify({"error": messages.queue_unavailable()}), 500
         count(event, "processed")
         return jsonify({"ok": True, "done": done}), 202

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,6 @@ def test_a_hand_edited_data_set_uri_pushed_to_the_pr_branch_is_refused(
     standin: GitHubStandIn, tmp_path: Path, model: dict[str, Path]
 ) -> None:
     world = make_world(standin, tmp_path / "home", app=True)
-    standin.add_token("ghp_reader", "reader-gh")
     env = world.env(AWS_SECRET_ACCESS_KEY=AWS_SECRET)
     with web_process(env, tmp_path / "web.log") as web:
         standin.add_webhook(OWNER, NAME, f"{web.url}/github/webhook", env["GITHUB_WEBHOOK_SECRET"])
@@ -85,8 +83,6 @@ def test_a_hand_edited_data_set_uri_pushed_to_the_pr_branch_is_refused(
 
 
 def _dataset_yaml(standin: GitHubStandIn, branch: str) -> str:
-    """The file on the branch, read as anyone would: through a clone over HTTP."""
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", branch, standin.clone_url(OWNER, NAME, "ghp_reader"), tmp],
-                       capture_output=True, text=True, check=True)
-        return (Path(tmp) / "datasets" / "transactions.yaml").read_text()
+    path = standin.repo_path(OWNER, NAME)
+    return subprocess.run(["git", "show", f"refs/heads/{branch}:datasets/transactions.yaml"], cwd=path,
+                          capture_output=True, text=True, check=True).stdout

@@ -18,10 +18,12 @@ from typing import Any
 
 import git
 
+from bot import messages
 from bot.forges.base import CheckResult, EventSink, ForgeError, PullRequest
 from bot.forges.meta import MetaChange, PrMeta, read_record, write_record
 from bot.fsutil import file_lock, read_json, write_atomic, write_json
 from bot.policy import Review
+from bot.state import CorruptState, problem_of
 
 
 def _pr_to_json(pr: PullRequest) -> dict[str, Any]:
@@ -39,6 +41,28 @@ def _pr_from_json(data: dict[str, Any]) -> PullRequest:
     reviews = [Review(**r) for r in data.pop("reviews")]
     meta = read_record(data.pop("meta", None))
     return PullRequest(**data, checks=checks, reviews=reviews, meta=meta)
+
+
+_STATES = ("open", "merged", "closed")
+
+
+def _read_record(path: Path) -> PullRequest:
+    """One PR record; CorruptState (naming the file) when it cannot be read as one."""
+    try:
+        data = read_json(path)
+        if not isinstance(data, dict):
+            raise TypeError("not an object")
+        pr = _pr_from_json(data)
+        if isinstance(pr.number, bool) or not isinstance(pr.number, int) or pr.state not in _STATES:
+            raise TypeError("number or state")
+        if not all(isinstance(v, str) for v in (pr.title, pr.author, pr.branch, pr.head, pr.base)):
+            raise TypeError("title, author, branch or head")
+        return pr
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        number = int(path.stem) if path.stem.isdigit() else 0
+        raise CorruptState(str(path), problem_of(exc), messages.record_advice(str(path.parent), number)) from None
 
 
 class LocalForge:
@@ -62,7 +86,7 @@ class LocalForge:
 
     def _load(self, number: int) -> PullRequest:
         try:
-            return _pr_from_json(read_json(self._path(number)))
+            return _read_record(self._path(number))
         except FileNotFoundError:
             raise ForgeError(f"there is no pull request #{number}") from None
 
@@ -130,7 +154,7 @@ class LocalForge:
         prs = []
         for entry in os.scandir(folder):
             if entry.name.endswith(".json"):
-                pr = _pr_from_json(read_json(Path(entry.path)))
+                pr = _read_record(Path(entry.path))
                 if state == "all" or pr.state == state:
                     prs.append(pr)
         return sorted(prs, key=lambda p: p.number)

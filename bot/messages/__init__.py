@@ -65,6 +65,19 @@ def unknown_verb(prog: str, verb: str, suggestion: str, verbs: Sequence[str]) ->
     return f"`{verb}` is not a verb of {prog}.{hint}\nVerbs: {', '.join(verbs)}. `{prog} help` explains each."
 
 
+def clip(word: str, limit: int = 40) -> str:
+    """A word a person typed, shortened for echoing it back."""
+    return word if len(word) <= limit else f"{word[:limit]}... ({len(word):,} characters)"
+
+
+def text_too_long(length: int, limit: int) -> str:
+    return f"the command is {length:,} characters long; at most {limit:,} are read. Give long values (an SLA, a reason) shorter."
+
+
+def too_many_options(count: int, limit: int) -> str:
+    return f"{count} options given; a command takes at most {limit}"
+
+
 def usage_error(prog: str, verb: str, message: str) -> str:
     message = message.replace("the following arguments are required", "missing")
     if not verb:
@@ -83,6 +96,97 @@ def locked(kind: str, name: str, pr: int | None, person: str) -> str:
         by = f"a change {person} is proposing right now" if person else "a change being proposed right now"
         return f"{kind} {name} is locked by {by}; try again in a moment"
     return f"{kind} {name} is locked by PR #{pr}; merge or close it first"
+
+
+# --------------------------------------------------------------------------- refused requests (HTTP)
+# What the web process answers a sender it will not serve (GitHub shows it in the delivery log).
+
+def body_too_large(limit: int) -> str:
+    return f"the body is larger than {limit:,} bytes"
+
+
+def malformed_request() -> str:
+    return "malformed request"
+
+
+def body_not_json(why: str = "") -> str:
+    return f"the body is not JSON ({why})" if why else "the body is not JSON"
+
+
+def not_an_object(what: str, kind: str) -> str:
+    return f"{what} is JSON {kind}, not an object" if kind else f"{what} is not an object"
+
+
+def field_missing(path: str) -> str:
+    return f"{path} is missing"
+
+
+def field_not(path: str, what: str) -> str:
+    return f"{path} is not {what}"
+
+
+def payload_unreadable(what: str, error: str) -> str:
+    return f"{what} cannot be read ({error})"
+
+
+def queue_unavailable() -> str:
+    return "could not queue the work; redeliver"
+
+
+# --------------------------------------------------------------------------- damaged state files
+
+def not_json_at(line: int, column: int) -> str:
+    return f"not valid JSON at line {line} column {column}"
+
+
+def not_utf8(byte: int) -> str:
+    return f"not UTF-8 text (byte {byte})"
+
+
+def record_field_missing(name: object) -> str:
+    return f"the field {name!r} is missing"
+
+
+def unexpected_content(kind: str) -> str:
+    return f"unexpected content ({kind})"
+
+
+def state_damaged(where: str, problem: str, advice: str) -> str:
+    return f"{where} is damaged: {problem}. {advice}"
+
+
+def record_advice(folder: str, number: int) -> str:
+    return (
+        f"Restore it from a backup, or move it out of {folder} to drop pull request #{number} "
+        "from the lists (its branch stays in the repository)."
+    )
+
+
+def lock_advice(key: str) -> str:
+    return f"Delete it to free the lock on {key} (`aimodel pr list` shows whether an open pull request still needs it)."
+
+
+def locks_unreachable(error: str) -> str:
+    return f"the locks in Redis (REDIS_URL) cannot be reached: {error.rstrip('.')}. Check that Redis runs and REDIS_URL points at it."
+
+
+def queue_advice() -> str:
+    return "Move it aside (keep it for inspection): the next command makes a new, empty queue."
+
+
+def deliveries_advice() -> str:
+    return (
+        "Move it aside (keep it for inspection): the web process makes a new one; deliveries it "
+        "remembered are forgotten, so a redelivery of one of them would be processed again."
+    )
+
+
+def checks_not_queued(number: int, reason: str) -> str:
+    return f"PR #{number} opened; its checks could not be queued: {reason}"
+
+
+def deploy_not_queued(number: int, reason: str) -> str:
+    return f"PR #{number} merged; its deploy could not be queued: {reason}"
 
 
 def refused(reason: str) -> str:
@@ -212,6 +316,16 @@ def slack_unknown_user(user_id: str) -> str:
 
 def slack_posted_elsewhere(channel: str) -> str:
     return f"I can't post in this conversation, so the pull request thread is in <#{channel}>."
+
+
+def server_state_damaged() -> str:
+    """What a person in Slack sees when a state file of the server is damaged (the path and
+    the details go to the log, for the operator)."""
+    return "I cannot read my own state right now (a damaged file on the server); the operator sees which one in the log."
+
+
+def slack_unqueued(number: int) -> str:
+    return checks_not_queued(number, "the queue on the server is not available (the operator sees why in the log)")
 
 
 def slack_opened(number: int, title: str) -> str:

@@ -12,21 +12,29 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import threading
+import traceback
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
-from slack_bolt import App
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
+from slack_bolt.request.internals import build_context
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 
+from bot import messages
 from bot.config import SlackSettings
+from handlers.limits import SLACK_MAX_BODY, TooLarge, read_body, refused_line
 from handlers.slack.replay import MemorySeen, RedisSeen, ReplayGuard, SeenSet, seen_set
 
 if TYPE_CHECKING:
@@ -84,6 +92,54 @@ class LazyDeferral:
                 log.exception("could not start a lazy listener")
 
 
+class FormSafeRequest(BoltRequest):
+    """Bolt reads any form body containing the text "payload" as an interaction, and a slash
+    command like `/aimodel status payload-scorer` then has no fields at all (404, "unhandled
+    request"). Read such a body as the form it is; lazy listeners get the same reading."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.mode == "http" and not self.body and self.raw_body and self.content_type != "application/json" and not self.raw_body.startswith("{"):
+            fields = dict(parse_qsl(self.raw_body, keep_blank_values=True))
+            if "payload" not in fields:
+                self.body = fields
+                self.context = build_context(BoltContext(kwargs.get("context") or {}), self.body)
+
+    def to_copyable(self) -> BoltRequest:
+        return FormSafeRequest(
+            body=self.raw_body if self.mode == "http" else self.body, query=self.query, headers=self.headers,
+            context=self.context.to_copyable(), mode=self.mode,
+        )
+
+
+def _signed(verifier: SignatureVerifier, body: bytes, headers: Any) -> bool:
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    if not timestamp.isdigit() or not signature:
+        return False
+    return bool(verifier.is_valid(body, timestamp, signature))
+
+
+def body_problem(text: str, content_type: str | None) -> str:
+    """Why Bolt could not read this body (it parses before any listener runs), or ""."""
+    kind = content_type.split(";")[0] if content_type else None
+    try:
+        if kind == "application/json" or text.startswith("{"):
+            value: Any = json.loads(text)
+        elif "payload" in text:
+            payload = dict(parse_qsl(text, keep_blank_values=True)).get("payload")
+            if payload is None:
+                return ""
+            value = json.loads(payload)
+        else:
+            return ""  # form fields (a slash command): always readable
+    except (ValueError, RecursionError) as exc:
+        return messages.body_not_json(type(exc).__name__)
+    if not isinstance(value, dict):
+        return messages.not_an_object("the body", type(value).__name__)
+    return ""
+
+
 _DEFERRALS: weakref.WeakKeyDictionary[App, LazyDeferral] = weakref.WeakKeyDictionary()
 
 
@@ -118,7 +174,18 @@ def build_app(ctx: Context, settings: SlackSettings, *, seen: SeenSet | None = N
     )
     _DEFERRALS[app] = LazyDeferral(app.listener_runner)
     SlackFace(ctx).attach(app)
+    app.error(unreadable_request)
     return app
+
+
+def unreadable_request(error: Exception) -> BoltResponse:
+    """Bolt's one error handler: a signed request whose payload Bolt's matchers or an ack could
+    not read (a view without its type, actions that are not a list) is the sender's fault:
+    400 and one log line that says where, instead of a 500 and a traceback."""
+    where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+    at = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+    refused_line("/slack/events", 400, f"{type(error).__name__}: {error}{at}")
+    return BoltResponse(status=400, body={"error": messages.malformed_request()})
 
 
 def socket_mode_handler(app: App, settings: SlackSettings) -> Any:
@@ -130,17 +197,34 @@ def socket_mode_handler(app: App, settings: SlackSettings) -> Any:
 
 def register(flask_app: Flask, ctx: Context, settings: SlackSettings) -> App:
     """Mount POST /slack/events on the web process's Flask app (and Socket Mode if configured)."""
-    from flask import request
-    from slack_bolt.adapter.flask import SlackRequestHandler
+    from flask import jsonify, request
+    from slack_bolt.adapter.flask.handler import to_flask_response
 
     app = build_app(ctx, settings)
-    handler = SlackRequestHandler(app)
     lazy = _DEFERRALS[app]
+    verifier = SignatureVerifier(settings.signing_secret)
 
     def slack_events() -> Any:
+        try:
+            body = read_body(request, SLACK_MAX_BODY)
+        except TooLarge as exc:
+            refused_line("/slack/events", 413, str(exc))
+            return jsonify({"error": str(exc)}), 413
+        problem = body_problem(body.decode(errors="replace"), request.headers.get("Content-Type"))
+        if problem:
+            # Bolt would raise while parsing, before it checks the signature: check it here.
+            if not _signed(verifier, body, request.headers):
+                return jsonify({"error": "invalid request"}), 401
+            refused_line("/slack/events", 400, problem)
+            return jsonify({"error": messages.malformed_request()}), 400
         with lazy.deferring() as pending:
-            response = handler.handle(request)
-        if pending:
+            try:
+                bolt_request = FormSafeRequest(body=body.decode(errors="replace"), query=request.query_string.decode(), headers=dict(request.headers))
+                response = to_flask_response(app.dispatch(bolt_request))
+            except Exception as exc:  # raised by Bolt's own error handling of an odd payload
+                unreadable_request(exc)
+                return jsonify({"error": messages.malformed_request()}), 400
+        if pending and response.status_code < 400:  # a refused request starts no work
             response.call_on_close(lambda: lazy.run(pending))
         return response
 

@@ -34,6 +34,7 @@ from bot.manifests import Person, dns1123_problem, version_problem
 from bot.messages import slack as render
 from bot.policy import authorize
 from bot.sla import SlaSyntaxError, parse_sla
+from bot.state import StateUnavailable
 from bot.views import list_rows, pr_row
 
 if TYPE_CHECKING:
@@ -62,6 +63,10 @@ def _verb_of(text: str) -> str:
 
 def _usage(verb: str) -> str:
     return messages.usage_line("/aimodel", verb) if verb in c.SLACK_VERBS else ""
+
+
+class UnreadableRequest(ValueError):
+    """A signed request without what its kind always carries; Bolt's error handler answers 400."""
 
 
 class _GitOpsWithCatalog:
@@ -161,6 +166,9 @@ class SlackFace:
     # ------------------------------------------------------------------ /aimodel
 
     def ack_command(self, ack: Callable[..., Any], command: Mapping[str, Any]) -> None:
+        missing = [f for f in ("user_id", "response_url") if not command.get(f)]
+        if missing:  # Slack always sends them: this is not a command to run (400, one log line)
+            raise UnreadableRequest(messages.field_missing(", ".join(missing)))
         text = str(command.get("text") or "")
         if _is_bare_create(text):
             ack()  # the modal opens in the lazy listener
@@ -207,6 +215,9 @@ class SlackFace:
             respond(**render.error(exc.message, _usage(verb)))
         except ArtifactError as exc:
             respond(**render.error(f"Refused: {exc}", _usage(verb)))
+        except StateUnavailable as exc:
+            log.error("/aimodel %s: %s", verb, exc)
+            respond(**render.error(messages.server_state_damaged()))
         except Exception as exc:
             log.exception("/aimodel %s failed", text)
             respond(**render.error(f"Something went wrong on my side: {exc}. Nothing was changed if no pull request was announced."))
@@ -232,6 +243,9 @@ class SlackFace:
         thread = SlackThread(channel, ts, user_id)
         self.ctx.forge.update_meta(pr.number, lambda m: dataclasses.replace(m, slack=thread))
         note = messages.slack_opened(pr.number, pr.title)
+        if opened.unqueued:
+            log.error("#%s opened; its checks could not be queued: %s", pr.number, opened.unqueued)
+            note = messages.slack_unqueued(pr.number)
         if channel != channel_id:
             note += " " + messages.slack_posted_elsewhere(channel)
         reply(**render.note(note, icon=":white_check_mark:"), replace_original=True)
@@ -335,6 +349,10 @@ class SlackFace:
                 note = messages.slack_closed(number, person.name)
         except Refusal as exc:
             respond(**render.error(exc.message), replace_original=False)
+            return
+        except StateUnavailable as exc:
+            log.error("%s on #%s: %s", action_id, number, exc)
+            respond(**render.error(messages.server_state_damaged()), replace_original=False)
             return
         except Exception as exc:
             log.exception("%s on #%s failed", action_id, number)
@@ -489,6 +507,9 @@ class SlackFace:
             reply(**render.error(exc.message))
         except ArtifactError as exc:
             reply(**render.error(f"Refused: {exc}"))
+        except StateUnavailable as exc:
+            log.error("create from the modal: %s", exc)
+            reply(**render.error(messages.server_state_damaged()))
         except Exception as exc:
             log.exception("create from the modal failed")
             reply(**render.error(f"Something went wrong on my side: {exc}"))
@@ -504,6 +525,8 @@ class SlackFace:
         user_id = str(event.get("user", ""))
         try:
             client.views_publish(user_id=user_id, view=self.home_view(user_id, client))
+        except StateUnavailable as exc:
+            log.error("App Home for %s: %s", user_id, exc)
         except Exception:
             log.exception("App Home for %s failed", user_id)
 

@@ -515,6 +515,10 @@ class GitHubStandIn:
 
     # ------------------------------------------------------------------ inspection
 
+    def repo_path(self, owner: str, name: str) -> str:
+        """The bare repository on disk (tests read a branch's files with git)."""
+        return self._repo(owner, name).path
+
     def branch_sha(self, owner: str, name: str, branch: str) -> str | None:
         return _refs(self._repo(owner, name).path).get(f"refs/heads/{branch}")
 
