@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -35,7 +35,7 @@ from bot.messages import slack as render
 from bot.policy import authorize
 from bot.sla import SlaSyntaxError, parse_sla
 from bot.state import StateUnavailable
-from bot.views import list_rows, pr_row
+from bot.views import pr_row, rows_of
 
 if TYPE_CHECKING:
     from bot.app import Context
@@ -67,30 +67,6 @@ def _usage(verb: str) -> str:
 
 class UnreadableRequest(ValueError):
     """A signed request without what its kind always carries; Bolt's error handler answers 400."""
-
-
-class _GitOpsWithCatalog:
-    def __init__(self, gitops: Any, catalog: Catalog) -> None:
-        self._gitops = gitops
-        self._catalog = catalog
-
-    def catalog(self, *args: Any, **kwargs: Any) -> Catalog:
-        return self._catalog
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._gitops, name)
-
-
-class _WithCatalog:
-    """The Context as bot.views sees it, with the catalog this request already read
-    (so a `list` does not fetch the repository a second time)."""
-
-    def __init__(self, ctx: Context, catalog: Catalog) -> None:
-        self._ctx = ctx
-        self.gitops = _GitOpsWithCatalog(ctx.gitops, catalog)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ctx, name)
 
 
 class SlackFace:
@@ -131,13 +107,13 @@ class SlackFace:
             return catalog
 
     def rows(self, catalog: Catalog, app: str = "", env: str = "", *, max_age: float = 0.0) -> tuple[list[dict[str, Any]], list[str]]:
-        """bot.views.list_rows on this catalog; a burst of `list` within `max_age` shares one answer."""
+        """bot.views.rows_of on this catalog; a burst of `list` within `max_age` shares one answer."""
         key = (catalog.commit, app, env)
         hit = self._rows_cache.get(key)
         if max_age and hit and time.monotonic() - hit[0] <= max_age:
             return hit[1], hit[2]
         started = time.monotonic()
-        rows, envs = list_rows(cast("Context", _WithCatalog(self.ctx, catalog)), app, env)
+        rows, envs = rows_of(catalog, self.ctx.target, self.ctx.settings.home, app, env)
         if len(self._rows_cache) > 64:
             self._rows_cache.clear()
         self._rows_cache[key] = (started, rows, envs)
