@@ -144,7 +144,17 @@ def keras_zip(layers: list[dict[str, Any]]) -> bytes:
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("metadata.json", json.dumps({"keras_version": "3.3.3"}))
         zf.writestr("config.json", json.dumps(config))
-        zf.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n\x00" + b"\x00" * 64)
+        zf.writestr("model.weights.h5", empty_h5())
+    return buf.getvalue()
+
+
+def empty_h5() -> bytes:
+    """A real, empty HDF5 file (what Keras writes for a model without weights)."""
+    import h5py
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.create_group("layers")
     return buf.getvalue()
 
 

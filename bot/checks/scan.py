@@ -34,11 +34,11 @@ from typing import IO, Any
 
 from . import artifacts
 from .scan_report import FileReport, Finding, ScanReport, render_table
-from .scanners import formats
+from .scanners import formats, messages
 from .scanners import source as source_mod
 from .scanners.pickle_vm import PickleContext
 from .scanners.policy import AllowList
-from .scanners.source import CannotVerify, Source
+from .scanners.source import CannotVerify, Malformed, Source
 
 __all__ = [
     "FileReport",
@@ -62,16 +62,129 @@ def _allow_list(allow: Iterable[str]) -> AllowList:
     return al
 
 
+def _member_scanner(depth: int) -> Any:
+    def member(mf: IO[bytes], msize: int, mpath: str, parent: PickleContext, in_archive: str,
+               data: bool = False) -> str:  # fmt: skip
+        child = PickleContext(mpath, in_archive, parent.allow, parent.findings, parent.refs)
+        if not data:
+            return _scan_stream(mf, msize, child, depth + 1, in_archive)
+        # a data member (tensor storage, an asset): bytes of a known format are scanned as
+        # that format; bytes of none are data no loader interprets
+        head = mf.read(16)
+        kind = formats.sniff(head)
+        if kind in ("unknown", "onnx?", "pickle0?"):
+            return "data"
+        mf.seek(0)
+        n_before = len(parent.findings)
+        try:
+            return _scan_stream(mf, msize, child, depth + 1, in_archive)
+        except CannotVerify:
+            # np.load(archive)[name] unpickles an object .npy wherever it sits: never data
+            if kind == "npy" or len(parent.findings) > n_before:
+                raise
+            return "data"
+
+    return member
+
+
+def _views(f: IO[bytes], src: Source, size: int, kind: str) -> list[str]:
+    """Other formats a loader would take this file for, besides what its first bytes say:
+    a tar archive (tar header at offset 0: torch.load's legacy path), a zip archive (an end
+    record near the end: Python's zipfile accepts any prefix), HDF5 (a superblock at 512,
+    1024, ...: h5py skips a user block)."""
+    views: list[str] = []
+    buf = src.peek(min(size, formats.ZIP_TAIL))
+    if kind != "zip" and formats.EOCD in _tail(f, src, buf, size):
+        import zipfile
+
+        try:
+            f.seek(0)
+            zipfile.ZipFile(f).close()
+            views.append("zip")
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, IndexError):
+            pass
+    if formats.tar_at_start(buf[:512]):
+        views.append("tar")
+    if kind != "hdf5":
+        for off in formats.HDF5_OFFSETS:
+            if off + 8 > size:
+                break
+            if off + 8 <= len(buf):
+                sig = buf[off : off + 8]
+            else:
+                f.seek(off)
+                sig = f.read(8)
+            if sig == formats.HDF5_MAGIC:
+                views.append("hdf5")
+                break
+    return views
+
+
+def _tail(f: IO[bytes], src: Source, buf: bytes, size: int) -> bytes:
+    if len(buf) >= size:
+        return buf[-formats.ZIP_TAIL :]
+    f.seek(max(0, size - formats.ZIP_TAIL))
+    return f.read(formats.ZIP_TAIL)
+
+
+def _scan_view(view: str, f: IO[bytes], size: int, ctx: PickleContext, depth: int) -> str:
+    if view == "zip":
+        return formats.scan_zip(f, ctx, _member_scanner(depth), None)
+    if view == "tar":
+        return formats.scan_tar(f, ctx, _member_scanner(depth), size)
+    return formats.scan_hdf5(f, ctx)
+
+
 def _scan_stream(
     f: IO[bytes], size: int | None, ctx: PickleContext, depth: int = 0, in_archive: str = ""
 ) -> str:
-    """Scan one byte stream, dispatching on its first bytes. Returns the format name."""
+    """Scan one byte stream as every format a loader would take it for."""
     src = Source(f, size=size)
     head = src.peek(16)
     kind = formats.sniff(head)
+    views: list[str] = []
+    if depth == 0 and size is not None and src.seekable:
+        views = _views(f, src, size, kind)
+        f.seek(src.start + len(src.buf))  # back under the Source's buffer
+    if not views:
+        return _scan_one(f, src, kind, size, ctx, depth, in_archive)
+    errors: list[CannotVerify] = []
+    found: list[str] = []
+    try:
+        found.append(_scan_one(f, src, kind, size, ctx, depth, in_archive))
+    except CannotVerify as exc:
+        if kind not in ("unknown", "pickle0?", "onnx?"):  # a guess that did not hold is no view
+            errors.append(exc)
+            found.append(kind)
+    for view in views:
+        vctx = PickleContext(ctx.path, view, ctx.allow, ctx.findings, ctx.refs)
+        try:
+            found.append(_scan_view(view, f, size or 0, vctx, depth))
+        except CannotVerify as exc:
+            errors.append(exc)
+            found.append(view)
+    if len(found) > 1:
+        ctx.findings.append(Finding(ctx.path, 0, "polyglot", "polyglot", "critical",
+                                    messages.polyglot(found)))  # fmt: skip
+    ctx.fmt = "+".join(found)
+    if errors:
+        raise errors[0]
+    return ctx.fmt
+
+
+def _scan_one(
+    f: IO[bytes], src: Source, kind: str, size: int | None, ctx: PickleContext, depth: int,
+    in_archive: str,
+) -> str:  # fmt: skip
+    """Scan one byte stream as the format its first bytes announce."""
+    head = src.peek(16)
     if kind == "pickle":
         ctx.fmt = "torch" if in_archive == "torch" else "pickle"
-        return formats.scan_pickle_stream(src, ctx)
+        ctx.plain = bool(in_archive)  # only a file on its own is read by joblib.load too
+        fmt = formats.scan_pickle_stream(src, ctx)
+        if ctx.joblib_arrays and src.seekable:
+            _plain_view(lambda: _rewound(f), size, ctx, depth, in_archive)
+        return fmt
     if kind == "npy":
         return formats.scan_npy(src, ctx)
     if kind == "safetensors":
@@ -82,17 +195,13 @@ def _scan_stream(
         if not src.seekable:
             raise CannotVerify("zip archive on a stream that cannot seek")
         f.seek(0)
-
-        def member(mf: IO[bytes], msize: int, mpath: str, parent: PickleContext,
-                   in_archive: str) -> str:  # fmt: skip
-            child = PickleContext(mpath, in_archive, parent.allow, parent.findings)
-            return _scan_stream(mf, msize, child, depth + 1, in_archive)
-
-        return formats.scan_zip(f, ctx, member, size)
+        return formats.scan_zip(f, ctx, _member_scanner(depth), size)
     if kind == "gguf":
         return formats.scan_gguf(src, ctx)
     if kind == "hdf5":
-        return formats.scan_hdf5(src, ctx)
+        if not src.seekable:
+            raise CannotVerify("HDF5 on a stream that cannot seek")
+        return formats.scan_hdf5(f, ctx)
     if kind in ("gzip", "bz2", "xz", "zlib"):
         if depth >= MAX_ARCHIVE_DEPTH:
             raise CannotVerify("compressed streams nested too deeply")
@@ -100,13 +209,19 @@ def _scan_stream(
             f.seek(0)
         else:
             raise CannotVerify("compressed stream that cannot seek")
-        inner = formats.open_decompressed(kind, f)
+
+        def opened() -> IO[bytes]:
+            f.seek(0)
+            return formats.open_decompressed(kind, f)
+
         try:
-            sub = _scan_stream(inner, None, ctx, depth + 1, in_archive)
+            sub = _scan_stream(opened(), None, ctx, depth + 1, in_archive)
+            if ctx.joblib_arrays:
+                _plain_view(opened, None, ctx, depth + 1, in_archive)
         except (OSError, EOFError, ValueError) as exc:
             if isinstance(exc, CannotVerify):
                 raise
-            raise CannotVerify(f"{kind} stream unreadable: {exc}") from exc
+            raise CannotVerify(f"{kind} stream unreadable ({type(exc).__name__})") from exc
         ctx.fmt = f"{sub}+{kind}"
         return ctx.fmt
     if kind == "onnx?" and size is not None:
@@ -114,19 +229,43 @@ def _scan_stream(
             return formats.scan_onnx(src, ctx)
         except CannotVerify as exc:
             ctx.fmt = "unknown"
-            raise CannotVerify(f"unknown file type (not ONNX: {exc})") from exc
+            raise CannotVerify(messages.unknown_type(formats.guess_type(head))) from exc
     if kind == "pickle0?":
         n_before = len(ctx.findings)
         try:
             ctx.fmt = "pickle"
+            ctx.plain = bool(in_archive)
             return formats.scan_pickle_stream(src, ctx)
         except CannotVerify as exc:
             if len(ctx.findings) == n_before:
                 ctx.fmt = "unknown"
-                raise CannotVerify(f"unknown file type (not a pickle: {exc})") from exc
+                raise CannotVerify(messages.unknown_type(formats.guess_type(head))) from exc
             raise
     ctx.fmt = "unknown"
-    raise CannotVerify(f"unknown file type (first bytes {head[:8].hex()})")
+    raise CannotVerify(messages.unknown_type(formats.guess_type(head)))
+
+
+def _rewound(f: IO[bytes]) -> IO[bytes]:
+    f.seek(0)
+    return f
+
+
+def _plain_view(
+    reopen: Any, size: int | None, ctx: PickleContext, depth: int, in_archive: str
+) -> None:
+    """The same pickle as ``pickle.load`` reads it: joblib's array bytes are opcodes there.
+    Loading fails where the bytes stop being a pickle (Malformed); anything imported before
+    that point is a finding, and a scanner limit reached there is "cannot verify"."""
+    seen = {(x.offset, x.name) for x in ctx.findings}
+    extra: list[Finding] = []
+    pctx = PickleContext(ctx.path, ctx.fmt, ctx.allow, extra, [])
+    pctx.plain = True
+    try:
+        src = Source(reopen(), size=size)
+        formats.scan_pickle_stream(src, pctx)
+    except Malformed:
+        pass
+    ctx.findings.extend(x for x in extra if (x.offset, x.name) not in seen)
 
 
 def scan_file(
@@ -145,6 +284,7 @@ def scan_file(
             if size == 0:
                 raise CannotVerify("empty file")
             _scan_stream(f, size, ctx)
+        _follow_refs(ctx)
         if expected_sha256 is not None:
             artifacts.verify_digest(uri, expected_sha256)
     except artifacts.DigestMismatch as exc:
@@ -156,7 +296,7 @@ def scan_file(
     except RecursionError:
         error = "cannot verify: nesting too deep"
     except Exception as exc:  # one bad file never aborts the others
-        error = f"cannot verify: {type(exc).__name__}: {exc}"
+        error = f"cannot verify: {type(exc).__name__}"  # its text may quote the file's bytes
     findings = tuple(ctx.findings)
     if error is not None:
         status = "blocked"
@@ -165,6 +305,57 @@ def scan_file(
     else:
         status = "clean"
     return FileReport(uri, ctx.fmt, status, findings, error, size)
+
+
+MAX_REFS = 1024
+
+
+def _ref_escapes(referrer: str, name: str) -> str | None:
+    """Why a side file named inside a model is not part of the artifact, or None."""
+    if "!" in referrer:
+        return "is named from inside an archive, where no folder holds it"
+    norm = name.replace("\\", "/")
+    if not name or "\x00" in name:
+        return "is not a file name"
+    if norm.startswith(("/", "~")) or "://" in norm or (len(norm) > 1 and norm[1] == ":"):
+        return "is outside the model's folder (an absolute path or URL)"
+    if ".." in norm.split("/"):
+        return "is outside the model's folder ('..')"
+    folder = artifacts.local_path(referrer)
+    if folder is not None:
+        here = os.path.realpath(os.path.dirname(folder) or ".")
+        there = os.path.realpath(os.path.join(here, norm))
+        if os.path.commonpath([here, there]) != here:
+            return "is outside the model's folder (through a link)"
+    return None
+
+
+def _follow_refs(ctx: PickleContext) -> None:
+    """Scan every file the model makes its loader read (old joblib side files, which joblib
+    opens with np.load(allow_pickle=True)); a reference that leaves the artifact is a finding."""
+    done: set[str] = set()
+    i = 0
+    while i < len(ctx.refs):
+        referrer, name, offset = ctx.refs[i]
+        i += 1
+        if type(name) is not str:
+            raise CannotVerify("an old joblib array wrapper names a side file the scanner cannot read")
+        why = _ref_escapes(referrer, name)
+        if why is not None:
+            ctx.findings.append(Finding(referrer, offset, ctx.fmt, "joblib.NDArrayWrapper.filename",
+                                        "critical", messages.sidecar_escapes(name, why)))  # fmt: skip
+            continue
+        target = referrer.rpartition("/")[0] + "/" + name if "/" in referrer else name
+        if target in done:
+            continue
+        done.add(target)
+        if len(done) > MAX_REFS:
+            raise CannotVerify("the model names too many side files")
+        if not _exists(target):
+            raise CannotVerify(messages.sidecar_missing(name))
+        child = PickleContext(target, "unknown", ctx.allow, ctx.findings, ctx.refs)
+        with artifacts.open_stream(target) as f:
+            _scan_stream(f, artifacts.size_of(target), child)
 
 
 def _scan_many(args: tuple[tuple[str, ...], tuple[str, ...], str | None]) -> list[FileReport]:

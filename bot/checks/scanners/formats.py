@@ -15,6 +15,7 @@ NPY_MAGIC = b"\x93NUMPY"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 GGUF_MAGIC = b"GGUF"
+SMALL_ZIP = 8 << 20  # archives up to this size are read into memory once
 MAX_JSON = 64 << 20  # a safetensors header or keras config larger than this is not read
 _PICKLE0_STARTS = frozenset(b"(]})cIJKLMNFGSVXUTP\x80")
 
@@ -55,6 +56,64 @@ def sniff(head: bytes) -> str:
     if head[:1] and head[0] in _PICKLE0_STARTS:
         return "pickle0?"
     return "unknown"
+
+
+def guess_type(head: bytes) -> str:
+    """What an unrecognised file looks like, in words. Never the bytes themselves: a person
+    may point the scanner at a secret (a key, /etc/shadow) and read the report."""
+    if not head:
+        return "empty"
+    if head.startswith(b"\x7fELF"):
+        return "an ELF executable"
+    if head.startswith((b"MZ", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")):
+        return "an executable"
+    if head.startswith(b"#!"):
+        return "a script"
+    if head.startswith(b"-----BEGIN"):
+        return "PEM text (a key or certificate)"
+    if head.startswith((b"%PDF", b"\x89PNG", b"\xff\xd8\xff", b"GIF8")):
+        return "a document or image"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data"
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
+        return "JSON or other text"
+    return "text" if text.isprintable() or "\n" in text else "binary data"
+
+
+_TAR_SUM = LazyRe(rb"^[0-7 \x00]{1,8}$")
+
+
+def tar_at_start(head: bytes) -> bool:
+    """tarfile's own test of a first header: not all zeros, and the checksum matches."""
+    if len(head) < 512:
+        return False
+    block = head[:512]
+    field = block[148:156]
+    if field[:1] in (b"\x80", b"\xff"):
+        return False  # base-256 checksums are not written by any tar tool
+    if not _TAR_SUM.match(field):
+        return False
+    digits = field.split(b"\x00", 1)[0].strip()
+    try:
+        chksum = int(digits or b"0", 8)
+    except ValueError:
+        return False
+    if block.count(0) == 512:
+        return False
+    rest = sum(block) - sum(field)
+    unsigned = 256 + rest
+    signed = 256 + sum(b - 256 if b > 127 else b for b in block) - sum(
+        b - 256 if b > 127 else b for b in field
+    )
+    return chksum in (unsigned, signed)
+
+
+EOCD = b"PK\x05\x06"
+ZIP_TAIL = 22 + 0xFFFF  # an end record with the longest comment: Python's zipfile looks here
+HDF5_OFFSETS = tuple(512 << i for i in range(40))  # where HDF5 looks for its superblock
 
 
 # --------------------------------------------------------------------------- pickle
@@ -390,38 +449,39 @@ def scan_gguf(src: Source, ctx: PickleContext) -> str:
 
 # --------------------------------------------------------------------------- HDF5 (Keras .h5)
 
-_H5_CODE = (
-    (LazyRe(rb'"class_name":\s*"Lambda"'), "Lambda", "critical", "Keras Lambda layer: "
-     "marshalled Python bytecode runs when the model loads"),
-    (LazyRe(rb'"class_name":\s*"__lambda__"'), "__lambda__", "critical",
-     "serialized Python lambda"),
-    (LazyRe(rb'"class_name":\s*"TFOpLambda"'), "TFOpLambda", "medium",
-     "TFOpLambda layer calls TensorFlow functions by name"),
-)  # fmt: skip
-
-
-def scan_hdf5(src: Source, ctx: PickleContext) -> str:
-    """Best effort without h5py: check the signature, then search the attribute text."""
+def scan_hdf5(f: IO[bytes], ctx: PickleContext) -> str:
+    """Read the model config the way Keras does: h5py opens the file (wherever HDF5 finds the
+    superblock), the ``model_config`` and ``training_config`` attributes are decoded as JSON,
+    and the decoded layers are judged (escapes such as ``\\u004cambda`` decode first)."""
     ctx.fmt = "hdf5"
-    head = src.read(9)
-    if not head.startswith(HDF5_MAGIC) or head[8] > 3:
-        raise CannotVerify("HDF5 superblock not recognised")
-    tail = b""
-    seen: set[tuple[str, int]] = set()
-    while True:
-        if not src.fill(1):
-            break
-        chunk = src.buf[src.pos :]
-        src.pos = len(src.buf)
-        window = tail + chunk
-        base = src.tell() - len(window)
-        for rx, name, sev, msg in _H5_CODE:
-            for m in rx.finditer(window):
-                off = base + m.start()
-                if (name, off) not in seen:
-                    seen.add((name, off))
-                    _finding(ctx, name, sev, msg, off)
-        tail = window[-64:]
+    try:
+        import h5py
+    except ImportError as exc:
+        raise CannotVerify("HDF5 file: h5py is needed to read its attributes") from exc
+    import json
+
+    f.seek(0)
+    try:
+        with h5py.File(f, "r") as h5:
+            attrs = {k: h5.attrs.get(k) for k in ("model_config", "training_config")}
+    except CannotVerify:
+        raise
+    except Exception as exc:  # h5py raises OSError, KeyError, ValueError... on bad files
+        raise CannotVerify(f"HDF5 file unreadable ({type(exc).__name__})") from exc
+    for key, raw in attrs.items():
+        if raw is None:
+            continue
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
+        if not isinstance(raw, str):
+            raise CannotVerify(f"HDF5 attribute {key} is not text")
+        if len(raw) > MAX_JSON:
+            raise CannotVerify(f"HDF5 attribute {key} too large")
+        try:
+            config = json.loads(raw)
+        except ValueError as exc:
+            raise CannotVerify(f"HDF5 attribute {key} is not JSON") from exc
+        _keras_walk(config, ctx, key)
     return ctx.fmt
 
 
@@ -712,6 +772,11 @@ def _fast_zip_entries(f: IO[bytes], size: int) -> list[_ZipEntry] | None:
 def scan_zip(
     f: IO[bytes], ctx: PickleContext, scan_member: Callable[..., str], size: int | None = None
 ) -> str:
+    if size is not None and size <= SMALL_ZIP:
+        import io
+
+        f.seek(0)
+        f = io.BytesIO(f.read(size + 1))  # a small archive is read once, members from memory
     entries = _fast_zip_entries(f, size) if size is not None else None
     if entries is not None:
         return _scan_zip_entries(entries, ctx, scan_member)
@@ -755,16 +820,16 @@ def _scan_zip_entries(
     for name, file_size, flag_bits, opener in entries:
         if flag_bits & 0x1:
             raise CannotVerify(f"encrypted zip member {name!r}")
+        # Every member is read by its own bytes: the container's look only decides whether
+        # bytes of no known format may sit there as plain data (tensor storage, assets).
+        data = False
         if kind == "torch":
-            if _TORCH_META.search(name):
-                continue
             if "/code/" in "/" + name and name.endswith(".py"):
                 _finding(ctx, name, "medium",
                          "TorchScript archive carries code that runs when the model loads",
                          None)  # fmt: skip
                 continue
-            if name.endswith(".debug_pkl"):
-                continue
+            data = bool(_TORCH_META.search(name)) or name.endswith(".debug_pkl")
         if kind == "keras":
             if name == "config.json":
                 if file_size > MAX_JSON:
@@ -779,11 +844,98 @@ def _scan_zip_entries(
                     raise CannotVerify(f"keras config.json is not JSON: {exc}") from exc
                 _keras_walk(config, ctx, f"{base_path}!config.json")
                 continue
-            if name == "metadata.json" or name.startswith("assets/"):
-                continue
+            data = name == "metadata.json" or name.startswith("assets/")
         with opener() as mf:
-            scan_member(mf, file_size, f"{base_path}!{name}", ctx, in_archive=kind)
+            scan_member(mf, file_size, f"{base_path}!{name}", ctx, in_archive=kind, data=data)
     return kind
+
+
+# --------------------------------------------------------------------------- tar archives
+
+
+def scan_tar(
+    f: IO[bytes], ctx: PickleContext, scan_member: Callable[..., str], size: int
+) -> str:
+    """Every member of a tar archive, by its own bytes. The legacy torch layout (torch.load
+    reads an uncompressed tar before trying a pickle) is read as torch reads it: ``storages``
+    and ``tensors`` hold pickles between raw records."""
+    import tarfile
+
+    ctx.fmt = "tar"
+    f.seek(0)
+    try:
+        window: Any = _Window(f, 0, size)
+        tf = tarfile.open(fileobj=window, mode="r:")  # noqa: SIM115 (closed by the with below)
+    except (tarfile.TarError, OSError, ValueError, EOFError) as exc:
+        raise CannotVerify(f"tar archive unreadable ({type(exc).__name__})") from exc
+    base_path = ctx.path
+    names: set[str] = set()
+    with tf:
+        try:
+            members = tf.getmembers()
+        except (tarfile.TarError, OSError, ValueError, EOFError) as exc:
+            raise CannotVerify(f"tar archive unreadable ({type(exc).__name__})") from exc
+        if not members:
+            raise CannotVerify("empty tar archive")
+        for m in members:
+            names.add(m.name)
+        torch = {"storages", "tensors", "pickle"} <= names
+        if torch:
+            ctx.fmt = "torch-tar"
+        for m in members:
+            where = f"{base_path}!{m.name}"
+            if m.isdir():
+                continue
+            if not m.isfile():
+                # links and devices: extracting them reads or writes outside the archive
+                ctx.findings.append(Finding(where, None, ctx.fmt, "tar link member", "critical",
+                                            "a link or special file in the archive: "
+                                            "extracting it reaches outside the archive"))  # fmt: skip
+                continue
+            fh = tf.extractfile(m)
+            if fh is None:
+                raise CannotVerify("tar member unreadable")
+            with fh:
+                if torch and m.name in ("storages", "tensors"):
+                    child = PickleContext(where, "torch-tar", ctx.allow, ctx.findings, ctx.refs)
+                    child.plain = True
+                    _scan_torch_tar_records(Source(fh, size=m.size), child, m.name)
+                else:
+                    scan_member(fh, m.size, where, ctx, in_archive="torch" if torch else "tar")
+    return ctx.fmt
+
+
+def _int_of(v: object, what: str) -> int:
+    if type(v) is not int or v < 0:
+        raise CannotVerify(f"legacy torch archive: {what} is not a count")
+    return v
+
+
+def _scan_torch_tar_records(src: Source, ctx: PickleContext, name: str) -> None:
+    from .pickle_vm import _STORAGE_SIZES, Global
+
+    count = _int_of(walk_pickle(src, ctx), f"{name} count")
+    for _ in range(count):
+        args = walk_pickle(src, ctx)
+        if name == "storages":
+            if type(args) is not tuple or len(args) != 3 or type(args[2]) is not Global:
+                raise CannotVerify("legacy torch archive: storage record not understood")
+            elsize = _STORAGE_SIZES.get(args[2].name)
+            if elsize is None:
+                raise CannotVerify("legacy torch archive: storage of unknown element size")
+            numel = struct.unpack("<q", src.read(8))[0]
+            if numel < 0:
+                raise CannotVerify("legacy torch archive: negative storage size")
+            src.skip(numel * elsize)
+        else:
+            ndim = struct.unpack("<i", src.read(4))[0]
+            if not 0 <= ndim <= 64:
+                raise CannotVerify("legacy torch archive: tensor rank out of range")
+            src.skip(4 + 16 * ndim + 8)
+    if name == "storages":
+        walk_pickle(src, ctx)  # the storage views
+    if not src.at_eof():
+        raise CannotVerify(f"legacy torch archive: data after the {name} records")
 
 
 # --------------------------------------------------------------------------- compressed streams
