@@ -274,3 +274,28 @@ def test_every_published_gadget_is_critical(tmp_path: Path, gadget: str) -> None
     module, _, name = gadget.rpartition(".")
     fr = scan_file(str(s.write(tmp_path / "g.pkl", s.global_pickle(module, name, 2))))
     assert [(f.name, f.severity) for f in fr.findings] == [(gadget, "critical")]
+
+
+# ---------------------------------------------------------------------- through a pull request
+
+
+@pytest.mark.parametrize("sample", ["tar_polyglot", "copyreg_wrapper"])
+def test_a_bypass_sample_is_blocked_in_a_pull_request_before_sign(
+    aimodel: Any, home: Path, model_files: Any, tmp_path: Path, sample: str
+) -> None:
+    marker = tmp_path / "PWNED"
+    if sample == "tar_polyglot":
+        artifact = s.write(tmp_path / "upload" / "model.pt", s.tar_pickle_polyglot(marker))
+    else:
+        artifact = s.write(tmp_path / "upload" / "model.joblib",
+                           s.joblib_reconstructor_wrapper(marker))  # fmt: skip
+    number = aimodel("create", "fraud", "--app", "payments", "--dataset", "transactions",
+                     "--artifact", str(artifact), "--dataset-uri", str(model_files.data),
+                     "--label-column", "label", "--as", "ada", "--json").json["pr"]  # fmt: skip
+    checks = aimodel("pr", "show", str(number), "--json").json["checks"]
+    assert checks["scan"]["state"] == "failure", checks["scan"]
+    assert "system" in checks["scan"]["summary"] or "polyglot" in checks["scan"]["summary"]
+    assert checks["sign"]["state"] == "skipped"
+    refused = aimodel("pr", "merge", str(number), "--as", "ada", expect=1)
+    assert "check scan failed" in refused.err
+    assert not marker.exists()
