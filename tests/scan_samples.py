@@ -268,20 +268,20 @@ def _joblib_wrapper_state(dtype: str, shape: tuple[int, ...], align: bool = Fals
 
 
 def joblib_padding_hides_a_pickle(marker: Path) -> bytes:
-    """joblib skips the alignment padding; pickle.load reads the padding-length byte (93,
-    EMPTY_LIST) and the padding as opcodes: the same file is harmless data to one and a
-    payload to the other."""
+    """joblib skips the alignment padding; pickle.load reads the padding-length byte (here
+    an opcode that pushes a value, e.g. 93 = EMPTY_LIST) and the padding as opcodes: the same
+    file is harmless data to one and a payload to the other."""
     ops = _system_ops(marker)
-    filler = 93 - len(ops)
+    pad = next(p for p in b")N]}\x88\x89\x8f" if p >= len(ops) + 1)
+    filler = pad - len(ops)
     if filler % 2:
         ops = ops.replace(b"'\ntR", b" '\ntR")  # one more byte: a space the shell ignores
         filler -= 1
-    assert filler >= 0
     padding = ops + b"N0" * (filler // 2)
-    assert len(padding) == 93
+    assert len(padding) == pad
     return (
         b"\x80\x02cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81"
-        + _joblib_wrapper_state("u1", (0,), align=True) + b"b" + b"]" + padding + b"."
+        + _joblib_wrapper_state("u1", (0,), align=True) + b"b" + bytes([pad]) + padding + b"."
     )  # fmt: skip
 
 
@@ -332,3 +332,170 @@ def torch_functional_patch() -> bytes:
     BUILD on it: replaces ``torch.nn.functional.linear`` in the loading process."""
     return (b"\x80\x04" + b"\x8c\x1btorch.nn.modules.activation\x8c\x01F\x93"
             + b"}(" + _unicode("linear") + _unicode("patched") + b"ub.")  # fmt: skip
+
+
+# ----------------------------------------------------------------------- differential fuzzing
+# Mutants of real and crafted model files go to the scanner and, when it calls one clean, to
+# the real loaders in a sandboxed child process. An audit hook there refuses (and reports)
+# every process start, connection, library load and write into the work folder, so a payload
+# is detected without running. A mutant a loader "executes" that the scanner passed is a bug.
+
+FUZZ_CHILD = r"""
+import json, os, resource, signal, sys, warnings
+warnings.simplefilter("ignore")
+work, listing = sys.argv[1], sys.argv[2]
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 24, 1 << 24))
+import pickle, numpy as np, joblib
+try:
+    import torch
+except ImportError:
+    torch = None
+
+events = []
+BLOCK = ("os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.kill",
+         "subprocess.Popen", "socket.connect", "socket.bind", "ctypes.dlopen",
+         "webbrowser.open", "pty.spawn")
+IN_WORK = ("os.remove", "os.rename", "shutil.rmtree", "os.mkdir", "os.symlink")
+
+class Refused(Exception):
+    pass
+
+armed = [False]
+
+def hook(event, args):
+    if not armed[0]:
+        return
+    hit = event.startswith(BLOCK)
+    if event in IN_WORK:  # loaders clean up their own temporary folders: only ours count
+        hit = bool(args) and isinstance(args[0], str) and args[0].startswith(work)
+    if event == "open" and args and isinstance(args[0], str) and args[0].startswith(work):
+        mode = args[1] if len(args) > 1 and isinstance(args[1], str) else "r"
+        hit = any(c in mode for c in "wax+")
+    if hit:
+        events.append(event)
+        raise Refused(event)
+
+sys.addaudithook(hook)
+
+def alarm(*_):
+    raise TimeoutError
+
+signal.signal(signal.SIGALRM, alarm)
+
+def npz_all(p):
+    with np.load(p, allow_pickle=True) as z:
+        for k in getattr(z, "files", []):
+            z[k]
+
+LOADERS = {
+    "pickle.load": lambda p: pickle.load(open(p, "rb")),
+    "joblib.load": joblib.load,
+    "np.load": lambda p: npz_all(p) if open(p, "rb").read(2) == b"PK" else np.load(p, allow_pickle=True),
+}
+if torch is not None:
+    LOADERS["torch.load"] = lambda p: torch.load(p, weights_only=False)
+
+for path in json.load(open(listing)):
+    for name, load in LOADERS.items():
+        del events[:]
+        armed[0] = True
+        signal.alarm(3)
+        try:
+            load(path)
+        except BaseException:
+            pass
+        finally:
+            signal.alarm(0)
+            armed[0] = False
+        if events:
+            print(json.dumps({"file": path, "loader": name, "events": sorted(set(events))}), flush=True)
+"""
+
+
+def fuzz_seeds(folder: Path) -> list[bytes]:
+    """Real model files and the crafted bypass samples, each with a payload or none."""
+    import numpy as np
+
+    marker = folder / "MARKER"
+    seeds = [evil_pickle(marker, p) for p in (0, 2, 4)]
+    seeds.append(pickle.dumps({"w": np.arange(6.0), "n": "x"}, protocol=4))
+    seeds += [tar_pickle_polyglot(marker), joblib_reconstructor_wrapper(marker),
+              joblib_itemsize_gap(marker), joblib_padding_hides_a_pickle(marker),
+              keras_look_alike_with_assets(marker), npy_object(touch_marker(marker))]  # fmt: skip
+    seeds.append(zip_with_pickle_prefix(zip_of({"a.npy": npy_object(touch_marker(marker))})))
+    try:
+        import joblib
+
+        buf = io.BytesIO()
+        joblib.dump({"a": np.arange(5.0), "o": np.array([touch_marker(marker)], dtype=object)},
+                    buf)  # fmt: skip
+        seeds.append(buf.getvalue())
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        buf = io.BytesIO()
+        torch.save({"w": torch.ones(3), "x": touch_marker(marker)}, buf)
+        seeds.append(buf.getvalue())
+        buf = io.BytesIO()
+        torch.save({"w": torch.ones(3)}, buf, _use_new_zipfile_serialization=False)
+        seeds.append(buf.getvalue())
+    except ImportError:
+        pass
+    return seeds
+
+
+def mutate(data: bytes, rnd: Any, seeds: list[bytes]) -> bytes:
+    out = bytearray(data)
+    for _ in range(rnd.randint(1, 4)):
+        if not out:
+            break
+        j = rnd.randrange(len(out))
+        action = rnd.random()
+        if action < 0.35:
+            out[j] = rnd.randrange(256)
+        elif action < 0.5:
+            del out[j]
+        elif action < 0.65:
+            out.insert(j, rnd.randrange(256))
+        elif action < 0.8:  # an interesting byte: an opcode that changes the reading
+            out[j] = rnd.choice(b"cRbB\x93\x8c\x94hqN.(tu}\x81\x80PK")
+        else:  # splice a piece of another seed
+            other = rnd.choice(seeds)
+            k = rnd.randrange(len(other))
+            out[j:j] = other[k : k + rnd.randint(1, 64)]
+    return bytes(out)
+
+
+def differential_fuzz(folder: Path, count: int, seed: int) -> tuple[int, int, list[dict[str, Any]]]:
+    """(mutants, clean mutants, escapes): an escape is a clean mutant a loader executed."""
+    import random
+    import sys as _sys
+
+    from bot.checks.scan import scan_file
+
+    rnd = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    seeds = fuzz_seeds(folder)
+    clean: list[str] = []
+    for i in range(count):
+        data = mutate(rnd.choice(seeds), rnd, seeds)
+        path = folder / f"m{i:05d}.bin"
+        path.write_bytes(data)
+        if scan_file(str(path)).status == "clean":
+            clean.append(str(path))
+        else:
+            path.unlink()
+    escapes: list[dict[str, Any]] = []
+    if clean:
+        import subprocess
+
+        listing = folder / "clean.json"
+        listing.write_text(json.dumps(clean))
+        proc = subprocess.run([_sys.executable, "-c", FUZZ_CHILD, str(folder), str(listing)],
+                              capture_output=True, text=True, cwd=folder,
+                              timeout=60 + 12 * len(clean), check=False)  # fmt: skip
+        escapes = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert not (folder / "MARKER").exists()
+    return count, len(clean), escapes
