@@ -83,19 +83,14 @@ def guess_type(head: bytes) -> str:
     return "text" if text.isprintable() or "\n" in text else "binary data"
 
 
-_TAR_SUM = LazyRe(rb"^[0-7 \x00]{1,8}$")
-
-
 def tar_at_start(head: bytes) -> bool:
     """tarfile's own test of a first header: not all zeros, and the checksum matches."""
     if len(head) < 512:
         return False
     block = head[:512]
     field = block[148:156]
-    if field[:1] in (b"\x80", b"\xff"):
-        return False  # base-256 checksums are not written by any tar tool
-    if not _TAR_SUM.match(field):
-        return False
+    if field.translate(None, b"01234567 \x00") or not field.strip(b" \x00"):
+        return False  # only octal digits, spaces and NULs (base-256 is written by no tool)
     digits = field.split(b"\x00", 1)[0].strip()
     try:
         chksum = int(digits or b"0", 8)
@@ -103,14 +98,12 @@ def tar_at_start(head: bytes) -> bool:
         return False
     if block.count(0) == 512:
         return False
-    rest = sum(block) - sum(field)
-    unsigned = 256 + rest
-    signed = 256 + sum(b - 256 if b > 127 else b for b in block) - sum(
-        b - 256 if b > 127 else b for b in field
-    )
-    return chksum in (unsigned, signed)
+    unsigned = 256 + sum(block) - sum(field)
+    high = len(block.translate(None, _LOW)) - len(field.translate(None, _LOW))
+    return chksum in (unsigned, unsigned - 256 * high)  # tarfile also accepts signed sums
 
 
+_LOW = bytes(range(128))
 EOCD = b"PK\x05\x06"
 ZIP_TAIL = 22 + 0xFFFF  # an end record with the longest comment: Python's zipfile looks here
 HDF5_OFFSETS = tuple(512 << i for i in range(40))  # where HDF5 looks for its superblock
@@ -701,7 +694,8 @@ class _Window:
         pass
 
 
-_ZipEntry = tuple[str, int, int, Callable[[], Any]]  # name, size, flag bits, opener
+# name, size, flag bits, opener, and the first 16 bytes (read only when asked)
+_ZipEntry = tuple[str, int, int, Callable[[], Any], Callable[[], bytes]]
 
 
 def _fast_zip_entries(f: IO[bytes], size: int) -> list[_ZipEntry] | None:
@@ -763,7 +757,13 @@ def _fast_zip_entries(f: IO[bytes], size: int) -> list[_ZipEntry] | None:
                 raise CannotVerify(f"zip member {raw!r} overlaps the central directory")
             return _Window(f, start, length)
 
-        entries.append((name, usize, flags, opener))
+        def head(loff: int = loff, length: int = csize) -> bytes:
+            f.seek(loff + 26)
+            lnlen, lxlen = struct.unpack("<HH", f.read(4))
+            f.seek(loff + 30 + lnlen + lxlen)
+            return f.read(min(16, length))
+
+        entries.append((name, usize, flags, opener, head))
     if p != cd_size:
         return None
     return entries
@@ -791,8 +791,15 @@ def scan_zip(
         def opener(info: zipfile.ZipInfo) -> Callable[[], Any]:
             return lambda: zf.open(info)
 
+        def header(info: zipfile.ZipInfo) -> Callable[[], bytes]:
+            def read() -> bytes:
+                with zf.open(info) as fh:
+                    return fh.read(16)
+
+            return read
+
         entries = [
-            (i.filename, i.file_size, i.flag_bits, opener(i))
+            (i.filename, i.file_size, i.flag_bits, opener(i), header(i))
             for i in zf.infolist()
             if not i.is_dir()
         ]
@@ -817,7 +824,7 @@ def _scan_zip_entries(
     else:
         kind = "zip"
     ctx.fmt = kind
-    for name, file_size, flag_bits, opener in entries:
+    for name, file_size, flag_bits, opener, head in entries:
         if flag_bits & 0x1:
             raise CannotVerify(f"encrypted zip member {name!r}")
         # Every member is read by its own bytes: the container's look only decides whether
@@ -845,6 +852,8 @@ def _scan_zip_entries(
                 _keras_walk(config, ctx, f"{base_path}!config.json")
                 continue
             data = name == "metadata.json" or name.startswith("assets/")
+        if data and sniff(head()) in ("unknown", "onnx?", "pickle0?"):
+            continue  # bytes of no format a loader reads by content: plain data
         with opener() as mf:
             scan_member(mf, file_size, f"{base_path}!{name}", ctx, in_archive=kind, data=data)
     return kind
