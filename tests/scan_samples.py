@@ -242,6 +242,13 @@ def npy_object(obj: object) -> bytes:
     return buf.getvalue()
 
 
+def npy_with_pickle(pickled: bytes) -> bytes:
+    """An object .npy whose data is the given pickle (np.load reads it with pickle.load)."""
+    raw = npy_object(None)
+    hlen = struct.unpack_from("<H", raw, 8)[0]
+    return raw[: 10 + hlen] + pickled
+
+
 def keras_look_alike_with_assets(marker: Path) -> bytes:
     """A zip that looks like a .keras file at the top, with an object .npy under assets/."""
     return zip_of({"config.json": json.dumps({"class_name": "Sequential", "config": {}}).encode(),
@@ -421,7 +428,8 @@ def fuzz_seeds(folder: Path) -> list[bytes]:
     seeds.append(pickle.dumps({"w": np.arange(6.0), "n": "x"}, protocol=4))
     seeds += [tar_pickle_polyglot(marker), joblib_reconstructor_wrapper(marker),
               joblib_itemsize_gap(marker), joblib_padding_hides_a_pickle(marker),
-              keras_look_alike_with_assets(marker), npy_object(touch_marker(marker))]  # fmt: skip
+              keras_look_alike_with_assets(marker), npy_object(touch_marker(marker)),
+              npy_with_pickle(joblib_padding_hides_a_pickle(marker))]  # fmt: skip
     seeds.append(zip_with_pickle_prefix(zip_of({"a.npy": npy_object(touch_marker(marker))})))
     try:
         import joblib

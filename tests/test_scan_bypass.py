@@ -34,6 +34,9 @@ elif kind == "joblib":
 elif kind == "npz":
     import numpy as np
     np.load(path, allow_pickle=True)[sys.argv[3]]
+elif kind == "npy":
+    import numpy as np
+    np.load(path, allow_pickle=True)
 elif kind == "keras":
     import keras
     keras.saving.load_model(path, safe_mode=False)
@@ -155,6 +158,14 @@ def test_a_joblib_file_is_also_read_as_pickle_load_reads_it(tmp_path: Path) -> N
     marker = tmp_path / "MARKER"
     path = s.write(tmp_path / "model.pkl", s.joblib_padding_hides_a_pickle(marker))
     report = scanned_then_loaded(path, marker, "pickle")
+    assert ("posix.system", "critical") in findings(report) or ("os.system", "critical") in findings(report)
+
+
+def test_an_object_npy_is_read_as_np_load_reads_it(tmp_path: Path) -> None:
+    """np.load unpickles an object array with pickle.load: joblib's padding is opcodes there."""
+    marker = tmp_path / "MARKER"
+    path = s.write(tmp_path / "model.npy", s.npy_with_pickle(s.joblib_padding_hides_a_pickle(marker)))
+    report = scanned_then_loaded(path, marker, "npy")
     assert ("posix.system", "critical") in findings(report) or ("os.system", "critical") in findings(report)
 
 

@@ -230,6 +230,7 @@ def scan_npy(src: Source, ctx: PickleContext) -> str:
     itemsize, hasobject = _descr_info(header["descr"])
     if hasobject:
         ctx.fmt = "npy-object"
+        ctx.plain = True  # np.load reads it with pickle.load: no joblib array records
         scan_pickle_stream(src, ctx, first_only=True)
         if not src.at_eof():
             raise CannotVerify("data after the pickled object array")
