@@ -185,7 +185,9 @@ def _scan_one(
         ctx.fmt = "torch" if in_archive == "torch" else "pickle"
         ctx.plain = bool(in_archive)  # only a file on its own is read by joblib.load too
         fmt = formats.scan_pickle_stream(src, ctx)
-        if ctx.joblib_arrays and src.seekable:
+        if ctx.joblib_arrays and depth == 0:  # (a compressed stream's caller does this)
+            if not src.seekable:
+                raise CannotVerify("joblib file on a stream that cannot be read twice")
             _plain_view(lambda: _rewound(f), size, ctx, depth, in_archive)
         return fmt
     if kind == "npy":
