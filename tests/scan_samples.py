@@ -274,6 +274,16 @@ def _joblib_wrapper_state(dtype: str, shape: tuple[int, ...], align: bool = Fals
     )  # fmt: skip
 
 
+def joblib_wrapper_with_dtype_state(dtype: str, state: bytes) -> bytes:
+    """A one-item array whose dtype carries the given pickled BUILD state (b"N": none, which
+    makes a 'U5' item 20 bytes, so the 5 bytes after it are not enough: truncated)."""
+    body = _joblib_wrapper_state(dtype, (1,)).replace(
+        _unicode(dtype) + b"\x89\x88\x87R", _unicode(dtype) + b"\x89\x88\x87R" + state + b"b"
+    )
+    return (b"\x80\x02cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81" + body + b"b"
+            + b"\x00" * 5 + b"N.")  # fmt: skip
+
+
 def joblib_padding_hides_a_pickle(marker: Path) -> bytes:
     """joblib skips the alignment padding; pickle.load reads the padding-length byte (here
     an opcode that pushes a value, e.g. 93 = EMPTY_LIST) and the padding as opcodes: the same

@@ -169,6 +169,19 @@ def test_an_object_npy_is_read_as_np_load_reads_it(tmp_path: Path) -> None:
     assert ("posix.system", "critical") in findings(report) or ("os.system", "critical") in findings(report)
 
 
+def test_hostile_dtype_states_are_not_handed_to_numpy(tmp_path: Path) -> None:
+    """The item size follows numpy's rules without calling numpy's dtype __setstate__ (which
+    crashed the scanner on a fuzzed state): impossible states are "cannot verify"."""
+    for i, state in enumerate([b"(K\x03X\x01\x00\x00\x00<NNNJ\xff\xff\xff\xffK\x04K\x08t",
+                               b"(K\x03X\x01\x00\x00\x00<NNNK\x07K\x04K\x08t", b"N"]):
+        data = s.joblib_wrapper_with_dtype_state("U5", state)
+        path = s.write(tmp_path / f"s{i}.joblib", data)
+        proc = subprocess.run([sys.executable, "-m", "bot.checks.scan", "--json", str(path)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)  # fmt: skip
+        assert proc.returncode == 1, (proc.returncode, proc.stderr[-500:])
+        assert json.loads(proc.stdout)["files"][0]["status"] == "blocked"
+
+
 # ---------------------------------------------------------------------- 4. old joblib side files
 
 

@@ -729,48 +729,41 @@ def _sidecar_name(state: object) -> object:
     return name if type(name) is str else OPAQUE
 
 
-def _real(v: object, depth: int = 0) -> object:
-    """A pickled dtype's arguments and state as real Python values (plain data only)."""
-    if depth > 8:
-        raise CannotVerify("numpy dtype nested too deeply")
-    if v is None or type(v) in (bool, int, str, bytes):
-        return v
-    if type(v) is tuple:
-        return tuple(_real(x, depth + 1) for x in v)
-    if type(v) is DictV and not v.lossy:
-        return {k: _real(x, depth + 1) for k, x in v.d.items()}
-    if type(v) is Obj:
-        return _real_dtype(v, depth + 1)
-    raise CannotVerify("numpy dtype built from values the scanner does not keep")
-
-
-def _real_dtype(dt: Obj, depth: int = 0) -> Any:
-    """Build the dtype with numpy itself, so its itemsize follows numpy's own rules ('U5' is
-    20 bytes; a flexible type's size comes from its state)."""
-    if type(dt.cls) is not Global or dt.cls.full not in _NUMPY_DTYPES:
-        raise CannotVerify("joblib array dtype is not a numpy dtype")
-    args = _real(dt.args, depth)
-    state = _real(dt.state, depth) if dt.state is not None else None
-    if type(args) is not tuple or not args:
-        raise CannotVerify("numpy dtype without arguments")
-    import numpy as np
-
-    try:
-        # always a fresh copy: setting state on numpy's shared built-in dtypes would change them
-        d: Any = np.dtype(args[0], bool(args[1]) if len(args) > 1 else False, True)
-        if state is not None:
-            d.__setstate__(state)
-    except Exception as exc:  # numpy refuses it, so joblib fails to load it too
-        raise CannotVerify(f"numpy refuses the pickled dtype: {type(exc).__name__}") from exc
-    return d
+_DTYPE_SPEC = LazyRe(r"^[<>|=]?[a-zA-Z?][0-9]{0,9}(\[[A-Za-z0-9]{1,8}\])?$")
 
 
 def _dtype_info(dt: object) -> tuple[int, bool]:
-    """(itemsize, hasobject) of a pickled numpy dtype, as numpy computes them."""
-    if type(dt) is not Obj:
-        raise CannotVerify("joblib NumpyArrayWrapper with an unreadable dtype")
-    d = _real_dtype(dt)
-    return int(d.itemsize), bool(d.hasobject)
+    """(itemsize, hasobject) of a pickled numpy dtype, by numpy's own rules: ``numpy.dtype
+    (spec)`` gives the base (so ``U5`` is 20 bytes); the pickled state then sets the item size
+    of a flexible type (S, U, V) and the flags, where ``hasobject`` lives. The state is never
+    handed to numpy: its ``__setstate__`` crashes the process on some crafted states."""
+    if type(dt) is not Obj or type(dt.cls) is not Global or dt.cls.full not in _NUMPY_DTYPES:
+        raise CannotVerify("joblib array dtype is not a numpy dtype")
+    args = dt.args
+    if type(args) is not tuple or not args or type(args[0]) is not str:
+        raise CannotVerify("numpy dtype built from values the scanner does not keep")
+    if not _DTYPE_SPEC.match(args[0]):
+        raise CannotVerify("numpy dtype spelling not understood")
+    import numpy as np
+
+    try:
+        base: Any = np.dtype(args[0])
+    except Exception as exc:  # numpy refuses it, so joblib fails to load it too
+        raise CannotVerify(f"numpy refuses the pickled dtype ({type(exc).__name__})") from exc
+    itemsize, hasobject = int(base.itemsize), bool(base.hasobject)
+    state = dt.state
+    if state is not None:
+        if type(state) is not tuple or len(state) not in (8, 9):
+            raise CannotVerify("numpy dtype state not understood")
+        elsize, flags = state[5], state[7]
+        if type(elsize) is not int or type(flags) is not int:
+            raise CannotVerify("numpy dtype state not understood")
+        if base.kind in "SUV":
+            if elsize < 0 or (base.kind == "U" and elsize % 4):
+                raise CannotVerify("numpy dtype state with an impossible item size")
+            itemsize = elsize
+        hasobject = bool(flags & 1)  # numpy takes the flags from the state, for every kind
+    return itemsize, hasobject
 
 
 def _skip_joblib_array(src: Source, ctx: PickleContext, state: object) -> None:
