@@ -84,23 +84,34 @@ def guess_type(head: bytes) -> str:
 
 
 def tar_at_start(head: bytes) -> bool:
-    """tarfile's own test of a first header: not all zeros, and the checksum matches."""
+    """tarfile's own test of a first header (``TarInfo.frombuf``): 512 bytes, not all zeros,
+    and the checksum field, read as ``tarfile.nti`` reads it, equal to the unsigned or signed
+    byte sum. The same reading as tarfile's, or a file it opens would pass as something else."""
     if len(head) < 512:
         return False
     block = head[:512]
     field = block[148:156]
-    if field.translate(None, b"01234567 \x00") or not field.strip(b" \x00"):
-        return False  # only octal digits, spaces and NULs (base-256 is written by no tool)
-    digits = field.split(b"\x00", 1)[0].strip()
-    try:
-        chksum = int(digits or b"0", 8)
-    except ValueError:
-        return False
     if block.count(0) == 512:
+        return False
+    chksum = _tar_number(field)
+    if chksum is None:
         return False
     unsigned = 256 + sum(block) - sum(field)
     high = len(block.translate(None, _LOW)) - len(field.translate(None, _LOW))
-    return chksum in (unsigned, unsigned - 256 * high)  # tarfile also accepts signed sums
+    return chksum in (unsigned, unsigned - 256 * high)
+
+
+def _tar_number(field: bytes) -> int | None:
+    """``tarfile.nti``: base-256 after a 0o200/0o377 byte, else octal text up to the first NUL
+    (``int(text.strip() or "0", 8)``: whitespace, a sign, underscores and "0o" included)."""
+    if field[0] in (0o200, 0o377):
+        n = int.from_bytes(field[1:], "big")
+        return n - 256 ** (len(field) - 1) if field[0] == 0o377 else n
+    text = field.split(b"\x00", 1)[0]
+    try:
+        return int(text.decode("ascii").strip() or "0", 8)
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 _LOW = bytes(range(128))
