@@ -60,6 +60,21 @@ def needs_keras() -> None:
         pytest.skip("keras with the torch backend writes and loads the Keras samples")
 
 
+def keras_lambda_model(path: Path, marker: Path) -> None:
+    """A real Keras model (.keras or .h5 by the name) with a Lambda that touches the marker."""
+    script = (
+        "import sys, keras\n"
+        "fn = eval(sys.argv[2])\n"
+        "m = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(fn)])\n"
+        "m.save(sys.argv[1])\n"
+    )
+    touch = f"lambda x: (open({str(marker)!r}, 'w').close(), x)[1]"
+    env = dict(os.environ, KERAS_BACKEND="torch", PYTHONWARNINGS="ignore")
+    subprocess.run([sys.executable, "-c", script, str(path), touch], env=env, check=True,
+                   capture_output=True, timeout=300)  # fmt: skip
+    marker.unlink(missing_ok=True)  # building the model ran the lambda once
+
+
 def load_with(kind: str, path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """Run the real loader on ``path`` in a fresh process (it may fail after the payload ran)."""
     env = dict(os.environ, KERAS_BACKEND="torch", PYTHONWARNINGS="ignore")
@@ -107,17 +122,7 @@ def test_zip_with_a_pickle_prefix_is_judged_as_both(tmp_path: Path) -> None:
     needs_keras()
     marker = tmp_path / "MARKER"
     made = tmp_path / "made.keras"
-    script = (
-        "import sys, keras\n"
-        "fn = eval(sys.argv[2])\n"
-        "m = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(fn)])\n"
-        "m.save(sys.argv[1])\n"
-    )
-    touch = f"lambda x: (open({str(marker)!r}, 'w').close(), x)[1]"
-    env = dict(os.environ, KERAS_BACKEND="torch", PYTHONWARNINGS="ignore")
-    subprocess.run([sys.executable, "-c", script, str(made), touch], env=env, check=True,
-                   capture_output=True, timeout=300)  # fmt: skip
-    marker.unlink(missing_ok=True)  # building the model ran the lambda once
+    keras_lambda_model(made, marker)
     path = s.write(tmp_path / "model.keras", s.zip_with_pickle_prefix(made.read_bytes()))
     report = scanned_then_loaded(path, marker, "keras")
     names = findings(report)
@@ -158,6 +163,21 @@ def test_the_tar_test_reads_the_checksum_as_tarfile_does(spelling: str) -> None:
     except tarfile.HeaderError:
         expected = False
     assert tar_at_start(block) == expected
+
+
+def test_hdf5_behind_a_pickle_is_judged_as_both(tmp_path: Path) -> None:
+    """HDF5 finds its superblock at 512, 1024, ... (a user block): a pickle whose BINBYTES
+    covers a Keras .h5 is a pickle to one reader and a Lambda model to keras.load_model."""
+    needs_keras()
+    marker = tmp_path / "MARKER"
+    made = tmp_path / "made.h5"
+    keras_lambda_model(made, marker)
+    body = b"\x00" * (512 - 7) + made.read_bytes()
+    path = s.write(tmp_path / "model.h5", b"\x80\x04B" + len(body).to_bytes(4, "little") + body + b".")
+    report = scanned_then_loaded(path, marker, "keras")
+    names = findings(report)
+    assert ("polyglot", "critical") in names
+    assert ("model_config:Lambda", "critical") in names
 
 
 # ---------------------------------------------------------------------- 2. container members
@@ -236,18 +256,7 @@ def test_keras_h5_config_is_decoded_not_grepped(tmp_path: Path) -> None:
     needs_keras()
     h5py = pytest.importorskip("h5py")
     marker = tmp_path / "MARKER"
-    path = tmp_path / "model.h5"
-    script = (
-        "import sys, keras\n"
-        "fn = eval(sys.argv[2])\n"
-        "m = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(fn)])\n"
-        "m.save(sys.argv[1])\n"
-    )
-    touch = f"lambda x: (open({str(marker)!r}, 'w').close(), x)[1]"
-    env = dict(os.environ, KERAS_BACKEND="torch", PYTHONWARNINGS="ignore")
-    subprocess.run([sys.executable, "-c", script, str(path), touch], env=env, check=True,
-                   capture_output=True, timeout=300)  # fmt: skip
-    marker.unlink(missing_ok=True)
+    keras_lambda_model(tmp_path / "model.h5", marker)
     path = tmp_path / "escaped.h5"  # a fresh file: HDF5 keeps the old attribute's bytes around
     with h5py.File(tmp_path / "model.h5", "r") as src, h5py.File(path, "w") as dst:
         for key in src:
