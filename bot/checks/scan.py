@@ -207,7 +207,7 @@ def _scan_one(
         if not src.seekable:
             raise CannotVerify("HDF5 on a stream that cannot seek")
         return formats.scan_hdf5(f, ctx)
-    if kind in ("gzip", "bz2", "xz", "zlib"):
+    if kind in ("gzip", "bz2", "xz", "lzma", "zlib"):
         if depth >= MAX_ARCHIVE_DEPTH:
             raise CannotVerify("compressed streams nested too deeply")
         if src.seekable:

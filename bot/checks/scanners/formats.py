@@ -49,6 +49,8 @@ def sniff(head: bytes) -> str:
         return "bz2"
     if head.startswith(b"\xfd7zXZ\x00"):
         return "xz"
+    if head.startswith(b"\x5d\x00\x00"):  # LZMA "alone" (joblib's compress="lzma")
+        return "lzma"
     if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
         return "zlib"
     if head[:1] and head[0] in (0x08, 0x12, 0x1A, 0x22, 0x2A, 0x32, 0x3A, 0x42, 0xA2):
@@ -980,10 +982,10 @@ def open_decompressed(kind: str, f: IO[bytes]) -> IO[bytes]:
         import bz2
 
         return bz2.BZ2File(f, "rb")
-    if kind == "xz":
+    if kind in ("xz", "lzma"):
         import lzma
 
-        return lzma.LZMAFile(f, "rb")
+        return lzma.LZMAFile(f, "rb", format=lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE)
     if kind == "zlib":
         return _ZlibReader(f)  # type: ignore[return-value]
     raise CannotVerify(f"compression {kind} not supported")
