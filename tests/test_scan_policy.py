@@ -109,6 +109,8 @@ SECRETS = {
     "int.txt": b"ISECRET not a number\n",  # 'I': read as a protocol-0 pickle INT first
     "gz.bin": b"\x1f\x8bSECRET-not-gzip",
     "elf": b"\x7fELF\x02\x01\x01SECRET" + b"\x00" * 40,
+    # 'c' is GLOBAL: read as a protocol-0 pickle, the first two lines are an import
+    "config": b"cluster: SECRETprod\npassword: SECRETpw\n(tR.",
 }
 
 
@@ -118,8 +120,8 @@ def test_reports_never_quote_the_files_bytes(tmp_path: Path, name: str) -> None:
     path = s.write(tmp_path / name, data)
     report = scan_paths([str(path)])
     [fr] = report.files
-    assert fr.status == "blocked"
-    assert fr.error is not None and fr.error.startswith("cannot verify")
+    assert fr.status in ("blocked", "findings")  # never clean
+    assert fr.status == "findings" or (fr.error or "").startswith("cannot verify")
     proc = subprocess.run([sys.executable, "-m", "bot.cli", "scan", str(path)],
                           capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)  # fmt: skip
     outputs = [json.dumps(report.to_json()), json.dumps(report.to_sarif()), proc.stdout,

@@ -167,6 +167,21 @@ class PickleContext:
             module, name = _py2_fix(module, name)
         if self.allow.allowed(module, name):
             return
+        if not _dotted(module) or not _dotted(name):
+            # not a name Python can import; and the text may be anything (a config line,
+            # a secret), so it is not quoted
+            self.findings.append(
+                Finding(
+                    path=self.path,
+                    offset=offset,
+                    format=self.fmt,
+                    name="GLOBAL",
+                    severity="high",
+                    message=f"{via} names something that is not a Python identifier "
+                    "(not quoted here)",
+                )
+            )
+            return
         full = f"{module}.{name}"
         sev = severity_of(module, name)
         self.findings.append(
@@ -180,6 +195,10 @@ class PickleContext:
                 + (" (known to run code or touch the system)" if sev == "critical" else ""),
             )
         )
+
+
+def _dotted(text: str) -> bool:
+    return all(part.isidentifier() for part in text.split("."))
 
 
 def _line_str(raw: bytes) -> str:
