@@ -470,7 +470,12 @@ def scan_hdf5(f: IO[bytes], ctx: PickleContext) -> str:
     f.seek(0)
     try:
         with h5py.File(f, "r") as h5:
-            attrs = {k: h5.attrs.get(k) for k in ("model_config", "training_config")}
+            attrs: dict[str, Any] = {}
+            for k in ("model_config", "training_config"):
+                if k in h5.attrs:
+                    if h5.attrs.get_id(k).get_storage_size() > MAX_JSON:
+                        raise CannotVerify(f"HDF5 attribute {k} too large")
+                    attrs[k] = h5.attrs[k]
     except CannotVerify:
         raise
     except Exception as exc:  # h5py raises OSError, KeyError, ValueError... on bad files
