@@ -94,9 +94,10 @@ def _views(f: IO[bytes], src: Source, size: int, kind: str) -> tuple[list[str], 
     1024, ...: h5py skips a user block)."""
     views: list[str] = []
     moved = False
-    buf = src.peek(min(size, formats.ZIP_TAIL))
+    src.fill(min(size, formats.ZIP_TAIL))
+    buf = src.buf if src.pos == 0 else src.peek(min(size, formats.ZIP_TAIL))  # no copy
     if len(buf) >= size:  # small files: every test below runs on the buffer
-        tail = buf[-formats.ZIP_TAIL :]
+        tail = buf if size <= formats.ZIP_TAIL else buf[-formats.ZIP_TAIL :]
     else:
         f.seek(size - formats.ZIP_TAIL)
         tail = f.read(formats.ZIP_TAIL)

@@ -110,6 +110,8 @@ def _tar_number(field: bytes) -> int | None:
         n = int.from_bytes(field[1:], "big")
         return n - 256 ** (len(field) - 1) if field[0] == 0o377 else n
     text = field.split(b"\x00", 1)[0]
+    if text.translate(None, _OCTAL_TEXT):
+        return None  # a byte int(text, 8) refuses: no exception on the common path
     try:
         return int(text.decode("ascii").strip() or "0", 8)
     except (UnicodeDecodeError, ValueError):
@@ -117,6 +119,7 @@ def _tar_number(field: bytes) -> int | None:
 
 
 _LOW = bytes(range(128))
+_OCTAL_TEXT = b"01234567_+-oO \t\n\r\x0b\x0c"
 EOCD = b"PK\x05\x06"
 ZIP_TAIL = 22 + 0xFFFF  # an end record with the longest comment: Python's zipfile looks here
 HDF5_OFFSETS = tuple(512 << i for i in range(40))  # where HDF5 looks for its superblock
@@ -717,7 +720,7 @@ class _Window:
 _ZipEntry = tuple[str, int, int, Callable[[], Any], Callable[[], bytes]]
 
 
-def _fast_zip_entries(f: IO[bytes], size: int) -> list[_ZipEntry] | None:
+def _fast_zip_entries(f: IO[bytes], size: int, blob: bytes | None = None) -> list[_ZipEntry] | None:
     """The members of a plain zip whose members are all stored (torch checkpoints, np.savez),
     read straight from the central directory. None: let :mod:`zipfile` handle the archive
     (comments, zip64, compression, prefixes...)."""
@@ -777,6 +780,10 @@ def _fast_zip_entries(f: IO[bytes], size: int) -> list[_ZipEntry] | None:
             return _Window(f, start, length)
 
         def head(loff: int = loff, length: int = csize) -> bytes:
+            if blob is not None:
+                lnlen, lxlen = struct.unpack_from("<HH", blob, loff + 26)
+                start = loff + 30 + lnlen + lxlen
+                return blob[start : start + min(16, length)]
             f.seek(loff + 26)
             lnlen, lxlen = struct.unpack("<HH", f.read(4))
             f.seek(loff + 30 + lnlen + lxlen)
@@ -791,12 +798,14 @@ def _fast_zip_entries(f: IO[bytes], size: int) -> list[_ZipEntry] | None:
 def scan_zip(
     f: IO[bytes], ctx: PickleContext, scan_member: Callable[..., str], size: int | None = None
 ) -> str:
+    blob: bytes | None = None
     if size is not None and size <= SMALL_ZIP:
         import io
 
         f.seek(0)
-        f = io.BytesIO(f.read(size + 1))  # a small archive is read once, members from memory
-    entries = _fast_zip_entries(f, size) if size is not None else None
+        blob = f.read(size + 1)
+        f = io.BytesIO(blob)  # a small archive is read once, members from memory
+    entries = _fast_zip_entries(f, size, blob) if size is not None else None
     if entries is not None:
         return _scan_zip_entries(entries, ctx, scan_member)
     import zipfile
