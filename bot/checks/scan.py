@@ -5,23 +5,36 @@ It decides each file's format from its bytes (never its name), parses it without
 not on the allow-list, every code-carrying construct (Keras Lambda, TorchScript code, ONNX data
 outside the model folder, ...). A file it cannot parse fully is *blocked*, never clean.
 
+A file is judged as every format a loader would take it for, not only what its first bytes
+say: a tar header at offset 0 (torch.load's legacy path), a zip end record in the last 64 KiB
+(Python's zipfile accepts a prefix), an HDF5 superblock at 512, 1024, ... (a user block). Each
+such view is scanned; a file with more than one is a ``critical`` "polyglot" finding. Every
+member of every archive is scanned by its own bytes. A pickle on its own is read both as
+joblib.load reads it (array records skipped exactly as joblib skips them) and as pickle.load
+reads it; side files an old joblib pickle names are followed.
+
 Formats: pickle (protocols 0-5, concatenated), joblib (inline array data skipped), PyTorch zip
-checkpoints and the legacy torch format, NumPy .npy/.npz (object arrays' pickles scanned),
-safetensors, ONNX, Keras .keras and .h5, GGUF, and gzip/bz2/xz/zlib-compressed pickles.
+checkpoints, the legacy torch formats (pickles and tar), NumPy .npy/.npz (object arrays'
+pickles scanned), safetensors, ONNX, Keras .keras and .h5 (config read with h5py, decoded as
+JSON), GGUF, and gzip/bz2/xz/lzma/zlib-compressed pickles.
 
 Decision: the built-in allow-list (``scanners/policy.py``: numpy, torch tensors and storages,
-collections, plain data types, estimator *classes* of scikit-learn / xgboost / lightgbm,
-joblib's array wrapper) plus the caller's ``allow`` entries, each ``"module.name"`` or
-``"module.*"`` (the module and its submodules; dotted attribute chains only by exact entry).
-Anything else imported is a finding: ``critical`` for names known to run code or touch the
-system, ``high`` otherwise. Findings carry the byte offset of the import opcode (inside an
-archive, of the member: the path is then ``archive!member``).
+collections, plain data types, joblib's array wrappers, and ``scanners/allowlist.txt``: exact
+class names generated from scikit-learn's, torch.nn's, scipy.sparse's, xgboost's and
+lightgbm's own registries) plus the caller's ``allow`` entries, each ``"module.name"`` or
+``"module.*"``. Anything else imported is a finding: ``critical`` for the standard library and
+the ML/data frameworks (they can run code, touch files or the network), ``high`` for an unknown
+package; BUILD on anything the file did not create is ``critical``. Findings carry the byte
+offset of the import opcode (inside an archive, of the member: the path is then
+``archive!member``). No message quotes the file's bytes.
 
 Layout: ``scanners/source.py`` (buffered forward reader that skips by seeking),
 ``scanners/pickle_vm.py`` (the opcode walker), ``scanners/formats.py`` (detection and the other
-formats), ``scanners/policy.py`` (allow-list), ``scan_report.py`` (result types, table, JSON,
-SARIF 2.1.0). Run as ``aimodel scan`` or ``python -m bot.checks.scan [--json|--sarif]
-[--allow MODULE.NAME]... PATH...``; exit 0 clean, 1 any finding or blocked file, 2 a missing path.
+formats), ``scanners/policy.py`` + ``allowlist.txt`` (allow-list; ``allowlist_build.py``
+regenerates the data), ``scanners/messages.py`` (sentences about a file),
+``scan_report.py`` (result types, table, JSON, SARIF 2.1.0). Run as ``aimodel scan`` or
+``python -m bot.checks.scan [--json|--sarif] [--allow MODULE.NAME]... PATH...``; exit 0 clean,
+1 any finding or blocked file, 2 a missing path.
 """
 
 from __future__ import annotations

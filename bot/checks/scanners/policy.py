@@ -1,8 +1,10 @@
 """The allow-list: which imported globals a model file may reference.
 
 Decision by allow-list, not deny-list: a global that is not allowed here (or by the team's
-``allow`` entries) is a finding. The deny names below only raise the severity to
-``critical``; they never make anything allowed.
+``allow`` entries) is a finding. Allowed means an exact ``module.name``: the entries below and
+the generated class list in ``allowlist.txt``; never a pattern over module paths, which admits
+whatever a module re-exports. The severity rules only rank findings; they never make anything
+allowed.
 """
 
 from __future__ import annotations
