@@ -448,6 +448,9 @@ def fuzz_seeds(folder: Path) -> list[bytes]:
         joblib.dump({"a": np.arange(5.0), "o": np.array([touch_marker(marker)], dtype=object)},
                     buf)  # fmt: skip
         seeds.append(buf.getvalue())
+        buf = io.BytesIO()  # a benign one: its mutants are the ones the loaders mostly see
+        joblib.dump({"a": np.arange(5.0), "s": np.array(["ab", "c"]), "n": 3}, buf)
+        seeds.append(buf.getvalue())
     except ImportError:
         pass
     try:
@@ -458,6 +461,9 @@ def fuzz_seeds(folder: Path) -> list[bytes]:
         seeds.append(buf.getvalue())
         buf = io.BytesIO()
         torch.save({"w": torch.ones(3)}, buf, _use_new_zipfile_serialization=False)
+        seeds.append(buf.getvalue())
+        buf = io.BytesIO()
+        torch.save({"w": torch.ones(3), "b": torch.zeros(2)}, buf)
         seeds.append(buf.getvalue())
     except ImportError:
         pass
