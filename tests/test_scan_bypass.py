@@ -272,6 +272,19 @@ def test_keras_h5_config_is_decoded_not_grepped(tmp_path: Path) -> None:
     assert ("model_config:Lambda", "critical") in findings(report)
 
 
+def test_a_broken_hdf5_file_is_blocked(tmp_path: Path) -> None:
+    """libhdf5 reads the file in a child process: a file it cannot read blocks, the scan goes on."""
+    from bot.checks.scan import scan_paths
+
+    good = tmp_path / "good.h5"
+    good.write_bytes(s.empty_h5())
+    cut = s.write(tmp_path / "cut.h5", good.read_bytes()[:700])
+    report = scan_paths([str(good), str(cut)])
+    assert [(f.path, f.status) for f in report.files] == [(str(cut), "blocked"),
+                                                          (str(good), "clean")]  # fmt: skip
+    assert "HDF5" in (report.files[0].error or "")
+
+
 # ---------------------------------------------------------------------- 6. exact allow-list
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 from collections.abc import Callable
@@ -459,41 +460,87 @@ def scan_gguf(src: Source, ctx: PickleContext) -> str:
 
 # --------------------------------------------------------------------------- HDF5 (Keras .h5)
 
+# HDF5 is parsed by a C library (libhdf5, through h5py) that a crafted file can crash: it runs
+# in a child process, so a crash blocks the file instead of killing the scanner (or the worker).
+_H5_CHILD = r"""
+import json, sys
+import h5py
+path, limit = sys.argv[1], int(sys.argv[2])
+out = {}
+try:
+    with h5py.File(path, "r") as h5:
+        for k in ("model_config", "training_config"):
+            if k not in h5.attrs:
+                continue
+            if h5.attrs.get_id(k).get_storage_size() > limit:
+                out[k] = {"error": "too large"}
+                continue
+            v = h5.attrs[k]
+            if isinstance(v, bytes):
+                v = v.decode("utf-8", "replace")
+            out[k] = {"text": v} if isinstance(v, str) else {"error": "not text"}
+except Exception as exc:
+    out = {"unreadable": type(exc).__name__}
+sys.stdout.write(json.dumps(out))
+"""
+H5_TIMEOUT = 120
+
+
+def _h5_attributes(f: IO[bytes]) -> dict[str, Any]:
+    """The Keras attributes of an HDF5 file, read by h5py in a child process."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    path = getattr(f, "name", None)
+    temp = None
+    if not (isinstance(path, str) and isinstance(f, io.BufferedReader) and os.path.isfile(path)):
+        # an archive member or a remote file: the child reads a private copy
+        fd, temp = tempfile.mkstemp(prefix="aimodel-scan-", suffix=".h5")
+        with os.fdopen(fd, "wb") as out:
+            f.seek(0)
+            while chunk := f.read(1 << 20):
+                out.write(chunk)
+        path = temp
+    try:
+        proc = subprocess.run([sys.executable, "-c", _H5_CHILD, path, str(MAX_JSON)],
+                              capture_output=True, timeout=H5_TIMEOUT, check=False)  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise CannotVerify(f"HDF5 reader gave no answer in {H5_TIMEOUT} s") from exc
+    finally:
+        if temp is not None:
+            os.unlink(temp)
+    if proc.returncode != 0:
+        if b"No module named 'h5py'" in proc.stderr:
+            raise CannotVerify("HDF5 file: h5py is needed to read its attributes")
+        raise CannotVerify(f"HDF5 reader stopped on this file (exit {proc.returncode})")
+    try:
+        result: dict[str, Any] = json.loads(proc.stdout)
+    except ValueError as exc:
+        raise CannotVerify("HDF5 reader gave no readable answer") from exc
+    return result
+
+
 def scan_hdf5(f: IO[bytes], ctx: PickleContext) -> str:
     """Read the model config the way Keras does: h5py opens the file (wherever HDF5 finds the
     superblock), the ``model_config`` and ``training_config`` attributes are decoded as JSON,
     and the decoded layers are judged (escapes such as ``\\u004cambda`` decode first)."""
     ctx.fmt = "hdf5"
-    try:
-        import h5py
-    except ImportError as exc:
-        raise CannotVerify("HDF5 file: h5py is needed to read its attributes") from exc
     import json
 
-    f.seek(0)
-    try:
-        with h5py.File(f, "r") as h5:
-            attrs: dict[str, Any] = {}
-            for k in ("model_config", "training_config"):
-                if k in h5.attrs:
-                    if h5.attrs.get_id(k).get_storage_size() > MAX_JSON:
-                        raise CannotVerify(f"HDF5 attribute {k} too large")
-                    attrs[k] = h5.attrs[k]
-    except CannotVerify:
-        raise
-    except Exception as exc:  # h5py raises OSError, KeyError, ValueError... on bad files
-        raise CannotVerify(f"HDF5 file unreadable ({type(exc).__name__})") from exc
-    for key, raw in attrs.items():
-        if raw is None:
+    attrs = _h5_attributes(f)
+    if "unreadable" in attrs:
+        raise CannotVerify(f"HDF5 file unreadable ({attrs['unreadable']})")
+    for key in ("model_config", "training_config"):
+        entry = attrs.get(key)
+        if entry is None:
             continue
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8", "replace")
-        if not isinstance(raw, str):
-            raise CannotVerify(f"HDF5 attribute {key} is not text")
-        if len(raw) > MAX_JSON:
-            raise CannotVerify(f"HDF5 attribute {key} too large")
+        if "error" in entry:
+            raise CannotVerify(f"HDF5 attribute {key}: {entry['error']}")
         try:
-            config = json.loads(raw)
+            config = json.loads(entry["text"])
         except ValueError as exc:
             raise CannotVerify(f"HDF5 attribute {key} is not JSON") from exc
         _keras_walk(config, ctx, key)
