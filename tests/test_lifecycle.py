@@ -157,3 +157,21 @@ def _meta(home: Path, number: int) -> dict[str, Any]:
 
     meta: dict[str, Any] = json.loads((home / "forge" / "prs" / f"{number}.json").read_text())["meta"]
     return meta
+
+
+def test_a_run_overtaken_by_a_push_says_nothing(aimodel: Run, created: str, model_files: ModelFiles,
+                                                recorded: list[tuple[str, dict[str, Any]]]) -> None:
+    """Only the run on the pull request's current head reports; an older one would be stale."""
+    from bot import lifecycle
+    from bot.app import Context
+    from bot.config import load_settings
+
+    number = aimodel("update", "fraud", "--artifact", str(model_files.onnx_v2), "--as", "eve", "--json").json["pr"]
+    with Context(load_settings()) as ctx:
+        pr = ctx.forge.get_pr(number)
+        recorded.clear()
+        lifecycle.checks_finished(ctx, number, pr.meta.checked_head)  # the head before the signature
+        assert recorded == [] and ctx.jobs.drain() == 0  # and no evaluation was queued either
+        lifecycle.checks_finished(ctx, number, pr.head)
+        assert ctx.jobs.drain() == 3  # the checks notification, the evaluation, its "ready" notification
+    assert [kind for kind, _ in recorded] == ["checks", "ready"]
