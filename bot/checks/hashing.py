@@ -112,12 +112,17 @@ def _workers(n: int, max_workers: int | None) -> int:
     return max(1, min(max_workers or usable_cores(), n))
 
 
-def _in_parallel(n: int, task: Callable[[int], bytes], workers: int) -> list[bytes]:
-    """[task(0), ..., task(n - 1)], computed by WORKERS threads pulling the next index."""
+def _in_parallel(
+    n: int, task: Callable[[int], bytes], workers: int, order: Sequence[int] | None = None
+) -> list[bytes]:
+    """[task(0), ..., task(n - 1)], computed by WORKERS threads pulling the next index.
+
+    ORDER is the order in which indexes are handed out (default 0, 1, ...).
+    """
     if workers <= 1:
         return [task(i) for i in range(n)]
     out: list[bytes] = [b""] * n
-    indexes = iter(range(n))
+    indexes = iter(order if order is not None else range(n))
     lock = threading.Lock()
     failed = threading.Event()
 
@@ -139,11 +144,17 @@ def _in_parallel(n: int, task: Callable[[int], bytes], workers: int) -> list[byt
     return out
 
 
-def sha256_files(paths: Sequence[str], max_workers: int | None = None) -> list[bytes]:
-    """sha256 of each whole file, in order."""
-    return _in_parallel(
-        len(paths), lambda i: _sha256_file(paths[i]), _workers(len(paths), max_workers)
-    )
+def sha256_files(
+    paths: Sequence[str], max_workers: int | None = None, sizes: Sequence[int] | None = None
+) -> list[bytes]:
+    """sha256 of each whole file, in order.
+
+    With SIZES, the largest files are started first, so one large file found last in
+    name order does not keep one core busy while the others wait.
+    """
+    n = len(paths)
+    order = sorted(range(n), key=lambda i: -sizes[i]) if sizes is not None else None
+    return _in_parallel(n, lambda i: _sha256_file(paths[i]), _workers(n, max_workers), order)
 
 
 def sha256_shards(shards: Sequence[Shard], max_workers: int | None = None) -> list[bytes]:
