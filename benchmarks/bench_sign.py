@@ -33,6 +33,7 @@ import multiprocessing
 import os
 import platform
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -61,14 +62,33 @@ def _model_signing() -> Any:
         return importlib.import_module("model_signing")
 
 
-def _interleaved(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
-    """Median seconds of each function, the functions taking turns round by round."""
+def _cpu() -> float:
+    """CPU seconds used so far by this process (all threads) and its waited-for children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _interleaved(
+    fns: dict[str, Callable[[], object]], runs: int, cpu: dict[str, float] | None = None
+) -> dict[str, float]:
+    """Median seconds of each function, the functions taking turns round by round.
+
+    With CPU given, it also receives each function's median CPU seconds: CPU / wall time
+    is how many cores the function actually got, which on a shared machine says whether
+    the other processes left it any.
+    """
     times: dict[str, list[float]] = {name: [] for name in fns}
+    cpus: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(runs):
         for name, fn in fns.items():
+            c0 = _cpu()
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
+            cpus[name].append(_cpu() - c0)
+    if cpu is not None:
+        cpu.update({name: statistics.median(cs) for name, cs in cpus.items()})
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -169,17 +189,22 @@ def _bench_big(
             fns[f"sweep {size}"] = lambda size=size: sign.sign_model(
                 big, key, bundle_path=big_sig, serialization="shards", shard_size=size << 20
             )
-        t = _interleaved(fns, runs)
+        cpu: dict[str, float] = {}
+        t = _interleaved(fns, runs, cpu)
     finally:
         big.unlink()  # the 1 GiB file goes as soon as it is measured
     base = t["openssl"]
     cores = hashing.usable_cores()
 
+    def used(name: str) -> str:
+        return f"{cpu[name]:.2f} CPU-s, {cpu[name] / t[name]:.2f} cores"
+
     def vs(name: str, goal: str = "") -> str:
-        return f"{t[name] / base:.2f}x openssl" + (f" (goal <= {goal})" if goal else "")
+        ratio = f"{t[name] / base:.2f}x openssl" + (f" (goal <= {goal})" if goal else "")
+        return f"{ratio}; {used(name)}"
 
     rows = [
-        ("1 GiB: openssl dgst -sha256 (one core)", base, "baseline"),
+        ("1 GiB: openssl dgst -sha256 (one core)", base, f"baseline; {used('openssl')}"),
         (
             f"1 GiB: sign_model (auto: {n_shards} shards of {shard >> 20} MiB, {cores} threads)",
             t["sign"],
@@ -318,6 +343,8 @@ def main() -> int:
     for name, secs, note in rows:
         print(f"{name:<{width}}  {secs:8.3f}  {note}")
     extra = f" --shard-sweep {args.shard_sweep}" if sweep else ""
+    if args.small_files != 2000:
+        extra += f" --small-files {args.small_files}"
     print(f"\nreproduce: python benchmarks/bench_sign.py --runs {runs}{extra}")
     return 0
 
