@@ -61,7 +61,7 @@ AUTO = "auto"
 
 # 64 MiB: a 1 GiB file is 16 shards, so two cores finish within a shard of each other even
 # when one of them is busy with something else for a while, and a 100 GB model still
-# needs only ~1,500 resources (~0.2 MB of bundle). benchmarks/SIGN.md has the
+# needs only ~1,500 resources (~0.25 MB of bundle). benchmarks/SIGN.md has the
 # measurements behind the choice.
 DEFAULT_SHARD_SIZE = 64 << 20
 
