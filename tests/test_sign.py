@@ -874,9 +874,10 @@ def test_a_shard_past_the_end_of_its_file_is_an_error(tmp_path: Path) -> None:
     """What a file that shrank after its size was taken looks like to the hashing."""
     f = tmp_path / "w.bin"
     f.write_bytes(b"x" * 100)
-    assert hashing.sha256_shards([(str(f), 0, 50), (str(f), 50, 100)], max_workers=2) == [
-        hashlib.sha256(b"x" * 50).digest()
-    ] * 2
+    assert (
+        hashing.sha256_shards([(str(f), 0, 50), (str(f), 50, 100)], max_workers=2)
+        == [hashlib.sha256(b"x" * 50).digest()] * 2
+    )
     with pytest.raises(hashing.HashingError, match="shrank to 100 bytes") as err:
         hashing.sha256_shards([(str(f), 0, 50), (str(f), 50, 150)], max_workers=2)
     assert err.value.path == str(f)

@@ -75,9 +75,8 @@ MODEL_SIGNING_PREDICATE_TYPE_COMPAT = "https://model_signing/Digests/v0.1"
 
 # Shards are worth it when the largest file is this much more than an even share of all
 # the bytes: below that, hashing whole files (largest first) keeps every core busy to
-# within about that margin, and a by-file
-# bundle is smaller and verifies with every model_signing front end (its 1.1 command line
-# verifies by file only).
+# within about that margin, and a by-file bundle is smaller and verifies with every
+# model_signing front end (its 1.1 command line verifies by file only).
 _SHARD_GAIN = 1.1
 
 

@@ -18,10 +18,11 @@ SHA-512) over the DSSE pre-authentication encoding; the DER signature is base64 
 SubjectPublicKeyInfo, as ``model_signing`` writes it.
 
 So a bundle made here verifies with model_signing's library and a bundle it makes (either
-serialization) verifies here; its 1.1 command line, ``model_signing verify key``, verifies
-by file only (it sets a by-file hashing configuration before it reads the bundle), so it
-accepts our by-file bundles and refuses shard bundles, its own included. ``model_signing`` itself is not imported: it is a
-test dependency only; this module needs ``cryptography`` and the standard library.
+serialization) verifies here. Its 1.1 command line, ``model_signing verify key``, checks
+by file only (it sets a by-file hashing configuration before it reads the bundle): it
+accepts our by-file bundles and refuses shard bundles, its own included.
+``model_signing`` itself is not imported: it is a test dependency only; this module needs
+``cryptography`` and the standard library.
 
 The same envelope also carries attestations of check results (``sign_attestation`` /
 ``verify_attestation``): a deploy gate can check that these exact bytes passed these checks.
