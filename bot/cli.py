@@ -131,7 +131,9 @@ def _who(common: c.Common, *, required: bool) -> str:
 def _run(p: c.Parsed) -> int:
     cmd, common = p.command, p.common
     if isinstance(cmd, c.Help):
-        _out(messages.usage("aimodel", c.CLI_VERBS, cmd.topic))
+        from bot.messages import help as help_text
+
+        _out(help_text.overview("cli"))
         return 0
     if isinstance(cmd, c.Scan) and not cmd.app_name and all(os.path.exists(t) or "://" in t for t in cmd.targets):
         from bot.checks.scan import run_scan_command

@@ -5,60 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-USAGE: dict[str, str] = {
-    "create": "create NAME --app APP --dataset DS --artifact URI [--version V] [--format F] [--SLA EXPR] [--dataset-uri URI --label-column COL] [-m WHY]",
-    "update": "update NAME [--artifact URI] [--version V] [--SLA EXPR] [-m WHY]",
-    "deploy": "deploy NAME --env ENV [-m WHY]",
-    "destroy": "destroy NAME [--with-apps] [-m WHY]",
-    "list": "list [--app APP] [--env ENV] [--json]",
-    "status": "status [NAME]",
-    "scan": "scan NAME|PATH... [--appName APP] [--json] [--sarif]",
-    "validate": "validate NAME [--SLA EXPR] [--json]",
-    "sign": "sign NAME | sign PATH --key KEY.pem [--bundle OUT]",
-    "verify": "verify NAME | verify PATH --bundle B --public-key KEY.pub",
-    "help": "help [VERB]",
-    "pr": "pr list|show N|approve N|merge N|close N|open BRANCH [--title T] [--json]",
-    "init": "init [--home DIR] [--person NAME=ROLE ...]",
-    "serve": "serve [--port N] [--no-worker]",
-    "worker": "worker [--workers N]",
-}
-
-SUMMARY: dict[str, str] = {
-    "create": "register a model (a pull request adding it, its application and data set)",
-    "update": "change a model and re-pin every application that uses it, in one pull request",
-    "deploy": "promote a model and its applications to an environment",
-    "destroy": "remove a model",
-    "list": "models, their application and data set, and what runs in each environment",
-    "status": "open pull requests and locks, or one model in detail",
-    "scan": "look for malware in model files (never loads them)",
-    "validate": "check the manifest and measure the model against its SLA",
-    "sign": "sign a model (OpenSSF model_signing bundle)",
-    "verify": "verify a model's signature",
-    "help": "this help",
-    "pr": "pull requests on the local forge",
-    "init": "create the manifest repository under AIMODEL_HOME",
-    "serve": "run the web process (Slack, GitHub webhooks, REST)",
-    "worker": "run the queue worker",
-}
-
-COMMON_CLI = "Options on every verb: --as USER (or AIMODEL_USER), --home DIR (or AIMODEL_HOME), --json."
-
-
-def usage_line(prog: str, verb: str) -> str:
-    return f"usage: {prog} {USAGE.get(verb, verb)}"
-
-
-def usage(prog: str, verbs: Sequence[str], topic: str = "") -> str:
-    if topic:
-        return f"{usage_line(prog, topic)}\n  {SUMMARY.get(topic, '')}"
-    width = max(len(v) for v in verbs)
-    lines = [f"usage: {prog} VERB [ARGS]", ""]
-    lines += [f"  {v.ljust(width)}  {SUMMARY[v]}" for v in verbs]
-    lines += ["", f"`{prog} help VERB` shows the arguments of one verb."]
-    if prog == "aimodel":
-        lines.append(COMMON_CLI)
-    return "\n".join(lines)
-
 
 def unknown_verb(prog: str, verb: str, suggestion: str, verbs: Sequence[str]) -> str:
     hint = f" Did you mean `{prog} {suggestion}`?" if suggestion else ""
@@ -78,11 +24,11 @@ def too_many_options(count: int, limit: int) -> str:
     return f"{count} options given; a command takes at most {limit}"
 
 
-def usage_error(prog: str, verb: str, message: str) -> str:
+def usage_error(prog: str, verb: str, message: str, usage_line: str = "") -> str:
     message = message.replace("the following arguments are required", "missing")
     if not verb:
         return message
-    return f"{prog} {verb}: {message}\n{usage_line(prog, verb)}"
+    return f"{prog} {verb}: {message}\n{usage_line}".rstrip()
 
 
 # --------------------------------------------------------------------------- outcomes

@@ -29,10 +29,12 @@ from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, describe_artifact
 from bot.gitops import Actor, Refusal
 from bot.manifests import Person, dns1123_problem, version_problem
+from bot.messages import help as help_text
 from bot.messages import slack as render
 from bot.policy import authorize
 from bot.sla import SlaSyntaxError, parse_sla
 from bot.state import StateUnavailable
+from bot.verbs import BY_NAME
 from bot.views import list_rows, pr_row
 
 if TYPE_CHECKING:
@@ -60,7 +62,7 @@ def _verb_of(text: str) -> str:
 
 
 def _usage(verb: str) -> str:
-    return messages.usage_line("/aimodel", verb) if verb in c.SLACK_VERBS else ""
+    return help_text.usage_line(BY_NAME[verb], "slack") if verb in c.SLACK_VERBS else ""
 
 
 class UnreadableRequest(ValueError):
@@ -208,7 +210,7 @@ class SlackFace:
             elif isinstance(cmd, c.Sign):
                 respond(**self.sign(cmd, person, catalog))
             else:
-                respond(**render.usage_reply(messages.usage("/aimodel", c.SLACK_VERBS), True))
+                respond(**render.usage_reply(help_text.overview("slack"), True))
         except Refusal as exc:
             respond(**render.error(exc.message, _usage(verb)))
         except ArtifactError as exc:
