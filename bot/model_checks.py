@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import commands as c
+from bot import messages
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, dataset_file, materialize
 from bot.checks.pipeline import (
@@ -36,7 +37,7 @@ def _print(text: str) -> None:
     sys.stdout.write(redact(text.rstrip("\n")) + "\n")
 
 
-def resolve_models(catalog: Catalog, target: str) -> list[AIModel]:
+def resolve_models(catalog: Catalog, target: str, face: str = "cli") -> list[AIModel]:
     """A model name, or an application name (all the models it uses): the seed's --appName."""
     if target in catalog.models:
         return [catalog.models[target]]
@@ -44,22 +45,22 @@ def resolve_models(catalog: Catalog, target: str) -> list[AIModel]:
         models = [catalog.models[m] for m in sorted(catalog.apps[target].models) if m in catalog.models]
         if models:
             return models
-        raise Refusal(f"application {target!r} uses no model yet")
-    raise Refusal(f"there is no model or application named {target!r}; `aimodel list` shows them")
+        raise Refusal(messages.app_uses_no_model(target))
+    raise Refusal(messages.no_such_model_or_app(target, face))
 
 
-def run(ctx: Context, cmd: c.Scan | c.Validate | c.Sign | c.Verify, common: c.Common, who: str, out: Out = _print) -> int:
+def run(ctx: Context, cmd: c.Scan | c.Validate | c.Sign | c.Verify, common: c.Common, who: str, out: Out = _print, face: str = "cli") -> int:
     """Run one verb on models by name; the report goes to `out` (the terminal, or a Slack reply)."""
     catalog = ctx.gitops.catalog()
     if who:
         decision = authorize(catalog.config, catalog.config.people.get(who), cmd.verb, who)
         if not decision.allowed:
-            raise Refusal(f"Refused: {decision.reason}")
+            raise Refusal(messages.refused(decision.reason))
     if isinstance(cmd, c.Scan):
         names = [*cmd.targets, *([cmd.app_name] if cmd.app_name else [])]
-        models = [m for name in names for m in resolve_models(catalog, name)]
+        models = [m for name in names for m in resolve_models(catalog, name, face)]
         return _scan(ctx, catalog, models, common.json, cmd.sarif, out)
-    models = resolve_models(catalog, cmd.target if not isinstance(cmd, c.Validate) else cmd.name)
+    models = resolve_models(catalog, cmd.target if not isinstance(cmd, c.Validate) else cmd.name, face)
     if isinstance(cmd, c.Validate):
         return _validate(ctx, catalog, models, cmd, common.json, out)
     if isinstance(cmd, c.Sign):

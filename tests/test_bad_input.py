@@ -48,7 +48,7 @@ def test_refused_commands_write_nothing(
 def test_unknown_environment_is_refused(aimodel: Run, created: str, home: Path) -> None:
     before = tree_snapshot(home)
     result = aimodel("deploy", "fraud", "--env", "staging", "--as", "dev", expect=1)
-    assert "environment 'staging' is not defined; environments: dev, test, prod" in result.err
+    assert "there is no environment named 'staging'; environments: dev, test, prod" in result.err
     assert tree_snapshot(home) == before
 
 

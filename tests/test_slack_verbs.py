@@ -108,7 +108,7 @@ CASES: list[tuple[str, str, str, str]] = [
     ("update-by-email", "U0CAROL", "update fraud --SLA accuracy>=0.8", "Opened pull request"),
     ("update-no-model", "U0CAROL", "update nope --version 2.0.0", "there is no model 'nope'"),
     ("deploy", "U0BOB", "deploy spam --env dev", "Opened pull request"),
-    ("deploy-no-env", "U0BOB", "deploy spam --env mars", "environment 'mars' is not defined"),
+    ("deploy-no-env", "U0BOB", "deploy spam --env mars", "there is no environment named 'mars'"),
     ("destroy", "U0CAROL", "destroy old --with-apps", "Opened pull request"),
     ("destroy-refused-role", "U0ALICE", "destroy old", "Refused: destroy is for"),
     ("list", "U0DAVE", "list", "*fraud* 1.0.0"),

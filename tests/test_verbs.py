@@ -134,3 +134,17 @@ def test_a_bad_format_is_a_usage_error_naming_the_formats() -> None:
 def test_the_faces_verb_lists_are_the_tables() -> None:
     assert c.CLI_VERBS == verbs_for("cli") == tuple(v.name for v in VERBS)
     assert tuple(v.name for v in VERBS if "slack" in v.faces) == c.SLACK_VERBS
+
+
+def test_each_face_runs_exactly_the_verbs_the_table_gives_it() -> None:
+    from bot import cli
+    from handlers.slack import listeners
+
+    assert set(cli.RUNNERS) == set(verbs_for("cli"))
+    assert set(listeners.RUNNERS) == set(verbs_for("slack"))
+
+
+def test_the_policy_vocabulary_is_the_tables_permissions() -> None:
+    from bot.manifests import VERBS as POLICY_VERBS
+
+    assert set(POLICY_VERBS) == {v.permission for v in VERBS if v.permission}

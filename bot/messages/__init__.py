@@ -135,19 +135,209 @@ def deploy_not_queued(number: int, reason: str) -> str:
     return f"PR #{number} merged; its deploy could not be queued: {reason}"
 
 
+def command(face: str, words: str) -> str:
+    """How a person types `words` on a face, as code: `aimodel list` in a terminal, `/aimodel list` in Slack."""
+    return f"`{'/aimodel' if face == 'slack' else 'aimodel'} {words}`"
+
+
+# --------------------------------------------------------------------------- refusals (one wording per fact)
+
+def no_such_model(name: str, face: str) -> str:
+    return f"there is no model {name!r}; {command(face, 'list')} shows the models"
+
+
+def no_such_model_or_app(name: str, face: str) -> str:
+    return f"there is no model or application named {name!r}; {command(face, 'list')} shows them"
+
+
+def no_such_app(name: str, apps: Sequence[str]) -> str:
+    return f"there is no application named {name!r}; applications: {', '.join(apps) or 'none yet'}"
+
+
+def no_such_environment(name: str, environments: Sequence[str]) -> str:
+    return f"there is no environment named {name!r}; environments: {', '.join(environments)}"
+
+
+def app_uses_no_model(name: str) -> str:
+    return f"application {name!r} uses no model yet"
+
+
+def model_exists(name: str, version: str, face: str) -> str:
+    return f"model {name!r} already exists (version {version}); use {command(face, 'update')} to change it"
+
+
+def dataset_missing(name: str) -> str:
+    return f"data set {name!r} does not exist; add it in the same pull request with --dataset-uri URI --label-column COLUMN"
+
+
+def version_not_bumpable(name: str, version: str) -> str:
+    return f"{name} is at version {version!r}, which cannot be bumped automatically; give --version"
+
+
+def version_unchanged(version: str) -> str:
+    return f"the artifact changed but the version is still {version}; give a new --version"
+
+
+def pinned_by(name: str, apps: Sequence[str]) -> str:
+    return f"{name} is pinned by {', '.join(apps)}; remove the pin first, or add --with-apps to remove it in the same pull request"
+
+
+def pr_not_open(number: int, state: str) -> str:
+    return f"pull request #{number} is already {state}"
+
+
+def own_approval(number: int) -> str:
+    return f"you opened #{number}; the author's own approval never counts. Ask a reviewer."
+
+
+def cannot_merge_yet(number: int, blockers: Sequence[str], refusal: str = "") -> str:
+    also = f"; and {refusal}" if refusal else ""
+    return f"cannot merge #{number} yet: " + "; ".join(blockers) + also
+
+
+def branch_not_default(default: str) -> str:
+    return f"name a branch other than {default}, pushed to the origin"
+
+
+def branch_missing() -> str:
+    return "there is no such branch on the origin; push it first"
+
+
+def branch_already_open(number: int) -> str:
+    return f"it is already open as #{number}"
+
+
+def branch_unrelated(default: str) -> str:
+    return f"it shares no history with {default}"
+
+
+def branch_no_change(default: str) -> str:
+    return f"it changes nothing against {default}"
+
+
+def pr_open_local_only() -> str:
+    return "pr open is for the embedded repository; on GitHub, open the pull request there"
+
+
+def verify_needs_both() -> str:
+    return "verify PATH needs both --bundle and --public-key"
+
+
+def who_is_asking() -> str:
+    return "who is asking? give --as NAME or set AIMODEL_USER (a person in .aimodel/config.yaml)"
+
+
+def configuration(problem: str) -> str:
+    return f"configuration: {problem}"
+
+
+def not_a_reader(who: str, verb: str) -> str:
+    return f"{verb} is not for {who}'s roles (permissions.{verb} in .aimodel/config.yaml)"
+
+
+def not_available(verb: str, face: str) -> str:
+    return f"{command(face, verb)} is not available here"
+
+
+def interrupted() -> str:
+    return "interrupted"
+
+
+def worker_ready(home: str) -> str:
+    return f"aimodel worker: serving the queue of {home}"
+
+
+def unexpected(reference: str) -> str:
+    """What a person sees when something broke on our side: a reference the operator finds in the log."""
+    return (
+        f"Something went wrong on my side (reference `{reference}`; the operator finds it in the log). "
+        "Nothing was changed if no pull request was announced."
+    )
+
+
+# --------------------------------------------------------------------------- the Slack create modal
+
+def modal_catalog_unreadable(reference: str) -> str:
+    return f"cannot read the manifest repository right now (reference {reference})"
+
+
+def modal_name_problem(what: str, problem: str) -> str:
+    return f"{what} {problem}"
+
+
+def modal_new_dataset_needs_uri(name: str) -> str:
+    return f"data set {name!r} does not exist yet: give its URI (and label column) to add it"
+
+
+def modal_needs_label_column() -> str:
+    return "a new data set needs the column that holds the right answer"
+
+
+def modal_needs_artifact() -> str:
+    return "give the model file's URI"
+
+
+def modal_artifact_unreadable(reference: str) -> str:
+    return f"cannot read the artifact right now (reference {reference})"
+
+
 def refused(reason: str) -> str:
     return f"Refused: {reason}"
 
 
 def not_known(who: str) -> str:
     return (
-        f"{who} is not listed in the manifest repository's .aimodel/config.yaml. "
+        f"{who} is not listed under people in the manifest repository's .aimodel/config.yaml. "
         "Ask a DevOps Engineer to add you under `people` with your role (a pull request)."
     )
 
 
 def nothing_changes(name: str, what: str) -> str:
     return f"Nothing to do: {name} {what}"
+
+
+def repo_created(home: str, origin: str, clone: str) -> str:
+    return f"Created the manifest repository in {home} (origin {origin}, clone {clone})."
+
+
+def repo_exists(home: str) -> str:
+    return f"The manifest repository in {home} is already there."
+
+
+def key_generated(path: str) -> str:
+    return f"Generated the bot's signing key {path} (its public key is trusted in the repository)."
+
+
+def person_added(person: str) -> str:
+    return f"Added {person}."
+
+
+def checks_queued(number: int) -> str:
+    return f"Checks are queued; `aimodel worker` runs them (`aimodel pr show {number}`)."
+
+
+def checks_heading(any_checks: bool) -> str:
+    return "Checks:" if any_checks else "No checks have run yet."
+
+
+def waiting(line: str, still: bool = False) -> str:
+    return f"{'Still waiting' if still else 'Waiting'}: {line}"
+
+
+def locks_list(locks: Sequence[tuple[str, int | None]]) -> str:
+    return "\nLocks:\n" + "\n".join(f"  {key} by #{pr}" for key, pr in locks)
+
+
+def approved(number: int, who: str) -> str:
+    return f"Approved #{number} as {who}."
+
+
+def closed(number: int) -> str:
+    return f"Closed #{number}; its locks are released."
+
+
+def deploy_queued() -> str:
+    return "  the deploy is queued; `aimodel worker` runs it"
 
 
 def merged(number: int, commit: str) -> str:

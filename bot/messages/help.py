@@ -3,6 +3,7 @@ for one face: the terminal says `aimodel`, Slack says `/aimodel`."""
 
 from __future__ import annotations
 
+from bot.messages import command
 from bot.sla import METRICS, OPERATORS, PER_CLASS_METRICS
 from bot.verbs import COMMON, ENV_NOTE, SLA_NOTE, VERBS, Arg, Verb
 
@@ -11,11 +12,6 @@ PACKAGE = "aimodel-gitops"
 
 def prog(face: str) -> str:
     return "aimodel" if face == "cli" else "/aimodel"
-
-
-def command(face: str, words: str) -> str:
-    """How a person types `words` on this face, quoted as code: `aimodel list` or `/aimodel list`."""
-    return f"`{prog(face)} {words}`"
 
 
 def _shown(arg: Arg) -> str:
