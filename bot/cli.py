@@ -121,8 +121,8 @@ def _context(settings: Settings) -> Context:
         raise _Fail(str(exc), 2) from None
 
 
-def _who(common: c.Common, *, required: bool) -> str:
-    who = common.as_user or os.environ.get("AIMODEL_USER", "")
+def _who(common: c.Common, settings: Settings, *, required: bool) -> str:
+    who = common.as_user or settings.user
     if required and not who:
         raise _Fail(messages.who_is_asking(), 2)
     return who
@@ -160,7 +160,7 @@ def _checks(cmd: c.Command, common: c.Common) -> int:
     def run(ctx: Context, checked: c.Scan | c.Validate | c.Sign | c.Verify) -> int:
         from bot import model_checks
 
-        return model_checks.run(ctx, checked, common, _who(common, required=False))
+        return model_checks.run(ctx, checked, common, _who(common, ctx.settings, required=False))
 
     return _with_context(common, lambda ctx: run(ctx, cmd))
 
@@ -242,7 +242,7 @@ def _propose(ctx: Context, cmd: c.Create | c.Update | c.Deploy | c.Destroy, comm
     from bot.checks.fetch import ArtifactError
     from bot.gitops import Actor
 
-    who = _who(common, required=True)
+    who = _who(common, ctx.settings, required=True)
     try:
         opened = ctx.gitops.propose(cmd, Actor(who, "cli"))
     except ArtifactError as exc:
@@ -302,7 +302,7 @@ def _list(settings: Settings, ctx: Context | None, cmd: c.ListModels, common: c.
             with _context(settings) as fresh:
                 return _list(settings, fresh, cmd, common)
         desired = desired_listing(ctx)
-    who = _who(common, required=False)
+    who = _who(common, settings, required=False)
     if who and who not in desired["people"]:
         raise _Fail(messages.not_known(who), 1)
     if who and who not in desired["readers"]:
@@ -373,7 +373,7 @@ def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
             else:
                 _out(messages.pr_detail(view))
             return code
-        who = _who(common, required=True)
+        who = _who(common, ctx.settings, required=True)
         actor = Actor(who, "cli")
         if cmd.action == "open":
             return _pr_open(ctx, cmd, common, actor)

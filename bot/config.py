@@ -34,6 +34,20 @@ class GitHubSettings:
     webhook_secret: str = ""
 
 
+# AIMODEL_SCAN_PARALLEL forces how the scanner spreads files over cores (benchmarks/SCAN.md).
+SCAN_MODES = ("fork", "process", "spawn", "thread", "serial")
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The web process (gunicorn gthread): HOST, WEB_CONCURRENCY, WEB_THREADS, AIMODEL_ACCESS_LOG."""
+
+    host: str = "127.0.0.1"
+    workers: int = 1
+    threads: int = 16
+    access_log: str = ""  # a file, or "-" for stderr; empty: none
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -44,6 +58,9 @@ class Settings:
     slack: SlackSettings | None = None
     github: GitHubSettings | None = None
     default_branch: str = "main"
+    web: WebSettings = WebSettings()
+    user: str = ""  # AIMODEL_USER: the CLI's identity when --as is not given
+    scan_parallel: str = ""  # empty: chosen per run
 
     @property
     def forge_kind(self) -> str:
@@ -61,6 +78,45 @@ def _is_github_repo(value: str) -> bool:
         and all(parts)
         and not value.startswith((".", "/", "~"))
         and not Path(value).exists()
+    )
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = env.get(name, "")
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range {low}..{high}")
+    return value
+
+
+def scan_parallel(env: Mapping[str, str] | None = None) -> str:
+    """AIMODEL_SCAN_PARALLEL, checked: empty, or one of SCAN_MODES. Read on its own by `aimodel
+    scan PATH`, which starts without the rest of the settings."""
+    env = os.environ if env is None else env
+    mode = env.get("AIMODEL_SCAN_PARALLEL", "")
+    if mode and mode not in SCAN_MODES:
+        raise ConfigError(f"AIMODEL_SCAN_PARALLEL={mode!r} is not one of {', '.join(SCAN_MODES)}")
+    return mode
+
+
+def signing_key_env(env: Mapping[str, str] | None = None) -> str:
+    """AIMODEL_SIGNING_KEY as written (the path-signing command reads it without the rest)."""
+    env = os.environ if env is None else env
+    return env.get("AIMODEL_SIGNING_KEY", "")
+
+
+def web_settings(env: Mapping[str, str]) -> WebSettings:
+    host = env.get("HOST", "") or "127.0.0.1"
+    return WebSettings(
+        host=host,
+        workers=_whole(env, "WEB_CONCURRENCY", 1, 1, 64),
+        threads=_whole(env, "WEB_THREADS", 16, 1, 1024),
+        access_log=env.get("AIMODEL_ACCESS_LOG", ""),
     )
 
 
@@ -106,7 +162,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = No
             webhook_secret=env.get("GITHUB_WEBHOOK_SECRET", ""),
         )
 
-    key = env.get("AIMODEL_SIGNING_KEY", "")
+    key = signing_key_env(env)
     return Settings(
         home=home_path,
         repo=repo,
@@ -115,6 +171,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = No
         signing_key=Path(key).expanduser() if key else None,
         slack=slack,
         github=github,
+        web=web_settings(env),
+        user=env.get("AIMODEL_USER", ""),
+        scan_parallel=scan_parallel(env),
     )
 
 
