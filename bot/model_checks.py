@@ -72,7 +72,7 @@ def _local(ctx: Context, m: AIModel, catalog: Catalog) -> Path:
     try:  # the default branch's URIs, re-checked against its sources
         return materialize(m.artifact.uri, m.artifact.sha256, ctx.cache_dir, ctx.guard.for_main(catalog.config.sources))
     except ArtifactError as exc:
-        raise Refusal(f"{m.name}: {exc}") from None
+        raise Refusal(messages.model_problem(m.name, str(exc))) from None
 
 
 def _scan(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool, sarif: bool, out: Out) -> int:

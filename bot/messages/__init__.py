@@ -51,6 +51,31 @@ def body_too_large(limit: int) -> str:
     return f"the body is larger than {limit:,} bytes"
 
 
+def invalid_request() -> str:
+    """A request whose signature is missing, wrong or replayed: nothing more is said to its sender."""
+    return "invalid request"
+
+
+def try_again() -> str:
+    return "try again"
+
+
+def signature_wrong() -> str:
+    return "signature missing or wrong"
+
+
+def delivery_headers_missing() -> str:
+    return "X-GitHub-Event and X-GitHub-Delivery are required"
+
+
+def events_not_ours(repository: str) -> str:
+    return f"events of {repository or 'no repository'} are not for this bot"
+
+
+def delivery_seen(delivery: str) -> str:
+    return f"delivery {delivery} was processed already"
+
+
 def malformed_request() -> str:
     return "malformed request"
 
@@ -180,6 +205,22 @@ def version_unchanged(version: str) -> str:
 
 def pinned_by(name: str, apps: Sequence[str]) -> str:
     return f"{name} is pinned by {', '.join(apps)}; remove the pin first, or add --with-apps to remove it in the same pull request"
+
+
+def no_such_pr(number: int) -> str:
+    return f"there is no pull request #{number}"
+
+
+def worker_already_serves(home: str) -> str:
+    return f"another worker already serves {home}"
+
+
+def signing_key_missing(path: str) -> str:
+    return f"AIMODEL_SIGNING_KEY={path} does not exist"
+
+
+def model_problem(name: str, problem: str) -> str:
+    return f"{name}: {problem}"
 
 
 def pr_not_open(number: int, state: str) -> str:
