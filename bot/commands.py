@@ -119,6 +119,19 @@ def _parser(verb: Verb, face: str) -> _Parser:
     return p
 
 
+def _option_hint(verb: Verb, face: str, rest: Sequence[str], problem: str) -> str:
+    """For an option the verb does not take: the closest one it does, from the table."""
+    if not problem.startswith("unrecognized arguments"):
+        return ""
+    known = [n for arg in (*COMMON, *verb.args) if face in arg.faces and not arg.positional for n in arg.names]
+    for word in rest:
+        typed = word.split("=", 1)[0]
+        if typed.startswith("-") and typed not in known and len(typed) <= MAX_SUGGEST:
+            close = difflib.get_close_matches(typed, known, n=1, cutoff=0.6)
+            return messages.did_you_mean_option(close[0]) if close else ""
+    return ""
+
+
 def parse(argv: Sequence[str], *, surface: str = "cli") -> Parsed | Reply:
     face = "cli" if surface == "cli" else "slack"
     verbs = verbs_for(face)
@@ -150,7 +163,8 @@ def parse(argv: Sequence[str], *, surface: str = "cli") -> Parsed | Reply:
         ns = _parser(verb, face).parse_args(rest)
         command = verb.build(ns)
     except UsageProblem as exc:
-        return Reply(messages.usage_error(prog, name, exc.message, help_text.usage_line(verb, face)), usage=help_text.usage_line(verb, face))
+        problem = exc.message + _option_hint(verb, face, rest, exc.message)
+        return Reply(messages.usage_error(prog, name, problem, help_text.usage_line(verb, face)), usage=help_text.usage_line(verb, face))
     common = Common(getattr(ns, "as_user", ""), ns.json, getattr(ns, "home", ""))
     return Parsed(command, common)
 

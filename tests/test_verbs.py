@@ -148,3 +148,13 @@ def test_the_policy_vocabulary_is_the_tables_permissions() -> None:
     from bot.manifests import VERBS as POLICY_VERBS
 
     assert set(POLICY_VERBS) == {v.permission for v in VERBS if v.permission}
+
+
+def test_a_misspelt_option_gets_the_closest_one_of_the_verb() -> None:
+    result = c.parse(["update", "fraud", "--sal", "accuracy>=0.9"])
+    assert isinstance(result, c.Reply) and result.exit_code == 2
+    assert "unrecognized arguments: --sal accuracy>=0.9 (did you mean --sla?)" in result.text
+    slack = c.parse_text("list --ap payments")
+    assert isinstance(slack, c.Reply) and "(did you mean --app?)" in slack.text
+    nothing_close = c.parse(["list", "--zzzzzz"])
+    assert isinstance(nothing_close, c.Reply) and "did you mean" not in nothing_close.text

@@ -11,6 +11,10 @@ def unknown_verb(prog: str, verb: str, suggestion: str, verbs: Sequence[str]) ->
     return f"`{verb}` is not a verb of {prog}.{hint}\nVerbs: {', '.join(verbs)}. `{prog} help` explains each."
 
 
+def did_you_mean_option(option: str) -> str:
+    return f" (did you mean {option}?)"
+
+
 def clip(word: str, limit: int = 40) -> str:
     """A word a person typed, shortened for echoing it back."""
     return word if len(word) <= limit else f"{word[:limit]}... ({len(word):,} characters)"
