@@ -110,14 +110,14 @@ def _validate(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Vali
         sla = cmd.sla if cmd.sla is not None else m.sla
         dataset = catalog.datasets.get(m.dataset)
         if dataset is None:
-            out[m.name] = {"passed": False, "error": f"data set {m.dataset!r} does not exist"}
+            out[m.name] = {"passed": False, "error": messages.dataset_not_there(m.dataset)}
             ok = False
             continue
         try:
             data = dataset_file(dataset.uri, dataset.sha256, ctx.cache_dir, ctx.guard.for_main(catalog.config.sources))
             measurement = measure_model(_local(ctx, m, catalog), data, dataset.label_column, model_format=m.artifact.format)
         except (MeasureError, ArtifactError, OSError) as exc:
-            out[m.name] = {"passed": False, "error": f"cannot measure: {exc}"}
+            out[m.name] = {"passed": False, "error": messages.cannot_measure(str(exc))}
             ok = False
             continue
         report = evaluate_sla(sla, measurement, declared=m.metrics, accept_declared=accepts_declared(catalog.config, m))
@@ -150,7 +150,7 @@ def _sign(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Sign, as
         out_(json.dumps(written, indent=2))
     else:
         for name, path in written.items():
-            out_(f"Signed {name}: {path} (the sign check on a pull request commits bundles to the repository)")
+            out_(messages.signed_locally(name, path))
     return 0
 
 
@@ -163,7 +163,7 @@ def _verify(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool
         sig = catalog.files.get(signature_path(m.name))
         att = catalog.files.get(attestation_path(m.name))
         if sig is None:
-            results[m.name] = {"verified": False, "reason": f"no signature bundle ({signature_path(m.name)})"}
+            results[m.name] = {"verified": False, "reason": messages.no_signature(signature_path(m.name))}
             continue
         with tempfile.TemporaryDirectory() as tmp:
             bundle = Path(tmp) / "model.sig"
@@ -171,7 +171,7 @@ def _verify(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool
             try:
                 verified = verify_model(_local(ctx, m, catalog), bundle, keys)
                 if att is None:
-                    raise SignatureError(f"no attestation of check results ({attestation_path(m.name)})")
+                    raise SignatureError(messages.no_attestation(attestation_path(m.name)))
                 verify_attestation(ctx.workspace.read_blob(att), keys, subject_digest=m.artifact.sha256, predicate_type=CHECKS_PREDICATE)
                 results[m.name] = {"verified": True, "key": verified.key_fingerprint, "sha256": m.artifact.sha256}
             except SignatureError as exc:
@@ -180,5 +180,5 @@ def _verify(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool
         out(json.dumps(results, indent=2))
     else:
         for name, r in results.items():
-            out(f"{name}: verified (key {r['key'][:16]})" if r["verified"] else f"{name}: NOT verified: {r['reason']}")
+            out(messages.verified(name, r["key"]) if r["verified"] else messages.not_verified(name, r["reason"]))
     return 0 if all(r["verified"] for r in results.values()) else 1

@@ -211,6 +211,46 @@ def pinned_by(name: str, apps: Sequence[str]) -> str:
     return f"{name} is pinned by {', '.join(apps)}; remove the pin first, or add --with-apps to remove it in the same pull request"
 
 
+def no_signature(path: str) -> str:
+    return f"no signature bundle ({path}); the sign check has not passed"
+
+
+def no_attestation(path: str) -> str:
+    return f"no attestation of check results ({path})"
+
+
+def no_trusted_key() -> str:
+    return "the repository trusts no signing key (signing.trusted_keys in .aimodel/config.yaml)"
+
+
+def signature_refused(problem: str) -> str:
+    return f"signature refused: {problem}"
+
+
+def checks_for_other_version(signed: object, version: str) -> str:
+    return f"the signed check results are for version {signed}, not {version}"
+
+
+def verified(name: str, key: str) -> str:
+    return f"{name}: verified (key {key[:16]})"
+
+
+def not_verified(name: str, reason: str) -> str:
+    return f"{name}: NOT verified: {reason}"
+
+
+def signed_locally(name: str, path: str) -> str:
+    return f"Signed {name}: {path} (the sign check on a pull request commits bundles to the repository)"
+
+
+def dataset_not_there(name: str) -> str:
+    return f"data set {name!r} does not exist"
+
+
+def cannot_measure(problem: str) -> str:
+    return f"cannot measure: {problem}"
+
+
 def no_such_pr(number: int) -> str:
     return f"there is no pull request #{number}"
 
