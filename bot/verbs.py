@@ -47,6 +47,12 @@ class Arg:
     faces: frozenset[str] = BOTH
     # Shown in help after the allowed values, e.g. the SLA grammar or where environments come from.
     values_note: str = ""
+    # The faces whose help shows it; empty: all of `faces`. Slack reads `--json` (scripts that
+    # paste a CLI line) but answers in Block Kit, so its help does not offer it.
+    shown: frozenset[str] = frozenset()
+
+    def shown_on(self, face: str) -> bool:
+        return face in (self.shown or self.faces)
 
     @property
     def positional(self) -> bool:
@@ -357,7 +363,7 @@ BY_NAME: dict[str, Verb] = {verb.name: verb for verb in VERBS}
 COMMON: tuple[Arg, ...] = (
     Arg(("--as",), "who is asking (a person of .aimodel/config.yaml); default AIMODEL_USER", "as_user", "USER", faces=CLI_ONLY),
     Arg(("--home",), "where the embedded repository and state live; default AIMODEL_HOME, else ./.aimodel", "home", "DIR", faces=CLI_ONLY),
-    Arg(("--json",), "print JSON instead of text", "json", kind="flag", default=False),
+    Arg(("--json",), "print JSON instead of text", "json", kind="flag", default=False, shown=CLI_ONLY),
 )
 
 

@@ -37,8 +37,9 @@ def overview(face: str) -> str:
     lines = [f"usage: {prog(face)} VERB [ARGS]", ""]
     lines += [f"  {v.name.ljust(width)}  {v.summary}" for v in names]
     lines += ["", f"{command(face, 'help VERB')} (or {command(face, 'VERB --help')}) explains one verb: its options, their values, an example."]
-    common = [a for a in COMMON if face in a.faces]
-    lines.append("Options on every verb: " + ", ".join(f"{a.names[0]}{' ' + a.metavar if a.metavar else ''}" for a in common) + ".")
+    common = [a for a in COMMON if a.shown_on(face)]
+    if common:
+        lines.append("Options on every verb: " + ", ".join(f"{a.names[0]}{' ' + a.metavar if a.metavar else ''}" for a in common) + ".")
     if face == "cli":
         lines.append("`aimodel --version` prints the version.")
     return "\n".join(lines)
@@ -82,8 +83,9 @@ def verb_help(verb: Verb, face: str) -> str:
         lines.append("Arguments:")
         for arg in args:
             lines += _arg_lines(arg)
-    common = [a for a in COMMON if face in a.faces]
-    lines.append("Options on every verb:")
+    common = [a for a in COMMON if a.shown_on(face)]
+    if common:
+        lines.append("Options on every verb:")
     for arg in common:
         lines += _arg_lines(arg)
     notes = {a.values_note for a in args}
