@@ -214,5 +214,5 @@ def parse_text(text: str) -> Parsed | Reply:
     try:
         argv = split_words(text.replace("“", '"').replace("”", '"'))
     except ValueError as exc:
-        return Reply(messages.usage_error("/aimodel", "", f"cannot read the command: {exc}"))
+        return Reply(messages.usage_error("/aimodel", "", messages.unreadable_command(str(exc))))
     return parse(argv, surface="slack")

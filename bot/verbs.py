@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot import command_values as v
+from bot import messages
 from bot.manifests import FORMATS, ROLES, dns1123_problem, version_problem
 from bot.sla import Sla, SlaSyntaxError, parse_sla
 
@@ -90,14 +91,14 @@ def _sla_arg(default: object, help_text: str) -> Arg:
 def _name(value: str, what: str) -> str:
     problem = dns1123_problem(value)
     if problem:
-        raise UsageProblem(f"{what} {problem}")
+        raise UsageProblem(messages.bad_value(what, problem))
     return value
 
 
 def _version(value: str) -> str:
     problem = version_problem(value)
     if problem:
-        raise UsageProblem(f"--version {problem}")
+        raise UsageProblem(messages.bad_value("--version", problem))
     return value
 
 
@@ -116,7 +117,7 @@ def _sla(text: str | None) -> Sla | None:
 def _create(ns: argparse.Namespace) -> v.Command:
     _version(ns.version)
     if ns.dataset_uri and not ns.label_column:
-        raise UsageProblem("--dataset-uri needs --label-column (the column that holds the right answer)")
+        raise UsageProblem(messages.dataset_uri_needs_label())
     return v.Create(
         name=_name(ns.name, "model name"), app=_name(ns.app, "--app"), dataset=_name(ns.dataset, "--dataset"),
         artifact=ns.artifact, version=ns.version, format=ns.format, sla=_sla(ns.sla) or Sla(),
@@ -128,7 +129,7 @@ def _update(ns: argparse.Namespace) -> v.Command:
     if ns.version:
         _version(ns.version)
     if not (ns.artifact or ns.version or ns.sla is not None):
-        raise UsageProblem("nothing to update: give --artifact, --version or --SLA")
+        raise UsageProblem(messages.nothing_to_update())
     return v.Update(_name(ns.name, "model name"), ns.artifact, ns.version, _sla(ns.sla), ns.reason)
 
 
@@ -150,39 +151,39 @@ def _status(ns: argparse.Namespace) -> v.Command:
 
 def _scan(ns: argparse.Namespace) -> v.Command:
     if not ns.targets and not ns.app_name:
-        raise UsageProblem("name a model, an application (--appName) or a path to scan")
+        raise UsageProblem(messages.scan_needs_target())
     return v.Scan(tuple(ns.targets), ns.app_name, ns.sarif)
 
 
 def _validate(ns: argparse.Namespace) -> v.Command:
     target = ns.name or ns.app_name
     if not target:
-        raise UsageProblem("name the model to validate (or --appName)")
+        raise UsageProblem(messages.needs_target("validate"))
     return v.Validate(target, _sla(ns.sla))
 
 
 def _sign(ns: argparse.Namespace) -> v.Command:
     target = ns.target or ns.app_name
     if not target:
-        raise UsageProblem("name the model (or a path) to sign")
+        raise UsageProblem(messages.needs_target("sign"))
     return v.Sign(target, ns.key, ns.bundle)
 
 
 def _verify(ns: argparse.Namespace) -> v.Command:
     target = ns.target or ns.app_name
     if not target:
-        raise UsageProblem("name the model (or a path) to verify")
+        raise UsageProblem(messages.needs_target("verify"))
     return v.Verify(target, ns.bundle, ns.public_key)
 
 
 def _pr(ns: argparse.Namespace) -> v.Command:
     if ns.action == "open":
         if not ns.number:
-            raise UsageProblem("pr open needs the branch you pushed, e.g. `pr open my-change --title 'What it does'`")
+            raise UsageProblem(messages.pr_open_needs_branch())
         return v.PrCommand("open", branch=ns.number, title=ns.title)
     number = int(ns.number) if ns.number.isdigit() and len(ns.number) < 10 else 0
     if ns.action != "list" and number <= 0:
-        raise UsageProblem(f"pr {ns.action} needs the pull request number, e.g. `pr {ns.action} 3`")
+        raise UsageProblem(messages.pr_needs_number(ns.action))
     return v.PrCommand(ns.action, number, ns.state)
 
 
@@ -191,16 +192,20 @@ def _init(ns: argparse.Namespace) -> v.Command:
     for item in ns.person:
         name, sep, role = item.partition("=")
         if not sep or role not in ROLES:
-            raise UsageProblem(f"--person {item!r}: expected NAME=ROLE with ROLE one of {', '.join(ROLES)}")
+            raise UsageProblem(messages.person_expected(item, ROLES))
         people.append((name, role))
     return v.Init(tuple(people))
 
 
 def _serve(ns: argparse.Namespace) -> v.Command:
+    if ns.port is not None and not 0 <= ns.port <= 65535:
+        raise UsageProblem(messages.out_of_range("--port", ns.port, 0, 65535))
     return v.Serve(ns.port, not ns.no_worker)
 
 
 def _worker(ns: argparse.Namespace) -> v.Command:
+    if not 1 <= ns.workers <= 64:
+        raise UsageProblem(messages.out_of_range("--workers", ns.workers, 1, 64))
     return v.Worker(ns.workers)
 
 

@@ -158,3 +158,14 @@ def test_a_misspelt_option_gets_the_closest_one_of_the_verb() -> None:
     assert isinstance(slack, c.Reply) and "(did you mean --app?)" in slack.text
     nothing_close = c.parse(["list", "--zzzzzz"])
     assert isinstance(nothing_close, c.Reply) and "did you mean" not in nothing_close.text
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["serve", "--port", "70000"], "--port 70000 is out of range 0..65535"),
+    (["worker", "--workers", "0"], "--workers 0 is out of range 1..64"),
+    (["worker", "--workers", "many"], "invalid int value: 'many'"),
+])
+def test_numbers_out_of_range_are_usage_errors(argv: list[str], words: str) -> None:
+    result = c.parse(argv)
+    assert isinstance(result, c.Reply) and result.exit_code == 2
+    assert words in result.text

@@ -11,6 +11,50 @@ def unknown_verb(prog: str, verb: str, suggestion: str, verbs: Sequence[str]) ->
     return f"`{verb}` is not a verb of {prog}.{hint}\nVerbs: {', '.join(verbs)}. `{prog} help` explains each."
 
 
+# --------------------------------------------------------------------------- usage problems (the verb builders)
+
+def bad_value(what: str, problem: str) -> str:
+    return f"{what} {problem}"
+
+
+def dataset_uri_needs_label() -> str:
+    return "--dataset-uri needs --label-column (the column that holds the right answer)"
+
+
+def nothing_to_update() -> str:
+    return "nothing to update: give --artifact, --version or --SLA"
+
+
+def scan_needs_target() -> str:
+    return "name a model, an application (--appName) or a path to scan"
+
+
+def needs_target(verb: str) -> str:
+    if verb == "validate":
+        return "name the model to validate (or --appName)"
+    return f"name the model (or a path) to {verb}"
+
+
+def pr_open_needs_branch() -> str:
+    return "pr open needs the branch you pushed, e.g. `pr open my-change --title 'What it does'`"
+
+
+def pr_needs_number(action: str) -> str:
+    return f"pr {action} needs the pull request number, e.g. `pr {action} 3`"
+
+
+def person_expected(item: str, roles: Sequence[str]) -> str:
+    return f"--person {item!r}: expected NAME=ROLE with ROLE one of {', '.join(roles)}"
+
+
+def out_of_range(option: str, value: int, low: int, high: int) -> str:
+    return f"{option} {value} is out of range {low}..{high}"
+
+
+def unreadable_command(problem: str) -> str:
+    return f"cannot read the command: {problem}"
+
+
 def did_you_mean_option(option: str) -> str:
     return f" (did you mean {option}?)"
 
