@@ -626,7 +626,9 @@ def run_scan_command(
     try:
         scan_parallel()
     except ConfigError as exc:
-        print(f"aimodel: configuration: {exc}", file=sys.stderr)
+        from bot import messages
+
+        print(messages.configuration(str(exc)), file=sys.stderr)
         return 2
     missing = [u for u in uris if not _exists(u)]
     if missing:
