@@ -120,8 +120,9 @@ def _parser(verb: Verb, face: str) -> _Parser:
 
 
 def _option_hint(verb: Verb, face: str, rest: Sequence[str], problem: str) -> str:
-    """For an option the verb does not take: the closest one it does, from the table."""
-    if not problem.startswith("unrecognized arguments"):
+    """For an option the verb does not take: the closest one it does, from the table (argparse may
+    have complained first that a required one is missing: `deploy fraud --envv prod`)."""
+    if not problem.startswith(("unrecognized arguments", "the following arguments are required")):
         return ""
     known = [n for arg in (*COMMON, *verb.args) if face in arg.faces and not arg.positional for n in arg.names]
     for word in rest:

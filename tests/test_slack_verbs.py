@@ -88,6 +88,10 @@ def _text(payload: dict[str, Any]) -> str:
         ("create Bad_Name --app a --dataset d --artifact x", "model name"),
         ("validate fraud --SLA accuracy>>0.9", "/aimodel validate"),
         ('list --app "unterminated', "cannot read the command"),
+        ("help create", "--label-column COL"),  # every option, its help, the SLA metrics, an example
+        ("help create", "latency_p95_ms"),
+        ("create --help", "Example:"),
+        ("deploy fraud --envv prod", "did you mean --env?"),
     ],
 )
 def test_usage_errors_are_ephemeral_in_the_ack(served: Served, text: str, expect: str) -> None:

@@ -81,6 +81,19 @@ def code(text: str) -> str:
     return f"```{body}```"
 
 
+def code_sections(text: str) -> list[Block]:
+    """Long preformatted text (a verb's help) as several sections, split between paragraphs,
+    so nothing is cut at a section's 3,000 characters."""
+    limit = SECTION_LIMIT - 50
+    chunks: list[str] = []
+    for paragraph in text.rstrip("\n").split("\n\n"):
+        if chunks and len(esc(chunks[-1])) + len(esc(paragraph)) + 2 <= limit:
+            chunks[-1] += "\n\n" + paragraph
+        else:
+            chunks.append(paragraph)
+    return [section(code(chunk)) for chunk in chunks]
+
+
 def button(text: str, action_id: str, value: str = "", *, style: str = "", url: str = "") -> Block:
     element: Block = {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": text, "emoji": True}}
     if value:
@@ -115,7 +128,7 @@ def usage_reply(text: str, ok: bool) -> Payload:
     """A Reply from the grammar: help is shown as is, a usage error with a warning sign."""
     first, _, rest = text.partition("\n")
     if ok:
-        return _ephemeral(text, [section(code(text))])
+        return _ephemeral(text, code_sections(text))
     blocks = [section(f":warning: {esc(first)}")]
     if rest.strip():
         blocks.append(section(code(rest)))
