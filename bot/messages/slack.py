@@ -19,6 +19,7 @@ Block = dict[str, Any]
 Payload = dict[str, Any]
 
 SECTION_LIMIT = 3000
+CREATE_TITLE = "Create a model"
 MESSAGE_BLOCKS = 50
 VIEW_BLOCKS = 100
 
@@ -331,7 +332,7 @@ def create_modal(private_metadata: Mapping[str, Any], initial: Mapping[str, str]
     return {
         "type": "modal",
         "callback_id": CREATE_CALLBACK,
-        "title": {"type": "plain_text", "text": "Create a model"},
+        "title": {"type": "plain_text", "text": CREATE_TITLE},
         "submit": {"type": "plain_text", "text": "Open PR"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "private_metadata": json.dumps(dict(private_metadata)),
@@ -397,3 +398,11 @@ def home(
 
 def home_unknown(user_id: str) -> Payload:
     return {"type": "home", "callback_id": HOME_CALLBACK, "blocks": [header("AI models"), section(f":lock: {messages.slack_unknown_user(user_id)}")]}
+
+
+def create_modal_unknown_user(user_id: str) -> Block:
+    """The create modal, replaced by how to get access, for someone the config does not name."""
+    return {
+        "type": "modal", "title": {"type": "plain_text", "text": CREATE_TITLE},
+        "blocks": [section(messages.slack_unknown_user(user_id))],
+    }

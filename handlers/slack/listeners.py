@@ -410,10 +410,7 @@ class SlackFace:
             ack(response_action="errors", errors={"name": messages.modal_catalog_unreadable(log_unexpected("create modal: the catalog", exc))})
             return
         if person is None:
-            ack(response_action="update", view={
-                "type": "modal", "title": {"type": "plain_text", "text": "Create a model"},
-                "blocks": [render.section(messages.slack_unknown_user(user_id))],
-            })
+            ack(response_action="update", view=render.create_modal_unknown_user(user_id))
             return
         errors = self.modal_errors(values, catalog, person)
         if errors:
