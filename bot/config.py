@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -33,6 +33,16 @@ class GitHubSettings:
     app_private_key: str = ""  # PEM text, or a path to a PEM file
     webhook_secret: str = ""
 
+
+# Secrets the bot does not use itself but a process may hold: cloud SDKs read them.
+SECRET_ENV = (
+    "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "GITHUB_TOKEN", "GITHUB_WEBHOOK_SECRET",
+    "GITHUB_APP_PRIVATE_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID",
+    "AZURE_STORAGE_KEY", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_CLIENT_SECRET",
+    "GOOGLE_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "MLFLOW_TRACKING_PASSWORD",
+)
+# Files of credentials cloud SDKs read: no person's URI may reach them.
+CREDENTIAL_FILE_ENV = ("GOOGLE_APPLICATION_CREDENTIALS", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AZURE_CLIENT_CERTIFICATE_PATH")
 
 # AIMODEL_SCAN_PARALLEL forces how the scanner spreads files over cores (benchmarks/SCAN.md).
 SCAN_MODES = ("fork", "process", "spawn", "thread", "serial")
@@ -61,6 +71,10 @@ class Settings:
     web: WebSettings = WebSettings()
     user: str = ""  # AIMODEL_USER: the CLI's identity when --as is not given
     scan_parallel: str = ""  # empty: chosen per run
+    # What the process holds besides the bot's own secrets: masked in logs and replies (redact.py),
+    # never readable through a person's URI (sources.py). Kept out of repr.
+    process_secrets: tuple[str, ...] = field(default=(), repr=False)
+    credential_files: tuple[str, ...] = ()
 
     @property
     def forge_kind(self) -> str:
@@ -174,6 +188,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = No
         web=web_settings(env),
         user=env.get("AIMODEL_USER", ""),
         scan_parallel=scan_parallel(env),
+        process_secrets=tuple(v for name in SECRET_ENV if (v := env.get(name, ""))),
+        credential_files=tuple(v for name in CREDENTIAL_FILE_ENV if (v := env.get(name, ""))),
     )
 
 

@@ -62,3 +62,11 @@ def test_scanning_a_path_checks_the_scan_mode_first(tmp_path: Path) -> None:
         assert run.returncode == 2, run.stderr
         assert "AIMODEL_SCAN_PARALLEL='turbo' is not one of fork, process, spawn, thread, serial" in run.stderr
         assert run.stdout == ""
+
+
+def test_secrets_and_credential_files_of_the_process_are_read_once_and_kept_out_of_repr(tmp_path: Path) -> None:
+    env = {"AIMODEL_HOME": str(tmp_path), "AWS_SECRET_ACCESS_KEY": "aws-secret-0004", "GOOGLE_APPLICATION_CREDENTIALS": "/etc/gcp.json"}
+    settings = load_settings(env)
+    assert settings.process_secrets == ("aws-secret-0004",)
+    assert settings.credential_files == ("/etc/gcp.json",)
+    assert "aws-secret-0004" not in repr(settings)
