@@ -70,3 +70,20 @@ def test_secrets_and_credential_files_of_the_process_are_read_once_and_kept_out_
     assert settings.process_secrets == ("aws-secret-0004",)
     assert settings.credential_files == ("/etc/gcp.json",)
     assert "aws-secret-0004" not in repr(settings)
+
+
+def test_only_config_reads_the_environment() -> None:
+    """Settings is the one reader; handing the environment on to a child process (git, the
+    worker) is not a read."""
+    import re
+
+    read = re.compile(r"os\.environ\.get\(|os\.getenv\(|os\.environ\[|=\s*os\.environ\b|environ if env is None")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for folder in ("bot", "handlers")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if path != ROOT / "bot" / "config.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if read.search(line)
+    ]
+    assert found == []
