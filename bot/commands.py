@@ -140,11 +140,12 @@ def parse(argv: Sequence[str], *, surface: str = "cli") -> Parsed | Reply:
     args = list(argv)
     if not args or args[0] in ("-h", "--help"):
         return Reply(help_text.overview(face), exit_code=0 if args else 2, ok=bool(args))
-    if face == "cli" and args[0] in ("-V", "--version"):
+    if args[0] in ("-V", "--version"):
         return Reply(help_text.version(), exit_code=0, ok=True)
     name, rest = args[0], args[1:]
     if name not in verbs:
-        close = difflib.get_close_matches(name, verbs, n=1, cutoff=0.5) if len(name) <= MAX_SUGGEST else []
+        # an option where the verb goes (`--verbose`) is not a misspelt verb
+        close = difflib.get_close_matches(name, verbs, n=1, cutoff=0.5) if len(name) <= MAX_SUGGEST and not name.startswith("-") else []
         return Reply(messages.unknown_verb(prog, messages.clip(name), close[0] if close else "", verbs))
     verb = BY_NAME[name]
     options = sum(1 for a in rest if a.startswith("-"))

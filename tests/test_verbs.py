@@ -169,3 +169,10 @@ def test_numbers_out_of_range_are_usage_errors(argv: list[str], words: str) -> N
     result = c.parse(argv)
     assert isinstance(result, c.Reply) and result.exit_code == 2
     assert words in result.text
+
+
+def test_slack_answers_the_version_too_and_an_option_is_no_misspelt_verb() -> None:
+    slack = c.parse_text("--version")
+    assert isinstance(slack, c.Reply) and slack.ok and slack.text == f"aimodel {__version__}"
+    other = c.parse(["--verbose"])
+    assert isinstance(other, c.Reply) and other.exit_code == 2 and "Did you mean" not in other.text

@@ -40,8 +40,7 @@ def overview(face: str) -> str:
     common = [a for a in COMMON if a.shown_on(face)]
     if common:
         lines.append("Options on every verb: " + ", ".join(f"{a.names[0]}{' ' + a.metavar if a.metavar else ''}" for a in common) + ".")
-    if face == "cli":
-        lines.append("`aimodel --version` prints the version.")
+    lines.append(f"{command(face, '--version')} says which version answers.")
     return "\n".join(lines)
 
 
