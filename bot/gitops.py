@@ -212,23 +212,23 @@ class GitOps:
             return Refusal(policy_messages.branch_refused(branch, reason))
 
         if not valid_branch_name(branch) or branch == self.workspace.default_branch:
-            raise refuse(f"name a branch other than {self.workspace.default_branch}, pushed to the origin")
+            raise refuse(messages.branch_not_default(self.workspace.default_branch))
         base = self.catalog()  # fetches: the pushed branch arrives with it
         if base.config.people.get(actor.name) is None:
             raise Refusal(messages.not_known(actor.name))
         try:
             head = self.workspace.head_of(branch)
         except GitError:
-            raise refuse("there is no such branch on the origin; push it first") from None
+            raise refuse(messages.branch_missing()) from None
         for pr in self.forge.list_prs("open"):
             if pr.branch == branch:
-                raise refuse(f"it is already open as #{pr.number}")
+                raise refuse(messages.branch_already_open(pr.number))
         try:
             paths = self.workspace.changed_files(base.commit, head)
         except GitError:
-            raise refuse(f"it shares no history with {self.workspace.default_branch}") from None
+            raise refuse(messages.branch_unrelated(self.workspace.default_branch)) from None
         if not paths:
-            raise refuse(f"it changes nothing against {self.workspace.default_branch}")
+            raise refuse(messages.branch_no_change(self.workspace.default_branch))
         # the branch is locked too, so two `pr open` at once make one pull request; quoted, as
         # lock keys become file names ('/' and the '__' separator must not appear)
         locks = ("branch:" + quote(branch, safe="").replace("_", "%5F"), *branch_locks(paths))
@@ -259,13 +259,13 @@ class GitOps:
         if isinstance(command, Update):
             return self._update(command, catalog, actor)
         if isinstance(command, Deploy):
-            return self._deploy(command, catalog)
-        return self._destroy(command, catalog)
+            return self._deploy(command, catalog, actor)
+        return self._destroy(command, catalog, actor)
 
-    def _existing(self, catalog: Catalog, name: str) -> AIModel:
+    def _existing(self, catalog: Catalog, name: str, actor: Actor) -> AIModel:
         model = catalog.models.get(name)
         if model is None:
-            raise Refusal(f"there is no model {name!r}; `list` shows the models")
+            raise Refusal(messages.no_such_model(name, actor.via))
         return model
 
     def _access(self, catalog: Catalog, actor: Actor) -> Access:
@@ -277,7 +277,7 @@ class GitOps:
 
     def _create(self, c: Create, catalog: Catalog, actor: Actor) -> Change:
         if c.name in catalog.models:
-            raise Refusal(f"model {c.name!r} already exists (version {catalog.models[c.name].version}); use update to change it")
+            raise Refusal(messages.model_exists(c.name, catalog.models[c.name].version, actor.via))
         files: dict[str, bytes | None] = {}
         locks = [f"model:{c.name}", f"app:{c.app}"]
         summary = []
@@ -287,10 +287,7 @@ class GitOps:
         dataset = catalog.datasets.get(c.dataset)
         if dataset is None:
             if not c.dataset_uri:
-                raise Refusal(
-                    f"data set {c.dataset!r} does not exist; add it in the same pull request with "
-                    "--dataset-uri URI --label-column COLUMN"
-                )
+                raise Refusal(messages.dataset_missing(c.dataset))
             try:  # admitted only: the validate check reads it
                 dataset_uri = access.admit(c.dataset_uri, "dataset").uri
             except SourceRefused as exc:
@@ -320,7 +317,7 @@ class GitOps:
         return Change(files, tuple(locks), f"create {c.name} {c.version} for {c.app}", tuple(summary), (c.name,), tuple(vetted))
 
     def _update(self, c: Update, catalog: Catalog, actor: Actor) -> Change:
-        model = self._existing(catalog, c.name)
+        model = self._existing(catalog, c.name, actor)
         artifact = model.artifact
         if c.artifact:
             artifact = self._describe(c.artifact, "", self._access(catalog, actor))
@@ -329,10 +326,10 @@ class GitOps:
         if not c.version and changed_bytes:
             bumped = _bump(model.version)
             if bumped is None:
-                raise Refusal(f"{c.name} is at version {model.version!r}, which cannot be bumped automatically; give --version")
+                raise Refusal(messages.version_not_bumpable(c.name, model.version))
             version = bumped
         if changed_bytes and version == model.version:
-            raise Refusal(f"the artifact changed but the version is still {version}; give a new --version")
+            raise Refusal(messages.version_unchanged(version))
         sla = c.sla if c.sla is not None else model.sla
         if version == model.version and not changed_bytes and sla == model.sla:
             raise Refusal(messages.nothing_changes(c.name, f"is already at {version} with that artifact and SLA"))
@@ -360,11 +357,11 @@ class GitOps:
         vetted = (vetted_key("artifact", artifact.uri),) if c.artifact else ()
         return Change(files, tuple(locks), f"update {c.name} {model.version} -> {version}", tuple(summary), (c.name,), vetted)
 
-    def _deploy(self, c: Deploy, catalog: Catalog) -> Change:
-        model = self._existing(catalog, c.name)
+    def _deploy(self, c: Deploy, catalog: Catalog, actor: Actor) -> Change:
+        model = self._existing(catalog, c.name, actor)
         envs = catalog.config.environments
         if envs and c.env not in envs:
-            raise Refusal(f"environment {c.env!r} is not defined; environments: {', '.join(envs)}")
+            raise Refusal(messages.no_such_environment(c.env, list(envs)))
         if c.env in model.environments:
             raise Refusal(messages.nothing_changes(c.name, f"{model.version} is already deployed to {c.env}"))
         new = replace(model, environments=(*model.environments, c.env), path=manifest_path("AIModel", c.name))
@@ -377,12 +374,11 @@ class GitOps:
             summary.append(f"with its applications: {', '.join(f'`{a}`' for a in apps)}")
         return Change(files, (f"model:{c.name}",), f"deploy {c.name} {model.version} to {c.env}", tuple(summary), (c.name,))
 
-    def _destroy(self, c: Destroy, catalog: Catalog) -> Change:
-        model = self._existing(catalog, c.name)
+    def _destroy(self, c: Destroy, catalog: Catalog, actor: Actor) -> Change:
+        model = self._existing(catalog, c.name, actor)
         users = catalog.apps_using(c.name)
         if users and not c.with_apps:
-            names = ", ".join(a.name for a in users)
-            raise Refusal(f"{c.name} is pinned by {names}; remove the pin first, or add --with-apps to remove it in the same pull request")
+            raise Refusal(messages.pinned_by(c.name, [a.name for a in users]))
         files: dict[str, bytes | None] = {p: None for p in catalog.files if p == model.path or p.startswith(f"models/{c.name}/")}
         locks = [f"model:{c.name}"]
         summary = [f"removes model `{c.name}` {model.version}"]
@@ -451,13 +447,13 @@ class GitOps:
     def approve(self, number: int, actor: Actor) -> PullRequest:
         pr = self.forge.get_pr(number)
         if not pr.is_open:
-            raise Refusal(f"pull request #{number} is {pr.state}")
+            raise Refusal(messages.pr_not_open(number, pr.state))
         base, _ = self.pr_catalogs(pr)
         person = base.config.people.get(actor.name)
         if person is None:
             raise Refusal(messages.not_known(actor.name))
         if actor.name == pr.author:
-            raise Refusal(f"you opened #{number}; the author's own approval never counts. Ask a reviewer.")
+            raise Refusal(messages.own_approval(number))
         self.forge.add_review(number, Review(actor.name, "approved", pr.head))
         return self.forge.get_pr(number)
 
@@ -467,7 +463,7 @@ class GitOps:
     def merge(self, number: int, actor: Actor) -> str:
         pr = self.forge.get_pr(number)
         if not pr.is_open:
-            raise Refusal(f"pull request #{number} is {pr.state}")
+            raise Refusal(messages.pr_not_open(number, pr.state))
         catalogs = self.pr_catalogs(pr)
         base, head = catalogs
         refusal = ""
@@ -482,8 +478,7 @@ class GitOps:
             refusal = decision.reason
         blockers = self.status(pr, catalogs).blockers
         if blockers:
-            also = f"; and {refusal}" if refusal else ""
-            raise Refusal(f"cannot merge #{number} yet: " + "; ".join(blockers) + also)
+            raise Refusal(messages.cannot_merge_yet(number, blockers, refusal))
         if refusal:
             raise Refusal(messages.refused(refusal))
         try:
@@ -495,7 +490,7 @@ class GitOps:
     def close(self, number: int, actor: Actor) -> None:
         pr = self.forge.get_pr(number)
         if not pr.is_open:
-            raise Refusal(f"pull request #{number} is already {pr.state}")
+            raise Refusal(messages.pr_not_open(number, pr.state))
         catalog = self.catalog()
         if catalog.config.people.get(actor.name) is None:
             raise Refusal(messages.not_known(actor.name))

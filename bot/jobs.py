@@ -155,7 +155,7 @@ class Jobs:
     def run_worker(self, workers: int = 2, on_ready: Callable[[], None] | None = None) -> None:
         with file_lock(self.worker_lock, blocking=False) as free:
             if not free and not self.ctx.settings.redis_url:
-                raise RuntimeError(f"another worker already serves {self.home}")
+                raise RuntimeError(messages.worker_already_serves(str(self.home)))
             if on_ready:
                 on_ready()  # only now: the lock tells CLIs to leave the queue to us
             consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)

@@ -75,7 +75,7 @@ def serve(settings: Settings, *, port: int | None = None, with_worker: bool = Tr
 
         init_home(settings, [])
     bind_port = settings.port if port is None else port
-    bind_host = host or os.environ.get("HOST", "127.0.0.1")
+    bind_host = host or settings.web.host
     worker_proc: subprocess.Popen[bytes] | None = None
     if with_worker and not settings.redis_url:
         worker_proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env={**os.environ, "AIMODEL_HOME": str(settings.home)})
@@ -84,12 +84,12 @@ def serve(settings: Settings, *, port: int | None = None, with_worker: bool = Tr
         def load_config(self) -> None:
             self.cfg.set("bind", f"{bind_host}:{bind_port}")
             self.cfg.set("worker_class", "gthread")
-            self.cfg.set("workers", int(os.environ.get("WEB_CONCURRENCY", "1")))
-            self.cfg.set("threads", int(os.environ.get("WEB_THREADS", "16")))
+            self.cfg.set("workers", settings.web.workers)
+            self.cfg.set("threads", settings.web.threads)
             self.cfg.set("timeout", 60)
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("control_socket_disable", True)  # gunicorn 25.1+: no shared ~/.gunicorn/gunicorn.ctl between servers
-            self.cfg.set("accesslog", os.environ.get("AIMODEL_ACCESS_LOG") or None)
+            self.cfg.set("accesslog", settings.web.access_log or None)
 
         def load(self) -> Flask:
             return create_app(settings)

@@ -327,11 +327,11 @@ def register(app: Flask, ctx: Context, gh: GitHubSettings, *, deliveries: Delive
             return refuse(event, "too_large", 413, str(exc))
         if not signature_ok(secret, body, request.headers.get("X-Hub-Signature-256")):
             count(event or "unknown", "bad_signature")
-            return jsonify({"error": "signature missing or wrong"}), 401
+            return jsonify({"error": messages.signature_wrong()}), 401
         delivery = request.headers.get("X-GitHub-Delivery", "")
         if not event or not delivery:
             count(event or "unknown", "malformed")
-            return jsonify({"error": "X-GitHub-Event and X-GitHub-Delivery are required"}), 400
+            return jsonify({"error": messages.delivery_headers_missing()}), 400
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError):
@@ -344,10 +344,10 @@ def register(app: Flask, ctx: Context, gh: GitHubSettings, *, deliveries: Delive
         full_name = str(_obj(payload.get("repository")).get("full_name", "")).lower()
         if full_name != repo:
             count(event, "other_repository")
-            return jsonify({"ignored": f"events of {full_name or 'no repository'} are not for this bot"}), 202
+            return jsonify({"ignored": messages.events_not_ours(full_name)}), 202
         if not store.first_time(delivery, event):
             count(event, "duplicate")
-            return jsonify({"ignored": f"delivery {delivery} was processed already"}), 202
+            return jsonify({"ignored": messages.delivery_seen(delivery)}), 202
         try:
             done = route(ctx, event, payload)
         except Ignored as why:

@@ -88,7 +88,7 @@ class LocalForge:
         try:
             return _read_record(self._path(number))
         except FileNotFoundError:
-            raise ForgeError(f"there is no pull request #{number}") from None
+            raise ForgeError(messages.no_such_pr(number)) from None
 
     def _save(self, pr: PullRequest) -> None:
         write_json(self._path(pr.number), _pr_to_json(pr))
@@ -163,7 +163,7 @@ class LocalForge:
         with self._lock():
             pr = self._load(number)
             if not pr.is_open:
-                raise ForgeError(f"pull request #{number} is {pr.state}")
+                raise ForgeError(messages.pr_not_open(number, pr.state))
             pr.head = head
             self._save(pr)
         self._emit("pull_request.synchronize", {"number": number, "head": head})
@@ -179,7 +179,7 @@ class LocalForge:
         with self._lock():
             pr = self._load(number)
             if not pr.is_open:
-                raise ForgeError(f"pull request #{number} is {pr.state}")
+                raise ForgeError(messages.pr_not_open(number, pr.state))
             pr.reviews.append(review)
             self._save(pr)
         self._emit("pull_request_review.submitted", {"number": number, "person": review.person, "state": review.state})
@@ -207,7 +207,7 @@ class LocalForge:
         with self._lock():
             pr = self._load(number)
             if not pr.is_open:
-                raise ForgeError(f"pull request #{number} is {pr.state}")
+                raise ForgeError(messages.pr_not_open(number, pr.state))
             if pr.head != expected_head:
                 raise ForgeError(f"pull request #{number} moved to {pr.head[:8]} while it was being merged; try again")
             base_ref = f"refs/heads/{pr.base}"
