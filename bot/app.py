@@ -8,12 +8,12 @@ Context asks each for its notifier and tells the forge where to send its events.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from bot import faces, lifecycle, redact
 from bot.catalog import ManifestCache
-from bot.checks.fetch import describe_artifact
+from bot.checks.fetch import describe_artifact, keep_dataset
 from bot.config import Settings
 from bot.deploy.targets.local import LocalTarget
 from bot.forges.base import EmitsEvents, Forge, HoldsConnections
@@ -23,6 +23,7 @@ from bot.jobs import Jobs
 from bot.locks import FileLocks, Locks, RedisLocks
 from bot.notify import Fanout, Notifier, NullNotifier
 from bot.sources import Guard
+from bot.store import Store, open_store
 
 NotifierFactory = Callable[["Context"], Notifier | None]
 
@@ -62,9 +63,11 @@ class Context:
         self.target = LocalTarget(home / "deploy")
         self.cache_dir = home / "cache" / "artifacts"
         self.guard = Guard.from_settings(settings)  # what no person's URI may reach
+        self.store: Store = open_store(settings.artifact_store_url)  # the registry keeps the bytes
         self.gitops = GitOps(
             forge, workspace, self.locks, cache=ManifestCache(home / "cache" / "manifests.json"),
-            describe_artifact=describe_artifact, guard=self.guard,
+            describe_artifact=partial(describe_artifact, store=self.store), guard=self.guard,
+            keep_dataset=partial(keep_dataset, store=self.store),
         )
         if notifier is None:
             factories = (*notifiers, *faces.load(settings).notifiers)

@@ -81,7 +81,7 @@ def _from_cached(kind: str, d: dict[str, Any], path: str) -> AIModel | Applicati
         return AIModel(
             name=meta["name"], version=spec["version"], owner=meta.get("owner", ""),
             application=spec["application"], dataset=spec["dataset"],
-            artifact=Artifact(art["uri"], art["sha256"], art["format"], art["size"]),
+            artifact=Artifact(art["uri"], art["sha256"], art["format"], art["size"], art.get("source", "")),
             sla=sla_from_mapping(spec["sla"]) if spec.get("sla") else sla_from_mapping({}),
             metrics=spec.get("metrics", {}), environments=tuple(spec.get("environments", ())),
             description=meta.get("description", ""), path=path,
@@ -93,7 +93,7 @@ def _from_cached(kind: str, d: dict[str, Any], path: str) -> AIModel | Applicati
         )
     return Dataset(
         name=meta["name"], uri=spec["uri"], label_column=spec["labelColumn"], sha256=spec.get("sha256", ""),
-        format=spec.get("format", "csv"), owner=meta.get("owner", ""), description=meta.get("description", ""), path=path,
+        format=spec.get("format", "csv"), source=spec.get("source", ""), owner=meta.get("owner", ""), description=meta.get("description", ""), path=path,
     )
 
 

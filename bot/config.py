@@ -80,6 +80,11 @@ class Settings:
     # never readable through a person's URI (sources.py). Kept out of repr.
     process_secrets: tuple[str, ...] = field(default=(), repr=False)
     credential_files: tuple[str, ...] = ()
+    artifact_store: str = ""  # AIMODEL_ARTIFACT_STORE: any fsspec URL; empty: <home>/artifacts
+
+    @property
+    def artifact_store_url(self) -> str:
+        return self.artifact_store or str(self.home / "artifacts")
 
     @property
     def forge_kind(self) -> str:
@@ -139,6 +144,18 @@ def web_settings(env: Mapping[str, str]) -> WebSettings:
     )
 
 
+def _check_store(url: str) -> None:
+    """A remote store whose fsspec backend is missing is refused now, naming the extra."""
+    if "://" not in url or url.startswith("file://"):
+        return
+    from bot.store import StoreError, open_filesystem
+
+    try:
+        open_filesystem(url)
+    except StoreError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = None) -> Settings:
     env = os.environ if env is None else env
     home_path = Path(home or env.get("AIMODEL_HOME") or "./.aimodel").expanduser().resolve()
@@ -187,8 +204,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = No
     bad = [n for n in faces if not all(part.isidentifier() for part in n.split("."))]
     if bad:
         raise ConfigError(f"AIMODEL_FACES: {bad[0]!r} is not a Python module name")
+    store = env.get("AIMODEL_ARTIFACT_STORE", "").strip()
+    if store:
+        _check_store(store)
     return Settings(
         home=home_path,
+        artifact_store=store,
         repo=repo,
         port=port,
         redis_url=env.get("REDIS_URL", ""),

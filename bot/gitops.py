@@ -82,6 +82,8 @@ class Opened:
 
 
 ArtifactInfo = Any  # callable (uri, declared_format, access) -> Artifact; injected so tests use real files
+# callable (uri, access) -> (stored uri, sha256, source): keeps a data set's bytes (bot.checks.fetch.keep_dataset)
+DatasetKeeper = Any
 
 
 def _bump(version: str) -> str | None:
@@ -128,8 +130,10 @@ class GitOps:
         cache: ManifestCache | None = None,
         describe_artifact: ArtifactInfo,
         guard: Guard | None = None,
+        keep_dataset: DatasetKeeper | None = None,
     ) -> None:
         self.forge = forge
+        self.keep_dataset = keep_dataset
         self.workspace = workspace
         self.locks = locks
         self.cache = cache
@@ -275,6 +279,17 @@ class GitOps:
         artifact: Artifact = self.describe_artifact(uri, fmt, access)
         return artifact
 
+    def _dataset(self, uri: str, access: Access) -> tuple[str, str, str]:
+        """(uri, sha256, source) for a new data set: kept in the store and pinned when there is
+        one, else admitted only (the validate check reads it)."""
+        try:
+            if self.keep_dataset is None:
+                return access.admit(uri, "dataset").uri, "", ""
+            kept: tuple[str, str, str] = self.keep_dataset(uri, access)
+            return kept
+        except (SourceRefused, ValueError, OSError) as exc:
+            raise Refusal(str(exc)) from None
+
     def _create(self, c: Create, catalog: Catalog, actor: Actor) -> Change:
         if c.name in catalog.models:
             raise Refusal(messages.model_exists(c.name, catalog.models[c.name].version, actor.via))
@@ -288,16 +303,16 @@ class GitOps:
         if dataset is None:
             if not c.dataset_uri:
                 raise Refusal(messages.dataset_missing(c.dataset))
-            try:  # admitted only: the validate check reads it
-                dataset_uri = access.admit(c.dataset_uri, "dataset").uri
-            except SourceRefused as exc:
-                raise Refusal(str(exc)) from None
+            dataset_uri, dataset_sha, dataset_source = self._dataset(c.dataset_uri, access)
             vetted.append(vetted_key("dataset", dataset_uri))
-            dataset = Dataset(name=c.dataset, uri=dataset_uri, label_column=c.label_column, owner=actor.name)
+            dataset = Dataset(
+                name=c.dataset, uri=dataset_uri, label_column=c.label_column, owner=actor.name,
+                sha256=dataset_sha, source=dataset_source,
+            )
             dataset = replace(dataset, path=manifest_path("Dataset", c.dataset))
             files[dataset.path] = _yaml(dataset)
             locks.append(f"dataset:{c.dataset}")
-            summary.append(f"adds data set `{c.dataset}` ({dataset_uri}, label column `{c.label_column}`)")
+            summary.append(f"adds data set `{c.dataset}` ({dataset_source or dataset_uri}, label column `{c.label_column}`)")
         model = AIModel(
             name=c.name, version=c.version, owner=actor.name, application=c.app, dataset=c.dataset,
             artifact=artifact, sla=c.sla, path=manifest_path("AIModel", c.name),
@@ -341,7 +356,7 @@ class GitOps:
         locks = [f"model:{c.name}"]
         summary = [f"updates model `{c.name}` {model.version} -> {version}"]
         if changed_bytes:
-            summary.append(f"new artifact {artifact.uri} (sha256 `{artifact.sha256[:12]}`)")
+            summary.append(f"new artifact {artifact.source or artifact.uri} (sha256 `{artifact.sha256[:12]}`)")
         if sla != model.sla:
             summary.append(f"SLA: `{sla}`")
         if changed_bytes:

@@ -25,6 +25,8 @@ FORMATS = ("onnx", "pickle", "pytorch", "joblib", "numpy", "safetensors", "keras
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_STORE_URI = re.compile(r"store:sha256/([0-9a-f]{64})")  # as bot.store spells it
+STORE_SCHEME = "store:"
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
 
@@ -73,6 +75,7 @@ class Artifact:
     sha256: str
     format: str
     size: int
+    source: str = ""  # where the bytes came from (provenance) when uri names the store
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class Dataset:
     label_column: str
     sha256: str = ""
     format: str = "csv"
+    source: str = ""  # where the bytes came from (provenance) when uri names the store
     owner: str = ""
     description: str = ""
     path: str = ""
@@ -349,12 +353,23 @@ def _sha256(r: _Reader, path: Path_, *, required: bool) -> str:
     return digest
 
 
+def _stored(r: _Reader, path: Path_, uri: str, sha256: str) -> None:
+    """A store URI names its bytes by digest: it must be well formed and agree with sha256."""
+    if not uri.startswith(STORE_SCHEME):
+        return
+    match = _STORE_URI.fullmatch(uri)
+    if match is None:
+        raise r.fail(path, "a store URI is store:sha256/<64 lower-case hex digits>")
+    if match.group(1) != sha256:
+        raise r.fail(path, "names other bytes than the sha256 beside it")
+
+
 def _model(r: _Reader, path: str) -> AIModel:
     spec = ("spec",)
     r.unknown_keys(spec, ("version", "application", "dataset", "artifact", "sla", "metrics", "environments"))
     art = (*spec, "artifact")
     r.mapping(art)
-    r.unknown_keys(art, ("uri", "sha256", "format", "size"))
+    r.unknown_keys(art, ("uri", "sha256", "format", "size", "source"))
     fmt = r.string((*art, "format"), required=False, default="other")
     if fmt not in FORMATS:
         raise r.fail((*art, "format"), f"{fmt!r} is not one of {', '.join(FORMATS)}")
@@ -362,8 +377,10 @@ def _model(r: _Reader, path: str) -> AIModel:
     if size < 0:
         raise r.fail((*art, "size"), "must not be negative")
     artifact = Artifact(
-        uri=r.string((*art, "uri")), sha256=_sha256(r, (*art, "sha256"), required=True), format=fmt, size=size
+        uri=r.string((*art, "uri")), sha256=_sha256(r, (*art, "sha256"), required=True), format=fmt, size=size,
+        source=r.string((*art, "source"), required=False),
     )
+    _stored(r, (*art, "uri"), artifact.uri, artifact.sha256)
     sla_raw = r.mapping((*spec, "sla"), required=False)
     try:
         sla = sla_from_mapping(sla_raw)
@@ -414,16 +431,19 @@ def _application(r: _Reader, path: str) -> Application:
 
 def _dataset(r: _Reader, path: str) -> Dataset:
     spec = ("spec",)
-    r.unknown_keys(spec, ("uri", "sha256", "labelColumn", "format"))
+    r.unknown_keys(spec, ("uri", "sha256", "labelColumn", "format", "source"))
     fmt = r.string((*spec, "format"), required=False, default="csv")
     if fmt not in ("csv", "parquet"):
         raise r.fail((*spec, "format"), f"{fmt!r} is not one of csv, parquet")
+    uri, sha256 = r.string((*spec, "uri")), _sha256(r, (*spec, "sha256"), required=False)
+    _stored(r, (*spec, "uri"), uri, sha256)
     return Dataset(
         name=r.name(("metadata", "name")),
-        uri=r.string((*spec, "uri")),
+        uri=uri,
         label_column=r.string((*spec, "labelColumn")),
-        sha256=_sha256(r, (*spec, "sha256"), required=False),
+        sha256=sha256,
         format=fmt,
+        source=r.string((*spec, "source"), required=False),
         owner=r.string(("metadata", "owner"), required=False),
         description=r.string(("metadata", "description"), required=False),
         path=path,
@@ -599,6 +619,13 @@ def _meta(m: Manifest) -> dict[str, Any]:
     return meta
 
 
+def _artifact_doc(a: Artifact) -> dict[str, Any]:
+    doc: dict[str, Any] = {"uri": a.uri, "sha256": a.sha256, "format": a.format, "size": a.size}
+    if a.source:
+        doc["source"] = a.source
+    return doc
+
+
 def to_document(m: Manifest) -> dict[str, Any]:
     spec: dict[str, Any]
     if isinstance(m, AIModel):
@@ -606,7 +633,7 @@ def to_document(m: Manifest) -> dict[str, Any]:
             "version": m.version,
             "application": m.application,
             "dataset": m.dataset,
-            "artifact": {"uri": m.artifact.uri, "sha256": m.artifact.sha256, "format": m.artifact.format, "size": m.artifact.size},
+            "artifact": _artifact_doc(m.artifact),
         }
         if m.sla:
             spec["sla"] = m.sla.as_mapping()
@@ -622,6 +649,8 @@ def to_document(m: Manifest) -> dict[str, Any]:
         spec = {"uri": m.uri, "labelColumn": m.label_column, "format": m.format}
         if m.sha256:
             spec["sha256"] = m.sha256
+        if m.source:
+            spec["source"] = m.source
     return {"apiVersion": API_VERSION, "kind": m.kind, "metadata": _meta(m), "spec": spec}
 
 

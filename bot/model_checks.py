@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from bot import commands as c
 from bot import messages
 from bot.catalog import Catalog
-from bot.checks.fetch import ArtifactError, dataset_file, materialize
+from bot.checks.fetch import ArtifactError, dataset_file, materialize, stored_name
 from bot.checks.pipeline import (
     CHECKS_PREDICATE,
     accepts_declared,
@@ -70,7 +70,10 @@ def run(ctx: Context, cmd: c.Scan | c.Validate | c.Sign | c.Verify, common: c.Co
 
 def _local(ctx: Context, m: AIModel, catalog: Catalog) -> Path:
     try:  # the default branch's URIs, re-checked against its sources
-        return materialize(m.artifact.uri, m.artifact.sha256, ctx.cache_dir, ctx.guard.for_main(catalog.config.sources))
+        return materialize(
+            m.artifact.uri, m.artifact.sha256, ctx.cache_dir, ctx.guard.for_main(catalog.config.sources),
+            store=ctx.store, name=stored_name(m.artifact.uri, m.artifact.source),
+        )
     except ArtifactError as exc:
         raise Refusal(messages.model_problem(m.name, str(exc))) from None
 
@@ -114,7 +117,10 @@ def _validate(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Vali
             ok = False
             continue
         try:
-            data = dataset_file(dataset.uri, dataset.sha256, ctx.cache_dir, ctx.guard.for_main(catalog.config.sources))
+            data = dataset_file(
+                dataset.uri, dataset.sha256, ctx.cache_dir, ctx.guard.for_main(catalog.config.sources),
+                store=ctx.store, name=stored_name(dataset.uri, dataset.source, f"data.{dataset.format}"),
+            )
             measurement = measure_model(_local(ctx, m, catalog), data, dataset.label_column, model_format=m.artifact.format)
         except (MeasureError, ArtifactError, OSError) as exc:
             out[m.name] = {"passed": False, "error": messages.cannot_measure(str(exc))}

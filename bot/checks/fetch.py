@@ -4,9 +4,11 @@ Every function here first asks the `Access` it is given whether the URI may be r
 (`bot.sources`: the repository's `sources`, who reads, the paths no URI may reach); only
 then does a byte move. Network reads go through `bot.netguard`.
 
-`describe_artifact` runs when a person proposes a model: it streams the bytes once for
-the sha256 the manifest pins. `materialize` gives the checks and the deploy a local file
-whose sha256 is verified while it is copied (remote URIs) or hashed in place (local paths).
+`describe_artifact` runs when a person proposes a model: it streams the bytes once into the
+artifact store (bot.store), hashing as it copies, and the manifest records the store URI, the
+digest, the size and the source as provenance (`keep_dataset` does the same for a data set).
+`materialize` gives the checks and the deploy a local file whose sha256 is verified while it
+is copied (store and remote URIs) or hashed in place (older manifests' local paths).
 No message here quotes the bytes it read.
 """
 
@@ -23,7 +25,9 @@ from bot import netguard
 from bot.checks import artifacts
 from bot.manifests import FORMATS, Artifact
 from bot.messages import sources as msg
+from bot.messages import store as store_msg
 from bot.sources import BUCKET_PROTOCOLS, Access, Canonical, SourceRefused
+from bot.store import Store, StoreError, copy_hashing, digest_of, is_store_uri, store_uri
 
 # measure.detect_format's names -> the manifest's format names
 _FORMAT_NAMES = {"torch": "pytorch", "h5": "keras", "npy": "numpy", "npz": "numpy"}
@@ -89,22 +93,45 @@ def _format_of(path: Path, declared: str) -> str:
     return name if name in FORMATS else "other"
 
 
-def describe_artifact(uri: str, declared_format: str, access: Access) -> Artifact:
-    if declared_format and declared_format not in FORMATS:
-        raise ArtifactError(f"--format {declared_format!r} is not one of {', '.join(FORMATS)}")
-    c = admit(uri, "artifact", access)
-    h, size = hashlib.sha256(), 0
-    src = open_checked(c, access, "artifact")
+def _keep(c: Canonical, access: Access, kind: str, store: Store | None) -> tuple[str, int]:
+    """Read the admitted source once: into the store when there is one, else only hashed."""
+    src = open_checked(c, access, kind)
     try:
+        if store is not None:
+            try:
+                return store.put(src)
+            except StoreError as exc:
+                raise ArtifactError(store_msg.cannot_keep(msg.WHAT.get(kind, kind), c.uri, str(exc))) from None
+        h, size = hashlib.sha256(), 0
         while block := src.read(artifacts.BLOCK_SIZE):
             h.update(block)
             size += len(block)
+        return h.hexdigest(), size
     except (OSError, ValueError) as exc:
-        raise ArtifactError(msg.unreadable("artifact", c.uri, _why(exc))) from None
+        raise ArtifactError(msg.unreadable(kind, c.uri, _why(exc))) from None
     finally:
         src.close()
+
+
+def describe_artifact(uri: str, declared_format: str, access: Access, store: Store | None = None) -> Artifact:
+    """Admit the source (bot.sources, always first), then keep its bytes in the store."""
+    if declared_format and declared_format not in FORMATS:
+        raise ArtifactError(f"--format {declared_format!r} is not one of {', '.join(FORMATS)}")
+    c = admit(uri, "artifact", access)
+    digest, size = _keep(c, access, "artifact", store)
+    # The format is read from the source while it is still there (its suffix helps).
     fmt = _format_of(Path(c.path), declared_format) if c.local else (declared_format or "other")
-    return Artifact(uri=c.uri, sha256=h.hexdigest(), format=fmt, size=size)
+    if store is None:
+        return Artifact(uri=c.uri, sha256=digest, format=fmt, size=size)
+    return Artifact(uri=store_uri(digest), sha256=digest, format=fmt, size=size, source=c.uri)
+
+
+def keep_dataset(uri: str, access: Access, store: Store) -> tuple[str, str, str]:
+    """(store URI, sha256, canonical source) of a data set, pinned and kept at registration.
+    A relative path is resolved here, where the person typed it (access.cwd or this process's)."""
+    c = admit(uri, "dataset", access)
+    digest, _ = _keep(c, access, "dataset", store)
+    return store_uri(digest), digest, c.uri
 
 
 def file_name(uri: str) -> str:
@@ -125,8 +152,23 @@ def _hash_local(c: Canonical, access: Access, kind: str) -> str:
     return h.hexdigest()
 
 
-def materialize(uri: str, sha256: str, cache: Path, access: Access, kind: str = "artifact") -> Path:
+def stored_name(uri: str, source: str, fallback: str = "model") -> str:
+    """The file name a stored object gets when copied out: its source's, so the deployed
+    folder and the signature name the same file the person registered."""
+    if is_store_uri(uri):
+        return file_name(source) if source else fallback
+    return file_name(uri)
+
+
+def materialize(
+    uri: str, sha256: str, cache: Path, access: Access, kind: str = "artifact", *, store: Store | None = None, name: str = ""
+) -> Path:
     """A local path holding exactly the bytes with that sha256."""
+    if is_store_uri(uri):
+        # Copied out and verified on every call: a cached copy would hide a damaged store.
+        target = cache / sha256 / (name or "model")
+        copy_verified(uri, sha256, target, access, kind, store=store)
+        return target
     c = admit(uri, kind, access)
     if c.local:
         if _hash_local(c, access, kind) != sha256:
@@ -139,11 +181,11 @@ def materialize(uri: str, sha256: str, cache: Path, access: Access, kind: str = 
     return target
 
 
-def dataset_file(uri: str, sha256: str, cache: Path, access: Access) -> Path:
+def dataset_file(uri: str, sha256: str, cache: Path, access: Access, *, store: Store | None = None, name: str = "") -> Path:
     """A local file for a data set: a pinned digest is checked; an unpinned remote file is
     downloaded once into the cache, under the digest of what arrived."""
     if sha256:
-        return materialize(uri, sha256, cache, access, "dataset")
+        return materialize(uri, sha256, cache, access, "dataset", store=store, name=name)
     c = admit(uri, "dataset", access)
     if c.local:
         open_checked(c, access, "dataset").close()  # missing or a folder: the same words as refused
@@ -156,9 +198,42 @@ def dataset_file(uri: str, sha256: str, cache: Path, access: Access) -> Path:
     return target
 
 
-def copy_verified(uri: str, sha256: str | None, target: Path, access: Access, kind: str = "artifact") -> str:
+def _copy_stored(uri: str, sha256: str | None, target: Path, store: Store | None) -> str:
+    digest = digest_of(uri)
+    if digest is None or (sha256 is not None and digest != sha256):
+        raise ArtifactError(msg.digest_mismatch(uri, sha256 or ""))
+    if store is None:
+        raise ArtifactError(store_msg.object_missing(digest))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        src = store.open(digest)
+        try:
+            with open(partial, "wb") as dst:
+                actual, _ = copy_hashing(src, dst)
+        finally:
+            src.close()
+    except StoreError as exc:
+        partial.unlink(missing_ok=True)
+        raise ArtifactError(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        partial.unlink(missing_ok=True)
+        raise ArtifactError(store_msg.store_unreadable(digest, _why(exc))) from None
+    if actual != digest:
+        partial.unlink(missing_ok=True)
+        raise ArtifactError(store_msg.object_tampered(digest))
+    os.replace(partial, target)
+    return digest
+
+
+def copy_verified(
+    uri: str, sha256: str | None, target: Path, access: Access, kind: str = "artifact", *, store: Store | None = None
+) -> str:
     """Stream the artifact to target, hashing as it goes; nothing is left if the digest is
-    not the expected one (None: any). Returns the digest."""
+    not the expected one (None: any). Returns the digest. A store URI reads the store, by
+    digest: the person's source is never read again."""
+    if is_store_uri(uri):
+        return _copy_stored(uri, sha256, target, store)
     c = admit(uri, kind, access)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")

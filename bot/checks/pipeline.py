@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import lifecycle
 from bot.catalog import Catalog
-from bot.checks.fetch import ArtifactError, dataset_file, materialize
+from bot.checks.fetch import ArtifactError, dataset_file, materialize, stored_name
 from bot.checks.source_check import source_errors
 from bot.forges.base import CheckResult, PullRequest
 from bot.forges.meta import SignResult
@@ -184,7 +184,9 @@ class Pipeline:
         for r in results:
             art = r.model.artifact
             try:
-                r.local = materialize(art.uri, art.sha256, self.ctx.cache_dir, self._access)
+                r.local = materialize(
+                    art.uri, art.sha256, self.ctx.cache_dir, self._access, store=self.ctx.store, name=stored_name(art.uri, art.source)
+                )
             except (ArtifactError, OSError) as exc:
                 r.scan_summary = str(exc)
                 lines.append(f"- **{r.model.name}**: blocked: {exc}")
@@ -230,7 +232,10 @@ class Pipeline:
                 continue
             dataset = catalog.datasets[m.dataset]
             try:
-                data = dataset_file(dataset.uri, dataset.sha256, self.ctx.cache_dir, self._access)
+                data = dataset_file(
+                    dataset.uri, dataset.sha256, self.ctx.cache_dir, self._access,
+                    store=self.ctx.store, name=stored_name(dataset.uri, dataset.source, f"data.{dataset.format}"),
+                )
                 measurement = measure_model(
                     r.local, data, dataset.label_column, model_format=m.artifact.format
                 )

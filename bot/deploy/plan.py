@@ -21,6 +21,7 @@ class ModelRelease:
     format: str
     size: int
     application: str
+    source: str = ""  # provenance; names the deployed file when uri is a store URI
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def plan_for(catalog: Catalog, env: str) -> EnvPlan:
     for m in catalog.models.values():
         if env in m.environments:
             a = m.artifact
-            plan.models[m.name] = ModelRelease(m.name, m.version, a.uri, a.sha256, a.format, a.size, m.application)
+            plan.models[m.name] = ModelRelease(m.name, m.version, a.uri, a.sha256, a.format, a.size, m.application, a.source)
     for app in catalog.apps.values():
         pins = tuple(sorted((name, version) for name, version in app.models.items() if name in plan.models))
         if pins:

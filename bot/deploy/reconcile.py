@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from bot import messages
 from bot.catalog import Catalog
-from bot.checks.fetch import ArtifactError, copy_verified, file_name
+from bot.checks.fetch import ArtifactError, copy_verified, stored_name
 from bot.checks.pipeline import CHECKS_PREDICATE, attestation_path, signature_path, trusted_keys
 from bot.deploy.plan import ModelRelease, environments_of, plan_for
 from bot.deploy.targets.base import ApplyResult, DeployRefused, Installer
@@ -38,9 +38,9 @@ def make_installer(ctx: Context, catalog: Catalog) -> Installer:
             raise DeployRefused(messages.no_attestation(attestation_path(release.name)))
         if not keys:
             raise DeployRefused(messages.no_trusted_key())
-        target = folder / file_name(release.uri)
-        try:
-            copy_verified(release.uri, release.sha256, target, access)
+        target = folder / stored_name(release.uri, release.source)
+        try:  # from the store by digest (or an older manifest's URI), verified as it is copied
+            copy_verified(release.uri, release.sha256, target, access, store=ctx.store)
         except ArtifactError as exc:
             raise DeployRefused(str(exc)) from None
         bundle = folder / "model.sig"

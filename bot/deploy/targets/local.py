@@ -78,7 +78,7 @@ class LocalTarget:
                 install(model, staging)
                 meta = {
                     "name": name, "version": model.version, "sha256": model.sha256, "format": model.format,
-                    "source": model.uri, "commit": plan.commit, "deployed_at": now,
+                    "artifact": model.uri, "source": model.source or model.uri, "commit": plan.commit, "deployed_at": now,
                 }
                 (staging / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
                 final.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,38 @@
+"""What a person reads about the artifact store (bot.store): the bytes the registry keeps."""
+
+from __future__ import annotations
+
+REMOTE_EXTRA = "pip install 'aimodel-gitops[remote]'"
+
+
+def backend_missing(url: str, package: str) -> str:
+    return (
+        f"AIMODEL_ARTIFACT_STORE={url} needs the {package or 'fsspec backend'} package: "
+        f"install the remote extra ({REMOTE_EXTRA})"
+    )
+
+
+def store_unusable(url: str, why: str) -> str:
+    return f"AIMODEL_ARTIFACT_STORE={url} cannot be used: {why}"
+
+
+def object_missing(digest: str) -> str:
+    return (
+        f"the stored object sha256/{digest} is missing from the artifact store "
+        "(AIMODEL_ARTIFACT_STORE); register the artifact again with `aimodel update`"
+    )
+
+
+def object_tampered(digest: str) -> str:
+    return (
+        f"the stored object sha256/{digest} does not match its digest: it was changed or damaged "
+        "in the artifact store; refusing to use it (restore it, or register the artifact again)"
+    )
+
+
+def store_unreadable(digest: str, why: str) -> str:
+    return f"cannot read the stored object sha256/{digest}: {why}"
+
+
+def cannot_keep(kind: str, uri: str, why: str) -> str:
+    return f"cannot keep {kind} {uri} in the artifact store: {why}"

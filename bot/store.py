@@ -1,0 +1,214 @@
+"""The registry keeps the bytes: a content-addressed store of artifacts and data sets.
+
+A person's source (a path, file://, s3://, https://...) is read once, when they register it:
+`put` hashes while it copies, so the bytes are read one time, and the object is written under
+a temporary name and renamed to `sha256/<digest>` only when complete (a crash leaves no half
+object under a digest name). The same bytes put twice are kept once. From then on checks and
+deploys read the object by digest (`open`) and verify it while they copy it.
+
+`AIMODEL_ARTIFACT_STORE` is any fsspec URL (an S3 bucket for a team); its default is
+`$AIMODEL_HOME/artifacts`. A local store also gives a path to its objects (`LocalPaths`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Any, Protocol, runtime_checkable
+
+from bot.messages import store as msg
+
+BLOCK_SIZE = 4 << 20  # 4 MiB: few enough Python calls that hashing and writing dominate
+SCHEME = "store:"
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_URI = re.compile(r"store:sha256/([0-9a-f]{64})")
+
+
+class StoreError(OSError):
+    """The store cannot be used or an object cannot be read; the message is safe to show."""
+
+
+class ByteSource(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class Store(Protocol):
+    def put(self, stream: ByteSource) -> tuple[str, int]: ...
+
+    def open(self, digest: str) -> IO[bytes]: ...
+
+    def exists(self, digest: str) -> bool: ...
+
+
+@runtime_checkable
+class LocalPaths(Protocol):
+    """A store on this machine's file system: its objects have paths."""
+
+    def local_path(self, digest: str) -> Path: ...
+
+
+def store_uri(digest: str) -> str:
+    return f"{SCHEME}sha256/{digest}"
+
+
+def digest_of(uri: str) -> str | None:
+    """The digest a store URI names; None for any other URI."""
+    match = _URI.fullmatch(uri)
+    return match.group(1) if match else None
+
+
+def is_store_uri(uri: str) -> bool:
+    return uri.startswith(SCHEME)
+
+
+def _key(digest: str) -> str:
+    if not _DIGEST.fullmatch(digest):
+        raise StoreError(f"{digest[:80]!r} is not a sha256 digest")
+    return f"sha256/{digest}"
+
+
+def copy_hashing(src: ByteSource, dst: IO[bytes]) -> tuple[str, int]:
+    """Copy src to dst and hash the same blocks: one read. Writing a block overlaps hashing
+    it (both release the GIL on large buffers), so the copy costs about what the slower of
+    the two costs, not their sum."""
+    h, size = hashlib.sha256(), 0
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pending = None
+        while block := src.read(BLOCK_SIZE):
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(dst.write, block)
+            h.update(block)
+            size += len(block)
+        if pending is not None:
+            pending.result()
+    return h.hexdigest(), size
+
+
+class FsspecStore:
+    """Any fsspec URL. The file system is made on first use, so a process that never touches
+    the store never imports its backend."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._fs: Any = None
+        self._root = ""
+
+    def _filesystem(self) -> tuple[Any, str]:
+        if self._fs is None:
+            self._fs, self._root = open_filesystem(self.url)
+        return self._fs, self._root
+
+    def _path(self, digest: str) -> str:
+        _, root = self._filesystem()
+        return f"{root.rstrip('/')}/{_key(digest)}"
+
+    def exists(self, digest: str) -> bool:
+        fs, _ = self._filesystem()
+        return bool(fs.exists(self._path(digest)))
+
+    def open(self, digest: str) -> IO[bytes]:
+        fs, _ = self._filesystem()
+        path = self._path(digest)
+        try:
+            f: IO[bytes] = fs.open(path, "rb")
+        except FileNotFoundError:
+            raise StoreError(msg.object_missing(digest)) from None
+        return f
+
+    def put(self, stream: ByteSource) -> tuple[str, int]:
+        fs, root = self._filesystem()
+        base = root.rstrip("/")
+        fs.makedirs(f"{base}/sha256", exist_ok=True)
+        fs.makedirs(f"{base}/incoming", exist_ok=True)
+        partial = f"{base}/incoming/{uuid.uuid4().hex}"
+        try:
+            with fs.open(partial, "wb") as dst:
+                digest, size = copy_hashing(stream, dst)
+            final = self._path(digest)
+            if fs.exists(final):
+                fs.rm(partial)  # the same bytes are kept once
+            else:
+                fs.mv(partial, final)
+        except BaseException:
+            if fs.exists(partial):
+                fs.rm(partial)
+            raise
+        return digest, size
+
+
+class LocalStore(FsspecStore):
+    """A store folder on this machine: plain files, an atomic rename, and paths to objects."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(str(root))
+        self.root = root
+
+    def local_path(self, digest: str) -> Path:
+        return self.root / _key(digest)
+
+    def exists(self, digest: str) -> bool:
+        return self.local_path(digest).is_file()
+
+    def open(self, digest: str) -> IO[bytes]:
+        try:
+            return open(self.local_path(digest), "rb")
+        except FileNotFoundError:
+            raise StoreError(msg.object_missing(digest)) from None
+
+    def put(self, stream: ByteSource) -> tuple[str, int]:
+        (self.root / "sha256").mkdir(parents=True, exist_ok=True)
+        incoming = self.root / "incoming"
+        incoming.mkdir(exist_ok=True)
+        partial = incoming / uuid.uuid4().hex
+        try:
+            with open(partial, "wb") as dst:
+                digest, size = copy_hashing(stream, dst)
+            final = self.local_path(digest)
+            if final.is_file():
+                partial.unlink()  # the same bytes are kept once
+            else:
+                os.chmod(partial, 0o444)  # an object never changes; a slip of the hand should not change it
+                os.replace(partial, final)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return digest, size
+
+
+def _backend_package(exc: BaseException) -> str:
+    text = str(exc)
+    match = re.search(r"[Ii]nstall (?:the )?['\"]?([A-Za-z0-9_.-]+)", text)
+    return match.group(1) if match else ""
+
+
+def open_filesystem(url: str) -> tuple[Any, str]:
+    import fsspec  # lazy: a local store never needs it
+
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+    except ImportError as exc:
+        raise StoreError(msg.backend_missing(url, _backend_package(exc))) from None
+    except ValueError as exc:
+        if "protocol" in str(exc).lower():
+            raise StoreError(msg.store_unusable(url, "unknown protocol")) from None
+        raise StoreError(msg.store_unusable(url, type(exc).__name__)) from None
+    return fs, str(root)
+
+
+def open_store(url: str) -> FsspecStore:
+    """The store a URL names: a plain path or file:// is a LocalStore; anything else goes
+    through fsspec, whose backend must be installed (checked now, so the error comes early)."""
+    if "://" not in url:
+        return LocalStore(Path(url).expanduser())
+    if url.startswith("file://"):
+        from urllib.parse import unquote, urlsplit
+
+        return LocalStore(Path(unquote(urlsplit(url).path)))
+    store = FsspecStore(url)
+    store._filesystem()
+    return store
