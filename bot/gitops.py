@@ -297,6 +297,11 @@ class GitOps:
         locks = [f"model:{c.name}", f"app:{c.app}"]
         summary = []
         access = self._access(catalog, actor)
+        if c.dataset_uri and c.dataset not in catalog.datasets:
+            try:  # refused before any byte is kept: a refusal leaves the store as it was
+                access.admit(c.dataset_uri, "dataset")
+            except SourceRefused as exc:
+                raise Refusal(str(exc)) from None
         artifact = self._describe(c.artifact, c.format, access)
         vetted = [vetted_key("artifact", artifact.uri)]
         dataset = catalog.datasets.get(c.dataset)

@@ -4,6 +4,7 @@ push rights could, bypassing the pull request: the target must still refuse."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -48,13 +49,16 @@ def _state(home: Path, env: str) -> dict[str, object]:
 
 
 def test_a_one_byte_change_to_the_artifact_is_refused(in_dev: str, home: Path, model_files: ModelFiles, aimodel: Run) -> None:
-    data = bytearray(model_files.onnx.read_bytes())
+    # The registry keeps the bytes: the copy to change is the stored object, not the source.
+    stored = home / "artifacts" / "sha256" / hashlib.sha256(model_files.onnx.read_bytes()).hexdigest()
+    stored.chmod(0o644)
+    data = bytearray(stored.read_bytes())
     data[len(data) // 2] ^= 1
-    model_files.onnx.write_bytes(bytes(data))
+    stored.write_bytes(bytes(data))
     _push_to_main(home, _promote(home, "test"))
     state = _state(home, "test")["models"]["fraud"]  # type: ignore[index]
     assert state["state"] == "failed"
-    assert "sha256" in state["reason"] and "the manifest pins" in state["reason"]
+    assert f"the stored object sha256/{stored.name} does not match its digest" in state["reason"]
     assert not (home / "deploy" / "test" / "fraud" / "1.0.0").exists()
     assert not (home / "deploy" / "test" / "_releases" / "payments.json").exists()
     listed = aimodel("list", "--json").json[0]["environments"]
