@@ -1,0 +1,68 @@
+"""The store port on real files and on a real fsspec file system (memory://)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bot.store import FsspecStore, LocalPaths, LocalStore, StoreError, open_store
+
+
+class BreaksAfter(io.RawIOBase):
+    """A source that fails part way, as a dropped connection or a full disk would."""
+
+    def __init__(self, good: bytes) -> None:
+        self.good = io.BytesIO(good)
+
+    def read(self, size: int = -1, /) -> bytes:
+        block = self.good.read(size)
+        if not block:
+            raise OSError("connection reset")
+        return block
+
+
+def test_put_keeps_the_bytes_under_their_digest_once(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "artifacts"))
+    assert isinstance(store, LocalPaths)
+    data = b"model bytes" * 100_000
+    digest, size = store.put(io.BytesIO(data))
+    assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert store.local_path(digest) == tmp_path / "artifacts" / "sha256" / digest
+    assert store.put(io.BytesIO(data)) == (digest, size)
+    assert [p.name for p in (tmp_path / "artifacts" / "sha256").iterdir()] == [digest]
+    with store.open(digest) as f:
+        assert f.read() == data
+
+
+def test_a_failed_put_leaves_no_object(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "artifacts")
+    with pytest.raises(OSError, match="connection reset"):
+        store.put(BreaksAfter(b"x" * (9 << 20)))
+    assert list((tmp_path / "artifacts" / "sha256").iterdir()) == []
+    assert list((tmp_path / "artifacts" / "incoming").iterdir()) == []
+
+
+def test_a_missing_object_says_so(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "artifacts")
+    with pytest.raises(StoreError, match="missing from the artifact store"):
+        store.open("0" * 64)
+    with pytest.raises(StoreError, match="not a sha256 digest"):
+        store.open("../../etc/passwd")
+
+
+def test_an_fsspec_store_puts_and_reads_by_digest() -> None:
+    store = open_store(f"memory://registry-{uuid.uuid4().hex}")
+    assert isinstance(store, FsspecStore) and not isinstance(store, LocalPaths)
+    data = b"weights" * 1000
+    digest, size = store.put(io.BytesIO(data))
+    assert store.exists(digest) and size == len(data)
+    assert store.put(io.BytesIO(data)) == (digest, size)
+    with store.open(digest) as f:
+        assert f.read() == data
+    with pytest.raises(OSError, match="connection reset"):
+        store.put(BreaksAfter(b"y" * 100))
+    assert not store.exists(hashlib.sha256(b"y" * 100).hexdigest())
