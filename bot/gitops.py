@@ -297,8 +297,11 @@ class GitOps:
         locks = [f"model:{c.name}", f"app:{c.app}"]
         summary = []
         access = self._access(catalog, actor)
-        if c.dataset_uri and c.dataset not in catalog.datasets:
-            try:  # refused before any byte is kept: a refusal leaves the store as it was
+        # Whatever can be refused without reading is refused before any byte is kept.
+        if c.dataset not in catalog.datasets:
+            if not c.dataset_uri:
+                raise Refusal(messages.dataset_missing(c.dataset))
+            try:
                 access.admit(c.dataset_uri, "dataset")
             except SourceRefused as exc:
                 raise Refusal(str(exc)) from None
@@ -306,8 +309,6 @@ class GitOps:
         vetted = [vetted_key("artifact", artifact.uri)]
         dataset = catalog.datasets.get(c.dataset)
         if dataset is None:
-            if not c.dataset_uri:
-                raise Refusal(messages.dataset_missing(c.dataset))
             dataset_uri, dataset_sha, dataset_source = self._dataset(c.dataset_uri, access)
             vetted.append(vetted_key("dataset", dataset_uri))
             dataset = Dataset(

@@ -182,3 +182,31 @@ def test_a_remote_store_without_its_backend_names_the_extra() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({"AIMODEL_HOME": "/tmp/unused", "AIMODEL_ARTIFACT_STORE": "s3://team-models/registry"})
     assert "pip install 'aimodel-gitops[remote]'" in str(caught.value) and "s3fs" in str(caught.value)
+
+
+def test_an_older_manifest_with_a_file_uri_still_deploys_from_its_source(
+    aimodel: Run, home: Path, model_files: ModelFiles
+) -> None:
+    """Manifests written before the store name the file itself: read through the sources policy."""
+    from bot import lifecycle
+    from bot.app import Context
+    from bot.deploy.reconcile import reconcile
+
+    _create(aimodel, model_files.onnx, str(model_files.data))
+    aimodel("pr", "merge", "1", "--as", "ada")
+    for stored in _objects(home):
+        stored.chmod(0o644)
+        stored.unlink()  # the store is not consulted for such a manifest
+    with Context(load_settings({"AIMODEL_HOME": str(home)})) as ctx:
+        ctx.workspace.fetch()
+        base = ctx.workspace.head_of()
+        doc = yaml.safe_load(ctx.workspace.read_file(base, "models/fraud/model.yaml") or b"")
+        doc["spec"]["artifact"] = {k: v for k, v in doc["spec"]["artifact"].items() if k != "source"}
+        doc["spec"]["artifact"]["uri"] = model_files.onnx.as_uri()
+        doc["spec"]["environments"] = ["dev"]
+        commit = ctx.workspace.commit_change(base, {"models/fraud/model.yaml": yaml.safe_dump(doc, sort_keys=False).encode()}, "older form")
+        ctx.workspace.push(commit, "main", expect=base)
+        lifecycle.deploy(ctx, commit, None, lambda: reconcile(ctx))
+    deployed = home / "deploy" / "dev" / "fraud" / "1.0.0" / "fraud-v1.onnx"
+    assert deployed.read_bytes() == model_files.onnx.read_bytes()
+    assert json.loads(deployed.with_name("metadata.json").read_text())["source"] == model_files.onnx.as_uri()
