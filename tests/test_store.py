@@ -18,11 +18,14 @@ class BreaksAfter(io.RawIOBase):
     def __init__(self, good: bytes) -> None:
         self.good = io.BytesIO(good)
 
-    def read(self, size: int = -1, /) -> bytes:
-        block = self.good.read(size)
-        if not block:
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview, /) -> int:  # type: ignore[override]
+        n = self.good.readinto(buffer)
+        if not n:
             raise OSError("connection reset")
-        return block
+        return n
 
 
 def test_put_keeps_the_bytes_under_their_digest_once(tmp_path: Path) -> None:
