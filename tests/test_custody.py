@@ -210,3 +210,15 @@ def test_an_older_manifest_with_a_file_uri_still_deploys_from_its_source(
     deployed = home / "deploy" / "dev" / "fraud" / "1.0.0" / "fraud-v1.onnx"
     assert deployed.read_bytes() == model_files.onnx.read_bytes()
     assert json.loads(deployed.with_name("metadata.json").read_text())["source"] == model_files.onnx.as_uri()
+
+
+def test_a_store_that_cannot_be_written_refuses_with_a_clear_message(
+    aimodel: Run, home: Path, model_files: ModelFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the store should be")
+    monkeypatch.setenv("AIMODEL_ARTIFACT_STORE", str(blocked))
+    result = aimodel("create", "fraud", "--app", "payments", "--dataset", "transactions", "--artifact", str(model_files.onnx),
+                     "--dataset-uri", str(model_files.data), "--label-column", "label", "--as", "ada", expect=1)
+    assert f"cannot keep artifact {model_files.onnx.as_uri()} in the artifact store" in result.err
+    assert "Traceback" not in result.text

@@ -27,7 +27,7 @@ from bot.manifests import FORMATS, Artifact
 from bot.messages import sources as msg
 from bot.messages import store as store_msg
 from bot.sources import BUCKET_PROTOCOLS, Access, Canonical, SourceRefused
-from bot.store import Store, StoreError, copy_hashing, digest_of, is_store_uri, store_uri
+from bot.store import ReadsInto, Store, StoreError, copy_hashing, digest_of, is_store_uri, store_uri
 
 # measure.detect_format's names -> the manifest's format names
 _FORMAT_NAMES = {"torch": "pytorch", "h5": "keras", "npy": "numpy", "npz": "numpy"}
@@ -93,20 +93,56 @@ def _format_of(path: Path, declared: str) -> str:
     return name if name in FORMATS else "other"
 
 
+class _Reading:
+    """Marks errors raised by the source (not by the store) as the source's."""
+
+    def __init__(self, src: ByteStream) -> None:
+        self.src = src
+        self.failed: BaseException | None = None
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            return self.src.read(size)
+        except (OSError, ValueError) as exc:
+            self.failed = exc
+            raise
+
+
+class _ReadingInto(_Reading):
+    """The same, for a source that fills a buffer (the store's fast path keeps working)."""
+
+    def __init__(self, src: ReadsInto) -> None:
+        super().__init__(src)  # type: ignore[arg-type]
+        self.into = src
+
+    def readinto(self, buffer: bytearray, /) -> int | None:
+        try:
+            return self.into.readinto(buffer)
+        except (OSError, ValueError) as exc:
+            self.failed = exc
+            raise
+
+
 def _keep(c: Canonical, access: Access, kind: str, store: Store | None) -> tuple[str, int]:
     """Read the admitted source once: into the store when there is one, else only hashed."""
     src = open_checked(c, access, kind)
     try:
-        if store is not None:
-            try:
-                return store.put(src)
-            except StoreError as exc:
-                raise ArtifactError(store_msg.cannot_keep(msg.WHAT.get(kind, kind), c.uri, str(exc))) from None
-        h, size = hashlib.sha256(), 0
-        while block := src.read(artifacts.BLOCK_SIZE):
-            h.update(block)
-            size += len(block)
-        return h.hexdigest(), size
+        if store is None:
+            h, size = hashlib.sha256(), 0
+            while block := src.read(artifacts.BLOCK_SIZE):
+                h.update(block)
+                size += len(block)
+            return h.hexdigest(), size
+        reading = _ReadingInto(src) if isinstance(src, ReadsInto) else _Reading(src)
+        try:
+            return store.put(reading)
+        except (OSError, ValueError) as exc:
+            if reading.failed is not None:
+                raise
+            why = str(exc) if isinstance(exc, StoreError) else _why(exc)
+            raise ArtifactError(store_msg.cannot_keep(msg.WHAT.get(kind, kind), c.uri, why)) from None
+    except ArtifactError:
+        raise
     except (OSError, ValueError) as exc:
         raise ArtifactError(msg.unreadable(kind, c.uri, _why(exc))) from None
     finally:
