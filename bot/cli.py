@@ -184,14 +184,22 @@ def _serve(cmd: c.Command, common: c.Common) -> int:
     assert isinstance(cmd, c.Serve)
     from bot.server import serve
 
-    return serve(_settings(common), port=cmd.port, with_worker=cmd.with_worker)
+    settings = _settings(common)
+    if not settings.github and not (settings.home / "repo.git").exists():
+        raise _Fail(messages.not_initialized(str(settings.home)), 2)  # as every other verb says
+    return serve(settings, port=cmd.port, with_worker=cmd.with_worker)
 
 
 def _worker(cmd: c.Command, common: c.Common) -> int:
     assert isinstance(cmd, c.Worker)
+    from bot.jobs import WorkerBusy
+
     settings = _settings(common)
     with _context(settings) as ctx:
-        ctx.jobs.run_worker(cmd.workers, on_ready=lambda: _err(messages.worker_ready(str(settings.home))))
+        try:
+            ctx.jobs.run_worker(cmd.workers, on_ready=lambda: _err(messages.worker_ready(str(settings.home))))
+        except WorkerBusy as exc:
+            raise _Fail(str(exc), 2) from None
     return 0
 
 
@@ -380,6 +388,8 @@ def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
         actor = Actor(who, "cli")
         if cmd.action == "open":
             return _pr_open(ctx, cmd, common, actor)
+        if cmd.action == "recheck":
+            return _recheck(ctx, cmd.number, actor, common)
         if cmd.action == "approve":
             ctx.gitops.approve(cmd.number, actor)
             ctx.jobs.drain()
@@ -425,6 +435,40 @@ def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
         return 0
     except ForgeError as exc:
         raise _Fail(str(exc), 1) from None
+
+
+def _recheck(ctx: Context, number: int, actor: Actor, common: c.Common) -> int:
+    """Run the checks of #N's head again, then report them as `pr show` would (or say they are
+    queued when a worker runs them)."""
+    from bot import lifecycle
+    from bot.gitops import Refusal
+    from bot.policy import authorize
+
+    pr = ctx.forge.get_pr(number)
+    if not pr.is_open:
+        raise Refusal(messages.pr_not_open(number, pr.state))
+    config = ctx.gitops.catalog().config  # the default branch's rules, as for every decision
+    person = config.people.get(actor.name)
+    if person is None:
+        raise Refusal(messages.not_known(actor.name))
+    if actor.name != pr.author:
+        kind = pr.meta.verb if pr.meta.verb in ("create", "update", "deploy", "destroy") else "update"
+        decision = authorize(config, person, kind, actor.name)
+        if not decision.allowed:
+            raise Refusal(messages.refused(decision.reason))
+    rechecked = lifecycle.recheck(ctx, number)
+    with_worker = ctx.jobs.worker_running()
+    if not with_worker:
+        ctx.jobs.drain()
+    if common.json:
+        _json(ctx.gitops.pr_view(number))
+        return 0
+    _out(messages.rechecked(number, rechecked.head))
+    if with_worker:
+        _out(messages.checks_queued(number))
+    else:
+        _print_checks(ctx, number)
+    return 0
 
 
 def _pr_open(ctx: Context, cmd: c.PrCommand, common: c.Common, actor: Actor) -> int:

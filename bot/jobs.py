@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,10 @@ log = logging.getLogger("aimodel.jobs")
 
 class QueueError(StateUnavailable):
     """The queue could not take or hand out work; the message is fit to show a person."""
+
+
+class WorkerBusy(Exception):
+    """Another worker holds the embedded home's queue; the message is one line for a person."""
 
 
 class ChecksNotQueued(QueueError):
@@ -69,6 +74,9 @@ class Jobs:
         self._deploy = task(name="aimodel.deploy", retries=2, retry_delay=5)(self._run_deploy)
         self._after = task(name="aimodel.after_checks", retries=3, retry_delay=10)(self._run_after)
         self._notify = task(name="aimodel.notify", retries=3, retry_delay=2)(self._run_notify)
+        # The sweep: the worker's scheduler enqueues it every Settings.sweep.interval seconds
+        # (_SweepScheduler); the queue only speeds work up, state says what must happen.
+        self._sweep = self.huey.periodic_task(_always, name="aimodel.sweep")(self._run_sweep)
 
     # ------------------------------------------------------------------ enqueue
 
@@ -83,11 +91,47 @@ class Jobs:
         except self._errors as exc:
             raise self._error(exc) from None
 
-    def checks(self, number: int, head: str) -> None:
-        self._enqueue(self._checks, number, head)
+    def checks(self, number: int, head: str, swept: bool = False) -> None:
+        from bot.lifecycle import checks_key
+
+        self._mark(checks_key(number, head), "queued")
+        self._enqueue(self._checks, number, head, *((True,) if swept else ()))
 
     def deploy(self, commit: str, pr: int | None = None) -> None:
+        from bot.lifecycle import deploy_key
+
+        if pr:
+            self._mark(deploy_key(pr), "queued")
         self._enqueue(self._deploy, commit, pr)
+
+    # ------------------------------------------------------------------ marks
+
+    def _mark(self, key: str, state: str) -> None:
+        """Remember that a job is queued or running (in the queue's own store, so every
+        process sharing the queue sees it); the sweep leaves work that is on its way alone."""
+        try:
+            self.huey.put(_MARK + key, (state, time.time()))
+        except self._errors as exc:
+            raise self._error(exc) from None
+
+    def _unmark(self, key: str) -> None:
+        try:
+            self.huey.delete(_MARK + key)
+        except self._errors as exc:
+            log.warning("could not clear the mark of %s: %s", key, exc)
+
+    def marks(self, keys: list[str]) -> dict[str, Any]:
+        from bot.lifecycle import Mark
+
+        out: dict[str, Mark] = {}
+        for key in keys:
+            try:
+                value = self.huey.get(_MARK + key, peek=True)
+            except self._errors as exc:
+                raise self._error(exc) from None
+            if isinstance(value, tuple) and len(value) == 2:
+                out[key] = Mark(str(value[0]), float(value[1]))
+        return out
 
     def after_checks(self, number: int) -> None:
         self._enqueue(self._after, number)
@@ -97,17 +141,71 @@ class Jobs:
 
     # ------------------------------------------------------------------ task bodies
 
-    def _run_checks(self, number: int, head: str) -> None:
+    def _run_checks(self, number: int, head: str, swept: bool = False) -> None:
         from bot import lifecycle
         from bot.checks.pipeline import Pipeline
 
-        _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run), self.ctx, number)
+        key = lifecycle.checks_key(number, head)
+        self._mark(key, "running")
+        log.info("checks of #%s at %s started", number, head[:10])
+        try:
+            _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run, swept=swept), self.ctx, number)
+        finally:
+            self._unmark(key)
 
     def _run_deploy(self, commit: str, pr: int | None) -> None:
         from bot import lifecycle
         from bot.deploy.reconcile import reconcile
 
-        lifecycle.deploy(self.ctx, commit, pr, lambda: reconcile(self.ctx))
+        key = lifecycle.deploy_key(pr) if pr else ""
+        if key:
+            self._mark(key, "running")
+        try:
+            lifecycle.deploy(self.ctx, commit, pr, lambda: reconcile(self.ctx))
+        finally:
+            if key:
+                self._unmark(key)
+
+    def _run_sweep(self) -> None:
+        self.sweep(running_dead=False)
+
+    # ------------------------------------------------------------------ the sweep
+
+    def sweep(self, *, running_dead: bool) -> int:
+        """Queue again what state says must happen (bot.lifecycle.sweep_plan); returns how many
+        jobs. `running_dead`: this process knows no other one runs jobs (the embedded worker
+        at start, a CLI draining the queue), so a job marked as running died with its process."""
+        from bot import lifecycle
+        from bot.forges.base import ForgeError
+        from bot.gitrepo import GitError
+
+        ctx = self.ctx
+        try:
+            open_prs = ctx.forge.list_prs("open")
+            # Listing merged pull requests costs one page per hundred on GitHub: the deploy
+            # sweep runs where the record is local (GitHub deploys come from its push events).
+            merged = ctx.forge.list_prs("merged")[-_MERGED_SWEPT:] if ctx.forge.kind == "local" else []
+        except (ForgeError, GitError, OSError) as exc:
+            log.warning("sweep: cannot read the pull requests: %s", exc)
+            return 0
+        keys = [lifecycle.deploy_key(pr.number) for pr in merged]
+        signed: dict[int, str] = {}
+        for pr in open_prs:
+            keys.append(lifecycle.checks_key(pr.number, pr.head))
+            if pr.meta.checked_head:
+                keys.append(lifecycle.checks_key(pr.number, pr.meta.checked_head))
+        plan = lifecycle.sweep_plan(
+            open_prs, merged, self.marks(keys),
+            now=time.time(), timeout=ctx.settings.sweep.check_timeout, running_dead=running_dead,
+            signature_of=lambda pr: signed.setdefault(pr.number, lifecycle.own_signature(ctx.workspace, pr)),
+        )
+        for number, head, swept in plan.checks:
+            log.info("sweep: checks of #%s at %s queued again", number, head[:10])
+            self.checks(number, head, swept)
+        for commit, number in plan.deploys:
+            log.info("sweep: deploy of #%s (%s) queued again", number, commit[:10])
+            self.deploy(commit, number)
+        return len(plan.checks) + len(plan.deploys)
 
     def _run_after(self, number: int) -> None:
         from bot import lifecycle
@@ -135,6 +233,8 @@ class Jobs:
             return 0
         ran = 0
         with file_lock(self.home / "drain.lock"):
+            # No worker, and this process holds the drain lock: a job marked as running died.
+            self.sweep(running_dead=True)
             # Retries that have come due wait in the schedule; a worker's scheduler would move them.
             try:
                 for task in self.huey.read_schedule():
@@ -153,13 +253,41 @@ class Jobs:
         return ran
 
     def run_worker(self, workers: int = 2, on_ready: Callable[[], None] | None = None) -> None:
+        embedded = not self.ctx.settings.redis_url
         with file_lock(self.worker_lock, blocking=False) as free:
-            if not free and not self.ctx.settings.redis_url:
-                raise RuntimeError(messages.worker_already_serves(str(self.home)))
+            if not free and embedded:
+                raise WorkerBusy(messages.worker_already_serves(str(self.home)))
             if on_ready:
                 on_ready()  # only now: the lock tells CLIs to leave the queue to us
-            consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
+            try:
+                # The embedded home has one worker (the lock): what is marked running died.
+                self.sweep(running_dead=embedded)
+            except QueueError as exc:
+                log.error("sweep at start: %s", exc)
+            consumer = _consumer(self.huey, self.ctx.settings.sweep.interval, workers=workers, worker_type="thread")
             consumer.run()
+
+
+_MARK = "aimodel:mark:"
+_MERGED_SWEPT = 20  # the most recent merges whose deploy record the sweep looks for
+
+
+def _always(_when: Any) -> bool:
+    return True  # the scheduler decides how often (_SweepScheduler.periodic_task_seconds)
+
+
+def _consumer(huey: Any, interval: int, **options: Any) -> Any:
+    """Huey's consumer with its periodic tasks enqueued every `interval` seconds instead of
+    every minute: Scheduler.periodic_task_seconds is the one knob Huey reads for that."""
+    from huey.consumer import Consumer, Scheduler
+
+    class SweepScheduler(Scheduler):  # type: ignore[misc]
+        periodic_task_seconds = interval
+
+    class SweepConsumer(Consumer):  # type: ignore[misc]
+        scheduler_class = SweepScheduler
+
+    return SweepConsumer(huey, periodic=True, **options)
 
 
 def _guard(what: str, fn: Callable[[], None], ctx: Context, number: int) -> None:
