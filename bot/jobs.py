@@ -257,13 +257,13 @@ class Jobs:
         with file_lock(self.worker_lock, blocking=False) as free:
             if not free and embedded:
                 raise WorkerBusy(messages.worker_already_serves(str(self.home)))
-            if on_ready:
-                on_ready()  # only now: the lock tells CLIs to leave the queue to us
             try:
                 # The embedded home has one worker (the lock): what is marked running died.
                 self.sweep(running_dead=embedded)
             except QueueError as exc:
                 log.error("sweep at start: %s", exc)
+            if on_ready:
+                on_ready()  # only now: the lock tells CLIs to leave the queue to us
             consumer = _consumer(self.huey, self.ctx.settings.sweep.interval, workers=workers, worker_type="thread")
             consumer.run()
 
