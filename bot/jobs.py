@@ -181,10 +181,15 @@ class Jobs:
 
         ctx = self.ctx
         try:
-            open_prs = ctx.forge.list_prs("open")
             # Listing merged pull requests costs one page per hundred on GitHub: the deploy
-            # sweep runs where the record is local (GitHub deploys come from its push events).
-            merged = ctx.forge.list_prs("merged")[-_MERGED_SWEPT:] if ctx.forge.kind == "local" else []
+            # sweep runs where the records are local (GitHub deploys come from its push events),
+            # and there one listing reads them all.
+            if ctx.forge.kind == "local":
+                every = ctx.forge.list_prs("all")
+                open_prs = [pr for pr in every if pr.is_open]
+                merged = [pr for pr in every if pr.state == "merged"][-_MERGED_SWEPT:]
+            else:
+                open_prs, merged = ctx.forge.list_prs("open"), []
         except (ForgeError, GitError, OSError) as exc:
             log.warning("sweep: cannot read the pull requests: %s", exc)
             return 0
@@ -258,8 +263,13 @@ class Jobs:
             if not free and embedded:
                 raise WorkerBusy(messages.worker_already_serves(str(self.home)))
             try:
-                # The embedded home has one worker (the lock): what is marked running died.
-                self.sweep(running_dead=embedded)
+                if embedded:
+                    # One worker per embedded home (the lock): once a CLI that was draining
+                    # the queue has finished, a job still marked running died with its process.
+                    with file_lock(self.home / "drain.lock"):
+                        self.sweep(running_dead=True)
+                else:
+                    self.sweep(running_dead=False)  # other workers may be running their jobs
             except QueueError as exc:
                 log.error("sweep at start: %s", exc)
             if on_ready:

@@ -228,3 +228,27 @@ def test_serve_runs_the_installed_worker_not_a_bot_package_in_the_current_folder
         serve.stderr.close()
     assert any("aimodel worker: serving the queue of" in line for line in seen), seen
     assert not any(marker in line for line in seen), seen
+
+
+def test_on_redis_checks_stuck_past_the_timeout_run_again_once(
+    aimodel: Run, home: Path, slow_files: ModelFiles, redis_url: str, workers: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    env = {"REDIS_URL": redis_url, "AIMODEL_SWEEP_INTERVAL": "1", "AIMODEL_CHECK_TIMEOUT": "4"}
+    first = _worker(home, **env)
+    workers.append(first)
+    aimodel("create", "fraud", "--app", "payments", "--dataset", "big", "--artifact", str(slow_files.onnx),
+            "--dataset-uri", str(slow_files.data), "--label-column", "label", "--SLA", "accuracy>=0.9", "--as", "ada")
+    _wait_for("the checks to start", lambda: "pending" in _current(_pr(home, 1)).values())
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    assert _current(_pr(home, 1))["validate"] == "pending"
+    # Workers share Redis, so a new one cannot know the run died: the timeout says so.
+    workers.append(_worker(home, **env))
+    _wait_for("the checks to finish after the timeout", _finished(home, 1))
+    done = _pr(home, 1)
+    assert _current(done) == dict.fromkeys(CHECKS, "success")
+    _wait_for("the checks notification", lambda: _checks_told(home, 1) >= 1, timeout=30)
+    assert _bot_commits(home, done.branch) == [done.head]
+    assert _checks_told(home, 1) == 1
