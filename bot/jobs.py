@@ -91,11 +91,11 @@ class Jobs:
         except self._errors as exc:
             raise self._error(exc) from None
 
-    def checks(self, number: int, head: str, swept: bool = False) -> None:
+    def checks(self, number: int, head: str, swept: bool = False, force: bool = False) -> None:
         from bot.lifecycle import checks_key
 
         self._mark(checks_key(number, head), "queued")
-        self._enqueue(self._checks, number, head, *((True,) if swept else ()))
+        self._enqueue(self._checks, number, head, *((swept, force) if swept or force else ()))
 
     def deploy(self, commit: str, pr: int | None = None) -> None:
         from bot.lifecycle import deploy_key
@@ -141,7 +141,7 @@ class Jobs:
 
     # ------------------------------------------------------------------ task bodies
 
-    def _run_checks(self, number: int, head: str, swept: bool = False) -> None:
+    def _run_checks(self, number: int, head: str, swept: bool = False, force: bool = False) -> None:
         from bot import lifecycle
         from bot.checks.pipeline import Pipeline
 
@@ -149,7 +149,7 @@ class Jobs:
         self._mark(key, "running")
         log.info("checks of #%s at %s started", number, head[:10])
         try:
-            _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run, swept=swept), self.ctx, number)
+            _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run, swept=swept, force=force), self.ctx, number)
         finally:
             self._unmark(key)
 

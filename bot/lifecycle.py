@@ -37,7 +37,7 @@ log = logging.getLogger("aimodel.lifecycle")
 class Queue(Protocol):
     """The work the lifecycle queues (bot.jobs.Jobs)."""
 
-    def checks(self, number: int, head: str) -> None: ...
+    def checks(self, number: int, head: str, swept: bool = False, force: bool = False) -> None: ...
 
     def after_checks(self, number: int) -> None: ...
 
@@ -136,11 +136,14 @@ def own_signature(workspace: Workspace, pr: PullRequest) -> str:
     return checked if changed and all(path.endswith(".sig") for path in changed) else ""
 
 
-def checks(ports: Ports, number: int, head: str, run: Callable[[PullRequest], None], *, swept: bool = False) -> None:
+def checks(
+    ports: Ports, number: int, head: str, run: Callable[[PullRequest], None], *, swept: bool = False, force: bool = False
+) -> None:
     """The checks task: run the pipeline on a head a person pushed, once. Running it again for
     the same head (a sweep, a duplicate in the queue) finds the head's checks finished and
     does nothing: no second bot commit, no second notification. `swept`: the sweep found the
-    bot's own signature commit without its carried-over results (the run that made it died)."""
+    bot's own signature commit without its carried-over results (the run that made it died).
+    `force`: a person asked for the run (recheck)."""
     pr = ports.forge.get_pr(number)
     if not pr.is_open:
         return
@@ -154,7 +157,7 @@ def checks(ports: Ports, number: int, head: str, run: Callable[[PullRequest], No
             return
         log.info("#%s: %s is the bot's signature commit; its checks were carried over", number, head[:10])
         return
-    if _complete(pr) and not any(c.state == "error" for c in pr.checks.values() if c.commit == head):
+    if not force and _complete(pr) and not any(c.state == "error" for c in pr.checks.values() if c.commit == head):
         log.info("#%s: the checks of %s have finished already", number, head[:10])
         return  # (a run that ended in an error is run again: the queue retries it)
     run(pr)
@@ -162,12 +165,9 @@ def checks(ports: Ports, number: int, head: str, run: Callable[[PullRequest], No
 
 def recheck(ports: Ports, number: int, head: str = "") -> PullRequest:
     """Run the checks of the pull request's current head again (`pr recheck`, GitHub's Re-run
-    of a check run on `head`: nothing when the pull request has moved on).
-    The head's checks are set back to pending first: that is the state the checks task and
-    the sweep read, so the re-run happens once even if the worker dies before it starts. A
-    signature commit is then checked like any other head (its signature verified, not trusted)."""
-    from bot.review import REQUIRED_CHECKS
-
+    of a check run on `head`: nothing when the pull request has moved on). A signature commit
+    is then checked like any other head (its signature verified, not trusted). The run sets
+    the head's checks pending as it starts; from then on a dead worker's run is the sweep's."""
     pr = ports.forge.get_pr(number)
     if not pr.is_open:
         raise ForgeError(messages.pr_not_open(number, pr.state))
@@ -177,9 +177,7 @@ def recheck(ports: Ports, number: int, head: str = "") -> PullRequest:
     head = pr.head
     if pr.meta.signed_head == head:
         ports.forge.update_meta(number, lambda m: dataclasses.replace(m, signed_head="", unsigned_head=head) if m.signed_head == head else m)
-    for name in REQUIRED_CHECKS:
-        ports.forge.set_check(number, CheckResult(name, "pending", messages.recheck_pending(), "", head))
-    ports.jobs.checks(number, head)
+    ports.jobs.checks(number, head, force=True)
     return ports.forge.get_pr(number)
 
 

@@ -307,10 +307,6 @@ def not_initialized(home: str) -> str:
     return f"no manifest repository in {home}; run `aimodel init` first"
 
 
-def recheck_pending() -> str:
-    return "a re-run was asked for"
-
-
 def rechecked(number: int, head: str) -> str:
     return f"Checks of #{number} at {head[:10]} run again."
 
