@@ -21,6 +21,7 @@ from bot.state import StateUnavailable
 
 if TYPE_CHECKING:
     from bot.app import Context
+    from bot.lifecycle import Mark
 
 log = logging.getLogger("aimodel.jobs")
 
@@ -120,7 +121,7 @@ class Jobs:
         except self._errors as exc:
             log.warning("could not clear the mark of %s: %s", key, exc)
 
-    def marks(self, keys: list[str]) -> dict[str, Any]:
+    def marks(self, keys: list[str]) -> dict[str, Mark]:
         from bot.lifecycle import Mark
 
         out: dict[str, Mark] = {}
@@ -190,7 +191,7 @@ class Jobs:
                 merged = [pr for pr in every if pr.state == "merged"][-_MERGED_SWEPT:]
             else:
                 open_prs, merged = ctx.forge.list_prs("open"), []
-        except (ForgeError, GitError, OSError) as exc:
+        except (ForgeError, GitError, OSError, StateUnavailable) as exc:  # e.g. a damaged PR record
             log.warning("sweep: cannot read the pull requests: %s", exc)
             return 0
         keys = [lifecycle.deploy_key(pr.number) for pr in merged]
