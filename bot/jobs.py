@@ -191,7 +191,7 @@ class Jobs:
                 merged = [pr for pr in every if pr.state == "merged"][-_MERGED_SWEPT:]
             else:
                 open_prs, merged = ctx.forge.list_prs("open"), []
-        except (ForgeError, GitError, OSError, StateUnavailable) as exc:  # e.g. a damaged PR record
+        except (ForgeError, GitError, OSError) as exc:  # a damaged record (StateUnavailable) is the caller's one line
             log.warning("sweep: cannot read the pull requests: %s", exc)
             return 0
         keys = [lifecycle.deploy_key(pr.number) for pr in merged]
@@ -271,7 +271,7 @@ class Jobs:
                         self.sweep(running_dead=True)
                 else:
                     self.sweep(running_dead=False)  # other workers may be running their jobs
-            except QueueError as exc:
+            except StateUnavailable as exc:  # the queue's store, a damaged record: the periodic sweep tries again
                 log.error("sweep at start: %s", exc)
             if on_ready:
                 on_ready()  # only now: the lock tells CLIs to leave the queue to us
