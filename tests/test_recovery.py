@@ -252,3 +252,22 @@ def test_on_redis_checks_stuck_past_the_timeout_run_again_once(
     _wait_for("the checks notification", lambda: _checks_told(home, 1) >= 1, timeout=30)
     assert _bot_commits(home, done.branch) == [done.head]
     assert _checks_told(home, 1) == 1
+
+
+@pytest.mark.parametrize("sla", ["accuracy>=0.9", "accuracy>=0.99"], ids=["signed", "failed"])
+def test_the_same_checks_job_twice_makes_one_bot_commit_and_one_notification(aimodel: Run, created: str, home: Path, sla: str) -> None:
+    from bot.sla import parse_sla
+
+    forge = LocalForge(home)
+    forge.on_event = lambda event, payload: None  # nothing queued by the opening
+    with Context(load_settings(), forge=forge) as quiet:
+        pr = quiet.gitops.propose(Update("fraud", version="1.1.0", sla=parse_sla(sla)), Actor("eve", "cli")).pr
+    with Context(load_settings()) as ctx:
+        ctx.jobs.checks(pr.number, pr.head)
+        ctx.jobs.checks(pr.number, pr.head)  # a duplicate, as a sweep racing an event would queue
+        assert ctx.jobs.drain() >= 2
+    done = _pr(home, pr.number)
+    signed = sla == "accuracy>=0.9"
+    assert _current(done)["validate"] == ("success" if signed else "failure")
+    assert _bot_commits(home, done.branch) == ([done.head] if signed else [])
+    assert _checks_told(home, pr.number) == 1
