@@ -60,7 +60,7 @@ class Context:
 
     def close(self) -> None:
         """Stop the git helper processes this context started."""
-        self.workspace.repo.close()
+        self.workspace.close()
         shutdown = getattr(self.forge, "shutdown", None)  # the GitHub forge's HTTP sessions
         if callable(shutdown):
             shutdown()
