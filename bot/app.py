@@ -54,7 +54,7 @@ class Context:
         self.cache_dir = home / "cache" / "artifacts"
         self.guard = Guard.from_settings(settings)  # what no person's URI may reach
         self.gitops = GitOps(
-            forge, workspace, self.locks, cache=ManifestCache(home / "cache" / "manifests.json"),
+            forge, workspace, self.locks, cache=ManifestCache(home / "cache" / "manifests.sqlite"),
             describe_artifact=describe_artifact, guard=self.guard,
         )
 
