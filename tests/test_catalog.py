@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog import EMPTY_CONFIG, Catalog, ManifestCache, classify, load_catalog
+from bot.catalog import EMPTY_CONFIG, Catalog, ManifestCache, catalog_at, classify, load_catalog
 from bot.manifests import CONFIG_PATH, Dataset, dump_manifest
 from tests.test_deploy_plan import app, model
 
@@ -173,3 +173,38 @@ def test_a_cached_manifest_is_read_only_when_used(tmp_path: Path) -> None:
     assert again.models["fraud"] == first.models["fraud"] and tree.reads == 1  # from the cache
     assert again.models["churn"] == first.models["churn"] and tree.reads == 2  # parsed again
     assert [a.name for a in again.apps_using("fraud")] == ["payments"]
+
+
+def test_a_clean_commit_seen_before_lists_no_tree(tmp_path: Path) -> None:
+    """A commit never changes: its catalog's index is kept, and the next process on the same
+    commit neither lists the tree nor reads a manifest it does not use."""
+    tree = Tree(good_repo())
+    listed: list[str] = []
+
+    def listing(commit: str) -> dict[str, str]:
+        listed.append(commit)
+        return tree.files
+
+    first = catalog_at("c0ffee", listing, tree.read, ManifestCache(tmp_path / "manifests.sqlite"))
+    tree.reads = 0
+    again = catalog_at("c0ffee", listing, tree.read, ManifestCache(tmp_path / "manifests.sqlite"))
+    assert listed == ["c0ffee"] and tree.reads == 1  # the config, parsed each time
+    assert dict(again.files) == tree.files and again.config == first.config
+    assert (list(again.models), list(again.apps), list(again.datasets)) == (list(first.models), list(first.apps), list(first.datasets))
+    assert dict(again.models.items()) == dict(first.models.items()) and again.all_errors() == []
+    catalog_at("0ther", listing, tree.read, ManifestCache(tmp_path / "manifests.sqlite"))
+    assert listed == ["c0ffee", "0ther"]  # another commit is listed
+
+
+def test_a_commit_with_errors_is_built_anew_each_time(tmp_path: Path) -> None:
+    tree = Tree(_bad(lambda f: f.update({"models/broken.yaml": "kind: AIModel\n"})))
+    listed: list[str] = []
+
+    def listing(commit: str) -> dict[str, str]:
+        listed.append(commit)
+        return tree.files
+
+    for _ in range(2):
+        cat = catalog_at("c0ffee", listing, tree.read, ManifestCache(tmp_path / "manifests.sqlite"))
+        assert any(e.file == "models/broken.yaml" for e in cat.errors), _errors(cat)
+    assert listed == ["c0ffee", "c0ffee"]
