@@ -96,3 +96,23 @@ def test_a_missing_object_is_a_git_error_and_the_reader_recovers(workspace: Work
     with pytest.raises(GitError):
         workspace.read_blob("0" * 40)
     assert workspace.read_file(workspace.head_of(), "a.txt") == b"a.txt"
+
+
+def test_loose_objects_are_packed_when_they_pile_up(workspace: Workspace) -> None:
+    """Fetches skip git's automatic maintenance; commits run it when git's own estimate says so."""
+    import hashlib
+
+    git(workspace.path, "config", "gc.autoDetach", "false")  # pack now, not in the background
+    junk: dict[str, bytes | None] = {}
+    n = 0
+    while len(junk) <= -(-6700 // 256):  # blobs whose names start with 17, as git counts them
+        body = f"junk {n}".encode()
+        n += 1
+        if hashlib.sha1(b"blob %d\0" % len(body) + body).hexdigest().startswith("17"):
+            junk[f"junk/{n}"] = body
+    workspace.push(workspace.commit_change(workspace.head_of(), junk, "junk"), "junk")  # reachable from now on
+    loose = int(dict(line.split(": ") for line in git(workspace.path, "count-objects", "-v").splitlines())["count"])
+    assert loose > len(junk)
+    workspace.commit_change(workspace.head_of(), {"a.txt": b"tidy"}, "tidy")
+    counts = dict(line.split(": ") for line in git(workspace.path, "count-objects", "-v").splitlines())
+    assert int(counts["count"]) < len(junk) and int(counts["packs"]) >= 1
