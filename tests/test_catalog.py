@@ -192,6 +192,7 @@ def test_a_clean_commit_seen_before_lists_no_tree(tmp_path: Path) -> None:
     assert dict(again.files) == tree.files and again.config == first.config
     assert (list(again.models), list(again.apps), list(again.datasets)) == (list(first.models), list(first.apps), list(first.datasets))
     assert dict(again.models.items()) == dict(first.models.items()) and again.all_errors() == []
+    assert [a.name for a in again.apps_using("fraud")] == ["payments"] and again.apps_using("nothing") == []
     catalog_at("0ther", listing, tree.read, ManifestCache(tmp_path / "manifests.sqlite"))
     assert listed == ["c0ffee", "0ther"]  # another commit is listed
 
