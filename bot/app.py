@@ -6,13 +6,11 @@ import dataclasses
 import logging
 import time
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import redact
 from bot.catalog import ManifestCache
-from bot.checks.fetch import describe_artifact
 from bot.config import Settings
-from bot.deploy.targets.local import LocalTarget
 from bot.forges.base import Forge, PullRequest
 from bot.gitops import Actor, GitOps, Refusal
 from bot.gitrepo import Workspace
@@ -21,7 +19,18 @@ from bot.locks import FileLocks, Locks, RedisLocks
 from bot.notify import Notifier, NullNotifier
 from bot.sources import Guard
 
+if TYPE_CHECKING:
+    from bot.deploy.targets.local import LocalTarget
+    from bot.sources import Access
+
 log = logging.getLogger("aimodel")
+
+
+def _describe_artifact(uri: str, declared_format: str, access: Access) -> Any:
+    # imported when a proposal names an artifact: fetching code is heavy for the commands that do not
+    from bot.checks.fetch import describe_artifact
+
+    return describe_artifact(uri, declared_format, access)
 
 
 class NotInitialized(RuntimeError):
@@ -46,7 +55,6 @@ class Context:
             workspace = Workspace(home / "work", settings.default_branch)
         self.workspace = workspace
         self.locks: Locks = RedisLocks(settings.redis_url) if settings.redis_url else FileLocks(home / "locks")
-        self.target = LocalTarget(home / "deploy")
         self.notifier: Notifier = notifier or NullNotifier()
         bind = getattr(self.notifier, "bind", None)
         if callable(bind):
@@ -55,7 +63,7 @@ class Context:
         self.guard = Guard.from_settings(settings)  # what no person's URI may reach
         self.gitops = GitOps(
             forge, workspace, self.locks, cache=ManifestCache(home / "cache" / "manifests.sqlite"),
-            describe_artifact=describe_artifact, guard=self.guard,
+            describe_artifact=_describe_artifact, guard=self.guard,
         )
 
     def close(self) -> None:
@@ -70,6 +78,12 @@ class Context:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @cached_property
+    def target(self) -> LocalTarget:
+        from bot.deploy.targets.local import LocalTarget
+
+        return LocalTarget(self.settings.home / "deploy")
 
     @cached_property
     def jobs(self) -> Jobs:
