@@ -15,6 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from bot.manifests import (
 from bot.sla import sla_from_mapping
 
 EMPTY_CONFIG = RepoConfig(people={}, permissions={}, environments={})
-INDEX_VERSION = 1  # of a catalog's index in the cache: bump when classify() or what a Catalog keeps changes
+INDEX_VERSION = 2  # of a catalog's index in the cache: bump when classify() or what a Catalog keeps changes
 
 
 @dataclass
@@ -128,7 +129,7 @@ class ManifestCache:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, timeout=5, check_same_thread=False, isolation_level=None)
                 conn.execute("CREATE TABLE IF NOT EXISTS docs (blob TEXT PRIMARY KEY, kind TEXT, name TEXT, doc TEXT) WITHOUT ROWID")
-                conn.execute("CREATE TABLE IF NOT EXISTS catalogs (key TEXT PRIMARY KEY, data TEXT)")
+                conn.execute("CREATE TABLE IF NOT EXISTS catalog_index (key TEXT PRIMARY KEY, data TEXT, files TEXT)")
                 self._conn = conn
                 return conn
             except sqlite3.DatabaseError:
@@ -207,28 +208,29 @@ class ManifestCache:
                 return  # busy or read-only: the next catalog parses these again
             self._new.clear()
 
-    def index(self, commit: str) -> Any:
-        """What a catalog at this commit holds (put_index), or None."""
+    def index(self, commit: str) -> tuple[Any, str] | None:
+        """What a catalog at this commit holds (put_index) and its files, still as JSON text
+        (a proposal that changes no artifact never looks at them), or None."""
         with self._lock:
             conn = self._db()
             if conn is None:
                 return None
             try:
-                row = conn.execute("SELECT data FROM catalogs WHERE key = ?", (f"v{INDEX_VERSION}:{commit}",)).fetchone()
-                return json.loads(row[0]) if row else None
+                row = conn.execute("SELECT data, files FROM catalog_index WHERE key = ?", (f"v{INDEX_VERSION}:{commit}",)).fetchone()
+                return (json.loads(row[0]), row[1]) if row else None
             except (sqlite3.Error, ValueError):
                 return None
 
-    def put_index(self, commit: str, data: Any) -> None:
+    def put_index(self, commit: str, data: Any, files: Mapping[str, str]) -> None:
         with self._lock:
             conn = self._db()
             if conn is None:
                 return
-            text = json.dumps(data, separators=(",", ":"))
+            row = (f"v{INDEX_VERSION}:{commit}", json.dumps(data, separators=(",", ":")), json.dumps(dict(files), separators=(",", ":")))
             with contextlib.suppress(sqlite3.Error), conn:  # busy or read-only: the tree is listed again next time
                 conn.execute("BEGIN IMMEDIATE")
-                conn.execute("INSERT OR REPLACE INTO catalogs VALUES (?, ?)", (f"v{INDEX_VERSION}:{commit}", text))
-                conn.execute("DELETE FROM catalogs WHERE rowid NOT IN (SELECT rowid FROM catalogs ORDER BY rowid DESC LIMIT 32)")
+                conn.execute("INSERT OR REPLACE INTO catalog_index VALUES (?, ?, ?)", row)
+                conn.execute("DELETE FROM catalog_index WHERE rowid NOT IN (SELECT rowid FROM catalog_index ORDER BY rowid DESC LIMIT 32)")
 
     def close(self) -> None:
         with self._lock:
@@ -349,13 +351,13 @@ def catalog_at(
     and classifies no path (70 ms on 10,000 models). A catalog with errors is built anew."""
     index = cache.index(commit) if cache else None
     if index is not None:
-        cat = _from_index(commit, index, read_blob, cache)
+        cat = _from_index(commit, index[0], _JsonFiles(index[1], lambda: tree(commit)), read_blob, cache)
         if cat is not None:
             return cat
     cat = load_catalog(commit, tree(commit), read_blob, cache)
     if cache and not cat.errors:
         manifests = {
-            kind: [[name, folder.path_of(name)] for name in folder]
+            kind: [[name, cat.files[folder.path_of(name)], folder.path_of(name)] for name in folder]
             for kind, folder in (("AIModel", cat.models), ("Application", cat.apps), ("Dataset", cat.datasets))
             if isinstance(folder, LazyManifests)
         }
@@ -363,20 +365,48 @@ def catalog_at(
         for app in cat.apps.values():
             for model in app.models:
                 pins.setdefault(model, []).append(app.name)
-        cache.put_index(commit, {"files": dict(cat.files), "manifests": manifests, "pins": pins})
+        cache.put_index(commit, {"config": cat.files.get(CONFIG_PATH), "manifests": manifests, "pins": pins}, cat.files)
     return cat
 
 
-def _from_index(commit: str, index: Any, read_blob: Callable[[str], bytes], cache: ManifestCache | None) -> Catalog | None:
+class _JsonFiles(Mapping[str, str]):
+    """path -> blob, decoded from the index's JSON on first use."""
+
+    def __init__(self, text: str, listing: Callable[[], Mapping[str, str]]) -> None:
+        self._text = text
+        self._listing = listing  # the tree itself, should the text not read
+
+    @cached_property
+    def _files(self) -> dict[str, str]:
+        try:
+            files = json.loads(self._text)
+            if isinstance(files, dict):
+                return files
+        except ValueError:
+            pass
+        return dict(self._listing())
+
+    def __getitem__(self, path: str) -> str:
+        return self._files[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+
+def _from_index(
+    commit: str, index: Any, files: Mapping[str, str], read_blob: Callable[[str], bytes], cache: ManifestCache | None
+) -> Catalog | None:
     try:
-        files: dict[str, str] = index["files"]
         cat = Catalog(commit=commit, files=files)
-        if CONFIG_PATH in files:
-            cat.config = parse_config(read_blob(files[CONFIG_PATH]), CONFIG_PATH)
+        if index["config"]:
+            cat.config = parse_config(read_blob(index["config"]), CONFIG_PATH)
         folders = []
         for kind in ("AIModel", "Application", "Dataset"):
             folder = LazyManifests(_documents(cache, read_blob))
-            folder.add_all_cached(kind, ((name, files[path], path) for name, path in index["manifests"][kind]))
+            folder.add_all_cached(kind, ((name, blob, path) for name, blob, path in index["manifests"][kind]))
             folders.append(folder)
     except (KeyError, TypeError, ValueError, ManifestError):
         return None  # an index that does not fit: the tree is listed again

@@ -196,6 +196,15 @@ def test_a_clean_commit_seen_before_lists_no_tree(tmp_path: Path) -> None:
     catalog_at("0ther", listing, tree.read, ManifestCache(tmp_path / "manifests.sqlite"))
     assert listed == ["c0ffee", "0ther"]  # another commit is listed
 
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "manifests.sqlite") as db:
+        db.execute("UPDATE catalog_index SET files = '{not json'")
+    db.close()
+    damaged = catalog_at("c0ffee", listing, tree.read, ManifestCache(tmp_path / "manifests.sqlite"))
+    assert listed == ["c0ffee", "0ther"] and dict(damaged.files) == tree.files  # listed again, only when read
+    assert listed == ["c0ffee", "0ther", "c0ffee"]
+
 
 def test_a_commit_with_errors_is_built_anew_each_time(tmp_path: Path) -> None:
     tree = Tree(_bad(lambda f: f.update({"models/broken.yaml": "kind: AIModel\n"})))
