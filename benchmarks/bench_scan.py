@@ -167,6 +167,12 @@ def our_command() -> list[str]:
     return [sys.executable, "-m", "bot.checks.scan"]
 
 
+def our_env() -> dict[str, str]:
+    """Our commands import ``bot`` from this tree: the ``aimodel`` script would otherwise take
+    whatever tree the environment's editable install points at (another checkout)."""
+    return dict(os.environ, PYTHONPATH=str(REPO))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -203,10 +209,10 @@ def main() -> int:
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     rows = []
     for label, path, goal_ratio, goal_rss in datasets:
-        res = {"aimodel scan": measure([*ours, str(path)], args.runs)}
+        res = {"aimodel scan": measure([*ours, str(path)], args.runs, our_env())}
         if path.name == "small":
             res["python -m bot.checks.scan"] = measure(
-                [sys.executable, "-m", "bot.checks.scan", str(path)], args.runs
+                [sys.executable, "-m", "bot.checks.scan", str(path)], args.runs, our_env()
             )
         if "picklescan" in tools:
             res["picklescan"] = measure([str(tools["picklescan"]), "--path", str(path)], args.runs)
@@ -231,7 +237,7 @@ def main() -> int:
     # parallel strategy, in this process's CPU count
     par = []
     for mode in ("fork", "process", "spawn", "thread", "serial"):
-        env = dict(os.environ, AIMODEL_SCAN_PARALLEL=mode)
+        env = dict(our_env(), AIMODEL_SCAN_PARALLEL=mode)
         m = measure([sys.executable, "-m", "bot.checks.scan", str(WORK / "small")], args.runs, env)
         par.append((mode, f"{m['wall']:.3f}", f"{m['cpu']:.3f}", f"{m['rss']:.0f}"))
 
@@ -251,7 +257,7 @@ def main() -> int:
         print(f"  {mode:8s} wall {wall} s  cpu {cpu} s  {rss} MiB")
     print()
     print("reproduce: python benchmarks/bench_scan.py" + (" --quick" if args.quick else ""))
-    print("our command: " + " ".join(ours) + " PATH")
+    print("our command: PYTHONPATH=" + str(REPO) + " " + " ".join(ours) + " PATH")
     if not args.keep:
         shutil.rmtree(WORK, ignore_errors=True)
     return 0

@@ -186,6 +186,17 @@ def _sources(r: _Reader) -> Sources:
 # --------------------------------------------------------------------------- repository config types
 
 
+SIGN_SERIALIZATIONS = ("auto", "files", "shards")
+
+
+def _sign_serialization(r: _Reader) -> str:
+    path = ("signing", "serialization")
+    value = r.string(path, required=False, default="auto")
+    if value not in SIGN_SERIALIZATIONS:
+        raise r.fail(path, f"expected one of {', '.join(SIGN_SERIALIZATIONS)}, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class RepoConfig:
     people: Mapping[str, Person]
@@ -194,6 +205,9 @@ class RepoConfig:
     auto_merge: bool = False
     scan_allow: tuple[str, ...] = ()
     trusted_keys: tuple[str, ...] = ()
+    # how signatures hash: "files" keeps every bundle verifiable by model_signing's command
+    # line, which hashes by file only; "shards"/"auto" spread one large file over the cores
+    sign_serialization: str = "auto"
     prod_channel: str = ""
     path: str = ".aimodel/config.yaml"
     policy: PolicyRules = field(default_factory=PolicyRules)
@@ -528,6 +542,7 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
         auto_merge=r.boolean(("merge", "auto_merge"), default=False),
         scan_allow=r.strings(("scan", "allow")),
         trusted_keys=r.strings(("signing", "trusted_keys")),
+        sign_serialization=_sign_serialization(r),
         prod_channel=r.string(("notifications", "prod_channel"), required=False),
         path=path,
         policy=_policy_rules(r),

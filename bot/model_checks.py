@@ -143,7 +143,7 @@ def _sign(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Sign, as
     written = {}
     for m in models:
         out = Path(cmd.bundle) if cmd.bundle and len(models) == 1 else Path(f"{m.name}-{m.version}.sig")
-        sign_model(_local(ctx, m, catalog), key, bundle_path=out)
+        sign_model(_local(ctx, m, catalog), key, bundle_path=out, serialization=catalog.config.sign_serialization)
         written[m.name] = str(out)
     if as_json:
         out_(json.dumps(written, indent=2))

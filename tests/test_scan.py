@@ -437,7 +437,7 @@ def test_keras_h5(tmp_path: Path, marker: Path) -> None:
     assert one(tmp_path / "ok.h5").status == "clean"
     bad = one(tmp_path / "bad.h5")
     assert bad.format == "hdf5"
-    assert "Lambda" in [f.name for f in bad.findings]
+    assert "model_config:Lambda" in [f.name for f in bad.findings]
     assert all(f.severity == "critical" for f in bad.findings)
 
 
@@ -721,17 +721,30 @@ def test_huge_memo_stays_bounded_and_fails_closed_only_when_needed(tmp_path: Pat
     assert fr.status == "blocked"
 
 
-def test_old_joblib_side_files_stay_beside_the_model(tmp_path: Path) -> None:
+def test_old_joblib_side_files_are_followed_and_stay_beside_the_model(tmp_path: Path,
+                                                                     marker: Path) -> None:  # fmt: skip
     def wrapper(filename: str) -> bytes:
         name = filename.encode()
         return (b"\x80\x02cjoblib.numpy_pickle_compat\nNDArrayWrapper\n)\x81}(U\x08filename"
                 + b"U" + bytes([len(name)]) + name + b"ub.")  # fmt: skip
 
+    np.save(tmp_path / "ok.pkl_01.npy", np.arange(3.0))
     assert one(s.write(tmp_path / "ok.pkl", wrapper("ok.pkl_01.npy"))).status == "clean"
-    for bad in ("../../etc/x.npy", "/tmp/x.npy"):
+    # the side file is scanned by its own bytes: an object array's pickle runs under np.load
+    np.save(tmp_path / "evil.pkl_01.npy", np.array([s.touch_marker(marker)], dtype=object),
+            allow_pickle=True)  # fmt: skip
+    fr = one(s.write(tmp_path / "evil.pkl", wrapper("evil.pkl_01.npy")))
+    assert fr.status == "findings"
+    assert [(f.name, f.path) for f in fr.findings] == [
+        ("posix.system", str(tmp_path / "evil.pkl_01.npy"))]
+    missing = one(s.write(tmp_path / "gone.pkl", wrapper("gone.pkl_01.npy")))
+    assert missing.status == "blocked" and "side file" in (missing.error or "")
+    (tmp_path / "link.npy").symlink_to("/etc/hostname")
+    for bad in ("../../etc/x.npy", "/tmp/x.npy", "link.npy"):
         fr = one(s.write(tmp_path / "bad.pkl", wrapper(bad)))
-        assert fr.status == "findings"
+        assert fr.status == "findings", bad
         assert fr.findings[0].name == "joblib.NDArrayWrapper.filename"
+        assert fr.findings[0].severity == "critical"
 
 
 def test_scipy_sparse_matrices_are_plain_data(tmp_path: Path) -> None:

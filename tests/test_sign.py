@@ -17,7 +17,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from bot.checks import sign
+from bot.checks import hashing, sign
+from bot.checks.model_manifest import ModelFile, choose_method
 from bot.checks.sign import SignatureError
 
 # --------------------------------------------------------------------------------------
@@ -625,3 +626,261 @@ def test_module_import_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == ""
+
+
+# --------------------------------------------------------------------------------------
+# by shard: one large file on every core (model_signing's "shards" serialization)
+
+MIB = 1 << 20
+
+
+def _flip(path: Path, offset: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x01]))
+
+
+def test_shard_bundle_layout(tmp_path: Path, keys: dict[str, Path]) -> None:
+    m = tmp_path / "m"
+    (m / "sub").mkdir(parents=True)
+    data = os.urandom(2 * MIB + MIB // 2)  # not a multiple of the shard size
+    (m / "sub" / "w.bin").write_bytes(data)
+    (m / "a.txt").write_text("small")
+    bundle = sign.sign_model(
+        m, keys["trusted"], serialization="shards", shard_size=MIB, max_workers=2
+    )
+    statement = _read_statement(bundle)
+    assert statement["predicate"]["serialization"] == {
+        "method": "shards",
+        "hash_type": "sha256",
+        "shard_size": MIB,
+        "allow_symlinks": False,
+        "ignore_paths": [".git", ".gitattributes", ".github", ".gitignore", "model.sig"],
+    }
+    ranges = [(0, MIB), (MIB, 2 * MIB), (2 * MIB, len(data))]
+    want = [
+        {
+            "name": "a.txt:0:5",
+            "algorithm": f"sha256-sharded-{MIB}",
+            "digest": hashlib.sha256(b"small").hexdigest(),
+        }
+    ] + [
+        {
+            "name": f"sub/w.bin:{s}:{e}",
+            "algorithm": f"sha256-sharded-{MIB}",
+            "digest": hashlib.sha256(data[s:e]).hexdigest(),
+        }
+        for s, e in ranges
+    ]
+    assert statement["predicate"]["resources"] == want
+    root = hashlib.sha256(b"".join(bytes.fromhex(r["digest"]) for r in want)).hexdigest()
+    assert statement["subject"] == [{"name": "m", "digest": {"sha256": root}}]
+
+    result = sign.verify_model(m, bundle, [_pub(keys, "trusted")], max_workers=2)
+    assert result.serialization == "shards" and result.shard_size == MIB
+    assert result.files == ["a.txt", "sub/w.bin"]
+    assert result.digests == {r["name"]: r["digest"] for r in want}
+    assert result.root_digest == root
+
+
+@pytest.mark.parametrize("offset", [MIB + MIB // 2, MIB - 1, 2 * MIB, 3 * MIB + 6])
+def test_shard_bundle_refuses_one_byte_change(
+    tmp_path: Path, keys: dict[str, Path], offset: int
+) -> None:
+    """In the middle of a shard, at a shard's last and first byte, in the short last shard."""
+    f = tmp_path / "model.safetensors"
+    f.write_bytes(os.urandom(3 * MIB + 7))
+    bundle = sign.sign_model(f, keys["trusted"], serialization="shards", shard_size=MIB)
+    assert len(_read_statement(bundle)["predicate"]["resources"]) == 4
+    sign.verify_model(f, bundle, [_pub(keys, "trusted")])
+    _flip(f, offset)
+    with pytest.raises(SignatureError) as err:
+        sign.verify_model(f, bundle, [_pub(keys, "trusted")])
+    assert err.value.reasons == ["file model.safetensors differs from the signed digest"]
+
+
+@pytest.mark.parametrize("change", ["grown", "shrunk", "emptied"])
+def test_shard_bundle_refuses_another_length(
+    tmp_path: Path, keys: dict[str, Path], change: str
+) -> None:
+    m = tmp_path / "m"
+    m.mkdir()
+    data = os.urandom(2 * MIB)  # an exact multiple of the shard size
+    (m / "w.bin").write_bytes(data)
+    bundle = sign.sign_model(m, keys["trusted"], serialization="shards", shard_size=MIB)
+    new = {"grown": data + b"\0", "shrunk": data[:-1], "emptied": b""}[change]
+    (m / "w.bin").write_bytes(new)
+    with pytest.raises(SignatureError) as err:
+        sign.verify_model(m, bundle, [_pub(keys, "trusted")])
+    assert err.value.reasons == ["file w.bin differs from the signed digest"]
+
+
+def test_shard_bundle_refuses_missing_and_extra_files(
+    tmp_path: Path, keys: dict[str, Path]
+) -> None:
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "w.bin").write_bytes(os.urandom(MIB + 1))
+    (m / "b.json").write_text("{}")
+    bundle = sign.sign_model(m, keys["trusted"], serialization="shards", shard_size=MIB)
+    (m / "b.json").unlink()
+    (m / "c.json").write_text("{}")
+    with pytest.raises(SignatureError) as err:
+        sign.verify_model(m, bundle, [_pub(keys, "trusted")])
+    assert err.value.reasons == [
+        "file b.json is missing",
+        "extra file c.json not covered by the signature",
+    ]
+
+
+def test_empty_files_by_shard_and_by_file(tmp_path: Path, keys: dict[str, Path]) -> None:
+    """An empty file has no shard, so "auto" signs a model holding one by file."""
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "w.bin").write_bytes(os.urandom(3 * MIB))
+    (m / "empty").write_bytes(b"")
+    auto = sign.sign_model(
+        m, keys["trusted"], bundle_path=tmp_path / "auto.sig", shard_size=MIB, max_workers=2
+    )
+    names = [r["name"] for r in _read_statement(auto)["predicate"]["resources"]]
+    assert names == ["empty", "w.bin"]  # by file: the empty file is covered
+    (m / "empty").unlink()
+    with pytest.raises(SignatureError, match="file empty is missing"):
+        sign.verify_model(m, auto, [_pub(keys, "trusted")])
+    (m / "empty").write_bytes(b"")
+
+    # asked for explicitly, shards leave the empty file out, as model_signing does
+    shards = sign.sign_model(
+        m, keys["trusted"], bundle_path=tmp_path / "s.sig", serialization="shards", shard_size=MIB
+    )
+    result = sign.verify_model(m, shards, [_pub(keys, "trusted")])
+    assert result.files == ["w.bin"]
+    (m / "empty").write_bytes(b"now it has bytes")
+    with pytest.raises(SignatureError, match="extra file empty not covered"):
+        sign.verify_model(m, shards, [_pub(keys, "trusted")])
+
+    # a model that is one empty file: no shard at all, and still only an empty file verifies
+    e = tmp_path / "empty.bin"
+    e.write_bytes(b"")
+    bundle = sign.sign_model(e, keys["trusted"], serialization="shards", shard_size=MIB)
+    statement = _read_statement(bundle)
+    assert statement["predicate"]["resources"] == []
+    assert statement["subject"][0]["digest"]["sha256"] == hashlib.sha256(b"").hexdigest()
+    assert sign.verify_model(e, bundle, [_pub(keys, "trusted")]).files == []
+    e.write_bytes(b"x")
+    with pytest.raises(SignatureError, match=r"extra file empty\.bin not covered"):
+        sign.verify_model(e, bundle, [_pub(keys, "trusted")])
+
+
+def test_auto_signs_one_large_file_by_shard(tmp_path: Path, keys: dict[str, Path]) -> None:
+    f = tmp_path / "big.bin"
+    f.write_bytes(os.urandom(4 * MIB + 1))
+    bundle = sign.sign_model(f, keys["trusted"], shard_size=MIB, max_workers=2)
+    names = [r["name"] for r in _read_statement(bundle)["predicate"]["resources"]]
+    assert names == [f".:{i * MIB}:{min((i + 1) * MIB, 4 * MIB + 1)}" for i in range(5)]
+    # on one core shards gain nothing: by file
+    one = sign.sign_model(
+        f, keys["trusted"], bundle_path=tmp_path / "one.sig", shard_size=MIB, max_workers=1
+    )
+    assert _read_statement(one)["predicate"]["serialization"]["method"] == "files"
+    for b in (bundle, one):
+        sign.verify_model(f, b, [_pub(keys, "trusted")])
+
+
+def _mf(name: str, size: int) -> ModelFile:
+    return ModelFile(name, "/nowhere/" + name, size, 0)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "workers", "method"),
+    [
+        ({"w.bin": 1000}, 2, "shards"),  # one large file: the case shards exist for
+        ({"w.bin": 1000}, 1, "files"),  # one core: nothing to spread over
+        ({"w.bin": 100}, 2, "files"),  # no file larger than a shard
+        ({"a.bin": 500, "b.bin": 500}, 2, "files"),  # already one file per core
+        ({"a.bin": 500, "b.bin": 460, "c": 1}, 2, "files"),  # close enough to even
+        ({"a.bin": 500, "b.bin": 400, "c": 1}, 2, "shards"),  # 11 % over an even share
+        ({"a.bin": 900, "b.bin": 150}, 2, "shards"),  # one file is most of the work
+        ({"w.bin": 1000, "empty": 0}, 2, "files"),  # shards would leave "empty" unsigned
+        ({"w:1.bin": 1000}, 2, "files"),  # model_signing splits shard names on ":"
+        ({}, 2, "files"),
+    ],
+)
+def test_choose_method(sizes: dict[str, int], workers: int, method: str) -> None:
+    files = [_mf(n, s) for n, s in sizes.items()]
+    assert choose_method(files, workers, shard_size=128) == method
+
+
+def test_shards_refuse_a_colon_in_a_file_name(tmp_path: Path, keys: dict[str, Path]) -> None:
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "w:1.bin").write_bytes(b"x" * 10)
+    with pytest.raises(SignatureError, match=r"w:1\.bin has ':' in its name"):
+        sign.sign_model(m, keys["trusted"], serialization="shards", shard_size=4)
+    assert not (m / "model.sig").exists()
+    with pytest.raises(ValueError, match="unknown serialization"):
+        sign.sign_model(m, keys["trusted"], serialization="tensors")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda s: s["serialization"].update(shard_size=1.5), "not a whole number"),
+        (lambda s: s["serialization"].update(shard_size=0), "not positive"),
+        (lambda s: s["serialization"].update(shard_size="big"), "not a number"),
+        (lambda s: s["serialization"].update(method="tensors"), "unsupported serialization"),
+        (lambda s: s["resources"][0].update(algorithm="sha256"), "unsupported digest algorithm"),
+        (lambda s: s["resources"][0].update(name="w.bin:0"), "is not FILE:START:END"),
+        (lambda s: s["resources"][0].update(name="w.bin:0:9999999"), "impossible bounds"),
+    ],
+)
+def test_refuses_malformed_shard_statements(
+    tmp_path: Path, keys: dict[str, Path], edit: Any, message: str
+) -> None:
+    """Signed by a trusted key and still refused: the statement itself makes no sense."""
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "w.bin").write_bytes(os.urandom(3000))
+    bundle = sign.sign_model(m, keys["trusted"], serialization="shards", shard_size=1024)
+    statement = _read_statement(bundle)
+    edit(statement["predicate"])
+    resources = statement["predicate"]["resources"]
+    root = b"".join(bytes.fromhex(r["digest"]) for r in resources)
+    statement["subject"][0]["digest"]["sha256"] = hashlib.sha256(root).hexdigest()
+    bundle.write_text(
+        json.dumps(sign._make_bundle(statement, sign.load_private_key(keys["trusted"])))
+    )
+    with pytest.raises(SignatureError, match=message):
+        sign.verify_model(m, bundle, [_pub(keys, "trusted")])
+
+
+def test_shard_bundle_through_the_commands(
+    tmp_path: Path, keys: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "w.bin"
+    f.write_bytes(os.urandom(3 * MIB))
+    bundle = sign.sign_model(f, keys["trusted"], serialization="shards", shard_size=MIB)
+    pub = str(keys["trusted"]) + ".pub"
+    assert sign.run_verify_command(str(f), bundle=str(bundle), public_key=pub) == 0
+    assert f"verified {f}: 1 file (in 3 shards of 1 MiB) match bundle" in capsys.readouterr().out
+    _flip(f, MIB + 5)
+    assert sign.run_verify_command(str(f), bundle=str(bundle), public_key=pub) == 1
+    assert f"REFUSED {f}: file w.bin differs from the signed digest" in capsys.readouterr().out
+
+
+def test_a_shard_past_the_end_of_its_file_is_an_error(tmp_path: Path) -> None:
+    """What a file that shrank after its size was taken looks like to the hashing."""
+    f = tmp_path / "w.bin"
+    f.write_bytes(b"x" * 100)
+    assert (
+        hashing.sha256_shards([(str(f), 0, 50), (str(f), 50, 100)], max_workers=2)
+        == [hashlib.sha256(b"x" * 50).digest()] * 2
+    )
+    with pytest.raises(hashing.HashingError, match="shrank to 100 bytes") as err:
+        hashing.sha256_shards([(str(f), 0, 50), (str(f), 50, 150)], max_workers=2)
+    assert err.value.path == str(f)
+    assert hashing.shard_bounds(0, 10) == []
+    assert hashing.shard_bounds(25, 10) == [(0, 10), (10, 20), (20, 25)]
+    assert hashing.shard_bounds(20, 10) == [(0, 10), (10, 20)]

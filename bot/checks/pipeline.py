@@ -155,7 +155,7 @@ class Pipeline:
         self._scan(pr, base.config, results)
         self._validate(pr, catalog, results)
         if all(r.scan_ok and r.validate_ok for r in results):
-            self._sign(pr, results)
+            self._sign(pr, results, base.config.sign_serialization)
         else:
             self._report(pr, "sign", "skipped", "not signed: scan or validate failed")
         ctx.notify_checks(pr)
@@ -276,7 +276,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ sign
 
-    def _sign(self, pr: PullRequest, results: list[ModelChecks]) -> None:
+    def _sign(self, pr: PullRequest, results: list[ModelChecks], serialization: str) -> None:
         from bot.checks.sign import SignatureError, sign_attestation, sign_model
 
         ctx = self.ctx
@@ -292,7 +292,9 @@ class Pipeline:
                 self._report(pr, "sign", "error", f"cannot load the signing key: {exc}")
                 return
             with tempfile.TemporaryDirectory() as tmp:
-                bundle = sign_model(r.local, key, bundle_path=Path(tmp) / SIGNATURE_FILE)
+                bundle = sign_model(
+                    r.local, key, bundle_path=Path(tmp) / SIGNATURE_FILE, serialization=serialization
+                )
                 files[signature_path(r.model.name)] = bundle.read_bytes()
             predicate = {
                 "model": r.model.name,

@@ -5,23 +5,36 @@ It decides each file's format from its bytes (never its name), parses it without
 not on the allow-list, every code-carrying construct (Keras Lambda, TorchScript code, ONNX data
 outside the model folder, ...). A file it cannot parse fully is *blocked*, never clean.
 
+A file is judged as every format a loader would take it for, not only what its first bytes
+say: a tar header at offset 0 (torch.load's legacy path), a zip end record in the last 64 KiB
+(Python's zipfile accepts a prefix), an HDF5 superblock at 512, 1024, ... (a user block). Each
+such view is scanned; a file with more than one is a ``critical`` "polyglot" finding. Every
+member of every archive is scanned by its own bytes. A pickle on its own is read both as
+joblib.load reads it (array records skipped exactly as joblib skips them) and as pickle.load
+reads it; side files an old joblib pickle names are followed.
+
 Formats: pickle (protocols 0-5, concatenated), joblib (inline array data skipped), PyTorch zip
-checkpoints and the legacy torch format, NumPy .npy/.npz (object arrays' pickles scanned),
-safetensors, ONNX, Keras .keras and .h5, GGUF, and gzip/bz2/xz/zlib-compressed pickles.
+checkpoints, the legacy torch formats (pickles and tar), NumPy .npy/.npz (object arrays'
+pickles scanned), safetensors, ONNX, Keras .keras and .h5 (config read with h5py, decoded as
+JSON), GGUF, and gzip/bz2/xz/lzma/zlib-compressed pickles.
 
 Decision: the built-in allow-list (``scanners/policy.py``: numpy, torch tensors and storages,
-collections, plain data types, estimator *classes* of scikit-learn / xgboost / lightgbm,
-joblib's array wrapper) plus the caller's ``allow`` entries, each ``"module.name"`` or
-``"module.*"`` (the module and its submodules; dotted attribute chains only by exact entry).
-Anything else imported is a finding: ``critical`` for names known to run code or touch the
-system, ``high`` otherwise. Findings carry the byte offset of the import opcode (inside an
-archive, of the member: the path is then ``archive!member``).
+collections, plain data types, joblib's array wrappers, and ``scanners/allowlist.txt``: exact
+class names generated from scikit-learn's, torch.nn's, scipy.sparse's, xgboost's and
+lightgbm's own registries) plus the caller's ``allow`` entries, each ``"module.name"`` or
+``"module.*"``. Anything else imported is a finding: ``critical`` for the standard library and
+the ML/data frameworks (they can run code, touch files or the network), ``high`` for an unknown
+package; BUILD on anything the file did not create is ``critical``. Findings carry the byte
+offset of the import opcode (inside an archive, of the member: the path is then
+``archive!member``). No message quotes the file's bytes.
 
 Layout: ``scanners/source.py`` (buffered forward reader that skips by seeking),
 ``scanners/pickle_vm.py`` (the opcode walker), ``scanners/formats.py`` (detection and the other
-formats), ``scanners/policy.py`` (allow-list), ``scan_report.py`` (result types, table, JSON,
-SARIF 2.1.0). Run as ``aimodel scan`` or ``python -m bot.checks.scan [--json|--sarif]
-[--allow MODULE.NAME]... PATH...``; exit 0 clean, 1 any finding or blocked file, 2 a missing path.
+formats), ``scanners/policy.py`` + ``allowlist.txt`` (allow-list; ``allowlist_build.py``
+regenerates the data), ``scanners/messages.py`` (sentences about a file),
+``scan_report.py`` (result types, table, JSON, SARIF 2.1.0). Run as ``aimodel scan`` or
+``python -m bot.checks.scan [--json|--sarif] [--allow MODULE.NAME]... PATH...``; exit 0 clean,
+1 any finding or blocked file, 2 a missing path.
 """
 
 from __future__ import annotations
@@ -34,11 +47,11 @@ from typing import IO, Any
 
 from . import artifacts
 from .scan_report import FileReport, Finding, ScanReport, render_table
-from .scanners import formats
+from .scanners import formats, messages
 from .scanners import source as source_mod
 from .scanners.pickle_vm import PickleContext
 from .scanners.policy import AllowList
-from .scanners.source import CannotVerify, Source
+from .scanners.source import CannotVerify, Malformed, Source
 
 __all__ = [
     "FileReport",
@@ -62,16 +75,135 @@ def _allow_list(allow: Iterable[str]) -> AllowList:
     return al
 
 
+def _member_scanner(depth: int) -> Any:
+    def member(mf: IO[bytes], msize: int, mpath: str, parent: PickleContext, in_archive: str,
+               data: bool = False) -> str:  # fmt: skip
+        child = PickleContext(mpath, in_archive, parent.allow, parent.findings, parent.refs)
+        if not data:
+            return _scan_stream(mf, msize, child, depth + 1, in_archive)
+        # a data member (tensor storage, an asset): bytes of a known format are scanned as
+        # that format; bytes of none are data no loader interprets
+        head = mf.read(16)
+        kind = formats.sniff(head)
+        if kind in ("unknown", "onnx?", "pickle0?"):
+            return "data"
+        mf.seek(0)
+        n_before = len(parent.findings)
+        try:
+            return _scan_stream(mf, msize, child, depth + 1, in_archive)
+        except CannotVerify:
+            # np.load(archive)[name] unpickles an object .npy wherever it sits: never data
+            if kind == "npy" or len(parent.findings) > n_before:
+                raise
+            return "data"
+
+    return member
+
+
+def _views(f: IO[bytes], src: Source, size: int, kind: str) -> tuple[list[str], bool]:
+    """Other formats a loader would take this file for, besides what its first bytes say:
+    a tar archive (tar header at offset 0: torch.load's legacy path), a zip archive (an end
+    record near the end: Python's zipfile accepts any prefix), HDF5 (a superblock at 512,
+    1024, ...: h5py skips a user block)."""
+    views: list[str] = []
+    moved = False
+    src.fill(min(size, formats.ZIP_TAIL))
+    buf = src.buf if src.pos == 0 else src.peek(min(size, formats.ZIP_TAIL))  # no copy
+    if len(buf) >= size:  # small files: every test below runs on the buffer
+        tail = buf if size <= formats.ZIP_TAIL else buf[-formats.ZIP_TAIL :]
+    else:
+        f.seek(size - formats.ZIP_TAIL)
+        tail = f.read(formats.ZIP_TAIL)
+        moved = True
+    if kind != "zip" and tail.rfind(formats.EOCD) >= 0:  # rfind: twice as fast as "in" here
+        import zipfile
+
+        moved = True
+        try:
+            f.seek(0)
+            zipfile.ZipFile(f).close()
+            views.append("zip")
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, IndexError):
+            pass
+    if formats.tar_at_start(buf[:512]):
+        views.append("tar")
+    if kind != "hdf5":
+        for off in formats.HDF5_OFFSETS:
+            if off + 8 > size:
+                break
+            if off + 8 <= len(buf):
+                sig = buf[off : off + 8]
+            else:
+                f.seek(off)
+                sig = f.read(8)
+                moved = True
+            if sig == formats.HDF5_MAGIC:
+                views.append("hdf5")
+                break
+    return views, moved
+
+
+def _scan_view(view: str, f: IO[bytes], size: int, ctx: PickleContext, depth: int) -> str:
+    if view == "zip":
+        return formats.scan_zip(f, ctx, _member_scanner(depth), None)
+    if view == "tar":
+        return formats.scan_tar(f, ctx, _member_scanner(depth), size)
+    return formats.scan_hdf5(f, ctx)
+
+
 def _scan_stream(
     f: IO[bytes], size: int | None, ctx: PickleContext, depth: int = 0, in_archive: str = ""
 ) -> str:
-    """Scan one byte stream, dispatching on its first bytes. Returns the format name."""
+    """Scan one byte stream as every format a loader would take it for."""
     src = Source(f, size=size)
     head = src.peek(16)
     kind = formats.sniff(head)
+    views: list[str] = []
+    if depth == 0 and size is not None and src.seekable:
+        views, moved = _views(f, src, size, kind)
+        if moved:
+            f.seek(src.start + len(src.buf))  # back under the Source's buffer
+    if not views:
+        return _scan_one(f, src, kind, size, ctx, depth, in_archive)
+    errors: list[CannotVerify] = []
+    found: list[str] = []
+    try:
+        found.append(_scan_one(f, src, kind, size, ctx, depth, in_archive))
+    except CannotVerify as exc:
+        if kind not in ("unknown", "pickle0?", "onnx?"):  # a guess that did not hold is no view
+            errors.append(exc)
+            found.append(kind)
+    for view in views:
+        vctx = PickleContext(ctx.path, view, ctx.allow, ctx.findings, ctx.refs)
+        try:
+            found.append(_scan_view(view, f, size or 0, vctx, depth))
+        except CannotVerify as exc:
+            errors.append(exc)
+            found.append(view)
+    if len(found) > 1:
+        ctx.findings.append(Finding(ctx.path, 0, "polyglot", "polyglot", "critical",
+                                    messages.polyglot(found)))  # fmt: skip
+    ctx.fmt = "+".join(found)
+    if errors:
+        raise errors[0]
+    return ctx.fmt
+
+
+def _scan_one(
+    f: IO[bytes], src: Source, kind: str, size: int | None, ctx: PickleContext, depth: int,
+    in_archive: str,
+) -> str:  # fmt: skip
+    """Scan one byte stream as the format its first bytes announce."""
+    head = src.peek(16)
     if kind == "pickle":
         ctx.fmt = "torch" if in_archive == "torch" else "pickle"
-        return formats.scan_pickle_stream(src, ctx)
+        ctx.plain = bool(in_archive)  # only a file on its own is read by joblib.load too
+        fmt = formats.scan_pickle_stream(src, ctx)
+        if ctx.joblib_arrays and depth == 0:  # (a compressed stream's caller does this)
+            if not src.seekable:
+                raise CannotVerify("joblib file on a stream that cannot be read twice")
+            _plain_view(lambda: _rewound(f), size, ctx, depth, in_archive)
+        return fmt
     if kind == "npy":
         return formats.scan_npy(src, ctx)
     if kind == "safetensors":
@@ -82,31 +214,33 @@ def _scan_stream(
         if not src.seekable:
             raise CannotVerify("zip archive on a stream that cannot seek")
         f.seek(0)
-
-        def member(mf: IO[bytes], msize: int, mpath: str, parent: PickleContext,
-                   in_archive: str) -> str:  # fmt: skip
-            child = PickleContext(mpath, in_archive, parent.allow, parent.findings)
-            return _scan_stream(mf, msize, child, depth + 1, in_archive)
-
-        return formats.scan_zip(f, ctx, member, size)
+        return formats.scan_zip(f, ctx, _member_scanner(depth), size)
     if kind == "gguf":
         return formats.scan_gguf(src, ctx)
     if kind == "hdf5":
-        return formats.scan_hdf5(src, ctx)
-    if kind in ("gzip", "bz2", "xz", "zlib"):
+        if not src.seekable:
+            raise CannotVerify("HDF5 on a stream that cannot seek")
+        return formats.scan_hdf5(f, ctx)
+    if kind in ("gzip", "bz2", "xz", "lzma", "zlib"):
         if depth >= MAX_ARCHIVE_DEPTH:
             raise CannotVerify("compressed streams nested too deeply")
         if src.seekable:
             f.seek(0)
         else:
             raise CannotVerify("compressed stream that cannot seek")
-        inner = formats.open_decompressed(kind, f)
+
+        def opened() -> IO[bytes]:
+            f.seek(0)
+            return formats.open_decompressed(kind, f)
+
         try:
-            sub = _scan_stream(inner, None, ctx, depth + 1, in_archive)
+            sub = _scan_stream(opened(), None, ctx, depth + 1, in_archive)
+            if ctx.joblib_arrays:
+                _plain_view(opened, None, ctx, depth + 1, in_archive)
         except (OSError, EOFError, ValueError) as exc:
             if isinstance(exc, CannotVerify):
                 raise
-            raise CannotVerify(f"{kind} stream unreadable: {exc}") from exc
+            raise CannotVerify(f"{kind} stream unreadable ({type(exc).__name__})") from exc
         ctx.fmt = f"{sub}+{kind}"
         return ctx.fmt
     if kind == "onnx?" and size is not None:
@@ -114,19 +248,43 @@ def _scan_stream(
             return formats.scan_onnx(src, ctx)
         except CannotVerify as exc:
             ctx.fmt = "unknown"
-            raise CannotVerify(f"unknown file type (not ONNX: {exc})") from exc
+            raise CannotVerify(messages.unknown_type(formats.guess_type(head))) from exc
     if kind == "pickle0?":
         n_before = len(ctx.findings)
         try:
             ctx.fmt = "pickle"
+            ctx.plain = bool(in_archive)
             return formats.scan_pickle_stream(src, ctx)
         except CannotVerify as exc:
             if len(ctx.findings) == n_before:
                 ctx.fmt = "unknown"
-                raise CannotVerify(f"unknown file type (not a pickle: {exc})") from exc
+                raise CannotVerify(messages.unknown_type(formats.guess_type(head))) from exc
             raise
     ctx.fmt = "unknown"
-    raise CannotVerify(f"unknown file type (first bytes {head[:8].hex()})")
+    raise CannotVerify(messages.unknown_type(formats.guess_type(head)))
+
+
+def _rewound(f: IO[bytes]) -> IO[bytes]:
+    f.seek(0)
+    return f
+
+
+def _plain_view(
+    reopen: Any, size: int | None, ctx: PickleContext, depth: int, in_archive: str
+) -> None:
+    """The same pickle as ``pickle.load`` reads it: joblib's array bytes are opcodes there.
+    Loading fails where the bytes stop being a pickle (Malformed); anything imported before
+    that point is a finding, and a scanner limit reached there is "cannot verify"."""
+    seen = {(x.offset, x.name) for x in ctx.findings}
+    extra: list[Finding] = []
+    pctx = PickleContext(ctx.path, ctx.fmt, ctx.allow, extra, [])
+    pctx.plain = True
+    try:
+        src = Source(reopen(), size=size)
+        formats.scan_pickle_stream(src, pctx)
+    except Malformed:
+        pass
+    ctx.findings.extend(x for x in extra if (x.offset, x.name) not in seen)
 
 
 def scan_file(
@@ -145,6 +303,7 @@ def scan_file(
             if size == 0:
                 raise CannotVerify("empty file")
             _scan_stream(f, size, ctx)
+        _follow_refs(ctx)
         if expected_sha256 is not None:
             artifacts.verify_digest(uri, expected_sha256)
     except artifacts.DigestMismatch as exc:
@@ -156,7 +315,7 @@ def scan_file(
     except RecursionError:
         error = "cannot verify: nesting too deep"
     except Exception as exc:  # one bad file never aborts the others
-        error = f"cannot verify: {type(exc).__name__}: {exc}"
+        error = f"cannot verify: {type(exc).__name__}"  # its text may quote the file's bytes
     findings = tuple(ctx.findings)
     if error is not None:
         status = "blocked"
@@ -165,6 +324,57 @@ def scan_file(
     else:
         status = "clean"
     return FileReport(uri, ctx.fmt, status, findings, error, size)
+
+
+MAX_REFS = 1024
+
+
+def _ref_escapes(referrer: str, name: str) -> str | None:
+    """Why a side file named inside a model is not part of the artifact, or None."""
+    if "!" in referrer:
+        return "is named from inside an archive, where no folder holds it"
+    norm = name.replace("\\", "/")
+    if not name or "\x00" in name:
+        return "is not a file name"
+    if norm.startswith(("/", "~")) or "://" in norm or (len(norm) > 1 and norm[1] == ":"):
+        return "is outside the model's folder (an absolute path or URL)"
+    if ".." in norm.split("/"):
+        return "is outside the model's folder ('..')"
+    folder = artifacts.local_path(referrer)
+    if folder is not None:
+        here = os.path.realpath(os.path.dirname(folder) or ".")
+        there = os.path.realpath(os.path.join(here, norm))
+        if os.path.commonpath([here, there]) != here:
+            return "is outside the model's folder (through a link)"
+    return None
+
+
+def _follow_refs(ctx: PickleContext) -> None:
+    """Scan every file the model makes its loader read (old joblib side files, which joblib
+    opens with np.load(allow_pickle=True)); a reference that leaves the artifact is a finding."""
+    done: set[str] = set()
+    i = 0
+    while i < len(ctx.refs):
+        referrer, name, offset = ctx.refs[i]
+        i += 1
+        if type(name) is not str:
+            raise CannotVerify("an old joblib array wrapper names a side file the scanner cannot read")
+        why = _ref_escapes(referrer, name)
+        if why is not None:
+            ctx.findings.append(Finding(referrer, offset, ctx.fmt, "joblib.NDArrayWrapper.filename",
+                                        "critical", messages.sidecar_escapes(name, why)))  # fmt: skip
+            continue
+        target = referrer.rpartition("/")[0] + "/" + name if "/" in referrer else name
+        if target in done:
+            continue
+        done.add(target)
+        if len(done) > MAX_REFS:
+            raise CannotVerify("the model names too many side files")
+        if not _exists(target):
+            raise CannotVerify(messages.sidecar_missing(name))
+        child = PickleContext(target, "unknown", ctx.allow, ctx.findings, ctx.refs)
+        with artifacts.open_stream(target) as f:
+            _scan_stream(f, artifacts.size_of(target), child)
 
 
 def _scan_many(args: tuple[tuple[str, ...], tuple[str, ...], str | None]) -> list[FileReport]:

@@ -7,20 +7,22 @@ with its "key" method:
 * ``subject``: one entry, the model's name (the last path component) and a root digest,
   sha256 over the concatenated raw digests of every resource, in resource order;
 * ``predicateType``: ``https://model_signing/signature/v1.0``;
-* ``predicate.serialization``: ``{"method": "files", "hash_type": "sha256",
-  "allow_symlinks": false, "ignore_paths": [...]}``;
-* ``predicate.resources``: one ``{"name", "algorithm", "digest"}`` per file, the name
-  relative to the model root in POSIX form (``"."`` when the model is a single file),
-  sorted the way ``pathlib.PurePosixPath`` sorts (component by component).
+* ``predicate.serialization`` and ``predicate.resources``: by file (one sha256 per file,
+  model_signing's default) or by shard (one sha256 per fixed-size piece of each file, so
+  one large file is hashed on every core), as ``model_manifest`` describes; ``sign_model``
+  picks shards where they are faster.
 
 The envelope is signed with an EC key (P-256 with SHA-256, P-384 with SHA-384, P-521 with
 SHA-512) over the DSSE pre-authentication encoding; the DER signature is base64 encoded.
 ``verificationMaterial.publicKey.hint`` is the sha256 (hex) of the public key's PEM
 SubjectPublicKeyInfo, as ``model_signing`` writes it.
 
-So a bundle made here verifies with ``model_signing verify key`` and a bundle made by
-``model_signing sign key`` verifies here. ``model_signing`` itself is not imported: it is a
-test dependency only; this module needs ``cryptography`` and the standard library.
+So a bundle made here verifies with model_signing's library and a bundle it makes (either
+serialization) verifies here. Its 1.1 command line, ``model_signing verify key``, checks
+by file only (it sets a by-file hashing configuration before it reads the bundle): it
+accepts our by-file bundles and refuses shard bundles, its own included.
+``model_signing`` itself is not imported: it is a test dependency only; this module needs
+``cryptography`` and the standard library.
 
 The same envelope also carries attestations of check results (``sign_attestation`` /
 ``verify_attestation``): a deploy gate can check that these exact bytes passed these checks.
@@ -30,28 +32,47 @@ from __future__ import annotations
 
 import base64
 import binascii
-import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-import stat
 import sys
 import tempfile
-import threading
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, TypeAlias
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bot.checks.hashing import sha256_files, usable_cores
+from bot.checks.model_manifest import (
+    AUTO,
+    DEFAULT_IGNORED,
+    DEFAULT_SHARD_SIZE,
+    FILES,
+    MODEL_SIGNING_PREDICATE_TYPE,
+    SHARDS,
+    check_files,
+    choose_method,
+    files_of,
+    hash_resources,
+    list_files,
+    model_name,
+    normalize_ignore,
+    parse_statement,
+    root_digest,
+    serialization_of,
+)
+from bot.checks.sign_errors import SignatureError
+
 __all__ = [
     "BUNDLE_MEDIA_TYPE",
     "CHECK_RESULTS_PREDICATE_TYPE",
     "DEFAULT_IGNORED",
+    "DEFAULT_SHARD_SIZE",
     "MODEL_SIGNING_PREDICATE_TYPE",
     "PrivateKey",
     "PublicKey",
@@ -77,14 +98,8 @@ PublicKey: TypeAlias = ec.EllipticCurvePublicKey
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-MODEL_SIGNING_PREDICATE_TYPE = "https://model_signing/signature/v1.0"
-# model_signing 0.2 wrote this predicate (one subject per file, no root digest); it still
-# verifies those, so we do too.
-_MODEL_SIGNING_PREDICATE_TYPE_COMPAT = "https://model_signing/Digests/v0.1"
 CHECK_RESULTS_PREDICATE_TYPE = "https://aimodel-gitops.dev/check-results/v1"
 
-# model_signing ignores these at the model root unless told otherwise (hashing.Config).
-DEFAULT_IGNORED: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitignore")
 DEFAULT_BUNDLE_NAME = "model.sig"
 
 _CURVES: dict[str, ec.EllipticCurve] = {
@@ -93,22 +108,6 @@ _CURVES: dict[str, ec.EllipticCurve] = {
     "P-521": ec.SECP521R1(),
 }
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
-
-# Files up to this size are read with one read() call; larger ones stream through a
-# reused per-thread buffer of _BLOCK bytes (hashlib and readinto release the GIL).
-_SMALL_FILE = 1 << 20
-_BLOCK = 4 << 20
-
-
-class SignatureError(Exception):
-    """The signature is missing, untrusted, malformed, or the artifact does not match it.
-
-    ``str(err)`` says why in plain words; ``err.reasons`` lists every problem found.
-    """
-
-    def __init__(self, message: str, reasons: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.reasons: list[str] = list(reasons) or [message]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,11 +119,18 @@ class VerifiedModel:
     key_fingerprint: str  # sha256 hex of the signer's DER SubjectPublicKeyInfo
     model_name: str  # the subject name recorded in the bundle (informative only)
     root_digest: str  # the subject's sha256: one digest for the whole model
-    digests: Mapping[str, str]  # file name (relative, POSIX; "." for a single file) -> sha256 hex
+    # resource name -> sha256 hex: by file, the file's name (relative, POSIX; "." for a
+    # single file); by shard, "<file>:<start>:<end>"
+    digests: Mapping[str, str]
+    serialization: str = FILES  # "files" or "shards"
+    shard_size: int | None = None  # "shards" only
 
     @property
     def files(self) -> list[str]:
-        return list(self.digests)
+        """The files the signature covers (an empty file is not covered by shards)."""
+        if self.shard_size is None:
+            return list(self.digests)
+        return list(dict.fromkeys(name.rsplit(":", 2)[0] for name in self.digests))
 
 
 # --------------------------------------------------------------------------------------
@@ -256,129 +262,7 @@ def generate_key(path: Path, curve: str = "P-256", *, overwrite: bool = False) -
 
 
 # --------------------------------------------------------------------------------------
-# hashing a model the way model_signing does (file serialization, sha256)
-
-
-_local = threading.local()
-
-
-def _buffer() -> memoryview:
-    buf: memoryview | None = getattr(_local, "buf", None)
-    if buf is None:
-        buf = memoryview(bytearray(_BLOCK))
-        _local.buf = buf
-    return buf
-
-
-def _sha256_file(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        # a small file: one read() gets it all; the loop below then only sees the end
-        # (and still catches a short read or a file that grew)
-        h = hashlib.sha256(os.read(fd, size + 1)) if size <= _SMALL_FILE else hashlib.sha256()
-        buf = _buffer()
-        while n := os.readv(fd, (buf,)):
-            h.update(buf[:n])
-        return h.digest()
-    finally:
-        os.close(fd)
-
-
-def _hash_files(paths: Sequence[str], max_workers: int | None = None) -> list[bytes]:
-    """sha256 of each file, in order.
-
-    Worker threads pull the next file from a shared index, so a few large files hash in
-    parallel and many small ones cost no more than a lock and a read each (no future, no
-    task object per file).
-    """
-    n = len(paths)
-    # one thread per core: sha256 runs outside the GIL, so more threads only add contention
-    workers = min(max_workers or min(8, max(2, os.cpu_count() or 1)), n)
-    if workers <= 1:
-        return [_sha256_file(p) for p in paths]
-    out: list[bytes] = [b""] * n
-    indexes = iter(range(n))
-    lock = threading.Lock()
-    failed = threading.Event()
-
-    def work() -> None:
-        while not failed.is_set():
-            with lock:
-                i = next(indexes, -1)
-            if i < 0:
-                return
-            try:
-                out[i] = _sha256_file(paths[i])
-            except BaseException:
-                failed.set()  # the others stop early; the error reaches the caller
-                raise
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        for future in [pool.submit(work) for _ in range(workers)]:
-            future.result()
-    return out
-
-
-def _normalize_ignore(root: Path, ignore: Iterable[str | os.PathLike[str]]) -> set[str]:
-    """Ignore entries as POSIX paths relative to the model root ('.git/' -> '.git')."""
-    out: set[str] = set()
-    root_abs: Path | None = None
-    for item in ignore:
-        p = Path(item)
-        if p.is_absolute():
-            if root_abs is None:
-                root_abs = root.resolve()
-            try:
-                p = p.resolve().relative_to(root_abs)
-            except ValueError:
-                continue  # outside the model: nothing to ignore
-        parts = [part for part in p.parts if part not in ("", ".")]
-        if not parts or ".." in parts:
-            continue
-        out.add("/".join(parts))
-    return out
-
-
-def _name_key(name: str) -> tuple[str, ...]:
-    # PurePosixPath ordering, which model_signing uses to sort its manifest.
-    return PurePosixPath(name).parts
-
-
-def _list_files(root: Path, ignored: set[str]) -> list[tuple[str, str]]:
-    """(name relative to root, absolute path) for every file, in manifest order."""
-    try:
-        st = os.lstat(root)
-    except FileNotFoundError:
-        raise SignatureError(f"{root} does not exist") from None
-    if stat.S_ISLNK(st.st_mode):
-        raise SignatureError(f"{root} is a symbolic link; sign the real file or folder")
-    if stat.S_ISREG(st.st_mode):
-        return [(".", str(root))]
-    if not stat.S_ISDIR(st.st_mode):
-        raise SignatureError(f"{root} is neither a file nor a folder")
-    found: list[tuple[str, str]] = []
-    stack: list[tuple[str, str]] = [("", str(root))]
-    while stack:
-        prefix, folder = stack.pop()
-        with os.scandir(folder) as it:
-            for entry in it:
-                name = prefix + entry.name
-                if name in ignored:
-                    continue
-                if entry.is_symlink():
-                    raise SignatureError(
-                        f"{name} is a symbolic link; symbolic links are not signed (model_signing "
-                        "refuses them too): replace it with the file or remove it"
-                    )
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((name + "/", entry.path))
-                elif entry.is_file(follow_symlinks=False):
-                    found.append((name, entry.path))
-                else:
-                    raise SignatureError(f"{name} is not a regular file or folder")
-    found.sort(key=lambda item: _name_key(item[0]))
-    return found
+# hashing a model the way model_signing does by default (by file, sha256)
 
 
 def hash_model(
@@ -386,24 +270,9 @@ def hash_model(
 ) -> dict[str, str]:
     """{file name: sha256 hex} for a model, with model_signing's names and default ignores."""
     root = Path(model_path)
-    ignored = _normalize_ignore(root, [*DEFAULT_IGNORED, *ignore])
-    files = _list_files(root, ignored)
-    digests = _hash_files([p for _, p in files], max_workers)
-    return {name: d.hex() for (name, _), d in zip(files, digests, strict=True)}
-
-
-def _model_name(root: Path) -> str:
-    name = root.name
-    if not name or name == "..":
-        name = os.path.basename(root.resolve())
-    return name
-
-
-def _root_digest(hex_digests: Iterable[str]) -> str:
-    h = hashlib.sha256()
-    for d in hex_digests:
-        h.update(bytes.fromhex(d))
-    return h.hexdigest()
+    files = list_files(root, normalize_ignore(root, [*DEFAULT_IGNORED, *ignore]))
+    digests = sha256_files([f.path for f in files], max_workers)
+    return {f.name: d.hex() for f, d in zip(files, digests, strict=True)}
 
 
 # --------------------------------------------------------------------------------------
@@ -605,6 +474,9 @@ def sign_model(
     *,
     bundle_path: Path | None = None,
     ignore: Sequence[str] = (),
+    serialization: str = AUTO,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    max_workers: int | None = None,
 ) -> Path:
     """Sign a model file or folder; write the bundle and return its path.
 
@@ -612,8 +484,15 @@ def sign_model(
     as the model_signing CLI would be told to write it. ``ignore`` lists paths relative to
     the model root to leave out (``.git``, ``.gitattributes``, ``.github``, ``.gitignore``
     and the bundle itself are always left out, as model_signing does).
+
+    ``serialization`` is ``"files"`` (one sha256 per file), ``"shards"`` (one sha256 per
+    ``shard_size`` bytes of each file, so one large file is hashed on every core) or
+    ``"auto"``: shards where they are faster on this machine, files otherwise
+    (``model_manifest.choose_method``). Either verifies with model_signing's library.
     """
-    out, _ = _sign_model(model_path, private_key, bundle_path, ignore)
+    out, _ = _sign_model(
+        model_path, private_key, bundle_path, ignore, serialization, shard_size, max_workers
+    )
     return out
 
 
@@ -622,30 +501,36 @@ def _sign_model(
     private_key: PrivateKey | str | Path,
     bundle_path: Path | None,
     ignore: Sequence[str],
+    serialization: str = AUTO,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    max_workers: int | None = None,
 ) -> tuple[Path, dict[str, Any]]:
+    if serialization not in (AUTO, FILES, SHARDS):
+        raise ValueError(f"unknown serialization {serialization!r}: use auto, files or shards")
+    if shard_size <= 0:
+        raise ValueError(f"shard size must be positive, got {shard_size}")
     key = _as_private_key(private_key)
     root = Path(model_path)
     if not root.exists() and not root.is_symlink():
         raise SignatureError(f"{root} does not exist")
     out = Path(bundle_path) if bundle_path is not None else default_bundle_path(root)
-    ignored = _normalize_ignore(root, [*DEFAULT_IGNORED, *ignore, *_bundle_ignore(root, out)])
-    files = _list_files(root, ignored)
-    digests = [d.hex() for d in _hash_files([p for _, p in files])]
-    resources = [
-        {"name": name, "algorithm": "sha256", "digest": digest}
-        for (name, _), digest in zip(files, digests, strict=True)
-    ]
+    ignored = normalize_ignore(root, [*DEFAULT_IGNORED, *ignore, *_bundle_ignore(root, out)])
+    files = list_files(root, ignored)
+    method = serialization
+    if method == AUTO:
+        method = choose_method(files, max_workers or usable_cores(), shard_size)
+    resources = hash_resources(files, method, shard_size, max_workers)
     statement: dict[str, Any] = {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": _model_name(root), "digest": {"sha256": _root_digest(digests)}}],
+        "subject": [
+            {
+                "name": model_name(root),
+                "digest": {"sha256": root_digest(r["digest"] for r in resources)},
+            }
+        ],
         "predicateType": MODEL_SIGNING_PREDICATE_TYPE,
         "predicate": {
-            "serialization": {
-                "method": "files",
-                "hash_type": "sha256",
-                "allow_symlinks": False,
-                "ignore_paths": sorted(ignored),
-            },
+            "serialization": serialization_of(method, shard_size, ignored),
             "resources": resources,
         },
     }
@@ -654,133 +539,44 @@ def _sign_model(
     return out, statement
 
 
-def _expected_from_statement(
-    statement: Mapping[str, Any],
-) -> tuple[str, str, dict[str, str], list[str]]:
-    """(model name, root digest, {name: sha256}, ignore_paths) from a model_signing statement."""
-    predicate_type = statement.get("predicateType")
-    subjects = statement.get("subject")
-    predicate = statement.get("predicate")
-    if not isinstance(subjects, list) or not subjects:
-        raise SignatureError("malformed signature: no subject")
-    if predicate_type == _MODEL_SIGNING_PREDICATE_TYPE_COMPAT:
-        files: dict[str, str] = {}
-        for s in subjects:
-            try:
-                files[str(s["name"])] = str(s["digest"]["sha256"]).lower()
-            except (KeyError, TypeError):
-                raise SignatureError(
-                    "malformed signature: a subject has no sha256 digest"
-                ) from None
-        ordered = sorted(files, key=_name_key)
-        return "compat-undefined-not-present", _root_digest(files[n] for n in ordered), files, []
-    if predicate_type != MODEL_SIGNING_PREDICATE_TYPE:
-        raise SignatureError(
-            f"not a model signature: predicate type {predicate_type!r}, expected "
-            f"{MODEL_SIGNING_PREDICATE_TYPE}"
-        )
-    if len(subjects) != 1 or not isinstance(subjects[0], Mapping):
-        raise SignatureError(f"malformed signature: expected one subject, got {len(subjects)}")
-    name = str(subjects[0].get("name", ""))
-    digest = subjects[0].get("digest")
-    root = str(digest.get("sha256", "")).lower() if isinstance(digest, Mapping) else ""
-    if not isinstance(predicate, Mapping):
-        raise SignatureError("malformed signature: no predicate")
-    ser = predicate.get("serialization")
-    if not isinstance(ser, Mapping):
-        raise SignatureError("malformed signature: no serialization parameters")
-    if ser.get("method") != "files" or ser.get("hash_type") != "sha256":
-        raise SignatureError(
-            f"unsupported serialization {ser.get('method')!r}/{ser.get('hash_type')!r}: "
-            "only per-file sha256 signatures (model_signing's default) are supported"
-        )
-    if ser.get("allow_symlinks") not in (False, None):
-        raise SignatureError("unsupported signature: it was made following symbolic links")
-    ignore_paths = ser.get("ignore_paths") or []
-    if not isinstance(ignore_paths, list) or not all(isinstance(p, str) for p in ignore_paths):
-        raise SignatureError("malformed signature: ignore_paths is not a list of paths")
-    resources = predicate.get("resources")
-    if not isinstance(resources, list):
-        raise SignatureError("malformed signature: no resources list")
-    files = {}
-    h = hashlib.sha256()
-    for r in resources:
-        try:
-            rname, algo, value = str(r["name"]), r["algorithm"], str(r["digest"]).lower()
-            raw = bytes.fromhex(value)
-        except (KeyError, TypeError, ValueError):
-            raise SignatureError(
-                "malformed signature: a resource lacks name/algorithm/digest"
-            ) from None
-        if algo != "sha256" or len(raw) != 32:
-            raise SignatureError(f"unsupported digest algorithm {algo!r} for {rname}")
-        if rname in files:
-            raise SignatureError(f"malformed signature: {rname} is listed twice")
-        files[rname] = value
-        h.update(raw)
-    if h.hexdigest() != root:
-        raise SignatureError(
-            "malformed signature: the resources do not add up to the signed root digest"
-        )
-    return name, root, files, list(ignore_paths)
-
-
 def verify_model(
     model_path: Path,
     bundle_path: Path,
     public_keys: Sequence[PublicKey | str | Path | bytes],
     *,
     ignore: Sequence[str] = (),
+    max_workers: int | None = None,
 ) -> VerifiedModel:
     """Check that the model at MODEL_PATH is exactly what a trusted key signed.
 
-    Raises SignatureError when the bundle is missing or malformed, the signer is not one
-    of ``public_keys``, or any file differs, is missing, or is not covered by the signature.
+    Accepts bundles signed by file or by shard, ours or model_signing's. Raises
+    SignatureError when the bundle is missing or malformed, the signer is not one of
+    ``public_keys``, or any file differs, is missing, or is not covered by the signature.
     """
     root = Path(model_path)
     bpath = Path(bundle_path)
     bundle = _read_bundle(bpath)
     statement, fingerprint = _verify_envelope(bundle, _as_public_keys(public_keys))
-    name, root_digest, expected, signed_ignores = _expected_from_statement(statement)
+    signed = parse_statement(statement)
     if not root.exists() and not root.is_symlink():
         raise SignatureError(f"the model {root} does not exist")
-    ignored = _normalize_ignore(
-        root, [*DEFAULT_IGNORED, *signed_ignores, *ignore, *_bundle_ignore(root, bpath)]
+    ignored = normalize_ignore(
+        root, [*DEFAULT_IGNORED, *signed.ignore_paths, *ignore, *_bundle_ignore(root, bpath)]
     )
-    files = _list_files(root, ignored)
-    present = {n for n, _ in files}
-
-    def shown(name: str) -> str:  # a single-file model's only resource is named "."
-        return root.name if name == "." else name
-
-    problems: list[str] = []
-    problems += [
-        f"file {shown(n)} is missing" for n in sorted(expected.keys() - present, key=_name_key)
-    ]
-    problems += [
-        f"extra file {shown(n)} not covered by the signature"
-        for n in sorted(present - expected.keys(), key=_name_key)
-    ]
-    common = [(n, p) for n, p in files if n in expected]
-    actual = {
-        n: d.hex() for (n, _), d in zip(common, _hash_files([p for _, p in common]), strict=True)
-    }
-    problems += [
-        f"file {shown(n)} differs from the signed digest"
-        for n, d in actual.items()
-        if d != expected[n]
-    ]
+    files = list_files(root, ignored)
+    problems, actual = check_files(files, signed, root.name, max_workers)
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise SignatureError("; ".join(problems[:5]) + more, problems)
-    ordered = {n: actual[n] for n in sorted(actual, key=_name_key)}
     return VerifiedModel(
         model_path=root,
         bundle_path=bpath,
         key_fingerprint=fingerprint,
-        model_name=name,
-        root_digest=root_digest,
-        digests=ordered,
+        model_name=signed.model_name,
+        root_digest=signed.root_digest,
+        digests={name: actual[name] for name in signed.resources},
+        serialization=signed.method,
+        shard_size=signed.shard_size,
     )
 
 
@@ -875,6 +671,14 @@ def _err(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _how(shard_size: int | None, resources: int) -> str:
+    """' (in 16 shards of 64 MiB)' for a shard signature, '' for a by-file one."""
+    if shard_size is None:
+        return ""
+    size = f"{shard_size >> 20} MiB" if shard_size % (1 << 20) == 0 else f"{shard_size} bytes"
+    return f" (in {resources} shard{'s' if resources != 1 else ''} of {size})"
+
+
 def run_sign_command(path: str, *, key: str, bundle: str | None) -> int:
     """`aimodel sign PATH --key KEY.pem [--bundle OUT]`: 0 signed, 1 failed, 2 usage.
 
@@ -901,9 +705,10 @@ def run_sign_command(path: str, *, key: str, bundle: str | None) -> int:
     except (SignatureError, OSError) as err:
         _err(f"aimodel sign: not signed: {err}")
         return 1
-    n = len(statement["predicate"]["resources"])
-    root = statement["subject"][0]["digest"]["sha256"]
-    print(f"signed {path}: {n} file{'s' if n != 1 else ''}, sha256 {root}")
+    signed = parse_statement(statement)
+    n = len(files_of(signed))
+    how = _how(signed.shard_size, len(signed.resources))
+    print(f"signed {path}: {n} file{'s' if n != 1 else ''}{how}, sha256 {signed.root_digest}")
     print(f"key {public_key_fingerprint(private_key)} ({_check_curve(private_key)})")
     print(f"bundle written to {out}")
     return 0
@@ -928,9 +733,10 @@ def run_verify_command(path: str, *, bundle: str, public_key: str) -> int:
     except OSError as err:
         print(f"REFUSED {path}: {err}")
         return 1
-    n = len(result.digests)
+    n = len(result.files)
+    how = _how(result.shard_size, len(result.digests))
     print(
-        f"verified {path}: {n} file{'s' if n != 1 else ''} match bundle {bundle}, "
+        f"verified {path}: {n} file{'s' if n != 1 else ''}{how} match bundle {bundle}, "
         f"sha256 {result.root_digest}, signed by key {result.key_fingerprint}"
     )
     return 0

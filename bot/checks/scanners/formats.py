@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 from collections.abc import Callable
@@ -15,6 +16,7 @@ NPY_MAGIC = b"\x93NUMPY"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 GGUF_MAGIC = b"GGUF"
+SMALL_ZIP = 8 << 20  # archives up to this size are read into memory once
 MAX_JSON = 64 << 20  # a safetensors header or keras config larger than this is not read
 _PICKLE0_STARTS = frozenset(b"(]})cIJKLMNFGSVXUTP\x80")
 
@@ -48,6 +50,8 @@ def sniff(head: bytes) -> str:
         return "bz2"
     if head.startswith(b"\xfd7zXZ\x00"):
         return "xz"
+    if head.startswith(b"\x5d\x00\x00"):  # LZMA "alone" (joblib's compress="lzma")
+        return "lzma"
     if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
         return "zlib"
     if head[:1] and head[0] in (0x08, 0x12, 0x1A, 0x22, 0x2A, 0x32, 0x3A, 0x42, 0xA2):
@@ -55,6 +59,71 @@ def sniff(head: bytes) -> str:
     if head[:1] and head[0] in _PICKLE0_STARTS:
         return "pickle0?"
     return "unknown"
+
+
+def guess_type(head: bytes) -> str:
+    """What an unrecognised file looks like, in words. Never the bytes themselves: a person
+    may point the scanner at a secret (a key, /etc/shadow) and read the report."""
+    if not head:
+        return "empty"
+    if head.startswith(b"\x7fELF"):
+        return "an ELF executable"
+    if head.startswith((b"MZ", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")):
+        return "an executable"
+    if head.startswith(b"#!"):
+        return "a script"
+    if head.startswith(b"-----BEGIN"):
+        return "PEM text (a key or certificate)"
+    if head.startswith((b"%PDF", b"\x89PNG", b"\xff\xd8\xff", b"GIF8")):
+        return "a document or image"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data"
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
+        return "JSON or other text"
+    return "text" if text.isprintable() or "\n" in text else "binary data"
+
+
+def tar_at_start(head: bytes) -> bool:
+    """tarfile's own test of a first header (``TarInfo.frombuf``): 512 bytes, not all zeros,
+    and the checksum field, read as ``tarfile.nti`` reads it, equal to the unsigned or signed
+    byte sum. The same reading as tarfile's, or a file it opens would pass as something else."""
+    if len(head) < 512:
+        return False
+    block = head[:512]
+    field = block[148:156]
+    if block.count(0) == 512:
+        return False
+    chksum = _tar_number(field)
+    if chksum is None:
+        return False
+    unsigned = 256 + sum(block) - sum(field)
+    high = len(block.translate(None, _LOW)) - len(field.translate(None, _LOW))
+    return chksum in (unsigned, unsigned - 256 * high)
+
+
+def _tar_number(field: bytes) -> int | None:
+    """``tarfile.nti``: base-256 after a 0o200/0o377 byte, else octal text up to the first NUL
+    (``int(text.strip() or "0", 8)``: whitespace, a sign, underscores and "0o" included)."""
+    if field[0] in (0o200, 0o377):
+        n = int.from_bytes(field[1:], "big")
+        return n - 256 ** (len(field) - 1) if field[0] == 0o377 else n
+    text = field.split(b"\x00", 1)[0]
+    if text.translate(None, _OCTAL_TEXT):
+        return None  # a byte int(text, 8) refuses: no exception on the common path
+    try:
+        return int(text.decode("ascii").strip() or "0", 8)
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+_LOW = bytes(range(128))
+_OCTAL_TEXT = b"01234567_+-oO \t\n\r\x0b\x0c"
+EOCD = b"PK\x05\x06"
+ZIP_TAIL = 22 + 0xFFFF  # an end record with the longest comment: Python's zipfile looks here
+HDF5_OFFSETS = tuple(512 << i for i in range(40))  # where HDF5 looks for its superblock
 
 
 # --------------------------------------------------------------------------- pickle
@@ -178,6 +247,7 @@ def scan_npy(src: Source, ctx: PickleContext) -> str:
     itemsize, hasobject = _descr_info(header["descr"])
     if hasobject:
         ctx.fmt = "npy-object"
+        ctx.plain = True  # np.load reads it with pickle.load: no joblib array records
         scan_pickle_stream(src, ctx, first_only=True)
         if not src.at_eof():
             raise CannotVerify("data after the pickled object array")
@@ -390,38 +460,90 @@ def scan_gguf(src: Source, ctx: PickleContext) -> str:
 
 # --------------------------------------------------------------------------- HDF5 (Keras .h5)
 
-_H5_CODE = (
-    (LazyRe(rb'"class_name":\s*"Lambda"'), "Lambda", "critical", "Keras Lambda layer: "
-     "marshalled Python bytecode runs when the model loads"),
-    (LazyRe(rb'"class_name":\s*"__lambda__"'), "__lambda__", "critical",
-     "serialized Python lambda"),
-    (LazyRe(rb'"class_name":\s*"TFOpLambda"'), "TFOpLambda", "medium",
-     "TFOpLambda layer calls TensorFlow functions by name"),
-)  # fmt: skip
+# HDF5 is parsed by a C library (libhdf5, through h5py) that a crafted file can crash: it runs
+# in a child process, so a crash blocks the file instead of killing the scanner (or the worker).
+_H5_CHILD = r"""
+import json, sys
+import h5py
+path, limit = sys.argv[1], int(sys.argv[2])
+out = {}
+try:
+    with h5py.File(path, "r") as h5:
+        for k in ("model_config", "training_config"):
+            if k not in h5.attrs:
+                continue
+            if h5.attrs.get_id(k).get_storage_size() > limit:
+                out[k] = {"error": "too large"}
+                continue
+            v = h5.attrs[k]
+            if isinstance(v, bytes):
+                v = v.decode("utf-8", "replace")
+            out[k] = {"text": v} if isinstance(v, str) else {"error": "not text"}
+except Exception as exc:
+    out = {"unreadable": type(exc).__name__}
+sys.stdout.write(json.dumps(out))
+"""
+H5_TIMEOUT = 120
 
 
-def scan_hdf5(src: Source, ctx: PickleContext) -> str:
-    """Best effort without h5py: check the signature, then search the attribute text."""
+def _h5_attributes(f: IO[bytes]) -> dict[str, Any]:
+    """The Keras attributes of an HDF5 file, read by h5py in a child process."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    path = getattr(f, "name", None)
+    temp = None
+    if not (isinstance(path, str) and isinstance(f, io.BufferedReader) and os.path.isfile(path)):
+        # an archive member or a remote file: the child reads a private copy
+        fd, temp = tempfile.mkstemp(prefix="aimodel-scan-", suffix=".h5")
+        with os.fdopen(fd, "wb") as out:
+            f.seek(0)
+            while chunk := f.read(1 << 20):
+                out.write(chunk)
+        path = temp
+    try:
+        proc = subprocess.run([sys.executable, "-c", _H5_CHILD, path, str(MAX_JSON)],
+                              capture_output=True, timeout=H5_TIMEOUT, check=False)  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise CannotVerify(f"HDF5 reader gave no answer in {H5_TIMEOUT} s") from exc
+    finally:
+        if temp is not None:
+            os.unlink(temp)
+    if proc.returncode != 0:
+        if b"No module named 'h5py'" in proc.stderr:
+            raise CannotVerify("HDF5 file: h5py is needed to read its attributes")
+        raise CannotVerify(f"HDF5 reader stopped on this file (exit {proc.returncode})")
+    try:
+        result: dict[str, Any] = json.loads(proc.stdout)
+    except ValueError as exc:
+        raise CannotVerify("HDF5 reader gave no readable answer") from exc
+    return result
+
+
+def scan_hdf5(f: IO[bytes], ctx: PickleContext) -> str:
+    """Read the model config the way Keras does: h5py opens the file (wherever HDF5 finds the
+    superblock), the ``model_config`` and ``training_config`` attributes are decoded as JSON,
+    and the decoded layers are judged (escapes such as ``\\u004cambda`` decode first)."""
     ctx.fmt = "hdf5"
-    head = src.read(9)
-    if not head.startswith(HDF5_MAGIC) or head[8] > 3:
-        raise CannotVerify("HDF5 superblock not recognised")
-    tail = b""
-    seen: set[tuple[str, int]] = set()
-    while True:
-        if not src.fill(1):
-            break
-        chunk = src.buf[src.pos :]
-        src.pos = len(src.buf)
-        window = tail + chunk
-        base = src.tell() - len(window)
-        for rx, name, sev, msg in _H5_CODE:
-            for m in rx.finditer(window):
-                off = base + m.start()
-                if (name, off) not in seen:
-                    seen.add((name, off))
-                    _finding(ctx, name, sev, msg, off)
-        tail = window[-64:]
+    import json
+
+    attrs = _h5_attributes(f)
+    if "unreadable" in attrs:
+        raise CannotVerify(f"HDF5 file unreadable ({attrs['unreadable']})")
+    for key in ("model_config", "training_config"):
+        entry = attrs.get(key)
+        if entry is None:
+            continue
+        if "error" in entry:
+            raise CannotVerify(f"HDF5 attribute {key}: {entry['error']}")
+        try:
+            config = json.loads(entry["text"])
+        except ValueError as exc:
+            raise CannotVerify(f"HDF5 attribute {key} is not JSON") from exc
+        _keras_walk(config, ctx, key)
     return ctx.fmt
 
 
@@ -641,10 +763,11 @@ class _Window:
         pass
 
 
-_ZipEntry = tuple[str, int, int, Callable[[], Any]]  # name, size, flag bits, opener
+# name, size, flag bits, opener, and the first 16 bytes (read only when asked)
+_ZipEntry = tuple[str, int, int, Callable[[], Any], Callable[[], bytes]]
 
 
-def _fast_zip_entries(f: IO[bytes], size: int) -> list[_ZipEntry] | None:
+def _fast_zip_entries(f: IO[bytes], size: int, blob: bytes | None = None) -> list[_ZipEntry] | None:
     """The members of a plain zip whose members are all stored (torch checkpoints, np.savez),
     read straight from the central directory. None: let :mod:`zipfile` handle the archive
     (comments, zip64, compression, prefixes...)."""
@@ -703,7 +826,17 @@ def _fast_zip_entries(f: IO[bytes], size: int) -> list[_ZipEntry] | None:
                 raise CannotVerify(f"zip member {raw!r} overlaps the central directory")
             return _Window(f, start, length)
 
-        entries.append((name, usize, flags, opener))
+        def head(loff: int = loff, length: int = csize) -> bytes:
+            if blob is not None:
+                lnlen, lxlen = struct.unpack_from("<HH", blob, loff + 26)
+                start = loff + 30 + lnlen + lxlen
+                return blob[start : start + min(16, length)]
+            f.seek(loff + 26)
+            lnlen, lxlen = struct.unpack("<HH", f.read(4))
+            f.seek(loff + 30 + lnlen + lxlen)
+            return f.read(min(16, length))
+
+        entries.append((name, usize, flags, opener, head))
     if p != cd_size:
         return None
     return entries
@@ -712,7 +845,14 @@ def _fast_zip_entries(f: IO[bytes], size: int) -> list[_ZipEntry] | None:
 def scan_zip(
     f: IO[bytes], ctx: PickleContext, scan_member: Callable[..., str], size: int | None = None
 ) -> str:
-    entries = _fast_zip_entries(f, size) if size is not None else None
+    blob: bytes | None = None
+    if size is not None and size <= SMALL_ZIP:
+        import io
+
+        f.seek(0)
+        blob = f.read(size + 1)
+        f = io.BytesIO(blob)  # a small archive is read once, members from memory
+    entries = _fast_zip_entries(f, size, blob) if size is not None else None
     if entries is not None:
         return _scan_zip_entries(entries, ctx, scan_member)
     import zipfile
@@ -726,8 +866,15 @@ def scan_zip(
         def opener(info: zipfile.ZipInfo) -> Callable[[], Any]:
             return lambda: zf.open(info)
 
+        def header(info: zipfile.ZipInfo) -> Callable[[], bytes]:
+            def read() -> bytes:
+                with zf.open(info) as fh:
+                    return fh.read(16)
+
+            return read
+
         entries = [
-            (i.filename, i.file_size, i.flag_bits, opener(i))
+            (i.filename, i.file_size, i.flag_bits, opener(i), header(i))
             for i in zf.infolist()
             if not i.is_dir()
         ]
@@ -752,19 +899,19 @@ def _scan_zip_entries(
     else:
         kind = "zip"
     ctx.fmt = kind
-    for name, file_size, flag_bits, opener in entries:
+    for name, file_size, flag_bits, opener, head in entries:
         if flag_bits & 0x1:
             raise CannotVerify(f"encrypted zip member {name!r}")
+        # Every member is read by its own bytes: the container's look only decides whether
+        # bytes of no known format may sit there as plain data (tensor storage, assets).
+        data = False
         if kind == "torch":
-            if _TORCH_META.search(name):
-                continue
             if "/code/" in "/" + name and name.endswith(".py"):
                 _finding(ctx, name, "medium",
                          "TorchScript archive carries code that runs when the model loads",
                          None)  # fmt: skip
                 continue
-            if name.endswith(".debug_pkl"):
-                continue
+            data = bool(_TORCH_META.search(name)) or name.endswith(".debug_pkl")
         if kind == "keras":
             if name == "config.json":
                 if file_size > MAX_JSON:
@@ -779,11 +926,109 @@ def _scan_zip_entries(
                     raise CannotVerify(f"keras config.json is not JSON: {exc}") from exc
                 _keras_walk(config, ctx, f"{base_path}!config.json")
                 continue
-            if name == "metadata.json" or name.startswith("assets/"):
-                continue
+            data = name == "metadata.json" or name.startswith("assets/")
+        if data and sniff(head()) in ("unknown", "onnx?", "pickle0?"):
+            continue  # bytes of no format a loader reads by content: plain data
         with opener() as mf:
-            scan_member(mf, file_size, f"{base_path}!{name}", ctx, in_archive=kind)
+            scan_member(mf, file_size, f"{base_path}!{name}", ctx, in_archive=kind, data=data)
     return kind
+
+
+# --------------------------------------------------------------------------- tar archives
+
+
+def scan_tar(
+    f: IO[bytes], ctx: PickleContext, scan_member: Callable[..., str], size: int
+) -> str:
+    """Every member of a tar archive, by its own bytes. The legacy torch layout (torch.load
+    reads an uncompressed tar before trying a pickle) is read as torch reads it: ``storages``
+    and ``tensors`` hold pickles between raw records."""
+    import tarfile
+
+    ctx.fmt = "tar"
+    f.seek(0)
+    try:
+        window: Any = _Window(f, 0, size)
+        tf = tarfile.open(fileobj=window, mode="r:")  # noqa: SIM115 (closed by the with below)
+    except (tarfile.TarError, OSError, ValueError, EOFError) as exc:
+        raise CannotVerify(f"tar archive unreadable ({type(exc).__name__})") from exc
+    base_path = ctx.path
+    names: set[str] = set()
+    errors: list[CannotVerify] = []
+    with tf:
+        try:
+            members = tf.getmembers()
+        except (tarfile.TarError, OSError, ValueError, EOFError) as exc:
+            raise CannotVerify(f"tar archive unreadable ({type(exc).__name__})") from exc
+        if not members:
+            raise CannotVerify("empty tar archive")
+        for m in members:
+            names.add(m.name)
+        torch = {"storages", "tensors", "pickle"} <= names
+        if torch:
+            ctx.fmt = "torch-tar"
+        for m in members:
+            where = f"{base_path}!{m.name}"
+            if m.isdir():
+                continue
+            if not m.isfile():
+                # links and devices: extracting them reads or writes outside the archive
+                ctx.findings.append(Finding(where, None, ctx.fmt, "tar link member", "critical",
+                                            "a link or special file in the archive: "
+                                            "extracting it reaches outside the archive"))  # fmt: skip
+                continue
+            if m.size == 0:
+                continue  # nothing to load
+            fh = tf.extractfile(m)
+            if fh is None:
+                raise CannotVerify("tar member unreadable")
+            try:
+                with fh:
+                    if torch and m.name in ("storages", "tensors"):
+                        child = PickleContext(where, "torch-tar", ctx.allow, ctx.findings,
+                                              ctx.refs)  # fmt: skip
+                        child.plain = True
+                        _scan_torch_tar_records(Source(fh, size=m.size), child, m.name)
+                    else:
+                        scan_member(fh, m.size, where, ctx, in_archive="torch" if torch else "tar")
+            except CannotVerify as exc:  # go on: the other members' findings still count
+                errors.append(exc)
+    if errors:
+        raise errors[0]
+    return ctx.fmt
+
+
+def _int_of(v: object, what: str) -> int:
+    if type(v) is not int or v < 0:
+        raise CannotVerify(f"legacy torch archive: {what} is not a count")
+    return v
+
+
+def _scan_torch_tar_records(src: Source, ctx: PickleContext, name: str) -> None:
+    from .pickle_vm import _STORAGE_SIZES, Global
+
+    count = _int_of(walk_pickle(src, ctx), f"{name} count")
+    for _ in range(count):
+        args = walk_pickle(src, ctx)
+        if name == "storages":
+            if type(args) is not tuple or len(args) != 3 or type(args[2]) is not Global:
+                raise CannotVerify("legacy torch archive: storage record not understood")
+            elsize = _STORAGE_SIZES.get(args[2].name)
+            if elsize is None:
+                raise CannotVerify("legacy torch archive: storage of unknown element size")
+            numel = struct.unpack("<q", src.read(8))[0]
+            if numel < 0:
+                raise CannotVerify("legacy torch archive: negative storage size")
+            src.skip(numel * elsize)
+        else:
+            ndim = struct.unpack("<i", src.read(4))[0]
+            if not 0 <= ndim <= 64:
+                raise CannotVerify("legacy torch archive: tensor rank out of range")
+            src.skip(4 + 16 * ndim + 8)
+    if name == "storages":
+        walk_pickle(src, ctx)  # the storage views
+    if not src.at_eof():
+        raise CannotVerify(f"legacy torch archive: data after the {name} records")
 
 
 # --------------------------------------------------------------------------- compressed streams
@@ -798,10 +1043,10 @@ def open_decompressed(kind: str, f: IO[bytes]) -> IO[bytes]:
         import bz2
 
         return bz2.BZ2File(f, "rb")
-    if kind == "xz":
+    if kind in ("xz", "lzma"):
         import lzma
 
-        return lzma.LZMAFile(f, "rb")
+        return lzma.LZMAFile(f, "rb", format=lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE)
     if kind == "zlib":
         return _ZlibReader(f)  # type: ignore[return-value]
     raise CannotVerify(f"compression {kind} not supported")

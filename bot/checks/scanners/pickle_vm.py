@@ -10,20 +10,21 @@ numbers inside a list/tuple/dict batch are matched by one regular expression.
 from __future__ import annotations
 
 import codecs
-import re
 import struct
+from typing import Any
 
 from ..scan_report import Finding
 from .policy import AllowList, severity_of
-from .source import CannotVerify, LazyRe, Source, Truncated
+from .source import CannotVerify, LazyRe, Malformed, Source, Truncated
 
 
 class Global:
-    __slots__ = ("module", "name")
+    __slots__ = ("full", "module", "name")
 
     def __init__(self, module: str, name: str) -> None:
         self.module = module
         self.name = name
+        self.full = f"{module}.{name}"
 
 
 class Obj:
@@ -38,10 +39,14 @@ class Obj:
 
 
 class DictV:
-    __slots__ = ("d",)
+    """A dict the pickle builds; ``lossy`` once an item was not recorded (too many, or a key
+    the model does not keep), so a reader that needs every key knows it cannot trust it."""
+
+    __slots__ = ("d", "lossy")
 
     def __init__(self) -> None:
         self.d: dict[object, object] = {}
+        self.lossy = False
 
 
 class _Sentinel:
@@ -71,10 +76,12 @@ MAX_DICT = 256
 MAX_TUPLE = 64
 MAX_NESTING = 16
 
+# Classes named by their full dotted name: a pickle may split "module.name" anywhere
+# (STACK_GLOBAL "joblib" + "numpy_pickle.NumpyArrayWrapper" imports the same class).
 _JOBLIB_WRAPPERS = frozenset(
     {
-        ("joblib.numpy_pickle", "NumpyArrayWrapper"),
-        ("sklearn.externals.joblib.numpy_pickle", "NumpyArrayWrapper"),
+        "joblib.numpy_pickle.NumpyArrayWrapper",
+        "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper",
     }
 )
 
@@ -82,12 +89,19 @@ _JOBLIB_WRAPPERS = frozenset(
 # np.load(allow_pickle=True) from the pickle's folder.
 _JOBLIB_SIDECARS = frozenset(
     {
-        ("joblib.numpy_pickle_compat", "NDArrayWrapper"),
-        ("joblib.numpy_pickle_compat", "ZNDArrayWrapper"),
-        ("sklearn.externals.joblib.numpy_pickle", "NDArrayWrapper"),
-        ("sklearn.externals.joblib.numpy_pickle", "ZNDArrayWrapper"),
+        "joblib.numpy_pickle_compat.NDArrayWrapper",
+        "joblib.numpy_pickle_compat.ZNDArrayWrapper",
+        "sklearn.externals.joblib.numpy_pickle.NDArrayWrapper",
+        "sklearn.externals.joblib.numpy_pickle.ZNDArrayWrapper",
     }
 )
+_ANY_WRAPPER = _JOBLIB_WRAPPERS | _JOBLIB_SIDECARS
+
+# Allowed callables that return an instance of their first argument (copyreg's protocol 0-1
+# object construction): what they build is an instance of that class, not of themselves.
+_RECONSTRUCTORS = frozenset({"copyreg._reconstructor", "copy_reg._reconstructor"})
+_NUMPY_DTYPES = frozenset({"numpy.dtype", "numpy.core.multiarray.dtype",
+                           "numpy._core.multiarray.dtype"})  # fmt: skip
 
 # One run of >= 64 plain-number pushes (FRAME headers may sit between them) directly
 # followed by an op that pops to the mark.
@@ -122,10 +136,16 @@ def _py2_fix(module: str, name: str) -> tuple[str, str]:
 class PickleContext:
     """Where findings go while one file (or archive member) is scanned."""
 
-    __slots__ = ("allow", "depth", "findings", "fmt", "joblib_arrays", "path", "persids")
+    __slots__ = ("allow", "depth", "findings", "fmt", "joblib_arrays", "path", "persids",
+                 "plain", "refs", "saw_wrapper")  # fmt: skip
 
     def __init__(
-        self, path: str, fmt: str, allow: AllowList, findings: list[Finding] | None = None
+        self,
+        path: str,
+        fmt: str,
+        allow: AllowList,
+        findings: list[Finding] | None = None,
+        refs: list[tuple[str, object, int]] | None = None,
     ) -> None:
         self.path = path
         self.fmt = fmt
@@ -134,6 +154,11 @@ class PickleContext:
         self.persids: dict[str, tuple[object, object]] | None = None
         self.joblib_arrays = 0
         self.depth = 0
+        # True: read as pickle.load does (no joblib array records), False: as joblib.load does
+        self.plain = False
+        self.saw_wrapper = False  # a joblib wrapper class was imported in this pickle
+        # files the model names (old joblib side files): (referring path, name, offset)
+        self.refs: list[tuple[str, object, int]] = [] if refs is None else refs
 
     def check_global(self, module: str, name: str, offset: int, via: str) -> None:
         if module in ("__builtin__", "copy_reg", "exceptions") or module.startswith(
@@ -141,6 +166,21 @@ class PickleContext:
         ):
             module, name = _py2_fix(module, name)
         if self.allow.allowed(module, name):
+            return
+        if not _dotted(module) or not _dotted(name):
+            # not a name Python can import; and the text may be anything (a config line,
+            # a secret), so it is not quoted
+            self.findings.append(
+                Finding(
+                    path=self.path,
+                    offset=offset,
+                    format=self.fmt,
+                    name="GLOBAL",
+                    severity="high",
+                    message=f"{via} names something that is not a Python identifier "
+                    "(not quoted here)",
+                )
+            )
             return
         full = f"{module}.{name}"
         sev = severity_of(module, name)
@@ -157,6 +197,10 @@ class PickleContext:
         )
 
 
+def _dotted(text: str) -> bool:
+    return all(part.isidentifier() for part in text.split("."))
+
+
 def _line_str(raw: bytes) -> str:
     return raw[:-1].decode("utf-8", "surrogateescape")
 
@@ -165,7 +209,7 @@ def _decode_string_op(raw: bytes) -> str:
     """STRING opcode argument: a quoted Python 2 repr."""
     body = raw.rstrip(b"\r\n")
     if len(body) < 2 or body[0] != body[-1] or body[:1] not in (b"'", b'"'):
-        raise CannotVerify("malformed STRING argument")
+        raise Malformed("malformed STRING argument")
     inner = body[1:-1]
     if b"\\" in inner:
         inner = codecs.escape_decode(inner)[0]
@@ -176,7 +220,7 @@ def _keep_str(s: str) -> object:
     return s if len(s) <= MAX_KEPT_STR else OPAQUE
 
 
-_WORTHY = frozenset({str, int, Global, Obj, DictV})
+_WORTHY = frozenset({str, int, bytes, Global, Obj, DictV})
 
 
 def _memo_worthy(v: object) -> bool:
@@ -193,7 +237,7 @@ def _memo_worthy(v: object) -> bool:
 
 def _pop_mark(stack: list[object], marks: list[int]) -> list[object]:
     if not marks:
-        raise CannotVerify("pop-to-mark without a MARK")
+        raise Malformed("pop-to-mark without a MARK")
     mk = marks.pop()
     items = stack[mk:]
     del stack[mk:]
@@ -205,11 +249,18 @@ def walk_pickle(src: Source, ctx: PickleContext) -> object:
     try:
         return _walk(src, ctx)
     except (IndexError, struct.error) as exc:
-        raise Truncated(f"truncated or malformed pickle near offset {src.tell()}: {exc}") from exc
-    except (UnicodeDecodeError, ValueError, OverflowError, RecursionError) as exc:
+        # the messages name the error only: they may quote the file's bytes
+        raise Truncated(
+            f"truncated or malformed pickle near offset {src.tell()} ({type(exc).__name__})"
+        ) from exc
+    except (UnicodeDecodeError, ValueError, OverflowError) as exc:
         if isinstance(exc, CannotVerify):
             raise
-        raise CannotVerify(f"malformed pickle near offset {src.tell()}: {exc}") from exc
+        raise Malformed(
+            f"malformed pickle near offset {src.tell()} ({type(exc).__name__})"
+        ) from exc
+    except RecursionError as exc:
+        raise CannotVerify(f"pickle nested too deeply near offset {src.tell()}") from exc
 
 
 def _state(src: Source) -> tuple[bytes, int, int, int]:
@@ -345,6 +396,8 @@ def _walk(src: Source, ctx: PickleContext) -> object:
                 buf, pos, blen, limit = _state(src)
             ctx.check_global(module, name, off, "GLOBAL" if op == 0x63 else "INST")
             g = Global(module, name)
+            if g.full in _ANY_WRAPPER:
+                ctx.saw_wrapper = True
             if op == 0x63:
                 append(g)
             else:
@@ -374,25 +427,33 @@ def _walk(src: Source, ctx: PickleContext) -> object:
         elif op == 0x65:  # APPENDS
             _pop_mark(stack, marks)
             if not stack:
-                raise CannotVerify("APPENDS on an empty stack")
+                raise Malformed("APPENDS on an empty stack")
         elif op == 0x75:  # SETITEMS
             items = _pop_mark(stack, marks)
             target = stack[-1]
-            if type(target) is DictV and len(target.d) < MAX_DICT and RUN not in items:
-                for i in range(0, len(items) - 1, 2):
-                    k = items[i]
-                    if type(k) is str or type(k) is int:
-                        target.d[k] = items[i + 1]
+            if type(target) is DictV:
+                if len(target.d) < MAX_DICT and RUN not in items:
+                    for i in range(0, len(items) - 1, 2):
+                        k = items[i]
+                        if type(k) is str or type(k) is int:
+                            target.d[k] = items[i + 1]
+                        else:
+                            target.lossy = True
+                else:
+                    target.lossy = True
         elif op == 0x61:  # APPEND
             stack.pop()
             if not stack:
-                raise CannotVerify("APPEND on an empty stack")
+                raise Malformed("APPEND on an empty stack")
         elif op == 0x73:  # SETITEM
             v = stack.pop()
             k = stack.pop()
             target = stack[-1]
-            if type(target) is DictV and len(target.d) < MAX_DICT and type(k) in (str, int):
-                target.d[k] = v
+            if type(target) is DictV:
+                if len(target.d) < MAX_DICT and type(k) in (str, int):
+                    target.d[k] = v
+                else:
+                    target.lossy = True
         elif op == 0x85:  # TUPLE1
             stack[-1] = (stack[-1],)
         elif op == 0x86:  # TUPLE2
@@ -423,16 +484,27 @@ def _walk(src: Source, ctx: PickleContext) -> object:
         elif op == 0x62:  # BUILD
             state = stack.pop()
             target = stack[-1]
-            if type(target) is Obj:
-                target.state = state
-                cls = target.cls
-                if type(cls) is Global and (cls.module, cls.name) in _JOBLIB_WRAPPERS:
-                    src.pos = pos
-                    _skip_joblib_array(src, ctx, state)
-                    buf, pos, blen, limit = _state(src)
-                    stack[-1] = OPAQUE
-                elif type(cls) is Global and (cls.module, cls.name) in _JOBLIB_SIDECARS:
-                    _check_sidecar(ctx, state, src.start + pos - 1)
+            off = src.start + pos - 1
+            if type(target) is not Obj:
+                _build_on_foreign(ctx, target, off)
+            else:
+                target.state = _merged_state(target.state, state)
+                if ctx.saw_wrapper and not ctx.plain:
+                    # joblib's unpickler checks isinstance after every BUILD: mirror it
+                    kind = _instance_of(target)
+                    if kind is OPAQUE:
+                        raise CannotVerify(
+                            f"BUILD at offset {off}: cannot tell whether joblib reads an array "
+                            "record here (the object's class is not known)"
+                        )
+                    if kind in _JOBLIB_WRAPPERS:
+                        src.pos = pos
+                        _skip_joblib_array(src, ctx, target.state)
+                        buf, pos, blen, limit = _state(src)
+                        stack[-1] = OPAQUE
+                    elif kind in _JOBLIB_SIDECARS:
+                        ctx.refs.append((ctx.path, _sidecar_name(target.state), off))
+                        stack[-1] = OPAQUE
         elif op == 0x81:  # NEWOBJ
             args = stack.pop()
             stack[-1] = Obj(stack[-1], args)
@@ -445,7 +517,10 @@ def _walk(src: Source, ctx: PickleContext) -> object:
                     "scanner cannot resolve"
                 )
             ctx.check_global(below, top, src.start + pos - 1, "STACK_GLOBAL")
-            append(Global(below, top))
+            g = Global(below, top)
+            if g.full in _ANY_WRAPPER:
+                ctx.saw_wrapper = True
+            append(g)
         elif op == 0x43 or op == 0x42 or op == 0x8E or op == 0x96:  # bytes payloads
             if op == 0x43:
                 n = buf[pos]
@@ -457,12 +532,14 @@ def _walk(src: Source, ctx: PickleContext) -> object:
                 n = _unpack_Q(buf, pos)[0]
                 pos += 8
             if pos + n <= blen:
+                # short ones are kept: a datetime dtype's unit (b"ns") is part of its state
+                append(buf[pos : pos + n] if n <= MAX_KEPT_STR else BYTES)
                 pos += n
             else:
                 src.pos = pos
                 src.skip(n)
                 buf, pos, blen, limit = _state(src)
-            append(BYTES)
+                append(BYTES)
         elif op == 0x55 or op == 0x54:  # SHORT_BINSTRING, BINSTRING (py2 str)
             if op == 0x55:
                 n = buf[pos]
@@ -471,7 +548,7 @@ def _walk(src: Source, ctx: PickleContext) -> object:
                 n = _unpack_i(buf, pos)[0]
                 pos += 4
                 if n < 0:
-                    raise CannotVerify("negative BINSTRING length")
+                    raise Malformed("negative BINSTRING length")
             if n > MAX_KEPT_STR:
                 src.pos = pos
                 src.skip(n)
@@ -493,16 +570,16 @@ def _walk(src: Source, ctx: PickleContext) -> object:
             proto = buf[pos]
             pos += 1
             if proto > 5:
-                raise CannotVerify(f"unsupported pickle protocol {proto}")
+                raise Malformed(f"unsupported pickle protocol {proto}")
         elif op == 0x2E:  # STOP
             src.pos = pos
             if not stack:
-                raise CannotVerify("STOP with an empty stack")
+                raise Malformed("STOP with an empty stack")
             return stack[-1]
         elif op == 0x6F:  # OBJ
             items = _pop_mark(stack, marks)
             if not items:
-                raise CannotVerify("OBJ without a class")
+                raise Malformed("OBJ without a class")
             append(Obj(items[0], tuple(items[1:])))
         elif op == 0x92:  # NEWOBJ_EX
             kwargs = stack.pop()
@@ -513,7 +590,7 @@ def _walk(src: Source, ctx: PickleContext) -> object:
         elif op == 0x90:  # ADDITEMS
             _pop_mark(stack, marks)
             if not stack:
-                raise CannotVerify("ADDITEMS on an empty stack")
+                raise Malformed("ADDITEMS on an empty stack")
         elif op == 0x91:  # FROZENSET
             _pop_mark(stack, marks)
             append(SET)
@@ -523,11 +600,15 @@ def _walk(src: Source, ctx: PickleContext) -> object:
         elif op == 0x64:  # DICT
             items = _pop_mark(stack, marks)
             d = DictV()
-            if RUN not in items:
-                for i in range(0, min(len(items) - 1, 2 * MAX_DICT), 2):
+            if RUN not in items and len(items) <= 2 * MAX_DICT:
+                for i in range(0, len(items) - 1, 2):
                     k = items[i]
                     if type(k) is str or type(k) is int:
                         d.d[k] = items[i + 1]
+                    else:
+                        d.lossy = True
+            else:
+                d.lossy = True
             append(d)
         elif op == 0x30:  # POP
             if stack and (not marks or marks[-1] < len(stack)):
@@ -535,7 +616,7 @@ def _walk(src: Source, ctx: PickleContext) -> object:
             elif marks:
                 marks.pop()
             else:
-                raise CannotVerify("POP on an empty stack")
+                raise Malformed("POP on an empty stack")
         elif op == 0x31:  # POP_MARK
             _pop_mark(stack, marks)
         elif op == 0x32:  # DUP
@@ -548,7 +629,7 @@ def _walk(src: Source, ctx: PickleContext) -> object:
                 n = _unpack_i(buf, pos)[0]
                 pos += 4
                 if n < 0:
-                    raise CannotVerify("negative LONG4 length")
+                    raise Malformed("negative LONG4 length")
             if n <= 16:
                 if pos + n > blen:
                     raise Truncated("LONG truncated")
@@ -612,92 +693,132 @@ def _walk(src: Source, ctx: PickleContext) -> object:
             append(BYTES)
         elif op == 0x98:  # READONLY_BUFFER
             if not stack:
-                raise CannotVerify("READONLY_BUFFER on an empty stack")
+                raise Malformed("READONLY_BUFFER on an empty stack")
         else:
-            raise CannotVerify(f"unknown pickle opcode 0x{op:02x} at offset {src.start + pos - 1}")
+            raise Malformed(f"unknown pickle opcode 0x{op:02x} at offset {src.start + pos - 1}")
 
 
-def _dtype_info(dt: object) -> tuple[int, bool] | None:
-    """(itemsize, hasobject) of a pickled numpy dtype model, or None if not understood."""
-    if type(dt) is not Obj or type(dt.cls) is not Global:
-        return None
-    if dt.cls.name != "dtype" or not dt.cls.module.startswith("numpy"):
-        return None
-    args = dt.args
-    if type(args) is not tuple or not args or type(args[0]) is not str:
-        return None
-    spec = args[0]
-    m = re.fullmatch(r"([a-zA-Z?])(\d*)", spec)
-    if m is None:
-        return None
-    kind, digits = m.group(1), m.group(2)
-    state = dt.state
-    elsize = -1
-    flags = 0
-    if type(state) is tuple and len(state) >= 8:
-        if type(state[5]) is int:
-            elsize = state[5]
-        if type(state[7]) is int:
-            flags = state[7]
-    hasobject = kind == "O" or bool(flags & 1)
-    if elsize > 0:
-        return elsize, hasobject
-    if digits:
-        return int(digits), hasobject
-    return None
+def _instance_of(obj: Obj) -> object:
+    """The full name of the class ``obj`` is an instance of, or OPAQUE when the scanner cannot
+    tell. REDUCE/NEWOBJ/OBJ/INST on a class build an instance of it; copyreg's reconstructor
+    builds an instance of its first argument (the protocol 0-1 spelling of ``object.__new__``)."""
+    cls = obj.cls
+    if type(cls) is not Global:
+        return OPAQUE
+    if cls.full in _RECONSTRUCTORS or cls.name == "newObj":  # Cython's newObj(cls): cls.__new__
+        args = obj.args
+        if type(args) is tuple and args and type(args[0]) is Global:
+            return args[0].full
+        return OPAQUE
+    return cls.full
 
 
-def _check_sidecar(ctx: PickleContext, state: object, offset: int) -> None:
-    """An old joblib wrapper's side file must be a plain name in the same folder."""
-    name = state.d.get("filename") if type(state) is DictV else None
-    if type(name) is str and name and "/" not in name and "\\" not in name and name != "..":
-        return
+def _merged_state(old: object, new: object) -> object:
+    """BUILD updates the instance's ``__dict__``: a second BUILD adds to the first one's keys."""
+    if type(old) is DictV and type(new) is DictV:
+        merged = DictV()
+        merged.d.update(old.d)
+        merged.d.update(new.d)
+        merged.lossy = old.lossy or new.lossy
+        return merged
+    return new
+
+
+def _build_on_foreign(ctx: PickleContext, target: object, offset: int) -> None:
+    """BUILD sets attributes on its target: on anything the pickle did not create itself (a
+    module, a class, a shared object) that changes the running process, not a new object."""
+    if target is OPAQUE:
+        raise CannotVerify(f"BUILD at offset {offset} on a value the scanner cannot follow")
+    what = f"the imported {target.full}" if type(target) is Global else "a value"
     ctx.findings.append(
         Finding(
             path=ctx.path,
             offset=offset,
             format=ctx.fmt,
-            name="joblib.NDArrayWrapper.filename",
-            severity="critical",
-            message=f"old joblib array wrapper loads {name!r}, which is not a file beside the "
-            "model (np.load with pickles allowed)",
+            name="BUILD",
+            severity="critical" if type(target) is Global else "high",
+            message=f"BUILD sets attributes on {what}, which is not an object this file "
+            "created: loading it would change code shared by the whole process",
         )
     )
 
 
+def _sidecar_name(state: object) -> object:
+    name = state.d.get("filename") if type(state) is DictV else None
+    return name if type(name) is str else OPAQUE
+
+
+_DTYPE_SPEC = LazyRe(r"^[<>|=]?[a-zA-Z?][0-9]{0,9}(\[[A-Za-z0-9]{1,8}\])?$")
+
+
+def _dtype_info(dt: object) -> tuple[int, bool]:
+    """(itemsize, hasobject) of a pickled numpy dtype, by numpy's own rules: ``numpy.dtype
+    (spec)`` gives the base (so ``U5`` is 20 bytes); the pickled state then sets the item size
+    of a flexible type (S, U, V) and the flags, where ``hasobject`` lives. The state is never
+    handed to numpy: its ``__setstate__`` crashes the process on some crafted states."""
+    if type(dt) is not Obj or type(dt.cls) is not Global or dt.cls.full not in _NUMPY_DTYPES:
+        raise CannotVerify("joblib array dtype is not a numpy dtype")
+    args = dt.args
+    if type(args) is not tuple or not args or type(args[0]) is not str:
+        raise CannotVerify("numpy dtype built from values the scanner does not keep")
+    if not _DTYPE_SPEC.match(args[0]):
+        raise CannotVerify("numpy dtype spelling not understood")
+    import numpy as np
+
+    try:
+        base: Any = np.dtype(args[0])
+    except Exception as exc:  # numpy refuses it, so joblib fails to load it too
+        raise CannotVerify(f"numpy refuses the pickled dtype ({type(exc).__name__})") from exc
+    itemsize, hasobject = int(base.itemsize), bool(base.hasobject)
+    state = dt.state
+    if state is not None:
+        if type(state) is not tuple or len(state) not in (8, 9):
+            raise CannotVerify("numpy dtype state not understood")
+        elsize, flags = state[5], state[7]
+        if type(elsize) is not int or type(flags) is not int:
+            raise CannotVerify("numpy dtype state not understood")
+        if base.kind in "SUV":
+            if elsize < 0 or (base.kind == "U" and elsize % 4):
+                raise CannotVerify("numpy dtype state with an impossible item size")
+            itemsize = elsize
+        hasobject = bool(flags & 1)  # numpy takes the flags from the state, for every kind
+    return itemsize, hasobject
+
+
 def _skip_joblib_array(src: Source, ctx: PickleContext, state: object) -> None:
     """Skip the raw array bytes joblib writes right after a NumpyArrayWrapper's BUILD."""
-    if type(state) is not DictV:
+    if type(state) is not DictV or state.lossy:
         raise CannotVerify("joblib NumpyArrayWrapper without a readable state")
     d = state.d
     shape = d.get("shape")
-    info = _dtype_info(d.get("dtype"))
     if type(shape) is not tuple or not all(type(x) is int and x >= 0 for x in shape):
         raise CannotVerify("joblib NumpyArrayWrapper with an unreadable shape")
-    if info is None:
-        raise CannotVerify("joblib NumpyArrayWrapper with an unreadable dtype")
-    itemsize, hasobject = info
+    itemsize, hasobject = _dtype_info(d.get("dtype"))
     ctx.joblib_arrays += 1
     if ctx.fmt == "pickle":
         ctx.fmt = "joblib"
     if hasobject:
-        # the array is a nested, complete pickle (joblib writes pickle.dump(array, fh))
+        # the array is a nested, complete pickle (joblib writes pickle.dump(array, fh)) that
+        # joblib reads with a plain unpickler: no array records inside it
         if ctx.depth >= MAX_NESTING:
             raise CannotVerify("joblib arrays nested too deeply")
         ctx.depth += 1
+        plain, saw = ctx.plain, ctx.saw_wrapper
+        ctx.plain = True
         try:
             walk_pickle(src, ctx)
         finally:
             ctx.depth -= 1
+            ctx.plain, ctx.saw_wrapper = plain, saw
         return
     count = 1
     for x in shape:
         count *= x
     if d.get("numpy_array_alignment_bytes") is not None:
-        pad = src.read(1)[0]
-        if pad > 64:
-            raise CannotVerify("joblib array padding out of range")
+        pad = src.read(1)[0]  # joblib reads the padding length and skips it, up to 255
         src.skip(pad)
+    if count and itemsize == 0:
+        raise CannotVerify("joblib array of zero-sized items")  # joblib divides by it and fails
     src.skip(count * itemsize)
 
 

@@ -1,8 +1,10 @@
 """The allow-list: which imported globals a model file may reference.
 
 Decision by allow-list, not deny-list: a global that is not allowed here (or by the team's
-``allow`` entries) is a finding. The deny names below only raise the severity to
-``critical``; they never make anything allowed.
+``allow`` entries) is a finding. Allowed means an exact ``module.name``: the entries below and
+the generated class list in ``allowlist.txt``; never a pattern over module paths, which admits
+whatever a module re-exports. The severity rules only rank findings; they never make anything
+allowed.
 """
 
 from __future__ import annotations
@@ -222,29 +224,42 @@ _EXACT = frozenset(
         ),
         # joblib's in-file array records
         "joblib.numpy_pickle.NumpyArrayWrapper",
+        # TorchScript debug records rebuild plain lists through these
+        *(
+            f"torch.jit._pickle.{n}"
+            for n in (
+                "build_intlist",
+                "build_doublelist",
+                "build_boollist",
+                "build_tensorlist",
+                "restore_type_tag",
+            )
+        ),
         "joblib.numpy_pickle_compat.NDArrayWrapper",
         "joblib.numpy_pickle_compat.ZNDArrayWrapper",
         "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper",
     }
 )
 
-# Module prefixes whose *classes* (CamelCase names, incl. Cython "newObj"/"__pyx_unpickle_*"
-# helpers) are estimator parts. Functions are not allowed: modules re-export things like
-# urlretrieve or os, which a pickle could reach by name.
-_CLASS_PREFIXES = (
-    "sklearn.",
-    "xgboost.",
-    "lightgbm.",
-    "catboost.",
-    "torch.nn.modules.",
-    "scipy.sparse.",
-)
-_PREFIX_EXCLUDED = LazyRe(
-    r"^(sklearn\.(datasets|externals|utils\._testing|utils\._show_versions)"
-    r"|.*\.tests?(\.|$)|.*\._testing(\.|$))"
-)
-_SPARSE_CLASS = LazyRe(r"^(csr|csc|coo|lil|dok|bsr|dia)_(matrix|array)$")
-_CLASS_NAME = LazyRe(r"^_*[A-Z][A-Za-z0-9_]*$")
+# The estimator and layer classes of scikit-learn, torch.nn, scipy.sparse, xgboost and
+# lightgbm: exact names, generated from the libraries' own registries at development time
+# (``allowlist_build.py``) and shipped as data. Never a pattern: modules re-export classes with
+# side effects (threading.Thread, multiprocessing.connection.Client) and even modules.
+_LIBRARY_CLASSES: frozenset[str] | None = None
+
+
+def library_classes() -> frozenset[str]:
+    global _LIBRARY_CLASSES
+    if _LIBRARY_CLASSES is None:
+        from pathlib import Path
+
+        text = Path(__file__).with_name("allowlist.txt").read_text(encoding="utf-8")
+        _LIBRARY_CLASSES = frozenset(
+            line for line in text.splitlines() if line and not line.startswith("#")
+        )
+    return _LIBRARY_CLASSES
+
+
 _IDENT = LazyRe(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Known-dangerous names: a finding on these is "critical".
@@ -257,36 +272,6 @@ _CRITICAL_MODULES = LazyRe(
     r"|functools|torch\.hub|torch\.jit|torch\.serialization|numpy\.testing|numpy\.f2py"
     r"|numpy\.distutils|numpy\.lib\.npyio|numpy\.load|platform|venv|ensurepip|distutils"
     r"|setuptools|pip|sysconfig|tarfile|zipfile|keras\.src\.utils|tensorflow\.io)(\.|$)"
-)
-_CRITICAL_BUILTINS = frozenset(
-    {
-        "eval",
-        "exec",
-        "compile",
-        "open",
-        "__import__",
-        "getattr",
-        "setattr",
-        "delattr",
-        "globals",
-        "locals",
-        "vars",
-        "input",
-        "breakpoint",
-        "apply",
-        "execfile",
-        "file",
-        "reload",
-        "help",
-        "memoryview",
-        "type",
-        "super",
-        "classmethod",
-        "staticmethod",
-        "property",
-        "__loader__",
-        "__spec__",
-    }
 )
 _CRITICAL_EXACT = frozenset(
     {
@@ -310,33 +295,47 @@ def split_global(fullname: str) -> tuple[str, str]:
 @lru_cache(maxsize=8192)
 def _builtin_allowed(module: str, name: str) -> bool:
     full = f"{module}.{name}"
-    if full in _EXACT:
-        return True
-    if not _IDENT.match(name):  # dotted attribute chains only by exact entry
-        return False
-    if module.startswith("scipy.sparse") and _SPARSE_CLASS.match(name):
-        return True
-    if module.startswith(_CLASS_PREFIXES) and not _PREFIX_EXCLUDED.match(module):
-        return bool(
-            _CLASS_NAME.match(name) or name == "newObj" or name.startswith("__pyx_unpickle_")
-        )
-    return False
+    return full in _EXACT or full in library_classes()
+
+
+# Libraries whose off-list names include loaders, downloaders, compilers and shells:
+# anything they export that is not an allowed class is treated as able to run code.
+_FRAMEWORKS = frozenset(
+    {
+        "torch", "torchvision", "torchaudio", "numpy", "scipy", "pandas", "sklearn", "keras",
+        "tensorflow", "tf_keras", "jax", "joblib", "xgboost", "lightgbm", "catboost",
+        "transformers", "huggingface_hub", "datasets", "safetensors", "onnx", "onnxruntime",
+        "IPython", "ipykernel", "sympy", "dill", "cloudpickle", "pip", "setuptools",
+        "pkg_resources", "_pytest", "pytest", "nltk", "matplotlib", "requests", "aiohttp",
+        "httpx", "urllib3", "fsspec", "s3fs", "gcsfs", "boto3", "botocore", "yaml", "jinja2",
+        "fire", "bdb", "numexpr", "dask", "ray", "mlflow", "wandb",
+    }
+)  # fmt: skip
 
 
 def severity_of(module: str, name: str) -> str:
-    """The severity of a non-allowed global: critical for known-dangerous names, else high."""
+    """The severity of a non-allowed global: ``critical`` when it can run code or touch files
+    or the network (everything from the standard library and the ML/data frameworks, which
+    all ship such functions), ``medium`` for TorchScript classes, ``high`` for other code
+    (a package the scanner does not know: importing it runs its code, but nothing more is
+    known)."""
+    if module == "__torch__" or module.startswith("__torch__."):
+        return "medium"  # a TorchScript class: compiled from the archive's own code/ files
     full = f"{module}.{name}"
     if full in _CRITICAL_EXACT or _CRITICAL_MODULES.match(module):
         return "critical"
-    if module == "__torch__" or module.startswith("__torch__."):
-        return "medium"  # a TorchScript class: compiled from the archive's own code/ files
-    if module in ("builtins", "__builtin__", "__builtins__") and (
-        name.split(".")[0] in _CRITICAL_BUILTINS
-    ):
+    top = module.split(".", 1)[0]
+    if top in _stdlib() or top in _FRAMEWORKS or top in ("__builtin__", "__builtins__"):
         return "critical"
     if any(part.startswith("__") and part.endswith("__") for part in name.split(".")):
         return "critical"  # dunder attribute chains (__globals__, __builtins__, ...)
     return "high"
+
+
+def _stdlib() -> frozenset[str]:
+    import sys
+
+    return frozenset(sys.stdlib_module_names)
 
 
 class AllowList:

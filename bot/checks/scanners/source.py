@@ -40,7 +40,13 @@ class CannotVerify(Exception):
     """The bytes cannot be parsed fully, so nothing can be said about them (fail closed)."""
 
 
-class Truncated(CannotVerify):
+class Malformed(CannotVerify):
+    """Bytes the real reader rejects too (an unknown opcode, data that ends early): loading
+    fails there, so nothing after this point can run. Other CannotVerify errors are the
+    scanner's own limits, where the real reader may well go on."""
+
+
+class Truncated(Malformed):
     pass
 
 
