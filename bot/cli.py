@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bot import commands as c
@@ -99,7 +99,7 @@ def _main(args: list[str]) -> int:
         _err(str(exc))
         return 1
     except KeyboardInterrupt:
-        _err("interrupted")
+        _err(messages.interrupted())
         return 130
 
 
@@ -109,30 +109,41 @@ def _settings(common: c.Common) -> Settings:
     try:
         return load_settings(home=common.home or None)
     except ConfigError as exc:
-        raise _Fail(f"configuration: {exc}", 2) from None
+        raise _Fail(messages.configuration(str(exc)), 2) from None
 
 
 def _context(settings: Settings) -> Context:
     from bot.app import NotInitialized, build_context
+    from bot.config import ConfigError
 
     try:
         return build_context(settings)
     except NotInitialized as exc:
         raise _Fail(str(exc), 2) from None
+    except ConfigError as exc:  # a face named in AIMODEL_FACES cannot be loaded
+        raise _Fail(f"configuration: {exc}", 2) from None
 
 
-def _who(common: c.Common, *, required: bool) -> str:
-    who = common.as_user or os.environ.get("AIMODEL_USER", "")
+def _who(common: c.Common, settings: Settings, *, required: bool) -> str:
+    who = common.as_user or settings.user
     if required and not who:
-        raise _Fail("who is asking? give --as NAME or set AIMODEL_USER (a person in .aimodel/config.yaml)", 2)
+        raise _Fail(messages.who_is_asking(), 2)
     return who
 
 
 def _run(p: c.Parsed) -> int:
-    cmd, common = p.command, p.common
-    if isinstance(cmd, c.Help):
-        _out(messages.usage("aimodel", c.CLI_VERBS, cmd.topic))
-        return 0
+    return RUNNERS[p.command.verb](p.command, p.common)
+
+
+def _help(cmd: c.Command, common: c.Common) -> int:
+    from bot.messages import help as help_text
+
+    _out(help_text.overview("cli"))
+    return 0
+
+
+def _checks(cmd: c.Command, common: c.Common) -> int:
+    """scan / sign / verify: a path goes straight to the checker, a model name through the repository."""
     if isinstance(cmd, c.Scan) and not cmd.app_name and all(os.path.exists(t) or "://" in t for t in cmd.targets):
         from bot.checks.scan import run_scan_command
 
@@ -143,48 +154,70 @@ def _run(p: c.Parsed) -> int:
         return run_sign_command(cmd.target, key=cmd.key, bundle=cmd.bundle or None)
     if isinstance(cmd, c.Verify) and (cmd.bundle or cmd.public_key):
         if not (cmd.bundle and cmd.public_key):
-            raise _Fail("verify PATH needs both --bundle and --public-key", 2)
+            raise _Fail(messages.verify_needs_both(), 2)
         from bot.checks.sign import run_verify_command
 
         return run_verify_command(cmd.target, bundle=cmd.bundle, public_key=cmd.public_key)
+    assert isinstance(cmd, c.Scan | c.Validate | c.Sign | c.Verify)
 
-    settings = _settings(common)
-    if isinstance(cmd, c.Init):
-        return _init(settings, cmd, common)
-    if isinstance(cmd, c.Serve):
-        from bot.server import serve
+    def run(ctx: Context, checked: c.Scan | c.Validate | c.Sign | c.Verify) -> int:
+        from bot import model_checks
 
-        return serve(settings, port=cmd.port, with_worker=cmd.with_worker)
-    if isinstance(cmd, c.Worker):
-        with _context(settings) as ctx:
-            ctx.jobs.run_worker(cmd.workers, on_ready=lambda: _err(f"aimodel worker: serving the queue of {settings.home}"))
-        return 0
+        return model_checks.run(ctx, checked, common, _who(common, ctx.settings, required=False))
 
-    if isinstance(cmd, c.ListModels):
-        return _list(settings, None, cmd, common)
-    ctx = _context(settings)
+    return _with_context(common, lambda ctx: run(ctx, cmd))
+
+
+def _with_context(common: c.Common, work: Callable[[Context], int]) -> int:
+    ctx = _context(_settings(common))
     from bot.gitops import Refusal
 
     try:
-        return _run_with(ctx, cmd, common)
+        return work(ctx)
     except Refusal as exc:
         raise _Fail(exc.message, exc.exit_code) from None
     finally:
         ctx.close()
 
 
-def _run_with(ctx: Context, cmd: c.Command, common: c.Common) -> int:
-    if isinstance(cmd, c.PROPOSALS):
-        return _propose(ctx, cmd, common)
-    if isinstance(cmd, c.Status):
-        return _status(ctx, cmd, common)
-    if isinstance(cmd, c.PrCommand):
-        return _pr(ctx, cmd, common)
-    if isinstance(cmd, c.Scan | c.Validate | c.Sign | c.Verify):
-        from bot import model_checks
+def _serve(cmd: c.Command, common: c.Common) -> int:
+    assert isinstance(cmd, c.Serve)
+    from bot.server import serve
 
-        return model_checks.run(ctx, cmd, common, _who(common, required=False))
-    raise _Fail(f"{cmd.verb} is not available here", 2)
+    return serve(_settings(common), port=cmd.port, with_worker=cmd.with_worker)
+
+
+def _worker(cmd: c.Command, common: c.Common) -> int:
+    assert isinstance(cmd, c.Worker)
+    settings = _settings(common)
+    with _context(settings) as ctx:
+        ctx.jobs.run_worker(cmd.workers, on_ready=lambda: _err(messages.worker_ready(str(settings.home))))
+    return 0
+
+
+def _proposal(cmd: c.Command, common: c.Common) -> int:
+    assert isinstance(cmd, c.PROPOSALS)
+    return _with_context(common, lambda ctx: _propose(ctx, cmd, common))
+
+
+def _status_verb(cmd: c.Command, common: c.Common) -> int:
+    assert isinstance(cmd, c.Status)
+    return _with_context(common, lambda ctx: _status(ctx, cmd, common))
+
+
+def _pr_verb(cmd: c.Command, common: c.Common) -> int:
+    assert isinstance(cmd, c.PrCommand)
+    return _with_context(common, lambda ctx: _pr(ctx, cmd, common))
+
+
+def _init_verb(cmd: c.Command, common: c.Common) -> int:
+    assert isinstance(cmd, c.Init)
+    return _init(_settings(common), cmd, common)
+
+
+def _list_verb(cmd: c.Command, common: c.Common) -> int:
+    assert isinstance(cmd, c.ListModels)
+    return _list(_settings(common), None, cmd, common)
 
 
 # --------------------------------------------------------------------------- verbs
@@ -198,27 +231,27 @@ def _init(settings: Settings, cmd: c.Init, common: c.Common) -> int:
         _json({"home": str(result.home), "created": result.created, "added_people": result.added_people, "key_created": result.key_created})
         return 0
     if result.created:
-        _out(f"Created the manifest repository in {result.home} (origin {result.home / 'repo.git'}, clone {result.home / 'work'}).")
+        _out(messages.repo_created(str(result.home), str(result.home / "repo.git"), str(result.home / "work")))
     else:
-        _out(f"The manifest repository in {result.home} is already there.")
+        _out(messages.repo_exists(str(result.home)))
     if result.key_created:
-        _out(f"Generated the bot's signing key {settings.signing_key_path} (its public key is trusted in the repository).")
+        _out(messages.key_generated(str(settings.signing_key_path)))
     for person in result.added_people:
-        _out(f"Added {person}.")
+        _out(messages.person_added(person))
     return 0
 
 
 def _propose(ctx: Context, cmd: c.Create | c.Update | c.Deploy | c.Destroy, common: c.Common) -> int:
     from bot.gitops import Actor
 
-    who = _who(common, required=True)
+    who = _who(common, ctx.settings, required=True)
     try:
         opened = ctx.gitops.propose(cmd, Actor(who, "cli"))
     except Exception as exc:
         from bot.checks.fetch import ArtifactError  # imported on failure only: heavy for an update
 
         if isinstance(exc, ArtifactError):
-            raise _Fail(f"Refused: {exc}", 1) from None
+            raise _Fail(messages.refused(str(exc)), 1) from None
         raise
     pr = opened.pr
     if opened.unqueued:
@@ -236,7 +269,7 @@ def _propose(ctx: Context, cmd: c.Create | c.Update | c.Deploy | c.Destroy, comm
         return 0
     _out(messages.pr_opened(pr.number, pr.url, pr.title))
     if with_worker:
-        _out(f"Checks are queued; `aimodel worker` runs them (`aimodel pr show {pr.number}`).")
+        _out(messages.checks_queued(pr.number))
     else:
         _print_checks(ctx, pr.number)
     return 0
@@ -256,14 +289,14 @@ def _opened_unqueued(pr: PullRequest, reason: str, common: c.Common) -> int:
 def _print_checks(ctx: Context, number: int) -> None:
     view = ctx.gitops.pr_view(number)
     if view["checks"]:
-        _out("Checks:")
+        _out(messages.checks_heading(True))
         for name, check in view["checks"].items():
             _out(messages.check_line(name, check["state"], check["summary"]))
     else:
-        _out("No checks have run yet.")
+        _out(messages.checks_heading(False))
     missing = view.get("approvals", {}).get("missing", [])
     for line in missing:
-        _out(f"Waiting: {line}")
+        _out(messages.waiting(line))
 
 
 def _list(settings: Settings, ctx: Context | None, cmd: c.ListModels, common: c.Common) -> int:
@@ -275,15 +308,15 @@ def _list(settings: Settings, ctx: Context | None, cmd: c.ListModels, common: c.
             with _context(settings) as fresh:
                 return _list(settings, fresh, cmd, common)
         desired = desired_listing(ctx)
-    who = _who(common, required=False)
+    who = _who(common, settings, required=False)
     if who and who not in desired["people"]:
-        raise _Fail(messages.refused(f"{who} is not listed under people in .aimodel/config.yaml"), 1)
+        raise _Fail(messages.not_known(who), 1)
     if who and who not in desired["readers"]:
-        raise _Fail(messages.refused(f"list is not for {who}'s roles (permissions.list in .aimodel/config.yaml)"), 1)
+        raise _Fail(messages.refused(messages.not_a_reader(who, "list")), 1)
     if cmd.app and cmd.app not in desired["apps"]:
-        raise _Fail(f"there is no application named {cmd.app!r}; applications: {', '.join(desired['apps']) or 'none yet'}", 1)
+        raise _Fail(messages.no_such_app(cmd.app, desired["apps"]), 1)
     if cmd.env and cmd.env not in desired["environments"]:
-        raise _Fail(f"there is no environment named {cmd.env!r}; environments: {', '.join(desired['environments'])}", 1)
+        raise _Fail(messages.no_such_environment(cmd.env, desired["environments"]), 1)
     rows, envs = merge_listing(desired, settings, cmd.app, cmd.env)
     if common.json:
         _json(rows)
@@ -297,7 +330,7 @@ def _model_status(ctx: Context, name: str, common: c.Common) -> int:
 
     detail = model_detail(ctx, name)
     if detail is None:
-        raise _Fail(f"there is no model {name!r}; `aimodel list` shows the models", 1)
+        raise _Fail(messages.no_such_model(name, "cli"), 1)
     if common.json:
         _json(detail)
     else:
@@ -316,7 +349,7 @@ def _status(ctx: Context, cmd: c.Status, common: c.Common) -> int:
         return 0
     _out(messages.pr_list([pr_row(p) for p in prs]))
     if locks:
-        _out("\nLocks:\n" + "\n".join(f"  {h.key} by #{h.pr}" for h in locks))
+        _out(messages.locks_list([(h.key, h.pr) for h in locks]))
     return 0
 
 
@@ -346,7 +379,7 @@ def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
             else:
                 _out(messages.pr_detail(view))
             return code
-        who = _who(common, required=True)
+        who = _who(common, ctx.settings, required=True)
         actor = Actor(who, "cli")
         if cmd.action == "open":
             return _pr_open(ctx, cmd, common, actor)
@@ -357,9 +390,9 @@ def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
             if common.json:
                 _json(view)
             else:
-                _out(f"Approved #{cmd.number} as {who}.")
+                _out(messages.approved(cmd.number, who))
                 for line in view.get("approvals", {}).get("missing", []):
-                    _out(f"Still waiting: {line}")
+                    _out(messages.waiting(line, still=True))
             return 0
         if cmd.action == "merge":
             try:
@@ -384,14 +417,14 @@ def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
                 for line in deploy["summary"]:
                     _out(f"  {line}")
                 return 0 if deploy["ok"] else 1
-            _out("  the deploy is queued; `aimodel worker` runs it")
+            _out(messages.deploy_queued())
             return 0
         ctx.gitops.close(cmd.number, actor)
         ctx.jobs.drain()
         if common.json:
             _json({"pr": cmd.number, "state": "closed"})
         else:
-            _out(f"Closed #{cmd.number}; its locks are released.")
+            _out(messages.closed(cmd.number))
         return 0
     except ForgeError as exc:
         raise _Fail(str(exc), 1) from None
@@ -399,7 +432,7 @@ def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
 
 def _pr_open(ctx: Context, cmd: c.PrCommand, common: c.Common, actor: Actor) -> int:
     if ctx.forge.kind != "local":
-        raise _Fail("pr open is for the embedded repository; on GitHub, open the pull request there", 2)
+        raise _Fail(messages.pr_open_local_only(), 2)
     from bot.jobs import ChecksNotQueued, QueueError
 
     try:
@@ -417,10 +450,18 @@ def _pr_open(ctx: Context, cmd: c.PrCommand, common: c.Common, actor: Actor) -> 
         return 0
     _out(messages.pr_opened(pr.number, pr.url, pr.title))
     if with_worker:
-        _out(f"Checks are queued; `aimodel worker` runs them (`aimodel pr show {pr.number}`).")
+        _out(messages.checks_queued(pr.number))
     else:
         _print_checks(ctx, pr.number)
     return 0
+
+
+# The CLI's runner of each verb of the table (bot/verbs.py); tests/test_verbs.py holds the two equal.
+RUNNERS: dict[str, Callable[[c.Command, c.Common], int]] = {
+    "create": _proposal, "update": _proposal, "deploy": _proposal, "destroy": _proposal,
+    "list": _list_verb, "status": _status_verb, "scan": _checks, "validate": _checks, "sign": _checks, "verify": _checks,
+    "help": _help, "pr": _pr_verb, "init": _init_verb, "serve": _serve, "worker": _worker,
+}
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -34,6 +34,34 @@ class GitHubSettings:
     webhook_secret: str = ""
 
 
+# The faces are plugins named by configuration: the core never imports them (bot/faces.py).
+DEFAULT_FACES = ("handlers.faces",)
+
+
+# Secrets the bot does not use itself but a process may hold: cloud SDKs read them.
+SECRET_ENV = (
+    "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "GITHUB_TOKEN", "GITHUB_WEBHOOK_SECRET",
+    "GITHUB_APP_PRIVATE_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID",
+    "AZURE_STORAGE_KEY", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_CLIENT_SECRET",
+    "GOOGLE_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "MLFLOW_TRACKING_PASSWORD",
+)
+# Files of credentials cloud SDKs read: no person's URI may reach them.
+CREDENTIAL_FILE_ENV = ("GOOGLE_APPLICATION_CREDENTIALS", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AZURE_CLIENT_CERTIFICATE_PATH")
+
+# AIMODEL_SCAN_PARALLEL forces how the scanner spreads files over cores (benchmarks/SCAN.md).
+SCAN_MODES = ("fork", "process", "spawn", "thread", "serial")
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The web process (gunicorn gthread): HOST, WEB_CONCURRENCY, WEB_THREADS, AIMODEL_ACCESS_LOG."""
+
+    host: str = "127.0.0.1"
+    workers: int = 1
+    threads: int = 16
+    access_log: str = ""  # a file, or "-" for stderr; empty: none
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -44,6 +72,14 @@ class Settings:
     slack: SlackSettings | None = None
     github: GitHubSettings | None = None
     default_branch: str = "main"
+    faces: tuple[str, ...] = DEFAULT_FACES  # modules that register the faces (bot.faces)
+    web: WebSettings = WebSettings()
+    user: str = ""  # AIMODEL_USER: the CLI's identity when --as is not given
+    scan_parallel: str = ""  # empty: chosen per run
+    # What the process holds besides the bot's own secrets: masked in logs and replies (redact.py),
+    # never readable through a person's URI (sources.py). Kept out of repr.
+    process_secrets: tuple[str, ...] = field(default=(), repr=False)
+    credential_files: tuple[str, ...] = ()
 
     @property
     def forge_kind(self) -> str:
@@ -61,6 +97,45 @@ def _is_github_repo(value: str) -> bool:
         and all(parts)
         and not value.startswith((".", "/", "~"))
         and not Path(value).exists()
+    )
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = env.get(name, "")
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range {low}..{high}")
+    return value
+
+
+def scan_parallel(env: Mapping[str, str] | None = None) -> str:
+    """AIMODEL_SCAN_PARALLEL, checked: empty, or one of SCAN_MODES. Read on its own by `aimodel
+    scan PATH`, which starts without the rest of the settings."""
+    env = os.environ if env is None else env
+    mode = env.get("AIMODEL_SCAN_PARALLEL", "")
+    if mode and mode not in SCAN_MODES:
+        raise ConfigError(f"AIMODEL_SCAN_PARALLEL={mode!r} is not one of {', '.join(SCAN_MODES)}")
+    return mode
+
+
+def signing_key_env(env: Mapping[str, str] | None = None) -> str:
+    """AIMODEL_SIGNING_KEY as written (the path-signing command reads it without the rest)."""
+    env = os.environ if env is None else env
+    return env.get("AIMODEL_SIGNING_KEY", "")
+
+
+def web_settings(env: Mapping[str, str]) -> WebSettings:
+    host = env.get("HOST", "") or "127.0.0.1"
+    return WebSettings(
+        host=host,
+        workers=_whole(env, "WEB_CONCURRENCY", 1, 1, 64),
+        threads=_whole(env, "WEB_THREADS", 16, 1, 1024),
+        access_log=env.get("AIMODEL_ACCESS_LOG", ""),
     )
 
 
@@ -106,7 +181,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = No
             webhook_secret=env.get("GITHUB_WEBHOOK_SECRET", ""),
         )
 
-    key = env.get("AIMODEL_SIGNING_KEY", "")
+    key = signing_key_env(env)
+    faces_text = env.get("AIMODEL_FACES")
+    faces = DEFAULT_FACES if faces_text is None else tuple(n.strip() for n in faces_text.split(",") if n.strip())
+    bad = [n for n in faces if not all(part.isidentifier() for part in n.split("."))]
+    if bad:
+        raise ConfigError(f"AIMODEL_FACES: {bad[0]!r} is not a Python module name")
     return Settings(
         home=home_path,
         repo=repo,
@@ -115,6 +195,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = No
         signing_key=Path(key).expanduser() if key else None,
         slack=slack,
         github=github,
+        faces=faces,
+        web=web_settings(env),
+        user=env.get("AIMODEL_USER", ""),
+        scan_parallel=scan_parallel(env),
+        process_secrets=tuple(v for name in SECRET_ENV if (v := env.get(name, ""))),
+        credential_files=tuple(v for name in CREDENTIAL_FILE_ENV if (v := env.get(name, ""))),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, unquote
@@ -19,6 +19,7 @@ from bot.catalog import Catalog, ManifestCache, catalog_at, classify
 from bot.commands import Create, Deploy, Destroy, Update
 from bot.deploy.plan import affected_environments
 from bot.forges.base import Forge, ForgeError, PullRequest
+from bot.forges.meta import PrMeta
 from bot.gitrepo import GitError, Identity, Workspace
 from bot.jobs import ChecksNotQueued
 from bot.locks import Locks
@@ -33,13 +34,12 @@ from bot.manifests import (
     manifest_path,
 )
 from bot.messages import policy as policy_messages
-from bot.policy import ApprovalStatus, Review, approval_status, authorize, merge_decision
+from bot.policy import Review, authorize, merge_decision
 from bot.redact import redact
+from bot.review import PrStatus, pr_status
 from bot.sources import Access, Guard, SourceRefused, vetted_key
 
 Proposal = Create | Update | Deploy | Destroy
-REQUIRED_CHECKS = ("manifest", "scan", "validate", "sign")
-GREEN = ("success", "skipped")
 
 
 class Refusal(Exception):
@@ -156,7 +156,8 @@ class GitOps:
 
     # ------------------------------------------------------------------ proposing
 
-    def propose(self, command: Proposal, actor: Actor, *, meta: Mapping[str, Any] | None = None) -> Opened:
+    def propose(self, command: Proposal, actor: Actor, *, meta: PrMeta | None = None) -> Opened:
+        """`meta`: what the face already knows about the pull request (Slack: its channel)."""
         catalog = self.catalog()
         actor = replace(actor, person=catalog.config.people.get(actor.name)) if actor.person is None else actor
         decision = authorize(catalog.config, actor.person, command.verb, actor.name)
@@ -183,15 +184,10 @@ class GitOps:
             body = redact(messages.pr_body(
                 verb=command.verb, who=actor.name, via=actor.via, reason=command.reason, summary=change.summary
             ))
-            pr_meta = {
-                "verb": command.verb,
-                "model": command.name,
-                "models": list(change.models),
-                "locks": list(change.locks),
-                "via": actor.via,
-                "vetted_sources": list(change.vetted),
-                **(meta or {}),
-            }
+            pr_meta = replace(
+                meta or PrMeta(), verb=command.verb, model=command.name, models=tuple(change.models),
+                locks=tuple(change.locks), via=actor.via, vetted_sources=tuple(change.vetted),
+            )
             unqueued = ""
             try:
                 pr = self.forge.open_pr(branch=branch, head=head, title=change.title, body=body, author=actor.name, meta=pr_meta)
@@ -215,23 +211,23 @@ class GitOps:
             return Refusal(policy_messages.branch_refused(branch, reason))
 
         if not valid_branch_name(branch) or branch == self.workspace.default_branch:
-            raise refuse(f"name a branch other than {self.workspace.default_branch}, pushed to the origin")
+            raise refuse(messages.branch_not_default(self.workspace.default_branch))
         base = self.catalog()  # fetches: the pushed branch arrives with it
         if base.config.people.get(actor.name) is None:
             raise Refusal(messages.not_known(actor.name))
         try:
             head = self.workspace.head_of(branch)
         except GitError:
-            raise refuse("there is no such branch on the origin; push it first") from None
+            raise refuse(messages.branch_missing()) from None
         for pr in self.forge.list_prs("open"):
             if pr.branch == branch:
-                raise refuse(f"it is already open as #{pr.number}")
+                raise refuse(messages.branch_already_open(pr.number))
         try:
             paths = self.workspace.changed_files(base.commit, head)
         except GitError:
-            raise refuse(f"it shares no history with {self.workspace.default_branch}") from None
+            raise refuse(messages.branch_unrelated(self.workspace.default_branch)) from None
         if not paths:
-            raise refuse(f"it changes nothing against {self.workspace.default_branch}")
+            raise refuse(messages.branch_no_change(self.workspace.default_branch))
         # the branch is locked too, so two `pr open` at once make one pull request; quoted, as
         # lock keys become file names ('/' and the '__' separator must not appear)
         locks = ("branch:" + quote(branch, safe="").replace("_", "%5F"), *branch_locks(paths))
@@ -244,8 +240,8 @@ class GitOps:
             pr = self.forge.open_pr(
                 branch=branch, head=head, title=title or f"changes from {branch}",
                 body=policy_messages.hand_pr_body(actor.name, branch, paths), author=actor.name,
-                meta={"verb": "open", "via": actor.via, "locks": list(locks),
-                      "models": sorted(k.partition(":")[2] for k in locks if k.startswith("model:"))},
+                meta=PrMeta(verb="open", via=actor.via, locks=tuple(locks),
+                            models=tuple(sorted(k.partition(":")[2] for k in locks if k.startswith("model:")))),
             )
         except ChecksNotQueued as exc:
             self.locks.assign(locks, exc.number)  # the pull request exists: it holds its locks
@@ -262,13 +258,13 @@ class GitOps:
         if isinstance(command, Update):
             return self._update(command, catalog, actor)
         if isinstance(command, Deploy):
-            return self._deploy(command, catalog)
-        return self._destroy(command, catalog)
+            return self._deploy(command, catalog, actor)
+        return self._destroy(command, catalog, actor)
 
-    def _existing(self, catalog: Catalog, name: str) -> AIModel:
+    def _existing(self, catalog: Catalog, name: str, actor: Actor) -> AIModel:
         model = catalog.models.get(name)
         if model is None:
-            raise Refusal(f"there is no model {name!r}; `list` shows the models")
+            raise Refusal(messages.no_such_model(name, actor.via))
         return model
 
     def _access(self, catalog: Catalog, actor: Actor) -> Access:
@@ -280,7 +276,7 @@ class GitOps:
 
     def _create(self, c: Create, catalog: Catalog, actor: Actor) -> Change:
         if c.name in catalog.models:
-            raise Refusal(f"model {c.name!r} already exists (version {catalog.models[c.name].version}); use update to change it")
+            raise Refusal(messages.model_exists(c.name, catalog.models[c.name].version, actor.via))
         files: dict[str, bytes | None] = {}
         locks = [f"model:{c.name}", f"app:{c.app}"]
         summary = []
@@ -290,10 +286,7 @@ class GitOps:
         dataset = catalog.datasets.get(c.dataset)
         if dataset is None:
             if not c.dataset_uri:
-                raise Refusal(
-                    f"data set {c.dataset!r} does not exist; add it in the same pull request with "
-                    "--dataset-uri URI --label-column COLUMN"
-                )
+                raise Refusal(messages.dataset_missing(c.dataset))
             try:  # admitted only: the validate check reads it
                 dataset_uri = access.admit(c.dataset_uri, "dataset").uri
             except SourceRefused as exc:
@@ -323,7 +316,7 @@ class GitOps:
         return Change(files, tuple(locks), f"create {c.name} {c.version} for {c.app}", tuple(summary), (c.name,), tuple(vetted))
 
     def _update(self, c: Update, catalog: Catalog, actor: Actor) -> Change:
-        model = self._existing(catalog, c.name)
+        model = self._existing(catalog, c.name, actor)
         artifact = model.artifact
         if c.artifact:
             artifact = self._describe(c.artifact, "", self._access(catalog, actor))
@@ -332,10 +325,10 @@ class GitOps:
         if not c.version and changed_bytes:
             bumped = _bump(model.version)
             if bumped is None:
-                raise Refusal(f"{c.name} is at version {model.version!r}, which cannot be bumped automatically; give --version")
+                raise Refusal(messages.version_not_bumpable(c.name, model.version))
             version = bumped
         if changed_bytes and version == model.version:
-            raise Refusal(f"the artifact changed but the version is still {version}; give a new --version")
+            raise Refusal(messages.version_unchanged(version))
         sla = c.sla if c.sla is not None else model.sla
         if version == model.version and not changed_bytes and sla == model.sla:
             raise Refusal(messages.nothing_changes(c.name, f"is already at {version} with that artifact and SLA"))
@@ -363,11 +356,11 @@ class GitOps:
         vetted = (vetted_key("artifact", artifact.uri),) if c.artifact else ()
         return Change(files, tuple(locks), f"update {c.name} {model.version} -> {version}", tuple(summary), (c.name,), vetted)
 
-    def _deploy(self, c: Deploy, catalog: Catalog) -> Change:
-        model = self._existing(catalog, c.name)
+    def _deploy(self, c: Deploy, catalog: Catalog, actor: Actor) -> Change:
+        model = self._existing(catalog, c.name, actor)
         envs = catalog.config.environments
         if envs and c.env not in envs:
-            raise Refusal(f"environment {c.env!r} is not defined; environments: {', '.join(envs)}")
+            raise Refusal(messages.no_such_environment(c.env, list(envs)))
         if c.env in model.environments:
             raise Refusal(messages.nothing_changes(c.name, f"{model.version} is already deployed to {c.env}"))
         new = replace(model, environments=(*model.environments, c.env), path=manifest_path("AIModel", c.name))
@@ -380,12 +373,11 @@ class GitOps:
             summary.append(f"with its applications: {', '.join(f'`{a}`' for a in apps)}")
         return Change(files, (f"model:{c.name}",), f"deploy {c.name} {model.version} to {c.env}", tuple(summary), (c.name,))
 
-    def _destroy(self, c: Destroy, catalog: Catalog) -> Change:
-        model = self._existing(catalog, c.name)
+    def _destroy(self, c: Destroy, catalog: Catalog, actor: Actor) -> Change:
+        model = self._existing(catalog, c.name, actor)
         users = catalog.apps_using(c.name)
         if users and not c.with_apps:
-            names = ", ".join(a.name for a in users)
-            raise Refusal(f"{c.name} is pinned by {names}; remove the pin first, or add --with-apps to remove it in the same pull request")
+            raise Refusal(messages.pinned_by(c.name, [a.name for a in users]))
         files: dict[str, bytes | None] = {p: None for p in catalog.files if p == model.path or p.startswith(f"models/{c.name}/")}
         locks = [f"model:{c.name}"]
         summary = [f"removes model `{c.name}` {model.version}"]
@@ -421,70 +413,56 @@ class GitOps:
         self._changes[key] = paths
         return paths
 
-    def pr_approvals(self, pr: PullRequest, base: Catalog, head: Catalog) -> tuple[list[str], ApprovalStatus]:
-        """The environments a pull request changes and what it still needs, by the base's rules."""
-        envs = affected_environments(base, head)
-        status = approval_status(
-            base.config, envs, pr.reviews, pr.author, changed_paths=self.changed_paths(base, head), head=pr.head
+    def status(self, pr: PullRequest, catalogs: tuple[Catalog, Catalog] | None = None) -> PrStatus:
+        """Gather what judging `pr` needs (the base and head catalogs, the changed paths) and
+        decide with review.pr_status. A closed pull request is not judged."""
+        if not pr.is_open:
+            return pr_status(pr, None)
+        base, head = catalogs or self.pr_catalogs(pr)
+        return pr_status(
+            pr, base.config, environments=affected_environments(base, head), changed_paths=self.changed_paths(base, head)
         )
-        return envs, status
 
     def pr_view(self, number: int) -> dict[str, Any]:
         pr = self.forge.get_pr(number)
+        status = self.status(pr)
         view: dict[str, Any] = {
             "number": pr.number, "title": pr.title, "state": pr.state, "author": pr.author, "url": pr.url,
             "branch": pr.branch, "head": pr.head, "body": pr.body, "merge_commit": pr.merge_commit,
-            "checks": {
-                name: pr.checks[name].to_json()
-                for name in sorted(pr.checks, key=lambda n: ((*REQUIRED_CHECKS, n)).index(n))
-                if pr.checks[name].commit in ("", pr.head)
-            },
-            "meta": {k: v for k, v in pr.meta.items() if k in ("verb", "model", "deploy", "slack")},
+            "checks": {name: check.to_json() for name, check in status.checks.items()},
+            "meta": {k: v for k, v in pr.meta.to_json().items() if k in ("verb", "model", "deploy", "slack")},
         }
         if pr.is_open:
-            base, head = self.pr_catalogs(pr)
-            envs, status = self.pr_approvals(pr, base, head)
-            view["environments"] = envs
-            view["policy"] = list(status.policy)
+            view["environments"] = list(status.environments)
+            view["policy"] = list(status.policy_paths)
             view["approvals"] = {
-                "met": status.met, "needed": dict(status.needed),
-                "by": sorted({p for people in (*status.have.values(), status.policy_have) for p in people}),
-                "missing": list(status.missing),
+                "met": not status.missing, "needed": {a.env: a.needed for a in status.approvals},
+                "by": list(status.approved_by), "missing": list(status.missing),
             }
         else:
-            view["approvals"] = {"by": sorted({r.person for r in pr.reviews if r.state == "approved"}), "missing": []}
+            view["approvals"] = {"by": list(status.approved_by), "missing": []}
         return view
 
     def approve(self, number: int, actor: Actor) -> PullRequest:
         pr = self.forge.get_pr(number)
         if not pr.is_open:
-            raise Refusal(f"pull request #{number} is {pr.state}")
+            raise Refusal(messages.pr_not_open(number, pr.state))
         base, _ = self.pr_catalogs(pr)
         person = base.config.people.get(actor.name)
         if person is None:
             raise Refusal(messages.not_known(actor.name))
         if actor.name == pr.author:
-            raise Refusal(f"you opened #{number}; the author's own approval never counts. Ask a reviewer.")
+            raise Refusal(messages.own_approval(number))
         self.forge.add_review(number, Review(actor.name, "approved", pr.head))
         return self.forge.get_pr(number)
 
     def merge_blockers(self, pr: PullRequest, catalogs: tuple[Catalog, Catalog] | None = None) -> list[str]:
-        blockers = []
-        for name in REQUIRED_CHECKS:
-            check = pr.checks.get(name)
-            if check is None or check.commit not in ("", pr.head) or check.state == "pending":
-                blockers.append(f"check {name} has not finished")
-            elif check.state not in GREEN:
-                blockers.append(f"check {name} failed: {check.summary}")
-        base, head = catalogs or self.pr_catalogs(pr)
-        _, status = self.pr_approvals(pr, base, head)
-        blockers.extend(status.missing)
-        return blockers
+        return list(self.status(pr, catalogs).blockers)
 
     def merge(self, number: int, actor: Actor) -> str:
         pr = self.forge.get_pr(number)
         if not pr.is_open:
-            raise Refusal(f"pull request #{number} is {pr.state}")
+            raise Refusal(messages.pr_not_open(number, pr.state))
         catalogs = self.pr_catalogs(pr)
         base, head = catalogs
         refusal = ""
@@ -497,10 +475,9 @@ class GitOps:
                 environments=affected_environments(base, head), changed_paths=self.changed_paths(base, head),
             )
             refusal = decision.reason
-        blockers = self.merge_blockers(pr, catalogs)
+        blockers = self.status(pr, catalogs).blockers
         if blockers:
-            also = f"; and {refusal}" if refusal else ""
-            raise Refusal(f"cannot merge #{number} yet: " + "; ".join(blockers) + also)
+            raise Refusal(messages.cannot_merge_yet(number, blockers, refusal))
         if refusal:
             raise Refusal(messages.refused(refusal))
         try:
@@ -512,12 +489,11 @@ class GitOps:
     def close(self, number: int, actor: Actor) -> None:
         pr = self.forge.get_pr(number)
         if not pr.is_open:
-            raise Refusal(f"pull request #{number} is already {pr.state}")
+            raise Refusal(messages.pr_not_open(number, pr.state))
         catalog = self.catalog()
         if catalog.config.people.get(actor.name) is None:
             raise Refusal(messages.not_known(actor.name))
         self.forge.close(number)
 
     def release_locks(self, pr: PullRequest) -> None:
-        keys: Sequence[str] = pr.meta.get("locks", [])
-        self.locks.release(keys, pr.number)
+        self.locks.release(pr.meta.locks, pr.number)

@@ -258,6 +258,16 @@ class Workspace:
                 break
         return ""
 
+    def has_commit(self, sha: str) -> bool:
+        try:
+            self.resolve(sha)
+            return True
+        except GitError:
+            return False
+
+    def parents(self, sha: str) -> list[str]:
+        return self._git("rev-list", "--parents", "-n", "1", sha).split()[1:]
+
     def read_file(self, commit: str, path: str) -> bytes | None:
         sha = self.tree_entry(commit, path)
         return None if sha is None else self.read_blob(sha)

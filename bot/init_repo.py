@@ -12,6 +12,7 @@ from pathlib import Path
 import git
 import yaml
 
+from bot import messages
 from bot.codeowners import PATH as CODEOWNERS
 from bot.codeowners import render as render_codeowners
 from bot.config import Settings
@@ -68,7 +69,7 @@ def init_home(settings: Settings, people: Sequence[tuple[str, str]]) -> InitResu
     key = settings.signing_key_path
     if not key.exists():
         if settings.signing_key is not None:
-            raise FileNotFoundError(f"AIMODEL_SIGNING_KEY={key} does not exist")
+            raise FileNotFoundError(messages.signing_key_missing(str(key)))
         key.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(key.parent, 0o700)
         generate_key(key)

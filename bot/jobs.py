@@ -125,15 +125,21 @@ class Jobs:
     # ------------------------------------------------------------------ task bodies
 
     def _run_checks(self, number: int, head: str) -> None:
+        from bot import lifecycle
         from bot.checks.pipeline import Pipeline
 
-        _guard("checks", lambda: Pipeline(self.ctx).run(number, head), self.ctx, number)
+        _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run), self.ctx, number)
 
     def _run_deploy(self, commit: str, pr: int | None) -> None:
-        self.ctx.deploy(commit, pr)
+        from bot import lifecycle
+        from bot.deploy.reconcile import reconcile
+
+        lifecycle.deploy(self.ctx, commit, pr, lambda: reconcile(self.ctx))
 
     def _run_after(self, number: int) -> None:
-        self.ctx.evaluate_merge(number)
+        from bot import lifecycle
+
+        lifecycle.evaluate(self.ctx, number)
 
     def _run_notify(self, kind: str, data: dict[str, Any]) -> None:
         self.ctx.notifier.deliver(kind, data)
@@ -176,7 +182,7 @@ class Jobs:
     def run_worker(self, workers: int = 2, on_ready: Callable[[], None] | None = None) -> None:
         with file_lock(self.worker_lock, blocking=False) as free:
             if not free and not self.ctx.settings.redis_url:
-                raise RuntimeError(f"another worker already serves {self.home}")
+                raise RuntimeError(messages.worker_already_serves(str(self.home)))
             if on_ready:
                 on_ready()  # only now: the lock tells CLIs to leave the queue to us
             consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import commands as c
+from bot import messages
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, dataset_file, materialize
 from bot.checks.pipeline import (
@@ -36,7 +37,7 @@ def _print(text: str) -> None:
     sys.stdout.write(redact(text.rstrip("\n")) + "\n")
 
 
-def resolve_models(catalog: Catalog, target: str) -> list[AIModel]:
+def resolve_models(catalog: Catalog, target: str, face: str = "cli") -> list[AIModel]:
     """A model name, or an application name (all the models it uses): the seed's --appName."""
     if target in catalog.models:
         return [catalog.models[target]]
@@ -44,22 +45,22 @@ def resolve_models(catalog: Catalog, target: str) -> list[AIModel]:
         models = [catalog.models[m] for m in sorted(catalog.apps[target].models) if m in catalog.models]
         if models:
             return models
-        raise Refusal(f"application {target!r} uses no model yet")
-    raise Refusal(f"there is no model or application named {target!r}; `aimodel list` shows them")
+        raise Refusal(messages.app_uses_no_model(target))
+    raise Refusal(messages.no_such_model_or_app(target, face))
 
 
-def run(ctx: Context, cmd: c.Scan | c.Validate | c.Sign | c.Verify, common: c.Common, who: str, out: Out = _print) -> int:
+def run(ctx: Context, cmd: c.Scan | c.Validate | c.Sign | c.Verify, common: c.Common, who: str, out: Out = _print, face: str = "cli") -> int:
     """Run one verb on models by name; the report goes to `out` (the terminal, or a Slack reply)."""
     catalog = ctx.gitops.catalog()
     if who:
         decision = authorize(catalog.config, catalog.config.people.get(who), cmd.verb, who)
         if not decision.allowed:
-            raise Refusal(f"Refused: {decision.reason}")
+            raise Refusal(messages.refused(decision.reason))
     if isinstance(cmd, c.Scan):
         names = [*cmd.targets, *([cmd.app_name] if cmd.app_name else [])]
-        models = [m for name in names for m in resolve_models(catalog, name)]
+        models = [m for name in names for m in resolve_models(catalog, name, face)]
         return _scan(ctx, catalog, models, common.json, cmd.sarif, out)
-    models = resolve_models(catalog, cmd.target if not isinstance(cmd, c.Validate) else cmd.name)
+    models = resolve_models(catalog, cmd.target if not isinstance(cmd, c.Validate) else cmd.name, face)
     if isinstance(cmd, c.Validate):
         return _validate(ctx, catalog, models, cmd, common.json, out)
     if isinstance(cmd, c.Sign):
@@ -71,7 +72,7 @@ def _local(ctx: Context, m: AIModel, catalog: Catalog) -> Path:
     try:  # the default branch's URIs, re-checked against its sources
         return materialize(m.artifact.uri, m.artifact.sha256, ctx.cache_dir, ctx.guard.for_main(catalog.config.sources))
     except ArtifactError as exc:
-        raise Refusal(f"{m.name}: {exc}") from None
+        raise Refusal(messages.model_problem(m.name, str(exc))) from None
 
 
 def _scan(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool, sarif: bool, out: Out) -> int:
@@ -109,14 +110,14 @@ def _validate(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Vali
         sla = cmd.sla if cmd.sla is not None else m.sla
         dataset = catalog.datasets.get(m.dataset)
         if dataset is None:
-            out[m.name] = {"passed": False, "error": f"data set {m.dataset!r} does not exist"}
+            out[m.name] = {"passed": False, "error": messages.dataset_not_there(m.dataset)}
             ok = False
             continue
         try:
             data = dataset_file(dataset.uri, dataset.sha256, ctx.cache_dir, ctx.guard.for_main(catalog.config.sources))
             measurement = measure_model(_local(ctx, m, catalog), data, dataset.label_column, model_format=m.artifact.format)
         except (MeasureError, ArtifactError, OSError) as exc:
-            out[m.name] = {"passed": False, "error": f"cannot measure: {exc}"}
+            out[m.name] = {"passed": False, "error": messages.cannot_measure(str(exc))}
             ok = False
             continue
         report = evaluate_sla(sla, measurement, declared=m.metrics, accept_declared=accepts_declared(catalog.config, m))
@@ -149,7 +150,7 @@ def _sign(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Sign, as
         out_(json.dumps(written, indent=2))
     else:
         for name, path in written.items():
-            out_(f"Signed {name}: {path} (the sign check on a pull request commits bundles to the repository)")
+            out_(messages.signed_locally(name, path))
     return 0
 
 
@@ -162,7 +163,7 @@ def _verify(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool
         sig = catalog.files.get(signature_path(m.name))
         att = catalog.files.get(attestation_path(m.name))
         if sig is None:
-            results[m.name] = {"verified": False, "reason": f"no signature bundle ({signature_path(m.name)})"}
+            results[m.name] = {"verified": False, "reason": messages.no_signature(signature_path(m.name))}
             continue
         with tempfile.TemporaryDirectory() as tmp:
             bundle = Path(tmp) / "model.sig"
@@ -170,7 +171,7 @@ def _verify(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool
             try:
                 verified = verify_model(_local(ctx, m, catalog), bundle, keys)
                 if att is None:
-                    raise SignatureError(f"no attestation of check results ({attestation_path(m.name)})")
+                    raise SignatureError(messages.no_attestation(attestation_path(m.name)))
                 verify_attestation(ctx.workspace.read_blob(att), keys, subject_digest=m.artifact.sha256, predicate_type=CHECKS_PREDICATE)
                 results[m.name] = {"verified": True, "key": verified.key_fingerprint, "sha256": m.artifact.sha256}
             except SignatureError as exc:
@@ -179,5 +180,5 @@ def _verify(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool
         out(json.dumps(results, indent=2))
     else:
         for name, r in results.items():
-            out(f"{name}: verified (key {r['key'][:16]})" if r["verified"] else f"{name}: NOT verified: {r['reason']}")
+            out(messages.verified(name, r["key"]) if r["verified"] else messages.not_verified(name, r["reason"]))
     return 0 if all(r["verified"] for r in results.values()) else 1

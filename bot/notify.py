@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 
@@ -19,3 +20,20 @@ class NullNotifier:
 
     def deliver(self, kind: str, data: dict[str, Any]) -> None:
         return None
+
+
+class Fanout:
+    """Several notifiers as one, told in order (GitHub's summary first, then Slack). An error
+    in one stops the rest: the notify task is retried and each notifier skips what it sent."""
+
+    def __init__(self, notifiers: Sequence[Notifier]) -> None:
+        self.notifiers = tuple(notifiers)
+
+    @property
+    def enabled(self) -> bool:
+        return any(n.enabled for n in self.notifiers)
+
+    def deliver(self, kind: str, data: dict[str, Any]) -> None:
+        for notifier in self.notifiers:
+            if notifier.enabled:
+                notifier.deliver(kind, data)

@@ -44,13 +44,13 @@ def roles_for(config: RepoConfig, verb: str) -> tuple[str, ...]:
 
 def authorize(config: RepoConfig, person: Person | None, verb: str, who: str = "") -> Decision:
     if person is None:
-        return Decision(False, f"{who or 'you'} is not listed under people in .aimodel/config.yaml")
+        return Decision(False, policy_messages.not_a_person(who))
     allowed = roles_for(config, verb)
     if "*" in allowed or any(role in allowed for role in person.roles):
         return Decision(True)
     titles = ", ".join(ROLE_TITLES.get(r, r) for r in allowed) or "nobody"
     held = ", ".join(ROLE_TITLES.get(r, r) for r in person.roles) or "no role"
-    return Decision(False, f"{verb} is for {titles}; {person.name} is {held}")
+    return Decision(False, policy_messages.verb_not_for(verb, titles, person.name, held))
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ def merge_decision(
     Every part the change touches must allow one of the person's roles; a change that
     touches neither (registering a model) may be merged by anyone listed."""
     if person is None:
-        return Decision(False, f"{who or 'you'} is not listed under people in .aimodel/config.yaml")
+        return Decision(False, policy_messages.not_a_person(who))
     parts: list[tuple[str, tuple[str, ...]]] = [
         (policy_messages.merge_target_env(env), mergers_of(config, env)) for env in sorted(set(environments))
     ]

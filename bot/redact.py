@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -23,13 +22,6 @@ from bot.config import Settings
 MASK = "[redacted]"
 MIN_LENGTH = 8  # shorter values would mask ordinary words; no real secret is that short
 
-# Secrets the bot does not use itself but a process may hold: cloud SDKs read them.
-SECRET_ENV = (
-    "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "GITHUB_TOKEN", "GITHUB_WEBHOOK_SECRET",
-    "GITHUB_APP_PRIVATE_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID",
-    "AZURE_STORAGE_KEY", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_CLIENT_SECRET",
-    "GOOGLE_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "MLFLOW_TRACKING_PASSWORD",
-)
 
 _lock = threading.Lock()
 _secrets: tuple[str, ...] = ()
@@ -58,10 +50,9 @@ def _read_pem(path: str | Path) -> str:
     return ""
 
 
-def secrets_of(settings: Settings, env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+def secrets_of(settings: Settings) -> tuple[str, ...]:
     """Every secret value this process knows, longest first (so a longer one is masked whole)."""
-    env = os.environ if env is None else env
-    values: list[str] = [env.get(name, "") for name in SECRET_ENV]
+    values: list[str] = list(settings.process_secrets)
     if settings.slack:
         values += [settings.slack.signing_secret, settings.slack.bot_token, settings.slack.app_token]
     if settings.github:
@@ -76,11 +67,11 @@ def secrets_of(settings: Settings, env: Mapping[str, str] | None = None) -> tupl
     return tuple(sorted(found, key=len, reverse=True))
 
 
-def install(settings: Settings, env: Mapping[str, str] | None = None) -> None:
+def install(settings: Settings) -> None:
     """Remember this process's secrets and redact every log record from now on."""
     global _secrets, _factory_installed
     with _lock:
-        _secrets = tuple(sorted({*_secrets, *secrets_of(settings, env)}, key=len, reverse=True))
+        _secrets = tuple(sorted({*_secrets, *secrets_of(settings)}, key=len, reverse=True))
         if not _factory_installed:
             _install_log_factory()
             _factory_installed = True

@@ -49,24 +49,20 @@ def create_app(settings: Settings, ctx: Any = None) -> Flask:
     def metrics() -> Response:
         return Response(METRICS.render(), mimetype="text/plain; version=0.0.4")
 
-    if settings.slack:
-        from handlers.slack import register as register_slack
+    from bot.faces import load
 
-        register_slack(app, context, settings.slack)
-    if settings.github:
-        from handlers.github import register as register_github
-
-        register_github(app, context, settings.github)
+    for install in load(settings).routes:  # each face adds its endpoints (Slack, GitHub)
+        install(app, context, settings)
     return app
 
 
 def _check_state(settings: Settings) -> None:
     """Open the web process's own state once in the master: a damaged file stops the start-up
     with one line (CorruptState) instead of every gunicorn worker failing to boot."""
-    if settings.github and not settings.redis_url:
-        from handlers.github import SqliteDeliveries
+    from bot.faces import load
 
-        SqliteDeliveries(settings.home / "github" / "deliveries.db").close()
+    for check in load(settings).state_checks:  # each face opens its own state (GitHub: deliveries)
+        check(settings)
 
 
 def serve(settings: Settings, *, port: int | None = None, with_worker: bool = True, host: str | None = None) -> int:
@@ -79,7 +75,7 @@ def serve(settings: Settings, *, port: int | None = None, with_worker: bool = Tr
 
         init_home(settings, [])
     bind_port = settings.port if port is None else port
-    bind_host = host or os.environ.get("HOST", "127.0.0.1")
+    bind_host = host or settings.web.host
     worker_proc: subprocess.Popen[bytes] | None = None
     if with_worker and not settings.redis_url:
         worker_proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env={**os.environ, "AIMODEL_HOME": str(settings.home)})
@@ -88,12 +84,12 @@ def serve(settings: Settings, *, port: int | None = None, with_worker: bool = Tr
         def load_config(self) -> None:
             self.cfg.set("bind", f"{bind_host}:{bind_port}")
             self.cfg.set("worker_class", "gthread")
-            self.cfg.set("workers", int(os.environ.get("WEB_CONCURRENCY", "1")))
-            self.cfg.set("threads", int(os.environ.get("WEB_THREADS", "16")))
+            self.cfg.set("workers", settings.web.workers)
+            self.cfg.set("threads", settings.web.threads)
             self.cfg.set("timeout", 60)
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("control_socket_disable", True)  # gunicorn 25.1+: no shared ~/.gunicorn/gunicorn.ctl between servers
-            self.cfg.set("accesslog", os.environ.get("AIMODEL_ACCESS_LOG") or None)
+            self.cfg.set("accesslog", settings.web.access_log or None)
 
         def load(self) -> Flask:
             return create_app(settings)

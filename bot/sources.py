@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -26,7 +26,6 @@ from bot.messages import sources as messages
 
 ALWAYS_FORBIDDEN = ("/proc", "/sys", "/dev", "/run/secrets", "/var/run/secrets")  # + container secret mounts
 # Environment variables that name credential files the process may hold.
-CREDENTIAL_FILE_ENV = ("GOOGLE_APPLICATION_CREDENTIALS", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AZURE_CLIENT_CERTIFICATE_PATH")
 # Protocols whose URI names a bucket, not a network host: their endpoint is the operator's choice.
 BUCKET_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"})
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -205,11 +204,10 @@ class Guard:
         return cls(tuple(sorted(paths)), local_forge)
 
     @classmethod
-    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> Guard:
+    def from_settings(cls, settings: Settings) -> Guard:
         """The bot's home, its signing key, the GitHub App key file and credential files named
         in the environment: none of them readable through a person's URI."""
-        env = os.environ if env is None else env
-        files = [env.get(name, "") for name in CREDENTIAL_FILE_ENV]
+        files = list(settings.credential_files)
         if settings.github and settings.github.app_private_key and "-----BEGIN" not in settings.github.app_private_key:
             files.append(settings.github.app_private_key)
         return cls.of(settings.home, settings.signing_key_path, local_forge=settings.forge_kind == "local", secret_files=files)
@@ -223,15 +221,14 @@ class Guard:
             own = tuple(r for r in (os.path.realpath(p) for p in (cwd or Path.cwd(), Path.home())) if r != "/")
         return Access(sources, Reader(self.forbidden, own), cwd)
 
-    def for_pr(self, sources: Sources, meta: Mapping[str, object] | None, on_base: Iterable[str] = ()) -> Access:
+    def for_pr(self, sources: Sources, listed: Iterable[str] = (), on_base: Iterable[str] = ()) -> Access:
         """The worker reading a pull request's manifests: the configured sources; on the embedded
         default also the URIs the bot itself admitted for a CLI person when it opened the pull
         request, and those already on the base branch (they passed their own pull request).
-        on_base and meta["vetted_sources"] hold `vetted_key(kind, uri)` strings."""
+        on_base and `listed` (the pull request's vetted_sources) hold `vetted_key(kind, uri)` strings."""
         vetted: frozenset[str] = frozenset()
-        listed = (meta or {}).get("vetted_sources")
         if self.local_forge:
-            vetted = frozenset(on_base) | frozenset(u for u in (listed if isinstance(listed, list) else []) if isinstance(u, str))
+            vetted = frozenset(on_base) | frozenset(listed)
         return Access(sources, Reader(self.forbidden, (), vetted))
 
     def for_main(self, sources: Sources) -> Access:

@@ -68,15 +68,23 @@ def listing_cache(home: Path) -> Path:
 
 
 def desired_listing(ctx: Context) -> dict[str, Any]:
-    catalog = ctx.gitops.catalog()
+    return _desired_of(ctx.gitops.catalog(), ctx.settings.home)
+
+
+def _desired_of(catalog: Catalog, home: Path) -> dict[str, Any]:
     desired = _desired(catalog)
     with contextlib.suppress(OSError):  # a cache that cannot be written only costs speed
-        write_atomic(listing_cache(ctx.settings.home), json.dumps(desired, separators=(",", ":")).encode())
+        write_atomic(listing_cache(home), json.dumps(desired, separators=(",", ":")).encode())
     return desired
 
 
 def list_rows(ctx: Context, app: str = "", env: str = "") -> tuple[list[dict[str, Any]], list[str]]:
     return _merge(desired_listing(ctx), ctx.target, app, env)
+
+
+def rows_of(catalog: Catalog, target: Any, home: Path, app: str = "", env: str = "") -> tuple[list[dict[str, Any]], list[str]]:
+    """list_rows for a catalog the caller already read (a face that caches it)."""
+    return _merge(_desired_of(catalog, home), target, app, env)
 
 
 def fast_listing(settings: Settings) -> dict[str, Any] | None:
@@ -122,7 +130,7 @@ def model_detail(ctx: Context, name: str) -> dict[str, Any] | None:
 
 
 def pr_row(pr: PullRequest) -> dict[str, Any]:
-    current = [ch for ch in pr.checks.values() if ch.commit in ("", pr.head)]
-    states = [ch.state for ch in current]
-    summary = "-" if not states else ("failed" if any(s in ("failure", "error") for s in states) else ("pending" if "pending" in states else "green"))
+    from bot.review import checks_summary, current_checks
+
+    summary = checks_summary(current_checks(pr))
     return {"number": pr.number, "state": pr.state, "author": pr.author, "title": pr.title, "checks_summary": summary}

@@ -1,4 +1,4 @@
-"""POST /github/webhook: GitHub's deliveries -> handlers.forge_events.dispatch -> the queue.
+"""POST /github/webhook: GitHub's deliveries -> bot.lifecycle.on_event -> the queue.
 
 The request does only what is cheap and must be done before answering: verify the HMAC
 (`X-Hub-Signature-256`, constant-time compare), record the delivery id once (SQLite in
@@ -24,15 +24,14 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Flask, Response, jsonify, request
 
 from bot import messages
-from bot.forges.base import PullRequest
+from bot.forges.base import FindsPrByCommit, ForgetsSignature, PrimesFromPayload
 from bot.metrics import METRICS
 from bot.state import CorruptState, StateUnavailable
 from handlers.limits import GITHUB_MAX_BODY, TooLarge, read_body, refused_line
@@ -166,28 +165,6 @@ def deliveries_for(ctx: Context) -> Deliveries:
 # --------------------------------------------------------------------------- routing
 
 
-# --------------------------------------------------------------------------- what some forges can do
-
-
-@runtime_checkable
-class PrimedFromPayload(Protocol):
-    """A forge that can answer get_pr from a webhook's payload for a while (no API call)."""
-
-    def pr_from_payload(self, data: Mapping[str, Any]) -> PullRequest: ...
-
-    def primed(self, pr: PullRequest) -> AbstractContextManager[None]: ...
-
-
-@runtime_checkable
-class FindsPrForCommit(Protocol):
-    def find_pr_for_commit(self, sha: str) -> int | None: ...
-
-
-@runtime_checkable
-class ForgetsSignature(Protocol):
-    def forget_signature(self, number: int, head: str) -> None: ...
-
-
 class Ignored(Exception):
     """The delivery is valid but asks nothing of the bot; the reason is logged and answered."""
 
@@ -229,12 +206,12 @@ def _sha(payload: dict[str, Any], *path: str) -> str:
 
 
 def route(ctx: Context, event: str, payload: dict[str, Any], *, dispatch: Callable[..., None] | None = None) -> str:
-    """Hand one verified, first-time delivery to forge_events.dispatch; returns what was done.
-    Raises Ignored (nothing to do) or Malformed (a field the event needs is missing)."""
+    """Hand one verified, first-time delivery to the lifecycle (bot.lifecycle.on_event); returns
+    what was done. Raises Ignored (nothing to do) or Malformed (a field the event needs is missing)."""
     if dispatch is None:
-        from handlers.forge_events import dispatch as default_dispatch
+        from bot.lifecycle import on_event
 
-        dispatch = default_dispatch
+        dispatch = on_event
     action = str(payload.get("action") or "")
     if event == "pull_request":
         if action in PR_ACTIONS:
@@ -247,7 +224,7 @@ def route(ctx: Context, event: str, payload: dict[str, Any], *, dispatch: Callab
             pr_data = _field(payload, "pull_request")
             merged = bool(pr_data.get("merged"))
             forge = ctx.forge
-            if isinstance(forge, PrimedFromPayload):
+            if isinstance(forge, PrimesFromPayload):
                 _sha(payload, "pull_request", "head", "sha")
                 try:
                     closed = forge.pr_from_payload(pr_data)
@@ -312,7 +289,7 @@ def _rerun(ctx: Context, sha: str, numbers: list[int], dispatch: Callable[..., N
     forge = ctx.forge
     try:
         if not numbers:
-            found = forge.find_pr_for_commit(sha) if isinstance(forge, FindsPrForCommit) else None
+            found = forge.find_pr_for_commit(sha) if isinstance(forge, FindsPrByCommit) else None
             numbers = [found] if found else []
         if not numbers:
             log.info("check_run re-run on %s: no open pull request has that head", sha[:10])
@@ -350,11 +327,11 @@ def register(app: Flask, ctx: Context, gh: GitHubSettings, *, deliveries: Delive
             return refuse(event, "too_large", 413, str(exc))
         if not signature_ok(secret, body, request.headers.get("X-Hub-Signature-256")):
             count(event or "unknown", "bad_signature")
-            return jsonify({"error": "signature missing or wrong"}), 401
+            return jsonify({"error": messages.signature_wrong()}), 401
         delivery = request.headers.get("X-GitHub-Delivery", "")
         if not event or not delivery:
             count(event or "unknown", "malformed")
-            return jsonify({"error": "X-GitHub-Event and X-GitHub-Delivery are required"}), 400
+            return jsonify({"error": messages.delivery_headers_missing()}), 400
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError):
@@ -367,10 +344,10 @@ def register(app: Flask, ctx: Context, gh: GitHubSettings, *, deliveries: Delive
         full_name = str(_obj(payload.get("repository")).get("full_name", "")).lower()
         if full_name != repo:
             count(event, "other_repository")
-            return jsonify({"ignored": f"events of {full_name or 'no repository'} are not for this bot"}), 202
+            return jsonify({"ignored": messages.events_not_ours(full_name)}), 202
         if not store.first_time(delivery, event):
             count(event, "duplicate")
-            return jsonify({"ignored": f"delivery {delivery} was processed already"}), 202
+            return jsonify({"ignored": messages.delivery_seen(delivery)}), 202
         try:
             done = route(ctx, event, payload)
         except Ignored as why:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.forges.base import CheckResult, ForgeError, PullRequest
+from bot.forges.meta import MetaChange, PrMeta
 from bot.locks import Holder
 from bot.policy import Review
 
@@ -43,10 +44,10 @@ class FakeForge:
             raise ForgeError(f"pull request #{number} is {pr.state}")
         return pr
 
-    def open_pr(self, *, branch: str, head: str, title: str, body: str, author: str, meta: Mapping[str, Any]) -> PullRequest:
+    def open_pr(self, *, branch: str, head: str, title: str, body: str, author: str, meta: PrMeta) -> PullRequest:
         number = max(self.prs, default=0) + 1
         pr = PullRequest(number=number, title=title, body=body, author=author, branch=branch,
-                         base=self.default_branch, head=head, url=f"fake://pr/{number}", meta=dict(meta))
+                         base=self.default_branch, head=head, url=f"fake://pr/{number}", meta=meta)
         self.prs[number] = pr
         self.events.append(("pull_request.opened", {"number": number, "head": head}))
         return copy.deepcopy(pr)
@@ -70,8 +71,9 @@ class FakeForge:
         self._open(number).reviews.append(review)
         self.events.append(("pull_request_review.submitted", {"number": number, "person": review.person, "state": review.state}))
 
-    def update_meta(self, number: int, values: Mapping[str, Any]) -> None:
-        self._get(number).meta.update(values)
+    def update_meta(self, number: int, change: MetaChange) -> None:
+        pr = self._get(number)
+        pr.meta = change(pr.meta)
 
     def merge(self, number: int, *, message: str, expected_head: str) -> str:
         pr = self._open(number)

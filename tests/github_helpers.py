@@ -232,7 +232,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, interval: fl
 
 
 class Collector:
-    """Counts what forge_events.dispatch would have done, for in-process handler tests."""
+    """Counts what bot.lifecycle.on_event would have been asked, for in-process handler tests."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []

@@ -26,7 +26,7 @@ CREATE = ["create", "fraud", "--app", "payments", "--dataset", "transactions"]
         ("ada", [*CREATE, "--artifact", "ARTIFACT", "--SLA", "accuracy=>0.9"], 2, "is not of the form metric>=number"),
         ("ada", [*CREATE, "--artifact", "ARTIFACT", "--SLA", "acurracy>=0.9"], 2, "did you mean accuracy?"),
         ("ada", [*CREATE, "--artifact", "ARTIFACT"], 1, "data set 'transactions' does not exist; add it in the same pull request"),
-        ("eve", ["update", "nosuch", "--version", "2.0.0"], 1, "there is no model 'nosuch'"),
+        ("eve", ["update", "nosuch", "--version", "2.0.0"], 1, "there is no model 'nosuch'; `aimodel list` shows the models"),
         ("dev", ["deploy", "nosuch", "--env", "prod"], 1, "there is no model 'nosuch'"),
         ("ada", ["craete", "fraud"], 2, "Did you mean `aimodel create`?"),
         ("ada", ["create", "fraud"], 2, "missing: --app/--application, --dataset, --artifact"),
@@ -48,7 +48,7 @@ def test_refused_commands_write_nothing(
 def test_unknown_environment_is_refused(aimodel: Run, created: str, home: Path) -> None:
     before = tree_snapshot(home)
     result = aimodel("deploy", "fraud", "--env", "staging", "--as", "dev", expect=1)
-    assert "environment 'staging' is not defined; environments: dev, test, prod" in result.err
+    assert "there is no environment named 'staging'; environments: dev, test, prod" in result.err
     assert tree_snapshot(home) == before
 
 

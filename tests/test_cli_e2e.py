@@ -123,4 +123,4 @@ def test_status_shows_one_model_and_its_lock(aimodel: Run, created: str) -> None
     text = aimodel("status", "fraud").out
     assert f"locked by    PR #{number}" in text and "(not deployed)" in text
     assert "model:fraud by #" in aimodel("status").out
-    assert "there is no model 'nope'" in aimodel("status", "nope", expect=1).err
+    assert "there is no model 'nope'; `aimodel list` shows the models" in aimodel("status", "nope", expect=1).err

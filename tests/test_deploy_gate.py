@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from bot import lifecycle
 from bot.app import Context
 from bot.checks.sign import generate_key, sign_model
 from bot.config import load_settings
+from bot.deploy.reconcile import reconcile
 from tests.conftest import ModelFiles, Run
 
 
@@ -28,8 +30,8 @@ def _push_to_main(home: Path, changes: dict[str, bytes | None]) -> None:
         base = ctx.workspace.head_of()
         commit = ctx.workspace.commit_change(base, changes, "pushed by hand")
         ctx.workspace.push(commit, "main", expect=base)
-        ctx.deploy(commit, None)
-        ctx.deploy(commit, None)  # a second pass (a retry) must not forget what runs
+        lifecycle.deploy(ctx, commit, None, lambda: reconcile(ctx))
+        lifecycle.deploy(ctx, commit, None, lambda: reconcile(ctx))  # a second pass (a retry) must not forget what runs
 
 
 def _promote(home: Path, env: str) -> dict[str, bytes | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from bot.forges.base import CheckResult, ForgeError
+from bot.forges.meta import PrMeta, SlackThread
 from bot.policy import Review
 from tests.github_helpers import (
     BOT_TOKEN,
@@ -86,7 +88,7 @@ def test_open_pr_with_labels_body_and_metadata(ctx: Any, world: GitHubWorld, mod
     assert [label["name"] for label in data["labels"]] == ["aimodel", "aimodel:create"]
     assert "Requested by **ada** via cli" in data["body"] and "<!-- aimodel:meta " in data["body"]
     again = ctx.forge.get_pr(1)
-    assert again.meta["locks"] == ["model:fraud", "app:payments", "dataset:transactions"]
+    assert again.meta.locks == ("model:fraud", "app:payments", "dataset:transactions")
     assert again.body.startswith("Requested by **ada**") and "aimodel:meta" not in again.body
     assert [p.number for p in ctx.forge.list_prs("open")] == [1]
     assert ctx.forge.list_prs("closed") == []
@@ -177,7 +179,7 @@ def test_add_review_through_gitops_queues_the_evaluation(ctx: Any, model: dict[s
     ctx.jobs.huey.flush()
     ctx.gitops.approve(1, Actor("ops", "slack"))
     assert [t.name for t in ctx.jobs.huey.pending()] == ["aimodel.after_checks"]
-    assert ctx.forge.get_pr(1).meta["reviews"][0]["person"] == "ops"
+    assert ctx.forge.get_pr(1).meta.reviews[0].person == "ops"
 
 
 # --------------------------------------------------------------------------- merge and close
@@ -231,8 +233,8 @@ def test_rate_limits_and_server_errors_are_waited_out(app_world: GitHubWorld, mo
         s.fail_next("GET", r"/pulls/1/reviews$", 429, headers={"Retry-After": "0"})
         assert ctx.forge.get_pr(1).checks["manifest"].state == "success"
         s.fail_next("PATCH", r"/pulls/1$", 500)
-        ctx.forge.update_meta(1, {"slack": {"ts": "1.1"}})
-        assert ctx.forge.get_pr(1).meta["slack"] == {"ts": "1.1"}
+        ctx.forge.update_meta(1, lambda m: dataclasses.replace(m, slack=SlackThread("C1", "1.1")))
+        assert ctx.forge.get_pr(1).meta.slack == SlackThread("C1", "1.1")
         assert ctx.forge.retries == 5
         # a refusal that is not temporary is not retried
         s.fail_next("PUT", r"/pulls/1/merge$", 405, body={"message": "Pull Request is not mergeable"})
@@ -323,7 +325,7 @@ def test_person_push_reruns_checks_and_the_bot_signs_again(app_world: GitHubWorl
         drain_after(bot, "pull_request", "opened", 1)  # checks, then the bot's signature commit
         drain_after(bot, "pull_request", "synchronize", 1)  # carried over to the signed head
         signed = bot.ctx.forge.get_pr(1)
-        assert signed.meta["signed_head"] == signed.head != pr.head
+        assert signed.meta.signed_head == signed.head != pr.head
         assert {c.state for c in signed.checks.values() if c.commit == signed.head} == {"success"}
 
         # a person pushes a change to the pull request: new version, re-pinned application
@@ -340,8 +342,8 @@ def test_person_push_reruns_checks_and_the_bot_signs_again(app_world: GitHubWorl
         after = ctx.forge.get_pr(1)
         # the old signature does not cover 1.0.1: the checks ran on the person's commit and the
         # bot signed again on top of it
-        assert after.meta["checked_head"] == person_head
-        assert after.head != person_head and after.meta["signed_head"] == after.head
+        assert after.meta.checked_head == person_head
+        assert after.head != person_head and after.meta.signed_head == after.head
         runs = {r["name"]: r for r in s.check_runs(OWNER, NAME, person_head)}
         assert runs["aimodel/validate"]["conclusion"] == "success"
         assert "signed" in runs["aimodel/sign"]["output"]["title"]
@@ -396,7 +398,7 @@ def test_a_pull_request_opened_by_a_person_on_github(ctx: Any, world: GitHubWorl
     with world.client("ada") as gh:
         gh.get_repo(REPO).create_pull(base="main", head="by-hand", title="A change by hand", body="no bot metadata here")
     pr = ctx.forge.get_pr(1)
-    assert pr.author == "ada" and pr.meta == {} and pr.body == "no bot metadata here"
+    assert pr.author == "ada" and pr.meta == PrMeta() and pr.body == "no bot metadata here"
     world.standin.add_token("ghp_someone", "someone-gh")
     s.commit_files(OWNER, NAME, "other", {"README.md": "# other\n"}, "edit")
     with world.standin.client("ghp_someone") as gh:
@@ -423,8 +425,8 @@ def test_rerequested_check_run_runs_the_checks_again(app_world: GitHubWorld, mod
         bot.ctx.jobs.drain()
         again = bot.ctx.forge.get_pr(1)
         # a real re-run on the signed head (not the carried-over results): it signs anew on top
-        assert again.meta["checked_head"] == signed.head
-        assert again.meta["signed_head"] == again.head != signed.head
+        assert again.meta.checked_head == signed.head
+        assert again.meta.signed_head == again.head != signed.head
         runs = [r for r in s.check_runs(OWNER, NAME, signed.head) if r["name"] == "aimodel/validate"]
         assert len(runs) == 2 and max(runs, key=lambda r: r["id"])["conclusion"] == "success"  # a new run, as on GitHub
         drain_after(bot, "pull_request", "synchronize", 2)
@@ -439,13 +441,9 @@ class Recorder:
 
     def __init__(self) -> None:
         self.told: list[tuple[str, dict[str, Any]]] = []
-        self.bound: Any = None
 
     def deliver(self, kind: str, data: dict[str, Any]) -> None:
         self.told.append((kind, data))
-
-    def bind(self, ctx: Any) -> None:
-        self.bound = ctx
 
 
 def test_the_summary_notifier_passes_the_news_on(world: GitHubWorld, model: dict[str, Path]) -> None:
@@ -454,9 +452,10 @@ def test_the_summary_notifier_passes_the_news_on(world: GitHubWorld, model: dict
 
     parts = build_github_forge(world.settings())
     slack = Recorder()
-    parts["notifier"] = parts["notifier"].chain(slack)
+    made: list[Any] = []
+    parts["notifiers"] = [*parts["notifiers"], lambda ctx: made.append(ctx) or slack]  # as a face registers one
     with Context(world.settings(), **parts) as ctx:
-        assert slack.bound is ctx  # the Context's bind reaches the chained notifier
+        assert made == [ctx]  # a face's notifier is made with the process's Context
         propose(ctx, model)
         ctx.notifier.deliver("waiting", {"pr": 1, "text": "#1 waits"})
         assert slack.told == [("waiting", {"pr": 1, "text": "#1 waits"})]
@@ -485,12 +484,12 @@ def test_get_pr_waits_for_the_signature_metadata_of_the_bots_own_commit(app_worl
         pr = propose(ctx, model)
         signed = ctx.workspace.commit_change(pr.head, {"models/fraud/model.sig": b"{}"}, "Sign models")  # authored by the bot
         ctx.workspace.push(signed, pr.branch, expect=pr.head)  # GitHub says "synchronize" now
-        later = threading.Timer(1.0, lambda: ctx.forge.update_meta(1, {"signed_head": signed, "checked_head": pr.head}))
+        later = threading.Timer(1.0, lambda: ctx.forge.update_meta(1, lambda m: dataclasses.replace(m, signed_head=signed, checked_head=pr.head)))
         later.start()
         try:
             started = time.monotonic()
             seen = ctx.forge.get_pr(1)  # a check run reading the pull request in between
-            assert seen.head == signed and seen.meta["signed_head"] == signed  # it carries over, never re-signs
+            assert seen.head == signed and seen.meta.signed_head == signed  # it carries over, never re-signs
             assert 0.9 <= time.monotonic() - started < 10
         finally:
             later.join()

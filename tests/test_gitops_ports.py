@@ -13,10 +13,11 @@ import pytest
 from bot.checks.fetch import describe_artifact
 from bot.commands import Create, Deploy, Update
 from bot.forges.base import CheckResult, Forge, ForgeError
-from bot.gitops import REQUIRED_CHECKS, Actor, GitOps, Refusal
+from bot.gitops import Actor, GitOps, Refusal
 from bot.gitrepo import Workspace
 from bot.locks import Locks
 from bot.notify import Notifier
+from bot.review import REQUIRED_CHECKS
 from tests.conftest import ModelFiles
 from tests.fakes import FakeForge, MemoryLocks, RecordingNotifier
 
@@ -56,7 +57,7 @@ def test_a_proposal_opens_one_pull_request_and_holds_its_locks(ports: tuple[GitO
     gitops, forge, locks = ports
     opened = gitops.propose(_create(model_files), Actor("ada", "cli"))
     pr = forge.get_pr(opened.pr.number)
-    assert (pr.author, pr.base, pr.meta["verb"], pr.meta["model"]) == ("ada", "main", "create", "fraud")
+    assert (pr.author, pr.base, pr.meta.verb, pr.meta.model) == ("ada", "main", "create", "fraud")
     assert gitops.workspace.head_of(pr.branch) == pr.head  # the branch is pushed to the origin
     assert "models/fraud/model.yaml" in gitops.workspace.changed_files(gitops.workspace.head_of(), pr.head)
     assert {h.key: (h.pr, h.person) for h in locks.all()}["model:fraud"] == (pr.number, "ada")
@@ -148,7 +149,7 @@ def test_a_change_to_the_rules_waits_for_a_policy_owner(ports: tuple[GitOps, Fak
     head = ws.commit_change(base, {".aimodel/config.yaml": config}, "Merge by itself", Actor("alan", "cli").identity())
     ws.push(head, "auto-merge")
     pr = gitops.open_branch("auto-merge", Actor("alan", "cli"))
-    assert (pr.head, pr.author, pr.meta["verb"]) == (head, "alan", "open")
+    assert (pr.head, pr.author, pr.meta.verb) == (head, "alan", "open")
     assert any(h.key.startswith("branch:") and h.pr == pr.number for h in locks.all())
     _green(forge, pr.number)
     waiting = gitops.merge_blockers(forge.get_pr(pr.number))

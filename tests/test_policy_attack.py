@@ -187,7 +187,7 @@ def test_pr_open_refuses_what_it_cannot_open(aimodel: Run, home: Path, tmp_path:
     assert "name a branch other than main" in aimodel("pr", "open", "a..b", "--as", "ada", expect=1).err
     assert "usage" in aimodel("pr", "open", "--as", "ada", expect=2).err.lower()
     push_branch(home, tmp_path, "same", _readme)
-    assert "is not listed in the manifest repository" in aimodel("pr", "open", "same", "--as", "mallory", expect=1).err
+    assert "is not listed under people in the manifest repository" in aimodel("pr", "open", "same", "--as", "mallory", expect=1).err
     push_branch(home, tmp_path, "nothing", lambda root: None)
     assert "it changes nothing against main" in aimodel("pr", "open", "nothing", "--as", "ada", expect=1).err
     number = aimodel("pr", "open", "same", "--as", "ada", "--json").json["pr"]

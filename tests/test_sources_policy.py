@@ -151,7 +151,7 @@ def test_secrets_of_settings_and_environment(tmp_path: Path) -> None:
            "AIMODEL_REPO": "acme/models", "GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": pem,
            "GITHUB_WEBHOOK_SECRET": "hook-secret-0002", "REDIS_URL": "redis://:redis-pass-0003@cache:6379/0",
            "AWS_SECRET_ACCESS_KEY": "aws-secret-0004"}
-    found = secrets_of(load_settings(env), env)
+    found = secrets_of(load_settings(env))
     for value in ("slack-signing-0001", "xoxb-1234-abcd", "hook-secret-0002", "redis-pass-0003", "aws-secret-0004",
                   "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"):
         assert value in found
@@ -163,7 +163,7 @@ def test_secrets_of_settings_and_environment(tmp_path: Path) -> None:
 
 def test_installed_redactor_masks_log_records_and_tracebacks(tmp_path: Path) -> None:
     env = {"AIMODEL_HOME": str(tmp_path), "GITHUB_TOKEN": "ghp_redactme0123456789", "AIMODEL_REPO": "acme/models"}
-    install(load_settings(env), env)
+    install(load_settings(env))
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     logger = logging.getLogger("aimodel.test-redact")
@@ -220,7 +220,7 @@ def test_credential_files_of_the_process_are_forbidden(tmp_path: Path) -> None:
     creds, app_key = tmp_path / "gcp.json", tmp_path / "app.pem"
     env = {"AIMODEL_HOME": str(tmp_path / "home"), "AIMODEL_REPO": "acme/models", "GITHUB_APP_ID": "1",
            "GITHUB_APP_PRIVATE_KEY": str(app_key), "GOOGLE_APPLICATION_CREDENTIALS": str(creds)}
-    guard = Guard.from_settings(load_settings(env), env)
+    guard = Guard.from_settings(load_settings(env))
     everything = Sources(artifacts=("file:///",), datasets=("file:///",))
     access = guard.for_person(everything, "slack")
     for path in (creds, app_key, tmp_path / "home" / "keys" / "signing.pem", Path("/run/secrets/db")):

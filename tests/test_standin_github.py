@@ -388,7 +388,7 @@ def test_close_reopen_and_a_redelivery_keeps_its_id(standin: GitHubStandIn, gh: 
 
 # ---------------------------------------------------------------------- payloads against GitHub's shapes
 
-# What the bot reads from each payload (handlers/github.py, bot/forges/github.py pr_from_payload).
+# What the bot reads from each payload (handlers/github.py, bot/forges/github/forge.py pr_from_payload).
 READS = {
     "pull_request": ["action", "number", "pull_request.number", "pull_request.title", "pull_request.body",
                      "pull_request.user.login", "pull_request.head.ref", "pull_request.head.sha", "pull_request.base.ref",

@@ -3,11 +3,13 @@
 Each check reports through the Forge as it finishes. Trust (the scan allow-list, the
 keys) comes from the base branch, never from the pull request itself, so a pull request
 cannot vouch for its own bytes. Signing runs only when the other three are green, and
-commits the bundles to the pull request's branch.
+commits the bundles to the pull request's branch; the run carries its results over to that
+commit, so the forge's announcement of it starts no second run (bot.lifecycle).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -16,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot import lifecycle
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, dataset_file, materialize
 from bot.checks.source_check import source_errors
 from bot.forges.base import CheckResult, PullRequest
+from bot.forges.meta import SignResult
 from bot.manifests import CONFIG_PATH, AIModel, RepoConfig, Sources
 from bot.redact import redact, redact_value
 from bot.sources import vetted_key
@@ -87,7 +91,8 @@ def trusted_keys(ctx: Context, catalog: Catalog) -> list[Any]:
 class Pipeline:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._access = ctx.guard.for_pr(Sources(), None)  # the strictest, until run() reads the base config
+        self._access = ctx.guard.for_pr(Sources())  # the strictest, until run() reads the base config
+        self.head = ""
 
     def _report(
         self,
@@ -103,21 +108,17 @@ class Pipeline:
         pr.checks[name] = check
         return check
 
-    def run(self, number: int, head: str) -> None:
+    def run(self, pr: PullRequest) -> None:
+        """Check `pr` at its head (bot.lifecycle.checks decides that it needs checking)."""
         ctx = self.ctx
-        pr = ctx.forge.get_pr(number)
-        if not pr.is_open or pr.head != head:
-            return  # a newer commit has its own run
-        if pr.meta.get("signed_head") == head and pr.meta.get("checked_head"):
-            self._carry_over(pr)
-            return
+        self.head = pr.head  # the head this run ends on: the signature commit, once signed
         for name in ("manifest", "scan", "validate", "sign"):
             self._report(pr, name, "pending", "waiting")
         base, catalog = ctx.gitops.pr_catalogs(pr)
         # Sources come from the base branch, like every other trust decision.
         on_base = [vetted_key("artifact", m.artifact.uri) for m in base.models.values()]
         on_base += [vetted_key("dataset", d.uri) for d in base.datasets.values()]
-        self._access = ctx.guard.for_pr(base.config.sources, pr.meta, on_base)
+        self._access = ctx.guard.for_pr(base.config.sources, pr.meta.vetted_sources, on_base)
         errors = [*catalog.all_errors(), *source_errors(base, catalog, self._access)]
         if errors:
             lines = [str(e) for e in errors]
@@ -134,7 +135,7 @@ class Pipeline:
             )
             for name in ("scan", "validate", "sign"):
                 self._report(pr, name, "skipped", "manifest check failed")
-            ctx.notify_checks(pr)
+            lifecycle.checks_finished(ctx, pr.number, self.head)
             return
         if self._codeowners_out_of_step(pr, base, catalog):
             return  # the bot's CODEOWNERS commit starts a new run
@@ -148,8 +149,7 @@ class Pipeline:
         if not models:
             for name in ("scan", "validate", "sign"):
                 self._report(pr, name, "skipped", "no model artifact changes")
-            ctx.notify_checks(pr)
-            ctx.jobs.after_checks(pr.number)
+            lifecycle.checks_finished(ctx, pr.number, self.head)
             return
         results = [ModelChecks(m) for m in models]
         self._scan(pr, base.config, results)
@@ -158,8 +158,7 @@ class Pipeline:
             self._sign(pr, results, base.config.sign_serialization)
         else:
             self._report(pr, "sign", "skipped", "not signed: scan or validate failed")
-        ctx.notify_checks(pr)
-        ctx.jobs.after_checks(pr.number)
+        lifecycle.checks_finished(ctx, pr.number, self.head)
 
     def _codeowners_out_of_step(self, pr: PullRequest, base: Catalog, catalog: Catalog) -> bool:
         """A PR that changes the config gets CODEOWNERS rewritten to match it, on its branch."""
@@ -175,24 +174,6 @@ class Pipeline:
         self.ctx.workspace.push(head, pr.branch, expect=pr.head)
         self.ctx.forge.update_head(pr.number, head)
         return True
-
-    def _carry_over(self, pr: PullRequest) -> None:
-        """The head is the bot's own signature commit on top of the checked commit."""
-        for check in list(pr.checks.values()):
-            if check.commit == pr.meta["checked_head"] and check.name != "sign":
-                self._report(
-                    pr, check.name, check.state, check.summary, check.details, check.annotations
-                )
-        sign = pr.meta.get("sign_result", {})
-        self._report(
-            pr,
-            "sign",
-            sign.get("state", "success"),
-            sign.get("summary", "signed"),
-            sign.get("details", ""),
-        )
-        self.ctx.notify_checks(pr)
-        self.ctx.jobs.after_checks(pr.number)
 
     # ------------------------------------------------------------------ scan
 
@@ -324,17 +305,14 @@ class Pipeline:
         )
         # Record the signature commit before pushing it: a forge announces the push at once,
         # and a run that sees the new head must know it is the bot's own.
+        signed = SignResult("success", summary, "\n".join(lines))
         ctx.forge.update_meta(
-            pr.number,
-            {
-                "signed_head": new_head,
-                "checked_head": pr.head,
-                "sign_result": {
-                    "state": "success",
-                    "summary": summary,
-                    "details": "\n".join(lines),
-                },
-            },
+            pr.number, lambda m: dataclasses.replace(m, signed_head=new_head, checked_head=pr.head, sign_result=signed)
         )
         ctx.workspace.push(new_head, pr.branch, expect=pr.head)
-        ctx.forge.update_head(pr.number, new_head)  # the synchronize run carries the results over
+        ctx.forge.update_head(pr.number, new_head)
+        # This run carries its results over to its own commit; the run the forge starts for
+        # that commit recognises it (bot.lifecycle.own_signature) and checks nothing again.
+        done = CheckResult("sign", "success", redact(summary), redact("\n".join(lines)), pr.head)
+        lifecycle.carry_over(ctx.forge, pr.number, new_head, [*(c for c in pr.checks.values() if c.commit == pr.head and c.name != "sign"), done])
+        self.head = new_head

@@ -509,7 +509,9 @@ def _parallel_mode(files: Sequence[str], n_jobs: int) -> str:
     so a ``spawn`` pool is used there, and only when the work is large enough to repay its
     start-up. AIMODEL_SCAN_PARALLEL=fork|process|spawn|thread|serial forces one (for benchmarks).
     """
-    forced = os.environ.get("AIMODEL_SCAN_PARALLEL")
+    from bot.config import scan_parallel
+
+    forced = scan_parallel()  # checked when the process started; read here so a test may set it
     if n_jobs <= 1 or len(files) < 2:
         return "serial"
     if forced in ("fork", "process", "spawn", "thread", "serial"):
@@ -619,6 +621,15 @@ def run_scan_command(
     uris: Sequence[str], *, as_json: bool, sarif: bool, allow: Sequence[str] = ()
 ) -> int:
     """Scan and print the report to stdout. Exit code: 0 clean, 1 findings/blocked, 2 missing."""
+    from bot.config import ConfigError, scan_parallel
+
+    try:
+        scan_parallel()
+    except ConfigError as exc:
+        from bot import messages
+
+        print(messages.configuration(str(exc)), file=sys.stderr)
+        return 2
     missing = [u for u in uris if not _exists(u)]
     if missing:
         for u in missing:

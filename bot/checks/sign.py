@@ -688,7 +688,9 @@ def run_sign_command(path: str, *, key: str, bundle: str | None) -> int:
     if not model.exists():
         _err(f"aimodel sign: {path} does not exist")
         return 2
-    key = key or os.environ.get("AIMODEL_SIGNING_KEY", "")
+    from bot.config import signing_key_env
+
+    key = key or signing_key_env()
     if not key:
         _err("aimodel sign: --key KEY.pem is required (or set AIMODEL_SIGNING_KEY)")
         return 2

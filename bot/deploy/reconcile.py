@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot import messages
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, copy_verified, file_name
 from bot.checks.pipeline import CHECKS_PREDICATE, attestation_path, signature_path, trusted_keys
@@ -32,11 +33,11 @@ def make_installer(ctx: Context, catalog: Catalog) -> Installer:
         sig_blob = catalog.files.get(signature_path(release.name))
         att_blob = catalog.files.get(attestation_path(release.name))
         if sig_blob is None:
-            raise DeployRefused(f"no signature bundle ({signature_path(release.name)}); the sign check has not passed")
+            raise DeployRefused(messages.no_signature(signature_path(release.name)))
         if att_blob is None:
-            raise DeployRefused(f"no attestation of check results ({attestation_path(release.name)})")
+            raise DeployRefused(messages.no_attestation(attestation_path(release.name)))
         if not keys:
-            raise DeployRefused("the repository trusts no signing key (signing.trusted_keys in .aimodel/config.yaml)")
+            raise DeployRefused(messages.no_trusted_key())
         target = folder / file_name(release.uri)
         try:
             copy_verified(release.uri, release.sha256, target, access)
@@ -50,9 +51,9 @@ def make_installer(ctx: Context, catalog: Catalog) -> Installer:
                 ctx.workspace.read_blob(att_blob), keys, subject_digest=release.sha256, predicate_type=CHECKS_PREDICATE
             )
         except SignatureError as exc:
-            raise DeployRefused(f"signature refused: {exc}") from None
+            raise DeployRefused(messages.signature_refused(str(exc))) from None
         if not predicate.get("passed") or predicate.get("version") != release.version:
-            raise DeployRefused(f"the signed check results are for version {predicate.get('version')}, not {release.version}")
+            raise DeployRefused(messages.checks_for_other_version(predicate.get("version"), release.version))
         (folder / "checks.json").write_text(json.dumps(predicate, indent=2) + "\n")
 
     return install

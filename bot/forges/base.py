@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from bot.forges.meta import MetaChange, PrMeta
 from bot.policy import Review
 
 
@@ -36,7 +38,7 @@ class PullRequest:
     checks: dict[str, CheckResult] = field(default_factory=dict)
     reviews: list[Review] = field(default_factory=list)
     merge_commit: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)  # verb, targets, locks, slack thread...
+    meta: PrMeta = field(default_factory=PrMeta)  # what the bot remembers (bot/forges/meta.py)
 
     @property
     def is_open(self) -> bool:
@@ -54,7 +56,7 @@ class Forge(Protocol):
     kind: str
     clone_url: str
 
-    def open_pr(self, *, branch: str, head: str, title: str, body: str, author: str, meta: Mapping[str, Any]) -> PullRequest: ...
+    def open_pr(self, *, branch: str, head: str, title: str, body: str, author: str, meta: PrMeta) -> PullRequest: ...
 
     def get_pr(self, number: int) -> PullRequest: ...
 
@@ -66,10 +68,51 @@ class Forge(Protocol):
 
     def add_review(self, number: int, review: Review) -> None: ...
 
-    def update_meta(self, number: int, values: Mapping[str, Any]) -> None: ...
+    def update_meta(self, number: int, change: MetaChange) -> None:
+        """Apply `change` to the pull request's metadata as it is now (under the forge's lock)."""
 
     def merge(self, number: int, *, message: str, expected_head: str) -> str: ...
 
     def close(self, number: int) -> None: ...
 
     def comment(self, number: int, body: str) -> None: ...
+
+
+# --------------------------------------------------------------------------- optional abilities
+# A forge that has one of these says so by having the methods; callers check with isinstance.
+
+
+@runtime_checkable
+class EmitsEvents(Protocol):
+    """Tells what happened (opened, synchronize, review, closed, push) to a sink: the local
+    forge for everything, GitHub for what it sends no webhook for (approvals through the bot)."""
+
+    on_event: EventSink | None
+
+
+@runtime_checkable
+class HoldsConnections(Protocol):
+    """Keeps network sessions open that the process must close when it is done."""
+
+    def shutdown(self) -> None: ...
+
+
+@runtime_checkable
+class PrimesFromPayload(Protocol):
+    """Can answer get_pr from a webhook's payload instead of asking its API again."""
+
+    def pr_from_payload(self, data: Mapping[str, Any]) -> PullRequest: ...
+
+    def primed(self, pr: PullRequest) -> AbstractContextManager[None]: ...
+
+
+@runtime_checkable
+class FindsPrByCommit(Protocol):
+    def find_pr_for_commit(self, sha: str) -> int | None: ...
+
+
+@runtime_checkable
+class ForgetsSignature(Protocol):
+    """Before a re-run a person asked for: the signed head is checked again, not trusted."""
+
+    def forget_signature(self, number: int, head: str) -> None: ...

@@ -18,6 +18,7 @@ from typing import Any
 
 from bot import messages
 from bot.forges.base import CheckResult, EventSink, ForgeError, PullRequest
+from bot.forges.meta import MetaChange, PrMeta, read_record, write_record
 from bot.fsutil import file_lock, read_json, write_atomic, write_json
 from bot.policy import Review
 from bot.state import CorruptState, problem_of
@@ -27,6 +28,7 @@ def _pr_to_json(pr: PullRequest) -> dict[str, Any]:
     data = dataclasses.asdict(pr)
     data["checks"] = {name: dataclasses.asdict(c) for name, c in pr.checks.items()}
     data["reviews"] = [dataclasses.asdict(r) for r in pr.reviews]
+    data["meta"] = write_record(pr.meta)
     return data
 
 
@@ -35,7 +37,8 @@ def _pr_from_json(data: dict[str, Any]) -> PullRequest:
         name: CheckResult(**{**c, "annotations": tuple(c.get("annotations", ()))}) for name, c in data.pop("checks").items()
     }
     reviews = [Review(**r) for r in data.pop("reviews")]
-    return PullRequest(**data, checks=checks, reviews=reviews)
+    meta = read_record(data.pop("meta", None))
+    return PullRequest(**data, checks=checks, reviews=reviews, meta=meta)
 
 
 _STATES = ("open", "merged", "closed")
@@ -83,7 +86,7 @@ class LocalForge:
         try:
             return _read_record(self._path(number))
         except FileNotFoundError:
-            raise ForgeError(f"there is no pull request #{number}") from None
+            raise ForgeError(messages.no_such_pr(number)) from None
 
     def _save(self, pr: PullRequest) -> None:
         write_json(self._path(pr.number), _pr_to_json(pr))
@@ -97,14 +100,14 @@ class LocalForge:
 
     # ------------------------------------------------------------------ Forge
 
-    def open_pr(self, *, branch: str, head: str, title: str, body: str, author: str, meta: Mapping[str, Any]) -> PullRequest:
+    def open_pr(self, *, branch: str, head: str, title: str, body: str, author: str, meta: PrMeta) -> PullRequest:
         with self._lock():
             counter = self.root / "next"
             number = self._first_number(counter)
             while True:
                 pr = PullRequest(
                     number=number, title=title, body=body, author=author, branch=branch,
-                    base=self.default_branch, head=head, url=self.url_for(number), meta=dict(meta),
+                    base=self.default_branch, head=head, url=self.url_for(number), meta=meta,
                 )
                 if self._create(pr):
                     break
@@ -158,7 +161,7 @@ class LocalForge:
         with self._lock():
             pr = self._load(number)
             if not pr.is_open:
-                raise ForgeError(f"pull request #{number} is {pr.state}")
+                raise ForgeError(messages.pr_not_open(number, pr.state))
             pr.head = head
             self._save(pr)
         self._emit("pull_request.synchronize", {"number": number, "head": head})
@@ -174,19 +177,19 @@ class LocalForge:
         with self._lock():
             pr = self._load(number)
             if not pr.is_open:
-                raise ForgeError(f"pull request #{number} is {pr.state}")
+                raise ForgeError(messages.pr_not_open(number, pr.state))
             pr.reviews.append(review)
             self._save(pr)
         self._emit("pull_request_review.submitted", {"number": number, "person": review.person, "state": review.state})
 
-    def update_meta(self, number: int, values: Mapping[str, Any]) -> None:
+    def update_meta(self, number: int, change: MetaChange) -> None:
         with self._lock():
             pr = self._load(number)
-            pr.meta.update(values)
+            pr.meta = change(pr.meta)
             self._save(pr)
 
     def comment(self, number: int, body: str) -> None:
-        self.update_meta(number, {"summary_comment": body})
+        self.update_meta(number, lambda m: dataclasses.replace(m, summary_comment=body))
 
     def close(self, number: int) -> None:
         with self._lock():
@@ -202,7 +205,7 @@ class LocalForge:
         with self._lock():
             pr = self._load(number)
             if not pr.is_open:
-                raise ForgeError(f"pull request #{number} is {pr.state}")
+                raise ForgeError(messages.pr_not_open(number, pr.state))
             if pr.head != expected_head:
                 raise ForgeError(f"pull request #{number} moved to {pr.head[:8]} while it was being merged; try again")
             base_ref = f"refs/heads/{pr.base}"

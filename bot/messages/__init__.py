@@ -5,64 +5,58 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-USAGE: dict[str, str] = {
-    "create": "create NAME --app APP --dataset DS --artifact URI [--version V] [--format F] [--SLA EXPR] [--dataset-uri URI --label-column COL] [-m WHY]",
-    "update": "update NAME [--artifact URI] [--version V] [--SLA EXPR] [-m WHY]",
-    "deploy": "deploy NAME --env ENV [-m WHY]",
-    "destroy": "destroy NAME [--with-apps] [-m WHY]",
-    "list": "list [--app APP] [--env ENV] [--json]",
-    "status": "status [NAME]",
-    "scan": "scan NAME|PATH... [--appName APP] [--json] [--sarif]",
-    "validate": "validate NAME [--SLA EXPR] [--json]",
-    "sign": "sign NAME | sign PATH --key KEY.pem [--bundle OUT]",
-    "verify": "verify NAME | verify PATH --bundle B --public-key KEY.pub",
-    "help": "help [VERB]",
-    "pr": "pr list|show N|approve N|merge N|close N|open BRANCH [--title T] [--json]",
-    "init": "init [--home DIR] [--person NAME=ROLE ...]",
-    "serve": "serve [--port N] [--no-worker]",
-    "worker": "worker [--workers N]",
-}
-
-SUMMARY: dict[str, str] = {
-    "create": "register a model (a pull request adding it, its application and data set)",
-    "update": "change a model and re-pin every application that uses it, in one pull request",
-    "deploy": "promote a model and its applications to an environment",
-    "destroy": "remove a model",
-    "list": "models, their application and data set, and what runs in each environment",
-    "status": "open pull requests and locks, or one model in detail",
-    "scan": "look for malware in model files (never loads them)",
-    "validate": "check the manifest and measure the model against its SLA",
-    "sign": "sign a model (OpenSSF model_signing bundle)",
-    "verify": "verify a model's signature",
-    "help": "this help",
-    "pr": "pull requests on the local forge",
-    "init": "create the manifest repository under AIMODEL_HOME",
-    "serve": "run the web process (Slack, GitHub webhooks, REST)",
-    "worker": "run the queue worker",
-}
-
-COMMON_CLI = "Options on every verb: --as USER (or AIMODEL_USER), --home DIR (or AIMODEL_HOME), --json."
-
-
-def usage_line(prog: str, verb: str) -> str:
-    return f"usage: {prog} {USAGE.get(verb, verb)}"
-
-
-def usage(prog: str, verbs: Sequence[str], topic: str = "") -> str:
-    if topic:
-        return f"{usage_line(prog, topic)}\n  {SUMMARY.get(topic, '')}"
-    width = max(len(v) for v in verbs)
-    lines = [f"usage: {prog} VERB [ARGS]", ""]
-    lines += [f"  {v.ljust(width)}  {SUMMARY[v]}" for v in verbs]
-    lines += ["", f"`{prog} help VERB` shows the arguments of one verb."]
-    if prog == "aimodel":
-        lines.append(COMMON_CLI)
-    return "\n".join(lines)
-
 
 def unknown_verb(prog: str, verb: str, suggestion: str, verbs: Sequence[str]) -> str:
     hint = f" Did you mean `{prog} {suggestion}`?" if suggestion else ""
     return f"`{verb}` is not a verb of {prog}.{hint}\nVerbs: {', '.join(verbs)}. `{prog} help` explains each."
+
+
+# --------------------------------------------------------------------------- usage problems (the verb builders)
+
+def bad_value(what: str, problem: str) -> str:
+    return f"{what} {problem}"
+
+
+def dataset_uri_needs_label() -> str:
+    return "--dataset-uri needs --label-column (the column that holds the right answer)"
+
+
+def nothing_to_update() -> str:
+    return "nothing to update: give --artifact, --version or --SLA"
+
+
+def scan_needs_target() -> str:
+    return "name a model, an application (--appName) or a path to scan"
+
+
+def needs_target(verb: str) -> str:
+    if verb == "validate":
+        return "name the model to validate (or --appName)"
+    return f"name the model (or a path) to {verb}"
+
+
+def pr_open_needs_branch() -> str:
+    return "pr open needs the branch you pushed, e.g. `pr open my-change --title 'What it does'`"
+
+
+def pr_needs_number(action: str) -> str:
+    return f"pr {action} needs the pull request number, e.g. `pr {action} 3`"
+
+
+def person_expected(item: str, roles: Sequence[str]) -> str:
+    return f"--person {item!r}: expected NAME=ROLE with ROLE one of {', '.join(roles)}"
+
+
+def out_of_range(option: str, value: int, low: int, high: int) -> str:
+    return f"{option} {value} is out of range {low}..{high}"
+
+
+def unreadable_command(problem: str) -> str:
+    return f"cannot read the command: {problem}"
+
+
+def did_you_mean_option(option: str) -> str:
+    return f" (did you mean {option}?)"
 
 
 def clip(word: str, limit: int = 40) -> str:
@@ -78,11 +72,11 @@ def too_many_options(count: int, limit: int) -> str:
     return f"{count} options given; a command takes at most {limit}"
 
 
-def usage_error(prog: str, verb: str, message: str) -> str:
+def usage_error(prog: str, verb: str, message: str, usage_line: str = "") -> str:
     message = message.replace("the following arguments are required", "missing")
     if not verb:
         return message
-    return f"{prog} {verb}: {message}\n{usage_line(prog, verb)}"
+    return f"{prog} {verb}: {message}\n{usage_line}".rstrip()
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -103,6 +97,31 @@ def locked(kind: str, name: str, pr: int | None, person: str) -> str:
 
 def body_too_large(limit: int) -> str:
     return f"the body is larger than {limit:,} bytes"
+
+
+def invalid_request() -> str:
+    """A request whose signature is missing, wrong or replayed: nothing more is said to its sender."""
+    return "invalid request"
+
+
+def try_again() -> str:
+    return "try again"
+
+
+def signature_wrong() -> str:
+    return "signature missing or wrong"
+
+
+def delivery_headers_missing() -> str:
+    return "X-GitHub-Event and X-GitHub-Delivery are required"
+
+
+def events_not_ours(repository: str) -> str:
+    return f"events of {repository or 'no repository'} are not for this bot"
+
+
+def delivery_seen(delivery: str) -> str:
+    return f"delivery {delivery} was processed already"
 
 
 def malformed_request() -> str:
@@ -189,19 +208,265 @@ def deploy_not_queued(number: int, reason: str) -> str:
     return f"PR #{number} merged; its deploy could not be queued: {reason}"
 
 
+def command(face: str, words: str) -> str:
+    """How a person types `words` on a face, as code: `aimodel list` in a terminal, `/aimodel list` in Slack."""
+    return f"`{'/aimodel' if face == 'slack' else 'aimodel'} {words}`"
+
+
+# --------------------------------------------------------------------------- refusals (one wording per fact)
+
+def no_such_model(name: str, face: str) -> str:
+    return f"there is no model {name!r}; {command(face, 'list')} shows the models"
+
+
+def no_such_model_or_app(name: str, face: str) -> str:
+    return f"there is no model or application named {name!r}; {command(face, 'list')} shows them"
+
+
+def no_such_app(name: str, apps: Sequence[str]) -> str:
+    return f"there is no application named {name!r}; applications: {', '.join(apps) or 'none yet'}"
+
+
+def no_such_environment(name: str, environments: Sequence[str]) -> str:
+    return f"there is no environment named {name!r}; environments: {', '.join(environments)}"
+
+
+def app_uses_no_model(name: str) -> str:
+    return f"application {name!r} uses no model yet"
+
+
+def model_exists(name: str, version: str, face: str) -> str:
+    return f"model {name!r} already exists (version {version}); use {command(face, 'update')} to change it"
+
+
+def dataset_missing(name: str) -> str:
+    return f"data set {name!r} does not exist; add it in the same pull request with --dataset-uri URI --label-column COLUMN"
+
+
+def version_not_bumpable(name: str, version: str) -> str:
+    return f"{name} is at version {version!r}, which cannot be bumped automatically; give --version"
+
+
+def version_unchanged(version: str) -> str:
+    return f"the artifact changed but the version is still {version}; give a new --version"
+
+
+def pinned_by(name: str, apps: Sequence[str]) -> str:
+    return f"{name} is pinned by {', '.join(apps)}; remove the pin first, or add --with-apps to remove it in the same pull request"
+
+
+def no_signature(path: str) -> str:
+    return f"no signature bundle ({path}); the sign check has not passed"
+
+
+def no_attestation(path: str) -> str:
+    return f"no attestation of check results ({path})"
+
+
+def no_trusted_key() -> str:
+    return "the repository trusts no signing key (signing.trusted_keys in .aimodel/config.yaml)"
+
+
+def signature_refused(problem: str) -> str:
+    return f"signature refused: {problem}"
+
+
+def checks_for_other_version(signed: object, version: str) -> str:
+    return f"the signed check results are for version {signed}, not {version}"
+
+
+def verified(name: str, key: str) -> str:
+    return f"{name}: verified (key {key[:16]})"
+
+
+def not_verified(name: str, reason: str) -> str:
+    return f"{name}: NOT verified: {reason}"
+
+
+def signed_locally(name: str, path: str) -> str:
+    return f"Signed {name}: {path} (the sign check on a pull request commits bundles to the repository)"
+
+
+def dataset_not_there(name: str) -> str:
+    return f"data set {name!r} does not exist"
+
+
+def cannot_measure(problem: str) -> str:
+    return f"cannot measure: {problem}"
+
+
+def no_such_pr(number: int) -> str:
+    return f"there is no pull request #{number}"
+
+
+def worker_already_serves(home: str) -> str:
+    return f"another worker already serves {home}"
+
+
+def signing_key_missing(path: str) -> str:
+    return f"AIMODEL_SIGNING_KEY={path} does not exist"
+
+
+def model_problem(name: str, problem: str) -> str:
+    return f"{name}: {problem}"
+
+
+def pr_not_open(number: int, state: str) -> str:
+    return f"pull request #{number} is already {state}"
+
+
+def own_approval(number: int) -> str:
+    return f"you opened #{number}; the author's own approval never counts. Ask a reviewer."
+
+
+def cannot_merge_yet(number: int, blockers: Sequence[str], refusal: str = "") -> str:
+    also = f"; and {refusal}" if refusal else ""
+    return f"cannot merge #{number} yet: " + "; ".join(blockers) + also
+
+
+def branch_not_default(default: str) -> str:
+    return f"name a branch other than {default}, pushed to the origin"
+
+
+def branch_missing() -> str:
+    return "there is no such branch on the origin; push it first"
+
+
+def branch_already_open(number: int) -> str:
+    return f"it is already open as #{number}"
+
+
+def branch_unrelated(default: str) -> str:
+    return f"it shares no history with {default}"
+
+
+def branch_no_change(default: str) -> str:
+    return f"it changes nothing against {default}"
+
+
+def pr_open_local_only() -> str:
+    return "pr open is for the embedded repository; on GitHub, open the pull request there"
+
+
+def verify_needs_both() -> str:
+    return "verify PATH needs both --bundle and --public-key"
+
+
+def who_is_asking() -> str:
+    return "who is asking? give --as NAME or set AIMODEL_USER (a person in .aimodel/config.yaml)"
+
+
+def configuration(problem: str) -> str:
+    return f"configuration: {problem}"
+
+
+def not_a_reader(who: str, verb: str) -> str:
+    return f"{verb} is not for {who}'s roles (permissions.{verb} in .aimodel/config.yaml)"
+
+
+def not_available(verb: str, face: str) -> str:
+    return f"{command(face, verb)} is not available here"
+
+
+def interrupted() -> str:
+    return "interrupted"
+
+
+def worker_ready(home: str) -> str:
+    return f"aimodel worker: serving the queue of {home}"
+
+
+def unexpected(reference: str) -> str:
+    """What a person sees when something broke on our side: a reference the operator finds in the log."""
+    return (
+        f"Something went wrong on my side (reference `{reference}`; the operator finds it in the log). "
+        "Nothing was changed if no pull request was announced."
+    )
+
+
+# --------------------------------------------------------------------------- the Slack create modal
+
+def modal_catalog_unreadable(reference: str) -> str:
+    return f"cannot read the manifest repository right now (reference {reference})"
+
+
+def modal_name_problem(what: str, problem: str) -> str:
+    return f"{what} {problem}"
+
+
+def modal_new_dataset_needs_uri(name: str) -> str:
+    return f"data set {name!r} does not exist yet: give its URI (and label column) to add it"
+
+
+def modal_needs_label_column() -> str:
+    return "a new data set needs the column that holds the right answer"
+
+
+def modal_needs_artifact() -> str:
+    return "give the model file's URI"
+
+
+def modal_artifact_unreadable(reference: str) -> str:
+    return f"cannot read the artifact right now (reference {reference})"
+
+
 def refused(reason: str) -> str:
     return f"Refused: {reason}"
 
 
 def not_known(who: str) -> str:
     return (
-        f"{who} is not listed in the manifest repository's .aimodel/config.yaml. "
+        f"{who} is not listed under people in the manifest repository's .aimodel/config.yaml. "
         "Ask a DevOps Engineer to add you under `people` with your role (a pull request)."
     )
 
 
 def nothing_changes(name: str, what: str) -> str:
     return f"Nothing to do: {name} {what}"
+
+
+def repo_created(home: str, origin: str, clone: str) -> str:
+    return f"Created the manifest repository in {home} (origin {origin}, clone {clone})."
+
+
+def repo_exists(home: str) -> str:
+    return f"The manifest repository in {home} is already there."
+
+
+def key_generated(path: str) -> str:
+    return f"Generated the bot's signing key {path} (its public key is trusted in the repository)."
+
+
+def person_added(person: str) -> str:
+    return f"Added {person}."
+
+
+def checks_queued(number: int) -> str:
+    return f"Checks are queued; `aimodel worker` runs them (`aimodel pr show {number}`)."
+
+
+def checks_heading(any_checks: bool) -> str:
+    return "Checks:" if any_checks else "No checks have run yet."
+
+
+def waiting(line: str, still: bool = False) -> str:
+    return f"{'Still waiting' if still else 'Waiting'}: {line}"
+
+
+def locks_list(locks: Sequence[tuple[str, int | None]]) -> str:
+    return "\nLocks:\n" + "\n".join(f"  {key} by #{pr}" for key, pr in locks)
+
+
+def approved(number: int, who: str) -> str:
+    return f"Approved #{number} as {who}."
+
+
+def closed(number: int) -> str:
+    return f"Closed #{number}; its locks are released."
+
+
+def deploy_queued() -> str:
+    return "  the deploy is queued; `aimodel worker` runs it"
 
 
 def merged(number: int, commit: str) -> str:
@@ -382,3 +647,22 @@ def model_detail(d: Mapping[str, Any]) -> str:
         lines.append(f"    {env:<8} {state['version']} {state['state']}{reason}")
     return "\n".join(lines)
 
+
+
+# --------------------------------------------------------------------------- the pull request's lifecycle
+
+
+def checks_notice(number: int, lines: Sequence[str]) -> str:
+    return f"Checks on #{number}:\n" + "\n".join(lines)
+
+
+def waiting_notice(number: int, blockers: Sequence[str]) -> str:
+    return f"#{number} is green and waits for: " + "; ".join(blockers)
+
+
+def ready_notice(number: int) -> str:
+    return f"#{number} has green checks and its approvals; it can be merged."
+
+
+def closed_notice(number: int, model: str) -> str:
+    return f"Pull request #{number} was closed without merging; the lock on {model or 'its model'} is released."

@@ -161,7 +161,7 @@ def summary_comment(
 ) -> str:
     """The bot's one comment on a pull request: checks, approvals, what happens next."""
     lines = [SUMMARY_MARKER, f"### aimodel: {pr.title}", ""]
-    lines.append(f"Requested by **{pr.author}**" + (f" via {pr.meta['via']}" if pr.meta.get("via") else "") + f" · head `{pr.head[:10]}`")
+    lines.append(f"Requested by **{pr.author}**" + (f" via {pr.meta.via}" if pr.meta.via else "") + f" · head `{pr.head[:10]}`")
     lines += ["", "| check | state | summary |", "|---|---|---|"]
     if not checks:
         lines.append("| (queued) | ⏳ | checks have not started yet |")

@@ -24,6 +24,14 @@ def policy_missing(
     )
 
 
+def not_a_person(who: str) -> str:
+    return f"{who or 'you'} is not listed under people in .aimodel/config.yaml"
+
+
+def verb_not_for(verb: str, titles: str, person: str, held: str) -> str:
+    return f"{verb} is for {titles}; {person} is {held}"
+
+
 def merge_not_allowed(number: int, target: str, titles: str, can: Sequence[str], person: str, held: str) -> str:
     return f"merging #{number} ({target}) is for {titles}: {_names(can)}; {person} is {held}"
 

@@ -19,6 +19,7 @@ Block = dict[str, Any]
 Payload = dict[str, Any]
 
 SECTION_LIMIT = 3000
+CREATE_TITLE = "Create a model"
 MESSAGE_BLOCKS = 50
 VIEW_BLOCKS = 100
 
@@ -81,6 +82,19 @@ def code(text: str) -> str:
     return f"```{body}```"
 
 
+def code_sections(text: str) -> list[Block]:
+    """Long preformatted text (a verb's help) as several sections, split between paragraphs,
+    so nothing is cut at a section's 3,000 characters."""
+    limit = SECTION_LIMIT - 50
+    chunks: list[str] = []
+    for paragraph in text.rstrip("\n").split("\n\n"):
+        if chunks and len(esc(chunks[-1])) + len(esc(paragraph)) + 2 <= limit:
+            chunks[-1] += "\n\n" + paragraph
+        else:
+            chunks.append(paragraph)
+    return [section(code(chunk)) for chunk in chunks]
+
+
 def button(text: str, action_id: str, value: str = "", *, style: str = "", url: str = "") -> Block:
     element: Block = {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": text, "emoji": True}}
     if value:
@@ -115,7 +129,7 @@ def usage_reply(text: str, ok: bool) -> Payload:
     """A Reply from the grammar: help is shown as is, a usage error with a warning sign."""
     first, _, rest = text.partition("\n")
     if ok:
-        return _ephemeral(text, [section(code(text))])
+        return _ephemeral(text, code_sections(text))
     blocks = [section(f":warning: {esc(first)}")]
     if rest.strip():
         blocks.append(section(code(rest)))
@@ -318,7 +332,7 @@ def create_modal(private_metadata: Mapping[str, Any], initial: Mapping[str, str]
     return {
         "type": "modal",
         "callback_id": CREATE_CALLBACK,
-        "title": {"type": "plain_text", "text": "Create a model"},
+        "title": {"type": "plain_text", "text": CREATE_TITLE},
         "submit": {"type": "plain_text", "text": "Open PR"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "private_metadata": json.dumps(dict(private_metadata)),
@@ -384,3 +398,11 @@ def home(
 
 def home_unknown(user_id: str) -> Payload:
     return {"type": "home", "callback_id": HOME_CALLBACK, "blocks": [header("AI models"), section(f":lock: {messages.slack_unknown_user(user_id)}")]}
+
+
+def create_modal_unknown_user(user_id: str) -> Block:
+    """The create modal, replaced by how to get access, for someone the config does not name."""
+    return {
+        "type": "modal", "title": {"type": "plain_text", "text": CREATE_TITLE},
+        "blocks": [section(messages.slack_unknown_user(user_id))],
+    }

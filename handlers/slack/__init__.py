@@ -214,7 +214,7 @@ def register(flask_app: Flask, ctx: Context, settings: SlackSettings) -> App:
         if problem:
             # Bolt would raise while parsing, before it checks the signature: check it here.
             if not _signed(verifier, body, request.headers):
-                return jsonify({"error": "invalid request"}), 401
+                return jsonify({"error": messages.invalid_request()}), 401
             refused_line("/slack/events", 400, problem)
             return jsonify({"error": messages.malformed_request()}), 400
         with lazy.deferring() as pending:

@@ -9,6 +9,7 @@ Actor(person, "slack").
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import threading
@@ -16,10 +17,11 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -27,13 +29,17 @@ from bot import commands as c
 from bot import messages
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, describe_artifact
+from bot.forges.meta import PrMeta, SlackThread
 from bot.gitops import Actor, Refusal
 from bot.manifests import Person, dns1123_problem, version_problem
+from bot.messages import help as help_text
 from bot.messages import slack as render
 from bot.policy import authorize
 from bot.sla import SlaSyntaxError, parse_sla
 from bot.state import StateUnavailable
-from bot.views import list_rows, pr_row
+from bot.verbs import BY_NAME
+from bot.views import pr_row, rows_of
+from handlers.slack.errors import answer_failure, log_unexpected
 
 if TYPE_CHECKING:
     from bot.app import Context
@@ -60,35 +66,24 @@ def _verb_of(text: str) -> str:
 
 
 def _usage(verb: str) -> str:
-    return messages.usage_line("/aimodel", verb) if verb in c.SLACK_VERBS else ""
+    return help_text.usage_line(BY_NAME[verb], "slack") if verb in c.SLACK_VERBS else ""
+
+
+PARSED = "aimodel_parsed"  # the ack's parse of the command, handed to the lazy listener in Bolt's context
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """Where a slash command came from and how to answer it."""
+
+    client: WebClient
+    channel_id: str
+    user_id: str
+    respond: Respond
 
 
 class UnreadableRequest(ValueError):
     """A signed request without what its kind always carries; Bolt's error handler answers 400."""
-
-
-class _GitOpsWithCatalog:
-    def __init__(self, gitops: Any, catalog: Catalog) -> None:
-        self._gitops = gitops
-        self._catalog = catalog
-
-    def catalog(self, *args: Any, **kwargs: Any) -> Catalog:
-        return self._catalog
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._gitops, name)
-
-
-class _WithCatalog:
-    """The Context as bot.views sees it, with the catalog this request already read
-    (so a `list` does not fetch the repository a second time)."""
-
-    def __init__(self, ctx: Context, catalog: Catalog) -> None:
-        self._ctx = ctx
-        self.gitops = _GitOpsWithCatalog(ctx.gitops, catalog)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ctx, name)
 
 
 class SlackFace:
@@ -129,13 +124,13 @@ class SlackFace:
             return catalog
 
     def rows(self, catalog: Catalog, app: str = "", env: str = "", *, max_age: float = 0.0) -> tuple[list[dict[str, Any]], list[str]]:
-        """bot.views.list_rows on this catalog; a burst of `list` within `max_age` shares one answer."""
+        """bot.views.rows_of on this catalog; a burst of `list` within `max_age` shares one answer."""
         key = (catalog.commit, app, env)
         hit = self._rows_cache.get(key)
         if max_age and hit and time.monotonic() - hit[0] <= max_age:
             return hit[1], hit[2]
         started = time.monotonic()
-        rows, envs = list_rows(cast("Context", _WithCatalog(self.ctx, catalog)), app, env)
+        rows, envs = rows_of(catalog, self.ctx.target, self.ctx.settings.home, app, env)
         if len(self._rows_cache) > 64:
             self._rows_cache.clear()
         self._rows_cache[key] = (started, rows, envs)
@@ -163,7 +158,7 @@ class SlackFace:
 
     # ------------------------------------------------------------------ /aimodel
 
-    def ack_command(self, ack: Callable[..., Any], command: Mapping[str, Any]) -> None:
+    def ack_command(self, ack: Callable[..., Any], command: Mapping[str, Any], context: BoltContext) -> None:
         missing = [f for f in ("user_id", "response_url") if not command.get(f)]
         if missing:  # Slack always sends them: this is not a command to run (400, one log line)
             raise UnreadableRequest(messages.field_missing(", ".join(missing)))
@@ -175,50 +170,53 @@ class SlackFace:
         if isinstance(parsed, c.Reply):
             ack(**render.usage_reply(parsed.text, parsed.ok))
             return
+        context[PARSED] = parsed  # the lazy listener gets a copy of the context: parsed once per request
         ack(**render.working(parsed.command.verb))
 
-    def run_command(self, command: Mapping[str, Any], respond: Respond, client: WebClient) -> None:
+    def run_command(self, command: Mapping[str, Any], respond: Respond, client: WebClient, context: BoltContext) -> None:
         text = str(command.get("text") or "")
-        user_id = str(command.get("user_id", ""))
-        channel_id = str(command.get("channel_id", ""))
+        asked = _Asked(client, str(command.get("channel_id", "")), str(command.get("user_id", "")), respond)
         if _is_bare_create(text):
-            self.open_create_modal(client, str(command.get("trigger_id", "")), channel_id, user_id)
+            self.open_create_modal(client, str(command.get("trigger_id", "")), asked.channel_id, asked.user_id)
             return
-        parsed = c.parse_text(text)
-        if isinstance(parsed, c.Reply):
+        parsed = context.get(PARSED)
+        if not isinstance(parsed, c.Parsed):
             return  # answered in the ack
         cmd = parsed.command
-        verb = cmd.verb
         try:
             catalog = self.catalog(max_age=LIST_MAX_AGE if isinstance(cmd, c.ListModels | c.Status) else 0.0)
-            person = self.person(client, user_id, catalog)
+            person = self.person(client, asked.user_id, catalog)
             if person is None:
-                respond(**render.unknown_user(user_id))
+                respond(**render.unknown_user(asked.user_id))
                 return
-            if isinstance(cmd, c.PROPOSALS):
-                self.propose(cmd, person, catalog, client, channel_id, user_id, respond)
-            elif isinstance(cmd, c.ListModels):
-                self._authorize(catalog, person, "list")
-                rows, envs = self.rows(catalog, cmd.app, cmd.env, max_age=LIST_MAX_AGE)
-                respond(**render.model_list(rows, [cmd.env] if cmd.env else envs))
-            elif isinstance(cmd, c.Status):
-                respond(**self.status(cmd.name, catalog))
-            elif isinstance(cmd, c.Scan | c.Validate | c.Verify):
-                respond(**self.model_check(cmd, person))
-            elif isinstance(cmd, c.Sign):
-                respond(**self.sign(cmd, person, catalog))
-            else:
-                respond(**render.usage_reply(messages.usage("/aimodel", c.SLACK_VERBS), True))
-        except Refusal as exc:
-            respond(**render.error(exc.message, _usage(verb)))
-        except ArtifactError as exc:
-            respond(**render.error(f"Refused: {exc}", _usage(verb)))
-        except StateUnavailable as exc:
-            log.error("/aimodel %s: %s", verb, exc)
-            respond(**render.error(messages.server_state_damaged()))
+            RUNNERS[cmd.verb](self, cmd, person, catalog, asked)
         except Exception as exc:
-            log.exception("/aimodel %s failed", text)
-            respond(**render.error(f"Something went wrong on my side: {exc}. Nothing was changed if no pull request was announced."))
+            answer_failure(exc, respond, f"/aimodel {cmd.verb}", _usage(cmd.verb))
+
+    def _run_proposal(self, cmd: c.Command, person: Person, catalog: Catalog, asked: _Asked) -> None:
+        assert isinstance(cmd, c.PROPOSALS)
+        self.propose(cmd, person, catalog, asked.client, asked.channel_id, asked.user_id, asked.respond)
+
+    def _run_list(self, cmd: c.Command, person: Person, catalog: Catalog, asked: _Asked) -> None:
+        assert isinstance(cmd, c.ListModels)
+        self._authorize(catalog, person, "list")
+        rows, envs = self.rows(catalog, cmd.app, cmd.env, max_age=LIST_MAX_AGE)
+        asked.respond(**render.model_list(rows, [cmd.env] if cmd.env else envs))
+
+    def _run_status(self, cmd: c.Command, person: Person, catalog: Catalog, asked: _Asked) -> None:
+        assert isinstance(cmd, c.Status)
+        asked.respond(**self.status(cmd.name, catalog))
+
+    def _run_check(self, cmd: c.Command, person: Person, catalog: Catalog, asked: _Asked) -> None:
+        assert isinstance(cmd, c.Scan | c.Validate | c.Verify)
+        asked.respond(**self.model_check(cmd, person))
+
+    def _run_sign(self, cmd: c.Command, person: Person, catalog: Catalog, asked: _Asked) -> None:
+        assert isinstance(cmd, c.Sign)
+        asked.respond(**self.sign(cmd, person, catalog))
+
+    def _run_help(self, cmd: c.Command, person: Person, catalog: Catalog, asked: _Asked) -> None:
+        asked.respond(**render.usage_reply(help_text.overview("slack"), True))
 
     @staticmethod
     def _authorize(catalog: Catalog, person: Person, verb: str) -> None:
@@ -230,15 +228,15 @@ class SlackFace:
         self, cmd: c.Create | c.Update | c.Deploy | c.Destroy, person: Person, catalog: Catalog,
         client: WebClient, channel_id: str, user_id: str, reply: Respond,
     ) -> int:
-        self._authorize(catalog, person, cmd.verb)
-        opened = self.ctx.gitops.propose(
-            cmd, Actor(person.name, "slack", person), meta={"slack": {"channel": channel_id, "user": user_id}}
+        opened = self.ctx.gitops.propose(  # authorizes the person for the verb
+            cmd, Actor(person.name, "slack", person), meta=PrMeta(slack=SlackThread(channel_id, user=user_id))
         )
         pr = opened.pr
         view = {"number": pr.number, "title": pr.title, "state": pr.state, "author": pr.author, "url": pr.url, "checks": {}}
         payload = render.pr_message(view, merge_allowed=False, requester=user_id, summary=opened.change.summary)
         channel, ts = self.post_parent(client, channel_id, user_id, pr.number, payload)
-        self.ctx.forge.update_meta(pr.number, {"slack": {"channel": channel, "ts": ts, "user": user_id}})
+        thread = SlackThread(channel, ts, user_id)
+        self.ctx.forge.update_meta(pr.number, lambda m: dataclasses.replace(m, slack=thread))
         note = messages.slack_opened(pr.number, pr.title)
         if opened.unqueued:
             log.error("#%s opened; its checks could not be queued: %s", pr.number, opened.unqueued)
@@ -273,7 +271,7 @@ class SlackFace:
             return render.status([pr_row(p) for p in prs], locks)
         model = catalog.models.get(name)
         if model is None:
-            raise Refusal(f"there is no model {name!r}; `/aimodel list` shows the models")
+            raise Refusal(messages.no_such_model(name, "slack"))
         rows, envs = self.rows(catalog)
         running: dict[str, Any] = next((r["environments"] for r in rows if r["name"] == name), {})
         detail = {
@@ -282,7 +280,7 @@ class SlackFace:
             "sla": str(model.sla) or "-", "owner": model.owner,
             **{f"in {e}": messages.env_cell(running.get(e)) for e in envs},
         }
-        touching = [pr_row(p) for p in prs if name in (p.meta.get("models") or [p.meta.get("model")])]
+        touching = [pr_row(p) for p in prs if name in (p.meta.models or (p.meta.model,))]
         return render.model_status(name, detail, touching)
 
     def model_check(self, cmd: c.Scan | c.Validate | c.Verify, person: Person) -> dict[str, Any]:
@@ -294,13 +292,13 @@ class SlackFace:
         else:
             title = f"{cmd.verb} {cmd.name if isinstance(cmd, c.Validate) else cmd.target}"
         lines: list[str] = []
-        code = model_checks.run(self.ctx, cmd, c.Common(), person.name, out=lines.append)
+        code = model_checks.run(self.ctx, cmd, c.Common(), person.name, out=lines.append, face="slack")
         return render.output(title, "\n".join(lines), code == 0)
 
     def sign(self, cmd: c.Sign, person: Person, catalog: Catalog) -> dict[str, Any]:
         from bot import model_checks
 
-        models = model_checks.resolve_models(catalog, cmd.target)
+        models = model_checks.resolve_models(catalog, cmd.target, "slack")
         lines = []
         with tempfile.TemporaryDirectory(prefix="aimodel-slack-sign-") as tmp:
             for m in models:
@@ -344,33 +342,25 @@ class SlackFace:
             else:
                 gitops.close(number, actor)
                 note = messages.slack_closed(number, person.name)
-        except Refusal as exc:
-            respond(**render.error(exc.message), replace_original=False)
-            return
-        except StateUnavailable as exc:
-            log.error("%s on #%s: %s", action_id, number, exc)
-            respond(**render.error(messages.server_state_damaged()), replace_original=False)
-            return
         except Exception as exc:
-            log.exception("%s on #%s failed", action_id, number)
-            respond(**render.error(f"Something went wrong on my side: {exc}"), replace_original=False)
+            answer_failure(exc, respond, f"{action_id} on #{number}", replace_original=False)
             return
         self.after_action(client, body, number, note, respond)
 
     def _merge_allowed(self, number: int) -> bool:
         pr = self.ctx.forge.get_pr(number)
-        return pr.is_open and not self.ctx.gitops.merge_blockers(pr)
+        return self.ctx.gitops.status(pr).mergeable
 
     def after_action(self, client: WebClient, body: Mapping[str, Any], number: int, note: str, respond: Respond) -> None:
         """Say what happened in the pull request's thread and refresh its parent message."""
         pr = self.ctx.forge.get_pr(number)
-        thread = pr.meta.get("slack") or {}
+        thread = pr.meta.slack
         try:
-            if thread.get("channel") and thread.get("ts"):
-                client.chat_postMessage(channel=thread["channel"], thread_ts=thread["ts"], **render.thread_note(note))
+            if thread is not None and thread.ts:
+                client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, **render.thread_note(note))
                 view = self.ctx.gitops.pr_view(number)
-                payload = render.pr_message(view, merge_allowed=pr.is_open and not self.ctx.gitops.merge_blockers(pr), requester=str(thread.get("user", "")))
-                client.chat_update(channel=thread["channel"], ts=thread["ts"], text=payload["text"], blocks=payload["blocks"])
+                payload = render.pr_message(view, merge_allowed=self.ctx.gitops.status(pr).mergeable, requester=thread.user)
+                client.chat_update(channel=thread.channel, ts=thread.ts, text=payload["text"], blocks=payload["blocks"])
             else:
                 respond(**render.note(note, icon=":white_check_mark:"), replace_original=False)
         except SlackApiError as exc:
@@ -396,14 +386,10 @@ class SlackFace:
             catalog = self.catalog(max_age=1.0)
             person = self.person(client, user_id, catalog)
         except Exception as exc:
-            log.exception("create modal: cannot read the catalog")
-            ack(response_action="errors", errors={"name": f"cannot read the manifest repository: {exc}"[:150]})
+            ack(response_action="errors", errors={"name": messages.modal_catalog_unreadable(log_unexpected("create modal: the catalog", exc))})
             return
         if person is None:
-            ack(response_action="update", view={
-                "type": "modal", "title": {"type": "plain_text", "text": "Create a model"},
-                "blocks": [render.section(messages.slack_unknown_user(user_id))],
-            })
+            ack(response_action="update", view=render.create_modal_unknown_user(user_id))
             return
         errors = self.modal_errors(values, catalog, person)
         if errors:
@@ -420,9 +406,9 @@ class SlackFace:
         for field, what in (("name", "model name"), ("app", "application"), ("dataset", "data set")):
             problem = dns1123_problem(v.get(field, ""))
             if problem and field not in errors:
-                errors[field] = f"{what} {problem}"
+                errors[field] = messages.modal_name_problem(what, problem)
         if "name" not in errors and v.get("name") in catalog.models:
-            errors["name"] = f"model {v['name']!r} already exists; use update to change it"
+            errors["name"] = messages.model_exists(v["name"], catalog.models[v["name"]].version, "slack")
         if v.get("version"):
             problem = version_problem(v["version"])
             if problem:
@@ -434,15 +420,15 @@ class SlackFace:
                 errors["sla"] = str(exc)
         if "dataset" not in errors and v.get("dataset") not in catalog.datasets:
             if not v.get("dataset_uri"):
-                errors["dataset_uri"] = f"data set {v.get('dataset')!r} does not exist yet: give its URI (and label column) to add it"
+                errors["dataset_uri"] = messages.modal_new_dataset_needs_uri(v.get("dataset", ""))
             elif not v.get("label_column"):
-                errors["label_column"] = "a new data set needs the column that holds the right answer"
+                errors["label_column"] = messages.modal_needs_label_column()
         if v.get("artifact"):
             problem = self._artifact_problem(v["artifact"], catalog)
             if problem:
                 errors["artifact"] = problem
         else:
-            errors["artifact"] = "give the model file's URI"
+            errors["artifact"] = messages.modal_needs_artifact()
         return {k: e[:300] for k, e in errors.items()}
 
     def _artifact_problem(self, uri: str, catalog: Catalog) -> str:
@@ -455,7 +441,7 @@ class SlackFace:
         except FutureTimeout:
             return ""  # large or slow: the pull request's checks read it fully
         except Exception as exc:
-            return f"cannot read the artifact: {exc}"
+            return messages.modal_artifact_unreadable(log_unexpected("create modal: the artifact", exc))
         return ""
 
     @staticmethod
@@ -500,16 +486,8 @@ class SlackFace:
                 return
             assert isinstance(parsed.command, c.Create)
             self.propose(parsed.command, person, catalog, client, channel_id or user_id, user_id, reply)
-        except Refusal as exc:
-            reply(**render.error(exc.message))
-        except ArtifactError as exc:
-            reply(**render.error(f"Refused: {exc}"))
-        except StateUnavailable as exc:
-            log.error("create from the modal: %s", exc)
-            reply(**render.error(messages.server_state_damaged()))
         except Exception as exc:
-            log.exception("create from the modal failed")
-            reply(**render.error(f"Something went wrong on my side: {exc}"))
+            answer_failure(exc, reply, "create from the modal")
 
     # ------------------------------------------------------------------ App Home
 
@@ -532,7 +510,6 @@ class SlackFace:
         person = self.person(client, user_id, catalog)
         if person is None:
             return render.home_unknown(user_id)
-        config = catalog.config
         open_prs = self.ctx.forge.list_prs("open")
         mine = [pr_row(p) for p in open_prs if p.author == person.name]
         locks = [{"key": h.key, "pr": h.pr, "person": h.person} for h in self.ctx.locks.all() if h.person == person.name]
@@ -540,16 +517,17 @@ class SlackFace:
         for pr in open_prs:
             if pr.author == person.name:
                 continue
-            base, head = self.ctx.gitops.pr_catalogs(pr)
-            envs, status = self.ctx.gitops.pr_approvals(pr, base, head)
-            short = [
-                e for e in envs
-                if len(status.have.get(e, ())) < status.needed.get(e, 0)
-                and person.name not in status.have.get(e, ())
-                and any(r in config.environments[e].approvers for r in person.roles if e in config.environments)
-            ]
-            owner = any(r in config.policy.owners for r in person.roles)
-            if short or (status.policy and owner and person.name not in status.policy_have and len(status.policy_have) < config.policy.approvals):
+            status = self.ctx.gitops.status(pr)
+            if status.may_approve(person):
                 pending.append({"number": pr.number, "title": pr.title, "author": pr.author, "url": pr.url, "missing": list(status.missing)})
         rows, envs = self.rows(catalog)
         return render.home(person=person.name, roles=person.roles, my_prs=mine, my_locks=locks, rows=rows, envs=envs, pending=pending)
+
+
+# Slack's runner of each verb of the table it offers (bot/verbs.py); tests/test_verbs.py holds the two equal.
+RUNNERS: dict[str, Callable[[SlackFace, c.Command, Person, Catalog, _Asked], None]] = {
+    "create": SlackFace._run_proposal, "update": SlackFace._run_proposal, "deploy": SlackFace._run_proposal,
+    "destroy": SlackFace._run_proposal, "list": SlackFace._run_list, "status": SlackFace._run_status,
+    "scan": SlackFace._run_check, "validate": SlackFace._run_check, "verify": SlackFace._run_check,
+    "sign": SlackFace._run_sign, "help": SlackFace._run_help,
+}

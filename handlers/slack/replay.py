@@ -24,6 +24,8 @@ from slack_bolt.middleware.middleware import Middleware
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
+from bot import messages
+
 log = logging.getLogger("aimodel.slack")
 
 WINDOW_SECONDS = 5 * 60
@@ -93,14 +95,14 @@ class ReplayGuard(Middleware):
         signature = (req.headers.get("x-slack-signature") or [""])[0]
         timestamp = (req.headers.get("x-slack-request-timestamp") or [""])[0]
         if not signature or not timestamp:
-            return BoltResponse(status=401, body={"error": "invalid request"})
+            return BoltResponse(status=401, body={"error": messages.invalid_request()})
         key = hashlib.sha256(f"{timestamp}:{signature}".encode()).hexdigest()
         try:
             fresh = self.seen.first_time(key)
         except Exception:  # the shared store is down: refuse rather than risk running twice
             log.exception("replay check failed; refusing the request")
-            return BoltResponse(status=503, body={"error": "try again"})
+            return BoltResponse(status=503, body={"error": messages.try_again()})
         if not fresh:
             log.warning("replayed Slack request refused (signature seen within %ss)", WINDOW_SECONDS)
-            return BoltResponse(status=401, body={"error": "invalid request"})
+            return BoltResponse(status=401, body={"error": messages.invalid_request()})
         return next()

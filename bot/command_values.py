@@ -1,0 +1,141 @@
+"""The values a command parses to: one frozen dataclass per verb (what the faces run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.sla import Sla
+
+
+@dataclass(frozen=True)
+class Common:
+    as_user: str = ""
+    json: bool = False
+    home: str = ""
+
+
+@dataclass(frozen=True)
+class Create:
+    name: str
+    app: str
+    dataset: str
+    artifact: str
+    version: str = "1.0.0"
+    format: str = ""
+    sla: Sla = field(default_factory=Sla)
+    dataset_uri: str = ""
+    label_column: str = ""
+    reason: str = ""
+    verb: str = "create"
+
+
+@dataclass(frozen=True)
+class Update:
+    name: str
+    artifact: str = ""
+    version: str = ""
+    sla: Sla | None = None
+    reason: str = ""
+    verb: str = "update"
+
+
+@dataclass(frozen=True)
+class Deploy:
+    name: str
+    env: str
+    reason: str = ""
+    verb: str = "deploy"
+
+
+@dataclass(frozen=True)
+class Destroy:
+    name: str
+    with_apps: bool = False
+    reason: str = ""
+    verb: str = "destroy"
+
+
+@dataclass(frozen=True)
+class ListModels:
+    app: str = ""
+    env: str = ""
+    verb: str = "list"
+
+
+@dataclass(frozen=True)
+class Status:
+    name: str = ""
+    verb: str = "status"
+
+
+@dataclass(frozen=True)
+class Scan:
+    targets: tuple[str, ...]  # model names or paths
+    app_name: str = ""  # the seed's --appName
+    sarif: bool = False
+    verb: str = "scan"
+
+
+@dataclass(frozen=True)
+class Validate:
+    name: str
+    sla: Sla | None = None
+    verb: str = "validate"
+
+
+@dataclass(frozen=True)
+class Sign:
+    target: str
+    key: str = ""
+    bundle: str = ""
+    verb: str = "sign"
+
+
+@dataclass(frozen=True)
+class Verify:
+    target: str
+    bundle: str = ""
+    public_key: str = ""
+    verb: str = "verify"
+
+
+@dataclass(frozen=True)
+class PrCommand:
+    action: str  # list | show | approve | merge | close | open
+    number: int = 0
+    state: str = "open"
+    verb: str = "pr"
+    branch: str = ""  # open: the branch a person pushed to the origin
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Init:
+    people: tuple[tuple[str, str], ...] = ()
+    verb: str = "init"
+
+
+@dataclass(frozen=True)
+class Serve:
+    port: int | None = None
+    with_worker: bool = True
+    verb: str = "serve"
+
+
+@dataclass(frozen=True)
+class Worker:
+    workers: int = 2
+    verb: str = "worker"
+
+
+@dataclass(frozen=True)
+class Help:
+    topic: str = ""
+    verb: str = "help"
+
+
+Command = (
+    Create | Update | Deploy | Destroy | ListModels | Status | Scan | Validate | Sign | Verify
+    | PrCommand | Init | Serve | Worker | Help
+)
+PROPOSALS = (Create, Update, Deploy, Destroy)

@@ -1,0 +1,237 @@
+"""The pull request's lifecycle: opened or pushed -> checks -> evaluate -> merge -> deploy -> notify.
+
+Plain functions over narrow ports. The forges (the local one in-process, GitHub through its
+webhooks) turn what happened into events; `on_event` maps each event to queued work; the
+queue's tasks call back into `checks`, `evaluate` and `deploy`. What a pull request needs
+before it can merge is decided once, by `bot.review.pr_status` (through `GitOps.status`).
+
+Checks run once per head a person pushed. The run that signs commits the signature bundles
+to the branch and carries its results over to that commit itself; the forge then announces
+the bot's own commit like any push, and `checks` recognises it from git (its only parent is
+the checked head, the bot wrote it, it changes nothing but `*.sig` files) and does nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bot import messages, redact
+from bot.forges.base import CheckResult, Forge, PullRequest
+from bot.forges.meta import SignResult
+from bot.gitrepo import BOT, GitError, Workspace
+from bot.notify import Notifier
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.deploy.targets.base import ApplyResult
+    from bot.gitops import GitOps
+
+log = logging.getLogger("aimodel.lifecycle")
+
+
+class Queue(Protocol):
+    """The work the lifecycle queues (bot.jobs.Jobs)."""
+
+    def checks(self, number: int, head: str) -> None: ...
+
+    def after_checks(self, number: int) -> None: ...
+
+    def deploy(self, commit: str, pr: int | None = None) -> None: ...
+
+    def notify(self, kind: str, data: dict[str, Any]) -> None: ...
+
+
+class Ports(Protocol):
+    """What the lifecycle reads and acts through (bot.app.Context wires them)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def forge(self) -> Forge: ...
+
+    @property
+    def workspace(self) -> Workspace: ...
+
+    @property
+    def gitops(self) -> GitOps: ...
+
+    @property
+    def notifier(self) -> Notifier: ...
+
+    @property
+    def jobs(self) -> Queue: ...
+
+
+# --------------------------------------------------------------------------- events -> work
+
+
+def _head_pushed(ports: Ports, payload: Mapping[str, Any]) -> None:
+    from bot.jobs import ChecksNotQueued, QueueError
+
+    number = int(payload["number"])
+    try:
+        ports.jobs.checks(number, str(payload["head"]))
+    except QueueError as exc:  # the pull request exists either way: say so, do not undo it
+        raise ChecksNotQueued(number, str(exc)) from None
+
+
+def _closed(ports: Ports, payload: Mapping[str, Any]) -> None:
+    pr = ports.forge.get_pr(int(payload["number"]))
+    ports.gitops.release_locks(pr)
+    if not payload.get("merged"):
+        notify(ports, pr, "closed", messages.closed_notice(pr.number, pr.meta.model))
+
+
+def _reviewed(ports: Ports, payload: Mapping[str, Any]) -> None:
+    ports.jobs.after_checks(int(payload["number"]))
+
+
+def _pushed(ports: Ports, payload: Mapping[str, Any]) -> None:
+    if payload.get("ref") == f"refs/heads/{ports.settings.default_branch}":
+        ports.jobs.deploy(str(payload["after"]), payload.get("pr"))
+
+
+EVENTS: Mapping[str, Callable[[Ports, Mapping[str, Any]], None]] = {
+    "pull_request.opened": _head_pushed,
+    "pull_request.synchronize": _head_pushed,
+    "pull_request.reopened": _head_pushed,
+    "pull_request.closed": _closed,
+    "pull_request_review.submitted": _reviewed,
+    "push": _pushed,
+}
+
+
+def on_event(ports: Ports, event: str, payload: Mapping[str, Any]) -> None:
+    """One forge event (local forge or GitHub webhook) -> the work it asks for."""
+    handler = EVENTS.get(event)
+    if handler is not None:
+        handler(ports, payload)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def own_signature(workspace: Workspace, pr: PullRequest) -> str:
+    """The commit `pr.head` signs, when the head is the bot's own signature commit; else "".
+    Git must say so (one parent, the checked head; the bot's author; only `*.sig` changed) and
+    the run that made it must have said so in the metadata (a re-run a person asked for
+    forgets it, and the head is then checked like any other)."""
+    checked = pr.meta.checked_head
+    if not checked or pr.meta.signed_head != pr.head:
+        return ""
+    try:
+        if not workspace.has_commit(pr.head):
+            workspace.fetch()
+        if workspace.parents(pr.head) != [checked] or workspace.commit_author(pr.head) != BOT.name:
+            return ""
+        changed = workspace.changed_files(checked, pr.head)
+    except (GitError, ValueError):
+        return ""
+    return checked if changed and all(path.endswith(".sig") for path in changed) else ""
+
+
+def checks(ports: Ports, number: int, head: str, run: Callable[[PullRequest], None]) -> None:
+    """The checks task: run the pipeline on a head a person pushed, once."""
+    pr = ports.forge.get_pr(number)
+    if not pr.is_open:
+        return
+    if pr.head != head:
+        if own_signature(ports.workspace, pr) == head and not _complete(pr):
+            resume_signed(ports, pr)  # the run that signed `head` stopped before it carried over
+        return  # a newer commit has its own run
+    if own_signature(ports.workspace, pr):
+        log.info("#%s: %s is the bot's signature commit; its checks were carried over", number, head[:10])
+        return
+    run(pr)
+
+
+def _complete(pr: PullRequest) -> bool:
+    from bot.review import REQUIRED_CHECKS, current_checks
+
+    done = current_checks(pr)
+    return all(n in done and done[n].state != "pending" for n in REQUIRED_CHECKS)
+
+
+def carry_over(forge: Forge, number: int, head: str, results: Iterable[CheckResult]) -> None:
+    """Report a finished run's results on the bot's signature commit `head` on top of it."""
+    for check in results:
+        forge.set_check(number, dataclasses.replace(check, commit=head))
+
+
+def resume_signed(ports: Ports, pr: PullRequest) -> None:
+    checked = pr.meta.checked_head
+    sign = pr.meta.sign_result or SignResult()
+    results = [c for c in pr.checks.values() if c.commit == checked and c.name != "sign"]
+    results.append(CheckResult("sign", sign.state, sign.summary, sign.details, checked))
+    carry_over(ports.forge, pr.number, pr.head, results)
+    checks_finished(ports, pr.number, pr.head)
+
+
+def checks_finished(ports: Ports, number: int, head: str) -> None:
+    """One "checks" notification per run, for the head the run ends on; a run overtaken by a
+    newer push says nothing (the newer run reports)."""
+    from bot.review import current_checks
+
+    fresh = ports.forge.get_pr(number)
+    if fresh.head != head:
+        log.info("#%s moved on to %s; the run on %s does not report", number, fresh.head[:10], head[:10])
+        return
+    current = current_checks(fresh)
+    lines = [messages.check_line(c.name, c.state, c.summary) for c in current.values()]
+    notify(ports, fresh, "checks", messages.checks_notice(fresh.number, lines), {"checks": {c.name: c.to_json() for c in current.values()}})
+    ports.jobs.after_checks(number)
+
+
+# --------------------------------------------------------------------------- evaluate and merge
+
+
+def evaluate(ports: Ports, number: int) -> None:
+    """After checks or a review: tell what still blocks, or merge when the config says so."""
+    from bot.gitops import Actor, Refusal
+
+    pr = ports.forge.get_pr(number)
+    if not pr.is_open:
+        return
+    status = ports.gitops.status(pr)
+    if status.blockers:
+        if not status.check_blockers:
+            notify(ports, pr, "waiting", messages.waiting_notice(pr.number, status.blockers))
+        return
+    if status.auto_merge:
+        try:
+            ports.gitops.merge(number, Actor("aimodel-bot", "bot"))
+        except Refusal as exc:
+            log.info("auto-merge of #%s refused: %s", number, exc)
+    else:
+        notify(ports, pr, "ready", messages.ready_notice(pr.number))
+
+
+# --------------------------------------------------------------------------- deploy
+
+
+def deploy(ports: Ports, commit: str, pr_number: int | None, apply: Callable[[], list[ApplyResult]]) -> None:
+    """Reconcile every environment to the default branch; record and tell the outcome."""
+    results = apply()
+    summary = [messages.deploy_result(r.env, r.applied, r.removed, r.failed, r.apps) for r in results]
+    record = {
+        "commit": commit, "at": time.time(), "ok": all(r.ok for r in results),
+        "results": [dataclasses.asdict(r) for r in results], "summary": summary,
+    }
+    if pr_number:
+        ports.forge.update_meta(pr_number, lambda m: dataclasses.replace(m, deploy=record))
+        pr = ports.forge.get_pr(pr_number)
+        notify(ports, pr, "deployed" if record["ok"] else "deploy_failed", "\n".join(summary), {"deploy": record})
+
+
+# --------------------------------------------------------------------------- notify
+
+
+def notify(ports: Ports, pr: PullRequest, kind: str, text: str, extra: Mapping[str, Any] | None = None) -> None:
+    if ports.notifier.enabled:
+        data = {"pr": pr.number, "title": pr.title, "url": pr.url, "text": text, "meta": pr.meta.to_json(), **(extra or {})}
+        ports.jobs.notify(kind, redact.redact_value(data))  # every notifier (Slack, GitHub comments) reads this
