@@ -177,6 +177,8 @@ class Workspace:
             raise GitError(f"no git clone in {path}")
         self._fetch_lock = threading.Lock()
         self._objects = _ObjectReader(path)
+        self._new_lock = threading.Lock()
+        self._new_objects: dict[str, tuple[str, ...]] = {}  # commit -> the objects written for it
 
     @cached_property
     def git_dir(self) -> Path:
@@ -293,7 +295,7 @@ class Workspace:
             raise GitError(f"{sha} is a {kind}, not a tree")
         return _parse_tree(body)
 
-    def _write_tree(self, tree: str | None, changes: Mapping[str, bytes | None], where: str) -> str | None:
+    def _write_tree(self, tree: str | None, changes: Mapping[str, bytes | None], where: str, written: list[str]) -> str | None:
         """The tree `tree` with the changes (paths relative to it) applied; None when empty.
         Only the trees on the changed paths are read and written again."""
         entries = self._tree_of(tree) if tree else {}
@@ -312,7 +314,9 @@ class Workspace:
                 raise GitError(f"git update-index failed: {where}{name} is a folder, not a file")
             else:
                 ordered = ordered and key in entries
-                entries[key] = (b"100644", bytes.fromhex(_write_object(self.git_dir, "blob", content)))
+                blob = _write_object(self.git_dir, "blob", content)
+                written.append(blob)
+                entries[key] = (b"100644", bytes.fromhex(blob))
         for name, sub in below.items():
             key = name.encode()
             old = entries.get(key)
@@ -320,27 +324,84 @@ class Workspace:
                 if all(c is None for c in sub.values()):
                     continue  # removing files under a file: nothing is there
                 raise GitError(f"git update-index failed: {where}{name} is a file, not a folder")
-            written = self._write_tree(old[1].hex() if old else None, sub, f"{where}{name}/")
-            if written is None:
+            subtree = self._write_tree(old[1].hex() if old else None, sub, f"{where}{name}/", written)
+            if subtree is None:
                 entries.pop(key, None)
             else:
                 ordered = ordered and old is not None
-                entries[key] = (_TREE, bytes.fromhex(written))
+                entries[key] = (_TREE, bytes.fromhex(subtree))
         if not entries and where:
             return None  # git keeps no empty folders
-        return _write_object(self.git_dir, "tree", _tree_body(entries, ordered=ordered))
+        sha = _write_object(self.git_dir, "tree", _tree_body(entries, ordered=ordered))
+        written.append(sha)
+        return sha
 
     def commit_change(
         self, base: str, changes: Mapping[str, bytes | None], message: str, author: Identity = BOT
     ) -> str:
         """A commit on top of `base` that writes (bytes) or deletes (None) the given paths."""
-        tree = self._write_tree(base, changes, "")
+        written: list[str] = []
+        tree = self._write_tree(base, changes, "", written)
         commit_env = {**os.environ, **author.env()}
         commit = self._git("commit-tree", str(tree), "-p", base, "-m", message, env=commit_env).strip()
+        with self._new_lock:
+            self._new_objects[commit] = (*written, commit)
+            while len(self._new_objects) > 64:  # commits never pushed
+                self._new_objects.pop(next(iter(self._new_objects)))
         self.tidy()
         return commit
 
+    @cached_property
+    def _bare_origin(self) -> Path | None:
+        """The origin, when it is a bare repository on this machine (the embedded forge's)."""
+        import configparser
+
+        config = configparser.ConfigParser(strict=False, interpolation=None)
+        try:
+            config.read(self.git_dir / "config")
+            url = config.get('remote "origin"', "url", fallback="")
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            return None
+        origin = Path(url)
+        if not origin.is_absolute() or not (origin / "objects").is_dir() or not (origin / "HEAD").is_file() or (origin / ".git").exists():
+            return None
+        return origin
+
+    def _publish(self, origin: Path, commit: str, objects: tuple[str, ...], branch: str) -> bool:
+        """A new branch on a bare origin on this machine without `git push`: the objects this
+        clone wrote for the commit are linked into the origin's store and the branch created
+        there (only if it does not exist). git push does the same through receive-pack, whose
+        connectivity check of the whole repository took 47 ms of its 75 on 10,000 models; the
+        commit's other objects are its base's, which came from the origin. False: push instead."""
+        for sha in objects:
+            src = self.git_dir / "objects" / sha[:2] / sha[2:]
+            dst = origin / "objects" / sha[:2] / sha[2:]
+            if dst.exists():
+                continue
+            if not src.exists():
+                return False  # packed since: git push sends it
+            dst.parent.mkdir(exist_ok=True)
+            try:
+                os.link(src, dst)
+            except FileExistsError:
+                pass
+            except OSError:
+                return False
+        try:
+            run_git(origin, "update-ref", f"refs/heads/{branch}", commit, "0" * 40)  # create, never move
+        except GitError:
+            return False
+        self._git("update-ref", f"refs/remotes/origin/{branch}", commit)
+        return True
+
     def push(self, commit: str, branch: str, *, force: bool = False, expect: str | None = None) -> None:
+        with self._new_lock:
+            objects = self._new_objects.pop(commit, None)
+        origin = self._bare_origin if objects and not force and expect is None else None
+        if origin is not None and objects is not None:
+            with self._refs_lock():
+                if self._publish(origin, commit, objects, branch):
+                    return
         args = ["push", "--quiet", "--porcelain", "origin"]
         if expect is not None:
             args.append(f"--force-with-lease=refs/heads/{branch}:{expect}")

@@ -116,3 +116,24 @@ def test_loose_objects_are_packed_when_they_pile_up(workspace: Workspace) -> Non
     workspace.commit_change(workspace.head_of(), {"a.txt": b"tidy"}, "tidy")
     counts = dict(line.split(": ") for line in git(workspace.path, "count-objects", "-v").splitlines())
     assert int(counts["count"]) < len(junk) and int(counts["packs"]) >= 1
+
+
+def test_a_new_branch_reaches_a_bare_origin_whole(workspace: Workspace) -> None:
+    """On a bare origin on this machine a new branch is published without `git push`: the
+    origin then has every object of it (fsck) and the clone tracks it, as after a push."""
+    bare = workspace.path.parent / "bare.git"
+    base = workspace.head_of()
+    commit = workspace.commit_change(base, {"b/new/x.yaml": b"x", "models/m3/model.yaml": b"m"}, "new")
+    workspace.push(commit, "fast")
+    assert git(bare, "rev-parse", "refs/heads/fast").strip() == commit
+    assert workspace.head_of("fast") == commit
+    assert "error" not in git(bare, "fsck", "--strict", "--no-dangling")
+    # the branch exists now: a second commit on it goes through git push (a fast-forward)
+    after = workspace.commit_change(commit, {"a.txt": b"more"}, "more")
+    workspace.push(after, "fast")
+    assert git(bare, "rev-parse", "refs/heads/fast").strip() == after
+    # and one that is not a fast-forward is refused by git, as before
+    other = workspace.commit_change(base, {"a.txt": b"other"}, "other")
+    with pytest.raises(GitError):
+        workspace.push(other, "fast")
+    assert git(bare, "rev-parse", "refs/heads/fast").strip() == after
