@@ -357,7 +357,7 @@ def test_with_redis_web_and_workers_scale_apart(helm: Helm) -> None:
 def test_secrets_come_only_from_existing_secrets(helm: Helm) -> None:
     docs = helm.template({
         "redis": {"enabled": True},
-        "config": {"repo": "acme/models", "githubAppId": "12345"},
+        "config": {"repo": "acme/models", "githubAppId": "12345", "extraEnvFrom": [{"secretRef": {"name": "aws-read"}}]},
         "secrets": {"slack": {"existingSecret": "slack"}, "github": {"existingSecret": "github", "tokenKey": "GITHUB_TOKEN"},
                     "signingKey": {"existingSecret": "signing"}},
     })
@@ -371,6 +371,7 @@ def test_secrets_come_only_from_existing_secrets(helm: Helm) -> None:
             for name, secret in expected.items():
                 assert env[name] == {"secretKeyRef": {"name": secret, "key": name}}, f"{c['name']}: {name}"
             assert env["AIMODEL_REPO"] == "acme/models" and env["GITHUB_APP_ID"] == "12345"
+            assert c["envFrom"] == [{"secretRef": {"name": "aws-read"}}]
             key_path = Path(env["AIMODEL_SIGNING_KEY"])
             mount = next(m for m in c["volumeMounts"] if m["mountPath"] == str(key_path.parent))
             volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])

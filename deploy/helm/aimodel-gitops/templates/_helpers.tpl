@@ -163,6 +163,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   args: ["web"]
   env:
     {{- include "aimodel-gitops.env" . | nindent 4 }}
+  {{- with .Values.config.extraEnvFrom }}
+  envFrom:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   ports:
     - name: http
       containerPort: 3000
@@ -198,6 +202,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   args: ["worker"]
   env:
     {{- include "aimodel-gitops.env" . | nindent 4 }}
+  {{- with .Values.config.extraEnvFrom }}
+  envFrom:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   resources:
     {{- toYaml .Values.worker.resources | nindent 4 }}
   securityContext:
