@@ -273,7 +273,12 @@ class Helm:
     def __init__(self) -> None:
         self.binary = shutil.which("helm")
         if not self.binary:
-            pytest.importorskip("helm_python", reason="helm not installed (no helm binary, no helm-python-sdk package)")
+            try:
+                import helm_python  # noqa: F401
+            except ImportError as error:
+                pytest.skip(f"helm not installed (no helm binary; helm-python-sdk: {error})")
+            except OSError as error:  # the package is there but its Helm library does not load here
+                pytest.skip(f"helm not installed (no helm binary; helm-python-sdk cannot load Helm: {error})")
 
     def lint(self) -> list[str]:
         """Warnings and errors (strict); info lines such as 'icon is recommended' are left out."""
