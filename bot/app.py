@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import faces, lifecycle, redact
 from bot.catalog import ManifestCache
-from bot.checks.fetch import describe_artifact
 from bot.config import Settings
-from bot.deploy.targets.local import LocalTarget
 from bot.forges.base import EmitsEvents, Forge, HoldsConnections
 from bot.gitops import GitOps
 from bot.gitrepo import Workspace
@@ -24,7 +22,18 @@ from bot.locks import FileLocks, Locks, RedisLocks
 from bot.notify import Fanout, Notifier, NullNotifier
 from bot.sources import Guard
 
+if TYPE_CHECKING:
+    from bot.deploy.targets.local import LocalTarget
+    from bot.sources import Access
+
 NotifierFactory = Callable[["Context"], Notifier | None]
+
+
+def _describe_artifact(uri: str, declared_format: str, access: Access) -> Any:
+    # imported when a proposal names an artifact: fetching code is heavy for the commands that do not
+    from bot.checks.fetch import describe_artifact
+
+    return describe_artifact(uri, declared_format, access)
 
 
 class NotInitialized(RuntimeError):
@@ -59,12 +68,11 @@ class Context:
             workspace = Workspace(home / "work", settings.default_branch)
         self.workspace = workspace
         self.locks: Locks = RedisLocks(settings.redis_url) if settings.redis_url else FileLocks(home / "locks")
-        self.target = LocalTarget(home / "deploy")
         self.cache_dir = home / "cache" / "artifacts"
         self.guard = Guard.from_settings(settings)  # what no person's URI may reach
         self.gitops = GitOps(
-            forge, workspace, self.locks, cache=ManifestCache(home / "cache" / "manifests.json"),
-            describe_artifact=describe_artifact, guard=self.guard,
+            forge, workspace, self.locks, cache=ManifestCache(home / "cache" / "manifests.sqlite"),
+            describe_artifact=_describe_artifact, guard=self.guard,
         )
         if notifier is None:
             factories = (*notifiers, *faces.load(settings).notifiers)
@@ -74,7 +82,7 @@ class Context:
 
     def close(self) -> None:
         """Stop the git helper processes and the network sessions this context started."""
-        self.workspace.repo.close()
+        self.workspace.close()
         if isinstance(self.forge, HoldsConnections):
             self.forge.shutdown()
 
@@ -83,6 +91,12 @@ class Context:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @cached_property
+    def target(self) -> LocalTarget:
+        from bot.deploy.targets.local import LocalTarget
+
+        return LocalTarget(self.settings.home / "deploy")
 
     @cached_property
     def jobs(self) -> Jobs:

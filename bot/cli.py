@@ -250,14 +250,17 @@ def _init(settings: Settings, cmd: c.Init, common: c.Common) -> int:
 
 
 def _propose(ctx: Context, cmd: c.Create | c.Update | c.Deploy | c.Destroy, common: c.Common) -> int:
-    from bot.checks.fetch import ArtifactError
     from bot.gitops import Actor
 
     who = _who(common, ctx.settings, required=True)
     try:
         opened = ctx.gitops.propose(cmd, Actor(who, "cli"))
-    except ArtifactError as exc:
-        raise _Fail(messages.refused(str(exc)), 1) from None
+    except Exception as exc:
+        from bot.checks.fetch import ArtifactError  # imported on failure only: heavy for an update
+
+        if isinstance(exc, ArtifactError):
+            raise _Fail(messages.refused(str(exc)), 1) from None
+        raise
     pr = opened.pr
     if opened.unqueued:
         return _opened_unqueued(pr, opened.unqueued, common)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,11 +53,37 @@ def _storage_errors(redis_url: str) -> tuple[type[BaseException], ...]:
     return (sqlite3.Error, OSError)
 
 
+def _huey(redis_url: str) -> Any:
+    """The huey package. huey.storage imports the Redis client whenever it is installed:
+    about 80 ms (asyncio included) of a CLI command's start-up, for nothing without
+    REDIS_URL. Then it is imported with the client hidden, which huey allows for (its
+    Redis names become None); a later Redis queue in the same process puts them back."""
+    if "huey" not in sys.modules and not redis_url and "redis" not in sys.modules:
+        sys.modules["redis"] = None  # type: ignore[assignment]  # `import redis` raises ImportError
+        try:
+            import huey
+        finally:
+            del sys.modules["redis"]
+        return huey
+    import huey
+    import huey.storage
+
+    if redis_url and huey.storage.Redis is None:
+        import redis
+        import redis.exceptions
+
+        storage: Any = huey.storage
+        storage.ConnectionPool, storage.Redis = redis.ConnectionPool, redis.Redis
+        storage.ConnectionError, storage.TimeoutError = redis.exceptions.ConnectionError, redis.exceptions.TimeoutError
+        storage.RedisStorage.redis_client = redis.Redis
+    return huey
+
+
 class Jobs:
     def __init__(self, ctx: Context) -> None:
-        from huey import RedisHuey, SqliteHuey
-
         settings = ctx.settings
+        huey = _huey(settings.redis_url)
+        RedisHuey, SqliteHuey = huey.RedisHuey, huey.SqliteHuey
         self.ctx = ctx
         self.home = settings.home
         self._errors = _storage_errors(settings.redis_url)
