@@ -264,6 +264,11 @@ def _propose(ctx: Context, cmd: c.Create | c.Update | c.Deploy | c.Destroy, comm
     pr = opened.pr
     if opened.unqueued:
         return _opened_unqueued(pr, opened.unqueued, common)
+    return _report_opened(ctx, pr, common)
+
+
+def _report_opened(ctx: Context, pr: PullRequest, common: c.Common) -> int:
+    """A pull request is open: without a worker run its checks here, then say what they found."""
     from bot.jobs import QueueError
 
     try:
@@ -477,27 +482,13 @@ def _recheck(ctx: Context, number: int, actor: Actor, common: c.Common) -> int:
 def _pr_open(ctx: Context, cmd: c.PrCommand, common: c.Common, actor: Actor) -> int:
     if ctx.forge.kind != "local":
         raise _Fail(messages.pr_open_local_only(), 2)
-    from bot.jobs import ChecksNotQueued, QueueError
+    from bot.jobs import ChecksNotQueued
 
     try:
         pr = ctx.gitops.open_branch(cmd.branch, actor, title=cmd.title)
     except ChecksNotQueued as exc:
         return _opened_unqueued(ctx.forge.get_pr(exc.number), exc.reason, common)
-    try:
-        with_worker = ctx.jobs.worker_running()
-        if not with_worker:
-            ctx.jobs.drain()
-    except QueueError as exc:
-        return _opened_unqueued(pr, str(exc), common)
-    if common.json:
-        _json({"pr": pr.number, "url": pr.url, "branch": pr.branch})
-        return 0
-    _out(messages.pr_opened(pr.number, pr.url, pr.title))
-    if with_worker:
-        _out(messages.checks_queued(pr.number))
-    else:
-        _print_checks(ctx, pr.number)
-    return 0
+    return _report_opened(ctx, pr, common)
 
 
 # The CLI's runner of each verb of the table (bot/verbs.py); tests/test_verbs.py holds the two equal.
