@@ -8,14 +8,12 @@ Context asks each for its notifier and tells the forge where to send its events.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from functools import cached_property, partial
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from bot import faces, lifecycle, redact
 from bot.catalog import ManifestCache
-from bot.checks.fetch import describe_artifact, keep_dataset
 from bot.config import Settings
-from bot.deploy.targets.local import LocalTarget
 from bot.forges.base import EmitsEvents, Forge, HoldsConnections
 from bot.gitops import GitOps
 from bot.gitrepo import Workspace
@@ -25,7 +23,29 @@ from bot.notify import Fanout, Notifier, NullNotifier
 from bot.sources import Guard
 from bot.store import Store, open_store
 
+if TYPE_CHECKING:
+    from bot.deploy.targets.local import LocalTarget
+    from bot.sources import Access
+
 NotifierFactory = Callable[["Context"], Notifier | None]
+
+
+class _Custody:
+    """The registry's intake, bound to the store. Fetching code is imported when a proposal
+    names an artifact or a data set: it is heavy for the commands that do not."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def describe_artifact(self, uri: str, declared_format: str, access: Access) -> Any:
+        from bot.checks.fetch import describe_artifact
+
+        return describe_artifact(uri, declared_format, access, self.store)
+
+    def keep_dataset(self, uri: str, access: Access) -> tuple[str, str, str]:
+        from bot.checks.fetch import keep_dataset
+
+        return keep_dataset(uri, access, self.store)
 
 
 class NotInitialized(RuntimeError):
@@ -60,14 +80,13 @@ class Context:
             workspace = Workspace(home / "work", settings.default_branch)
         self.workspace = workspace
         self.locks: Locks = RedisLocks(settings.redis_url) if settings.redis_url else FileLocks(home / "locks")
-        self.target = LocalTarget(home / "deploy")
         self.cache_dir = home / "cache" / "artifacts"
         self.guard = Guard.from_settings(settings)  # what no person's URI may reach
         self.store: Store = open_store(settings.artifact_store_url)  # the registry keeps the bytes
+        custody = _Custody(self.store)
         self.gitops = GitOps(
-            forge, workspace, self.locks, cache=ManifestCache(home / "cache" / "manifests.json"),
-            describe_artifact=partial(describe_artifact, store=self.store), guard=self.guard,
-            keep_dataset=partial(keep_dataset, store=self.store),
+            forge, workspace, self.locks, cache=ManifestCache(home / "cache" / "manifests.sqlite"),
+            describe_artifact=custody.describe_artifact, guard=self.guard, keep_dataset=custody.keep_dataset,
         )
         if notifier is None:
             factories = (*notifiers, *faces.load(settings).notifiers)
@@ -77,7 +96,7 @@ class Context:
 
     def close(self) -> None:
         """Stop the git helper processes and the network sessions this context started."""
-        self.workspace.repo.close()
+        self.workspace.close()
         if isinstance(self.forge, HoldsConnections):
             self.forge.shutdown()
 
@@ -86,6 +105,12 @@ class Context:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @cached_property
+    def target(self) -> LocalTarget:
+        from bot.deploy.targets.local import LocalTarget
+
+        return LocalTarget(self.settings.home / "deploy")
 
     @cached_property
     def jobs(self) -> Jobs:

@@ -184,14 +184,22 @@ def _serve(cmd: c.Command, common: c.Common) -> int:
     assert isinstance(cmd, c.Serve)
     from bot.server import serve
 
-    return serve(_settings(common), port=cmd.port, with_worker=cmd.with_worker)
+    settings = _settings(common)
+    if not settings.github and not (settings.home / "repo.git").exists():
+        raise _Fail(messages.not_initialized(str(settings.home)), 2)  # as every other verb says
+    return serve(settings, port=cmd.port, with_worker=cmd.with_worker)
 
 
 def _worker(cmd: c.Command, common: c.Common) -> int:
     assert isinstance(cmd, c.Worker)
+    from bot.jobs import WorkerBusy
+
     settings = _settings(common)
     with _context(settings) as ctx:
-        ctx.jobs.run_worker(cmd.workers, on_ready=lambda: _err(messages.worker_ready(str(settings.home))))
+        try:
+            ctx.jobs.run_worker(cmd.workers, on_ready=lambda: _err(messages.worker_ready(str(settings.home))))
+        except WorkerBusy as exc:
+            raise _Fail(str(exc), 2) from None
     return 0
 
 
@@ -242,17 +250,25 @@ def _init(settings: Settings, cmd: c.Init, common: c.Common) -> int:
 
 
 def _propose(ctx: Context, cmd: c.Create | c.Update | c.Deploy | c.Destroy, common: c.Common) -> int:
-    from bot.checks.fetch import ArtifactError
     from bot.gitops import Actor
 
     who = _who(common, ctx.settings, required=True)
     try:
         opened = ctx.gitops.propose(cmd, Actor(who, "cli"))
-    except ArtifactError as exc:
-        raise _Fail(messages.refused(str(exc)), 1) from None
+    except Exception as exc:
+        from bot.checks.fetch import ArtifactError  # imported on failure only: heavy for an update
+
+        if isinstance(exc, ArtifactError):
+            raise _Fail(messages.refused(str(exc)), 1) from None
+        raise
     pr = opened.pr
     if opened.unqueued:
         return _opened_unqueued(pr, opened.unqueued, common)
+    return _report_opened(ctx, pr, common)
+
+
+def _report_opened(ctx: Context, pr: PullRequest, common: c.Common) -> int:
+    """A pull request is open: without a worker run its checks here, then say what they found."""
     from bot.jobs import QueueError
 
     try:
@@ -380,6 +396,8 @@ def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
         actor = Actor(who, "cli")
         if cmd.action == "open":
             return _pr_open(ctx, cmd, common, actor)
+        if cmd.action == "recheck":
+            return _recheck(ctx, cmd.number, actor, common)
         if cmd.action == "approve":
             ctx.gitops.approve(cmd.number, actor)
             ctx.jobs.drain()
@@ -427,30 +445,50 @@ def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:
         raise _Fail(str(exc), 1) from None
 
 
+def _recheck(ctx: Context, number: int, actor: Actor, common: c.Common) -> int:
+    """Run the checks of #N's head again, then report them as `pr show` would (or say they are
+    queued when a worker runs them)."""
+    from bot import lifecycle
+    from bot.gitops import Refusal
+    from bot.policy import authorize
+
+    pr = ctx.forge.get_pr(number)
+    if not pr.is_open:
+        raise Refusal(messages.pr_not_open(number, pr.state))
+    config = ctx.gitops.catalog().config  # the default branch's rules, as for every decision
+    person = config.people.get(actor.name)
+    if person is None:
+        raise Refusal(messages.not_known(actor.name))
+    if actor.name != pr.author:
+        kind = pr.meta.verb if pr.meta.verb in ("create", "update", "deploy", "destroy") else "update"
+        decision = authorize(config, person, kind, actor.name)
+        if not decision.allowed:
+            raise Refusal(messages.refused(decision.reason))
+    rechecked = lifecycle.recheck(ctx, number)
+    with_worker = ctx.jobs.worker_running()
+    if not with_worker:
+        ctx.jobs.drain()
+    if common.json:
+        _json(ctx.gitops.pr_view(number))
+        return 0
+    _out(messages.rechecked(number, rechecked.head))
+    if with_worker:
+        _out(messages.checks_queued(number))
+    else:
+        _print_checks(ctx, number)
+    return 0
+
+
 def _pr_open(ctx: Context, cmd: c.PrCommand, common: c.Common, actor: Actor) -> int:
     if ctx.forge.kind != "local":
         raise _Fail(messages.pr_open_local_only(), 2)
-    from bot.jobs import ChecksNotQueued, QueueError
+    from bot.jobs import ChecksNotQueued
 
     try:
         pr = ctx.gitops.open_branch(cmd.branch, actor, title=cmd.title)
     except ChecksNotQueued as exc:
         return _opened_unqueued(ctx.forge.get_pr(exc.number), exc.reason, common)
-    try:
-        with_worker = ctx.jobs.worker_running()
-        if not with_worker:
-            ctx.jobs.drain()
-    except QueueError as exc:
-        return _opened_unqueued(pr, str(exc), common)
-    if common.json:
-        _json({"pr": pr.number, "url": pr.url, "branch": pr.branch})
-        return 0
-    _out(messages.pr_opened(pr.number, pr.url, pr.title))
-    if with_worker:
-        _out(messages.checks_queued(pr.number))
-    else:
-        _print_checks(ctx, pr.number)
-    return 0
+    return _report_opened(ctx, pr, common)
 
 
 # The CLI's runner of each verb of the table (bot/verbs.py); tests/test_verbs.py holds the two equal.

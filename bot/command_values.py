@@ -8,13 +8,6 @@ from bot.sla import Sla
 
 
 @dataclass(frozen=True)
-class Common:
-    as_user: str = ""
-    json: bool = False
-    home: str = ""
-
-
-@dataclass(frozen=True)
 class Create:
     name: str
     app: str

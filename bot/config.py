@@ -63,6 +63,14 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class SweepSettings:
+    """The level-triggered sweep (bot.jobs): AIMODEL_SWEEP_INTERVAL, AIMODEL_CHECK_TIMEOUT (seconds)."""
+
+    interval: int = 60  # how often a worker re-derives the work from state
+    check_timeout: int = 600  # a run marked as running or queued longer than this is run again
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     repo: str = ""  # empty or a local path: the local forge; owner/name: GitHub
@@ -76,6 +84,7 @@ class Settings:
     web: WebSettings = WebSettings()
     user: str = ""  # AIMODEL_USER: the CLI's identity when --as is not given
     scan_parallel: str = ""  # empty: chosen per run
+    sweep: SweepSettings = SweepSettings()
     # What the process holds besides the bot's own secrets: masked in logs and replies (redact.py),
     # never readable through a person's URI (sources.py). Kept out of repr.
     process_secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -156,6 +165,13 @@ def _check_store(url: str) -> None:
         raise ConfigError(str(exc)) from None
 
 
+def sweep_settings(env: Mapping[str, str]) -> SweepSettings:
+    return SweepSettings(
+        interval=_whole(env, "AIMODEL_SWEEP_INTERVAL", 60, 1, 3600),
+        check_timeout=_whole(env, "AIMODEL_CHECK_TIMEOUT", 600, 1, 7 * 24 * 3600),
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = None) -> Settings:
     env = os.environ if env is None else env
     home_path = Path(home or env.get("AIMODEL_HOME") or "./.aimodel").expanduser().resolve()
@@ -220,6 +236,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = No
         web=web_settings(env),
         user=env.get("AIMODEL_USER", ""),
         scan_parallel=scan_parallel(env),
+        sweep=sweep_settings(env),
         process_secrets=tuple(v for name in SECRET_ENV if (v := env.get(name, ""))),
         credential_files=tuple(v for name in CREDENTIAL_FILE_ENV if (v := env.get(name, ""))),
     )

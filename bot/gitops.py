@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from bot import messages
-from bot.catalog import Catalog, ManifestCache, classify, load_catalog
+from bot.catalog import Catalog, ManifestCache, catalog_at, classify
 from bot.commands import Create, Deploy, Destroy, Update
 from bot.deploy.plan import affected_environments
 from bot.forges.base import Forge, ForgeError, PullRequest
@@ -152,8 +152,7 @@ class GitOps:
         cached = self._catalogs.get(commit)
         if cached is not None:
             return cached
-        files = self.workspace.tree(commit)
-        catalog = load_catalog(commit, files, self.workspace.read_blob, self.cache)
+        catalog = catalog_at(commit, self.workspace.tree, self.workspace.read_blob, self.cache)
         if len(self._catalogs) >= 8:
             self._catalogs.pop(next(iter(self._catalogs)))
         self._catalogs[commit] = catalog

@@ -101,7 +101,7 @@ def init_home(settings: Settings, people: Sequence[tuple[str, str]]) -> InitResu
             shutil.rmtree(bare.with_name(".repo.git.partial"), ignore_errors=True)
         result.created = True
     if not work.exists():
-        Workspace.clone(str(bare), work, settings.default_branch).repo.close()
+        Workspace.clone(str(bare), work, settings.default_branch).close()
     if people and not result.created:
         # Bootstrapping people into an existing repository: a direct commit, as `init` is
         # run by whoever administers this home, like the first commit itself.

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,12 +22,17 @@ from bot.state import StateUnavailable
 
 if TYPE_CHECKING:
     from bot.app import Context
+    from bot.lifecycle import Mark
 
 log = logging.getLogger("aimodel.jobs")
 
 
 class QueueError(StateUnavailable):
     """The queue could not take or hand out work; the message is fit to show a person."""
+
+
+class WorkerBusy(Exception):
+    """Another worker holds the embedded home's queue; the message is one line for a person."""
 
 
 class ChecksNotQueued(QueueError):
@@ -46,11 +53,37 @@ def _storage_errors(redis_url: str) -> tuple[type[BaseException], ...]:
     return (sqlite3.Error, OSError)
 
 
+def _huey(redis_url: str) -> Any:
+    """The huey package. huey.storage imports the Redis client whenever it is installed:
+    about 80 ms (asyncio included) of a CLI command's start-up, for nothing without
+    REDIS_URL. Then it is imported with the client hidden, which huey allows for (its
+    Redis names become None); a later Redis queue in the same process puts them back."""
+    if "huey" not in sys.modules and not redis_url and "redis" not in sys.modules:
+        sys.modules["redis"] = None  # type: ignore[assignment]  # `import redis` raises ImportError
+        try:
+            import huey
+        finally:
+            del sys.modules["redis"]
+        return huey
+    import huey
+    import huey.storage
+
+    if redis_url and huey.storage.Redis is None:
+        import redis
+        import redis.exceptions
+
+        storage: Any = huey.storage
+        storage.ConnectionPool, storage.Redis = redis.ConnectionPool, redis.Redis
+        storage.ConnectionError, storage.TimeoutError = redis.exceptions.ConnectionError, redis.exceptions.TimeoutError
+        storage.RedisStorage.redis_client = redis.Redis
+    return huey
+
+
 class Jobs:
     def __init__(self, ctx: Context) -> None:
-        from huey import RedisHuey, SqliteHuey
-
         settings = ctx.settings
+        huey = _huey(settings.redis_url)
+        RedisHuey, SqliteHuey = huey.RedisHuey, huey.SqliteHuey
         self.ctx = ctx
         self.home = settings.home
         self._errors = _storage_errors(settings.redis_url)
@@ -69,6 +102,9 @@ class Jobs:
         self._deploy = task(name="aimodel.deploy", retries=2, retry_delay=5)(self._run_deploy)
         self._after = task(name="aimodel.after_checks", retries=3, retry_delay=10)(self._run_after)
         self._notify = task(name="aimodel.notify", retries=3, retry_delay=2)(self._run_notify)
+        # The sweep: the worker's scheduler enqueues it every Settings.sweep.interval seconds
+        # (_SweepScheduler); the queue only speeds work up, state says what must happen.
+        self._sweep = self.huey.periodic_task(_always, name="aimodel.sweep")(self._run_sweep)
 
     # ------------------------------------------------------------------ enqueue
 
@@ -83,11 +119,47 @@ class Jobs:
         except self._errors as exc:
             raise self._error(exc) from None
 
-    def checks(self, number: int, head: str) -> None:
-        self._enqueue(self._checks, number, head)
+    def checks(self, number: int, head: str, swept: bool = False, force: bool = False) -> None:
+        from bot.lifecycle import checks_key
+
+        self._mark(checks_key(number, head), "queued")
+        self._enqueue(self._checks, number, head, *((swept, force) if swept or force else ()))
 
     def deploy(self, commit: str, pr: int | None = None) -> None:
+        from bot.lifecycle import deploy_key
+
+        if pr:
+            self._mark(deploy_key(pr), "queued")
         self._enqueue(self._deploy, commit, pr)
+
+    # ------------------------------------------------------------------ marks
+
+    def _mark(self, key: str, state: str) -> None:
+        """Remember that a job is queued or running (in the queue's own store, so every
+        process sharing the queue sees it); the sweep leaves work that is on its way alone."""
+        try:
+            self.huey.put(_MARK + key, (state, time.time()))
+        except self._errors as exc:
+            raise self._error(exc) from None
+
+    def _unmark(self, key: str) -> None:
+        try:
+            self.huey.delete(_MARK + key)
+        except self._errors as exc:
+            log.warning("could not clear the mark of %s: %s", key, exc)
+
+    def marks(self, keys: list[str]) -> dict[str, Mark]:
+        from bot.lifecycle import Mark
+
+        out: dict[str, Mark] = {}
+        for key in keys:
+            try:
+                value = self.huey.get(_MARK + key, peek=True)
+            except self._errors as exc:
+                raise self._error(exc) from None
+            if isinstance(value, tuple) and len(value) == 2:
+                out[key] = Mark(str(value[0]), float(value[1]))
+        return out
 
     def after_checks(self, number: int) -> None:
         self._enqueue(self._after, number)
@@ -97,17 +169,76 @@ class Jobs:
 
     # ------------------------------------------------------------------ task bodies
 
-    def _run_checks(self, number: int, head: str) -> None:
+    def _run_checks(self, number: int, head: str, swept: bool = False, force: bool = False) -> None:
         from bot import lifecycle
         from bot.checks.pipeline import Pipeline
 
-        _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run), self.ctx, number)
+        key = lifecycle.checks_key(number, head)
+        self._mark(key, "running")
+        log.info("checks of #%s at %s started", number, head[:10])
+        try:
+            _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run, swept=swept, force=force), self.ctx, number)
+        finally:
+            self._unmark(key)
 
     def _run_deploy(self, commit: str, pr: int | None) -> None:
         from bot import lifecycle
         from bot.deploy.reconcile import reconcile
 
-        lifecycle.deploy(self.ctx, commit, pr, lambda: reconcile(self.ctx))
+        key = lifecycle.deploy_key(pr) if pr else ""
+        if key:
+            self._mark(key, "running")
+        try:
+            lifecycle.deploy(self.ctx, commit, pr, lambda: reconcile(self.ctx))
+        finally:
+            if key:
+                self._unmark(key)
+
+    def _run_sweep(self) -> None:
+        self.sweep(running_dead=False)
+
+    # ------------------------------------------------------------------ the sweep
+
+    def sweep(self, *, running_dead: bool) -> int:
+        """Queue again what state says must happen (bot.lifecycle.sweep_plan); returns how many
+        jobs. `running_dead`: this process knows no other one runs jobs (the embedded worker
+        at start, a CLI draining the queue), so a job marked as running died with its process."""
+        from bot import lifecycle
+        from bot.forges.base import ForgeError
+        from bot.gitrepo import GitError
+
+        ctx = self.ctx
+        try:
+            # Listing merged pull requests costs one page per hundred on GitHub: the deploy
+            # sweep runs where the records are local (GitHub deploys come from its push events),
+            # and there one listing reads them all.
+            if ctx.forge.kind == "local":
+                every = ctx.forge.list_prs("all")
+                open_prs = [pr for pr in every if pr.is_open]
+                merged = [pr for pr in every if pr.state == "merged"][-_MERGED_SWEPT:]
+            else:
+                open_prs, merged = ctx.forge.list_prs("open"), []
+        except (ForgeError, GitError, OSError) as exc:  # a damaged record (StateUnavailable) is the caller's one line
+            log.warning("sweep: cannot read the pull requests: %s", exc)
+            return 0
+        keys = [lifecycle.deploy_key(pr.number) for pr in merged]
+        signed: dict[int, str] = {}
+        for pr in open_prs:
+            keys.append(lifecycle.checks_key(pr.number, pr.head))
+            if pr.meta.checked_head:
+                keys.append(lifecycle.checks_key(pr.number, pr.meta.checked_head))
+        plan = lifecycle.sweep_plan(
+            open_prs, merged, self.marks(keys),
+            now=time.time(), timeout=ctx.settings.sweep.check_timeout, running_dead=running_dead,
+            signature_of=lambda pr: signed.setdefault(pr.number, lifecycle.own_signature(ctx.workspace, pr)),
+        )
+        for number, head, swept in plan.checks:
+            log.info("sweep: checks of #%s at %s queued again", number, head[:10])
+            self.checks(number, head, swept)
+        for commit, number in plan.deploys:
+            log.info("sweep: deploy of #%s (%s) queued again", number, commit[:10])
+            self.deploy(commit, number)
+        return len(plan.checks) + len(plan.deploys)
 
     def _run_after(self, number: int) -> None:
         from bot import lifecycle
@@ -135,6 +266,8 @@ class Jobs:
             return 0
         ran = 0
         with file_lock(self.home / "drain.lock"):
+            # No worker, and this process holds the drain lock: a job marked as running died.
+            self.sweep(running_dead=True)
             # Retries that have come due wait in the schedule; a worker's scheduler would move them.
             try:
                 for task in self.huey.read_schedule():
@@ -153,13 +286,46 @@ class Jobs:
         return ran
 
     def run_worker(self, workers: int = 2, on_ready: Callable[[], None] | None = None) -> None:
+        embedded = not self.ctx.settings.redis_url
         with file_lock(self.worker_lock, blocking=False) as free:
-            if not free and not self.ctx.settings.redis_url:
-                raise RuntimeError(messages.worker_already_serves(str(self.home)))
+            if not free and embedded:
+                raise WorkerBusy(messages.worker_already_serves(str(self.home)))
+            try:
+                if embedded:
+                    # One worker per embedded home (the lock): once a CLI that was draining
+                    # the queue has finished, a job still marked running died with its process.
+                    with file_lock(self.home / "drain.lock"):
+                        self.sweep(running_dead=True)
+                else:
+                    self.sweep(running_dead=False)  # other workers may be running their jobs
+            except StateUnavailable as exc:  # the queue's store, a damaged record: the periodic sweep tries again
+                log.error("sweep at start: %s", exc)
             if on_ready:
                 on_ready()  # only now: the lock tells CLIs to leave the queue to us
-            consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
+            consumer = _consumer(self.huey, self.ctx.settings.sweep.interval, workers=workers, worker_type="thread")
             consumer.run()
+
+
+_MARK = "aimodel:mark:"
+_MERGED_SWEPT = 20  # the most recent merges whose deploy record the sweep looks for
+
+
+def _always(_when: Any) -> bool:
+    return True  # the scheduler decides how often (_SweepScheduler.periodic_task_seconds)
+
+
+def _consumer(huey: Any, interval: int, **options: Any) -> Any:
+    """Huey's consumer with its periodic tasks enqueued every `interval` seconds instead of
+    every minute: Scheduler.periodic_task_seconds is the one knob Huey reads for that."""
+    from huey.consumer import Consumer, Scheduler
+
+    class SweepScheduler(Scheduler):  # type: ignore[misc]
+        periodic_task_seconds = interval
+
+    class SweepConsumer(Consumer):  # type: ignore[misc]
+        scheduler_class = SweepScheduler
+
+    return SweepConsumer(huey, periodic=True, **options)
 
 
 def _guard(what: str, fn: Callable[[], None], ctx: Context, number: int) -> None:

@@ -17,10 +17,11 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot import messages, redact
-from bot.forges.base import CheckResult, Forge, PullRequest
+from bot.forges.base import CheckResult, Forge, ForgeError, PullRequest
 from bot.forges.meta import SignResult
 from bot.gitrepo import BOT, GitError, Workspace
 from bot.notify import Notifier
@@ -36,7 +37,7 @@ log = logging.getLogger("aimodel.lifecycle")
 class Queue(Protocol):
     """The work the lifecycle queues (bot.jobs.Jobs)."""
 
-    def checks(self, number: int, head: str) -> None: ...
+    def checks(self, number: int, head: str, swept: bool = False, force: bool = False) -> None: ...
 
     def after_checks(self, number: int) -> None: ...
 
@@ -135,8 +136,14 @@ def own_signature(workspace: Workspace, pr: PullRequest) -> str:
     return checked if changed and all(path.endswith(".sig") for path in changed) else ""
 
 
-def checks(ports: Ports, number: int, head: str, run: Callable[[PullRequest], None]) -> None:
-    """The checks task: run the pipeline on a head a person pushed, once."""
+def checks(
+    ports: Ports, number: int, head: str, run: Callable[[PullRequest], None], *, swept: bool = False, force: bool = False
+) -> None:
+    """The checks task: run the pipeline on a head a person pushed, once. Running it again for
+    the same head (a sweep, a duplicate in the queue) finds the head's checks finished and
+    does nothing: no second bot commit, no second notification. `swept`: the sweep found the
+    bot's own signature commit without its carried-over results (the run that made it died).
+    `force`: a person asked for the run (recheck)."""
     pr = ports.forge.get_pr(number)
     if not pr.is_open:
         return
@@ -145,9 +152,33 @@ def checks(ports: Ports, number: int, head: str, run: Callable[[PullRequest], No
             resume_signed(ports, pr)  # the run that signed `head` stopped before it carried over
         return  # a newer commit has its own run
     if own_signature(ports.workspace, pr):
+        if swept and not _complete(pr):
+            resume_signed(ports, pr)
+            return
         log.info("#%s: %s is the bot's signature commit; its checks were carried over", number, head[:10])
         return
+    if not force and _complete(pr) and not any(c.state == "error" for c in pr.checks.values() if c.commit == head):
+        log.info("#%s: the checks of %s have finished already", number, head[:10])
+        return  # (a run that ended in an error is run again: the queue retries it)
     run(pr)
+
+
+def recheck(ports: Ports, number: int, head: str = "") -> PullRequest:
+    """Run the checks of the pull request's current head again (`pr recheck`, GitHub's Re-run
+    of a check run on `head`: nothing when the pull request has moved on). A signature commit
+    is then checked like any other head (its signature verified, not trusted). The run sets
+    the head's checks pending as it starts; from then on a dead worker's run is the sweep's."""
+    pr = ports.forge.get_pr(number)
+    if not pr.is_open:
+        raise ForgeError(messages.pr_not_open(number, pr.state))
+    if head and pr.head != head:
+        log.info("#%s: a re-run of %s asked for, but the head is %s now (its own run decides)", number, head[:10], pr.head[:10])
+        return pr
+    head = pr.head
+    if pr.meta.signed_head == head:
+        ports.forge.update_meta(number, lambda m: dataclasses.replace(m, signed_head="", unsigned_head=head) if m.signed_head == head else m)
+    ports.jobs.checks(number, head, force=True)
+    return ports.forge.get_pr(number)
 
 
 def _complete(pr: PullRequest) -> bool:
@@ -215,7 +246,11 @@ def evaluate(ports: Ports, number: int) -> None:
 
 
 def deploy(ports: Ports, commit: str, pr_number: int | None, apply: Callable[[], list[ApplyResult]]) -> None:
-    """Reconcile every environment to the default branch; record and tell the outcome."""
+    """Reconcile every environment to the default branch; record and tell the outcome. A merge
+    whose deploy is recorded already (a duplicate in the queue, a sweep) is not told twice."""
+    if pr_number and ports.forge.get_pr(pr_number).meta.deploy is not None:
+        log.info("#%s: its deploy is recorded already", pr_number)
+        return
     results = apply()
     summary = [messages.deploy_result(r.env, r.applied, r.removed, r.failed, r.apps) for r in results]
     record = {
@@ -235,3 +270,68 @@ def notify(ports: Ports, pr: PullRequest, kind: str, text: str, extra: Mapping[s
     if ports.notifier.enabled:
         data = {"pr": pr.number, "title": pr.title, "url": pr.url, "text": text, "meta": pr.meta.to_json(), **(extra or {})}
         ports.jobs.notify(kind, redact.redact_value(data))  # every notifier (Slack, GitHub comments) reads this
+
+
+# --------------------------------------------------------------------------- the sweep (level-triggered)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """What the queue remembers of one job (bot.jobs): queued or running, since when."""
+
+    state: str  # queued | running
+    at: float
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    checks: tuple[tuple[int, str, bool], ...] = ()  # (pr, head, swept signature commit)
+    deploys: tuple[tuple[str, int], ...] = ()  # (merge commit, pr)
+
+
+def checks_key(number: int, head: str) -> str:
+    return f"checks:{number}:{head}"
+
+
+def deploy_key(number: int) -> str:
+    return f"deploy:{number}"
+
+
+def _stale(mark: Mark | None, now: float, timeout: float, running_dead: bool) -> bool:
+    """No job is on its way: none was marked, it was taken by a process that is gone
+    (`running_dead`: no other process can hold it) or it has taken longer than the timeout."""
+    if mark is None:
+        return True
+    if mark.state == "running" and running_dead:
+        return True
+    return now - mark.at > timeout
+
+
+def sweep_plan(
+    open_prs: Iterable[PullRequest],
+    merged_prs: Iterable[PullRequest],
+    marks: Mapping[str, Mark],
+    *,
+    now: float,
+    timeout: float,
+    running_dead: bool,
+    signature_of: Callable[[PullRequest], str],
+) -> SweepPlan:
+    """What must run again, from state alone: an open pull request's head whose checks have
+    not all finished, and a merge with no deploy record, unless a live job is on its way.
+    `signature_of(pr)`: the head the PR's bot signature commit signs, or "" (git decides)."""
+    checks = []
+    for pr in open_prs:
+        if _complete(pr):
+            continue
+        signed = signature_of(pr)
+        # A signature commit's results come from the run on the head it signs.
+        key = checks_key(pr.number, signed or pr.head)
+        if _stale(marks.get(key), now, timeout, running_dead) and _stale(marks.get(checks_key(pr.number, pr.head)), now, timeout, running_dead):
+            checks.append((pr.number, pr.head, bool(signed)))
+    deploys = [
+        (pr.merge_commit, pr.number)
+        for pr in merged_prs
+        if pr.merge_commit and pr.meta.deploy is None and _stale(marks.get(deploy_key(pr.number)), now, timeout, running_dead)
+    ]
+    return SweepPlan(tuple(checks), tuple(deploys))

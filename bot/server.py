@@ -65,20 +65,28 @@ def _check_state(settings: Settings) -> None:
         check(settings)
 
 
+def worker_command() -> list[str]:
+    """The worker beside the web process runs the installed product: `-P` (PYTHONSAFEPATH)
+    keeps the current directory off sys.path, so a folder holding a `bot/` package (or the
+    project's own checkout) cannot stand in for it. `python -m bot.cli` would put it first."""
+    return [sys.executable, "-P", "-c", "import sys; from bot.entry import main; sys.exit(main())", "worker"]
+
+
 def serve(settings: Settings, *, port: int | None = None, with_worker: bool = True, host: str | None = None) -> int:
     from gunicorn.app.base import BaseApplication
 
     require_server_secrets(settings)
     _check_state(settings)
     if not (settings.home / "repo.git").exists() and not settings.github:
-        from bot.init_repo import init_home
+        from bot import messages
+        from bot.app import NotInitialized
 
-        init_home(settings, [])
+        raise NotInitialized(messages.not_initialized(str(settings.home)))
     bind_port = settings.port if port is None else port
     bind_host = host or settings.web.host
     worker_proc: subprocess.Popen[bytes] | None = None
     if with_worker and not settings.redis_url:
-        worker_proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env={**os.environ, "AIMODEL_HOME": str(settings.home)})
+        worker_proc = subprocess.Popen(worker_command(), env={**os.environ, "AIMODEL_HOME": str(settings.home)})
 
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

@@ -331,7 +331,8 @@ VERBS: tuple[Verb, ...] = (
     Verb(
         "pr", "pull requests on the local forge",
         (
-            Arg(("ACTION",), "what to do", "action", choices=("list", "show", "approve", "merge", "close", "open")),
+            Arg(("ACTION",), "what to do; `recheck` runs the checks of the head again (the author may, and anyone whose role may start that kind of change)",
+                "action", choices=("list", "show", "approve", "merge", "close", "open", "recheck")),
             Arg(("N",), "the pull request's number; for `open`, the branch you pushed", "number", nargs="?"),
             Arg(("--state",), "list: which pull requests", "state", "S", default="open", choices=("open", "merged", "closed", "all")),
             Arg(("--title",), "open: the pull request's title", "title", "T"),

@@ -30,8 +30,7 @@ def _desired(catalog: Catalog) -> dict[str, Any]:
         name for name, p in catalog.config.people.items() if "*" in list_roles or any(r in list_roles for r in p.roles)
     )
     models = []
-    for name in sorted(catalog.models):
-        m = catalog.models[name]
+    for name, m in sorted(catalog.models.items()):  # built together: one cache query, not 10,000
         models.append([name, m.version, m.application, m.dataset, list(m.environments)])
     return {
         "commit": catalog.commit,

@@ -11,7 +11,7 @@ Routing (GitHub event -> the forge event the local forge would emit):
   pull_request closed                      -> pull_request.closed {number, merged}: locks
   pull_request_review submitted/dismissed  -> pull_request_review.submitted {number}: approvals
   push to the default branch               -> push {ref, before, after, pr}: deploy
-  check_run rerequested (ours)             -> pull_request.synchronize {number, head}: re-run
+  check_run rerequested (ours)             -> bot.lifecycle.recheck (as `aimodel pr recheck`): re-run
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from flask import Flask, Response, jsonify, request
 
 from bot import messages
-from bot.forges.base import FindsPrByCommit, ForgetsSignature, PrimesFromPayload
+from bot.forges.base import FindsPrByCommit, PrimesFromPayload
+from bot.lifecycle import recheck
 from bot.metrics import METRICS
 from bot.state import CorruptState, StateUnavailable
 from handlers.limits import GITHUB_MAX_BODY, TooLarge, read_body, refused_line
@@ -275,7 +276,7 @@ def route(ctx: Context, event: str, payload: dict[str, Any], *, dispatch: Callab
         # Finding the pull request and un-trusting its signature are API calls, which may wait
         # out a rate limit: they run after the answer, so GitHub never waits for them. A
         # re-run a person asked for is not worth a queue of its own; if it is lost, they ask again.
-        worker = threading.Thread(target=_rerun, args=(ctx, sha, numbers, dispatch), name=f"rerun-{sha[:8]}", daemon=True)
+        worker = threading.Thread(target=_rerun, args=(ctx, sha, numbers), name=f"rerun-{sha[:8]}", daemon=True)
         worker.start()
         RERUNS[:] = [t for t in RERUNS if t.is_alive()] + [worker]
         return f"checks on {sha[:10]} will run again"
@@ -285,7 +286,7 @@ def route(ctx: Context, event: str, payload: dict[str, Any], *, dispatch: Callab
 RERUNS: list[threading.Thread] = []  # started re-runs (tests wait for them)
 
 
-def _rerun(ctx: Context, sha: str, numbers: list[int], dispatch: Callable[..., None]) -> None:
+def _rerun(ctx: Context, sha: str, numbers: list[int]) -> None:
     forge = ctx.forge
     try:
         if not numbers:
@@ -294,9 +295,7 @@ def _rerun(ctx: Context, sha: str, numbers: list[int], dispatch: Callable[..., N
         if not numbers:
             log.info("check_run re-run on %s: no open pull request has that head", sha[:10])
         for number in numbers:
-            if isinstance(forge, ForgetsSignature):
-                forge.forget_signature(number, sha)  # a real re-run, not the carried-over results
-            dispatch(ctx, "pull_request.synchronize", {"number": number, "head": sha})
+            recheck(ctx, number, sha)  # the path of `aimodel pr recheck`: pending first, then queued
     except Exception:
         log.exception("re-running the checks on %s failed", sha[:10])
 

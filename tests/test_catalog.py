@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog import EMPTY_CONFIG, Catalog, ManifestCache, classify, load_catalog
+from bot.catalog import EMPTY_CONFIG, Catalog, ManifestCache, catalog_at, classify, load_catalog
 from bot.manifests import CONFIG_PATH, Dataset, dump_manifest
 from tests.test_deploy_plan import app, model
 
@@ -130,19 +130,19 @@ def test_a_broken_config_is_an_error_and_the_rules_stay_empty() -> None:
 
 def test_the_cache_spares_parsing_and_survives_a_restart(tmp_path: Path) -> None:
     tree = Tree(good_repo())
-    first = tree.load(ManifestCache(tmp_path / "manifests.json"))
+    first = tree.load(ManifestCache(tmp_path / "manifests.sqlite"))
     assert tree.reads == 5  # the config and four manifests; the README and the signature are never read
     tree.reads = 0
-    again = tree.load(ManifestCache(tmp_path / "manifests.json"))  # a new process: read from the file
+    again = tree.load(ManifestCache(tmp_path / "manifests.sqlite"))  # a new process: read from the file
     assert tree.reads == 1  # only the config, which is not cached
     assert again.models["fraud"] == first.models["fraud"] and again.apps["payments"] == first.apps["payments"]
     assert again.datasets["tx"] == first.datasets["tx"] and again.all_errors() == []
 
 
 def test_a_damaged_cache_is_rebuilt_not_trusted(tmp_path: Path) -> None:
-    (tmp_path / "manifests.json").write_text("{not json")
+    (tmp_path / "manifests.sqlite").write_bytes(b"{not a database" * 100)
     tree = Tree(good_repo())
-    assert sorted(tree.load(ManifestCache(tmp_path / "manifests.json")).models) == ["churn", "fraud"]
+    assert sorted(tree.load(ManifestCache(tmp_path / "manifests.sqlite")).models) == ["churn", "fraud"]
     assert tree.reads == 5
 
 
@@ -150,8 +150,71 @@ def test_a_cached_document_under_another_name_is_not_used(tmp_path: Path) -> Non
     """The same bytes under another path (copied file): the cache keys by blob, the name by path."""
     files = good_repo()
     files["models/copy.yaml"] = files["models/fraud.yaml"]
-    cache = ManifestCache(tmp_path / "manifests.json")
+    cache = ManifestCache(tmp_path / "manifests.sqlite")
     Tree(good_repo()).load(cache)
     cat = Tree(files).load(cache)
     assert "copy" not in cat.models
     assert any(e.file == "models/copy.yaml" for e in cat.errors), _errors(cat)
+
+
+def test_a_cached_manifest_is_read_only_when_used(tmp_path: Path) -> None:
+    """A proposal touches a few of 10,000 models: the catalog knows them all, reads a few.
+    A row that went away meanwhile (another process pruned it) is parsed from its blob again."""
+    import sqlite3
+
+    tree = Tree(good_repo())
+    first = tree.load(ManifestCache(tmp_path / "manifests.sqlite"))
+    tree.reads = 0
+    again = tree.load(ManifestCache(tmp_path / "manifests.sqlite"))
+    assert sorted(again.models) == ["churn", "fraud"] and tree.reads == 1  # the config only
+    with sqlite3.connect(tmp_path / "manifests.sqlite") as db:
+        db.execute("DELETE FROM docs WHERE name = 'churn'")
+    db.close()
+    assert again.models["fraud"] == first.models["fraud"] and tree.reads == 1  # from the cache
+    assert again.models["churn"] == first.models["churn"] and tree.reads == 2  # parsed again
+    assert [a.name for a in again.apps_using("fraud")] == ["payments"]
+
+
+def test_a_clean_commit_seen_before_lists_no_tree(tmp_path: Path) -> None:
+    """A commit never changes: its catalog's index is kept, and the next process on the same
+    commit neither lists the tree nor reads a manifest it does not use."""
+    tree = Tree(good_repo())
+    listed: list[str] = []
+
+    def listing(commit: str) -> dict[str, str]:
+        listed.append(commit)
+        return tree.files
+
+    first = catalog_at("c0ffee", listing, tree.read, ManifestCache(tmp_path / "manifests.sqlite"))
+    tree.reads = 0
+    again = catalog_at("c0ffee", listing, tree.read, ManifestCache(tmp_path / "manifests.sqlite"))
+    assert listed == ["c0ffee"] and tree.reads == 1  # the config, parsed each time
+    assert dict(again.files) == tree.files and again.config == first.config
+    assert (list(again.models), list(again.apps), list(again.datasets)) == (list(first.models), list(first.apps), list(first.datasets))
+    assert dict(again.models.items()) == dict(first.models.items()) and again.all_errors() == []
+    assert [a.name for a in again.apps_using("fraud")] == ["payments"] and again.apps_using("nothing") == []
+    catalog_at("0ther", listing, tree.read, ManifestCache(tmp_path / "manifests.sqlite"))
+    assert listed == ["c0ffee", "0ther"]  # another commit is listed
+
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "manifests.sqlite") as db:
+        db.execute("UPDATE catalog_index SET files = '{not json'")
+    db.close()
+    damaged = catalog_at("c0ffee", listing, tree.read, ManifestCache(tmp_path / "manifests.sqlite"))
+    assert listed == ["c0ffee", "0ther"] and dict(damaged.files) == tree.files  # listed again, only when read
+    assert listed == ["c0ffee", "0ther", "c0ffee"]
+
+
+def test_a_commit_with_errors_is_built_anew_each_time(tmp_path: Path) -> None:
+    tree = Tree(_bad(lambda f: f.update({"models/broken.yaml": "kind: AIModel\n"})))
+    listed: list[str] = []
+
+    def listing(commit: str) -> dict[str, str]:
+        listed.append(commit)
+        return tree.files
+
+    for _ in range(2):
+        cat = catalog_at("c0ffee", listing, tree.read, ManifestCache(tmp_path / "manifests.sqlite"))
+        assert any(e.file == "models/broken.yaml" for e in cat.errors), _errors(cat)
+    assert listed == ["c0ffee", "c0ffee"]

@@ -46,3 +46,20 @@ def test_sign_of_a_path_loads_no_faces(tmp_path: Path) -> None:
     code, loaded = _loaded("sign", str(model), "--key", str(key), "--bundle", str(tmp_path / "m.sig"))
     assert code == 0 and (tmp_path / "m.sig").exists()
     assert [m for m in loaded if m in HEAVY or m.startswith(HEAVY)] == []
+
+
+def test_update_loads_neither_gitpython_nor_the_redis_client(created: str, home: Path) -> None:
+    """Opening a pull request is the verb people time against `git push`: without REDIS_URL
+    the Redis client (80 ms with asyncio) and GitPython (45 ms) are start-up for nothing."""
+    from bot.fsutil import file_lock
+
+    env = {**os.environ, "AIMODEL_HOME": str(home)}
+    with file_lock(home / "worker.lock"):  # a worker runs the checks: the CLI only opens the PR
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE, "update", created, "--SLA", "accuracy>=0.8", "--as", "eve", "--json"],
+            env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, check=False,
+        )
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    assert data["code"] == 0, out.stderr
+    assert "huey" in data["loaded"]  # the checks were queued
+    assert [m for m in data["loaded"] if m in ("git", "gitdb", "redis")] == []

@@ -184,7 +184,7 @@ def test_check_run_rerequested_reruns_the_checks_of_its_pull_request(bot: Bot, w
     assert resp.json()["ok"], resp.text
     assert resp.elapsed.total_seconds() < 1  # the API calls run after the answer
     join_reruns()
-    assert bot.queued() == [("aimodel.checks", (number, sha))]
+    assert bot.queued() == [("aimodel.checks", (number, sha, False, True))]  # forced: a person asked
     bot.clear()
     foreign = {**payload, "check_run": {**payload["check_run"], "name": "ci/build"}}
     assert "ignored" in post_delivery(bot.url, "check_run", foreign).json()

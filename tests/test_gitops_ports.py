@@ -46,7 +46,7 @@ def ports(home: Path) -> Iterator[tuple[GitOps, FakeForge, MemoryLocks]]:
     try:
         yield GitOps(forge, workspace, locks, describe_artifact=describe_artifact), forge, locks
     finally:
-        workspace.repo.close()
+        workspace.close()
 
 
 def _create(model_files: ModelFiles) -> Create:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, WebSettings, load_settings
+from bot.config import ConfigError, SweepSettings, WebSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,6 +22,9 @@ def test_web_and_cli_values_come_from_settings(tmp_path: Path) -> None:
     assert settings.web == WebSettings(host="0.0.0.0", workers=3, threads=32, access_log="-")
     assert (settings.user, settings.scan_parallel) == ("ada", "thread")
     assert load_settings({"AIMODEL_HOME": str(tmp_path)}).web == WebSettings()
+    swept = load_settings({"AIMODEL_HOME": str(tmp_path), "AIMODEL_SWEEP_INTERVAL": "5", "AIMODEL_CHECK_TIMEOUT": "90"}).sweep
+    assert (swept.interval, swept.check_timeout) == (5, 90)
+    assert load_settings({"AIMODEL_HOME": str(tmp_path)}).sweep == SweepSettings(interval=60, check_timeout=600)
 
 
 @pytest.mark.parametrize(
@@ -30,6 +33,8 @@ def test_web_and_cli_values_come_from_settings(tmp_path: Path) -> None:
         ("WEB_THREADS", "lots", "WEB_THREADS='lots' is not a whole number"),
         ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY=0 is out of range 1..64"),
         ("AIMODEL_SCAN_PARALLEL", "turbo", "AIMODEL_SCAN_PARALLEL='turbo' is not one of fork, process, spawn, thread, serial"),
+        ("AIMODEL_SWEEP_INTERVAL", "0", "AIMODEL_SWEEP_INTERVAL=0 is out of range 1..3600"),
+        ("AIMODEL_CHECK_TIMEOUT", "10m", "AIMODEL_CHECK_TIMEOUT='10m' is not a whole number"),
     ],
 )
 def test_a_bad_value_is_refused_when_settings_are_read(tmp_path: Path, name: str, value: str, line: str) -> None:

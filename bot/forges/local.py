@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import git
-
 from bot import messages
 from bot.forges.base import CheckResult, EventSink, ForgeError, PullRequest
 from bot.forges.meta import MetaChange, PrMeta, read_record, write_record
@@ -232,10 +230,9 @@ class LocalForge:
         return commit
 
     def _git(self, *args: str, env: Mapping[str, str] | None = None) -> str:
+        from bot.gitrepo import GitError, run_git
+
         try:
-            out: str = git.Git(str(self.bare)).execute(
-                ["git", *args], env=dict(env) if env else None, strip_newline_in_stdout=False
-            )
-        except git.GitCommandError as exc:
-            raise ForgeError(f"git {args[0]} failed in the local forge: {str(exc.stderr).strip()}") from None
-        return out
+            return run_git(self.bare, *args, env=env)
+        except GitError as exc:
+            raise ForgeError(str(exc).replace(" failed: ", " failed in the local forge: ", 1)) from None

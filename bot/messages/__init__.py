@@ -300,7 +300,15 @@ def no_such_pr(number: int) -> str:
 
 
 def worker_already_serves(home: str) -> str:
-    return f"another worker already serves {home}"
+    return f"another worker already serves {home}; stop it first, or point this one at another AIMODEL_HOME"
+
+
+def not_initialized(home: str) -> str:
+    return f"no manifest repository in {home}; run `aimodel init` first"
+
+
+def rechecked(number: int, head: str) -> str:
+    return f"Checks of #{number} at {head[:10]} run again."
 
 
 def signing_key_missing(path: str) -> str:
