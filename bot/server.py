@@ -1,4 +1,4 @@
-"""The web process: POST /slack/events, POST /github/webhook, /api/v1/..., /healthz, /metrics.
+"""The web process: POST /slack/events, POST /github/webhook, /api/v1/..., /healthz, /readyz, /metrics.
 
 Served by gunicorn (threads), never by a development server. Settings are read and
 checked once in the master before any worker starts, so a missing secret stops the
@@ -44,6 +44,15 @@ def create_app(settings: Settings, ctx: Any = None) -> Flask:
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify({"ok": True, "forge": context.forge.kind, "target": context.target.kind, "slack": bool(settings.slack), "github": bool(settings.github)})
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        from bot.health import probe, readiness
+
+        ready, body = readiness(probe(context, time.time()))
+        response = jsonify(body)
+        response.status_code = 200 if ready else 503
+        return response
 
     @app.get("/metrics")
     def metrics() -> Response:
