@@ -1,0 +1,147 @@
+"""/readyz of the real web process (`aimodel serve --no-worker`, gunicorn): unready without a
+worker, ready once one runs, unready when the queue's store is damaged or Redis is stopped and
+ready again when it is back. Every wait is on the endpoint's answer, never a fixed sleep."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests import slack_helpers as h
+from tests.standins.slack_api import SlackStandIn
+
+pytestmark = pytest.mark.timeout(180)
+
+
+class Procs:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, args: list[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+        with (self.tmp / f"{name}.log").open("ab") as log:
+            proc = subprocess.Popen(args, env=env, cwd=h.ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Procs]:
+    p = Procs(tmp_path)
+    try:
+        yield p
+    finally:
+        for proc in reversed(p.procs):
+            p.stop(proc)
+
+
+def web(procs: Procs, env: dict[str, str]) -> str:
+    """`aimodel serve --no-worker --port 0`; returns its URL once it listens."""
+    proc = procs.start([sys.executable, "-m", "bot.cli", "serve", "--no-worker", "--port", "0"], env, "web")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", procs.log("web"))
+        if found and "Booting worker" in procs.log("web"):
+            url = f"http://127.0.0.1:{found.group(1)}"
+            try:
+                requests.get(f"{url}/healthz", timeout=2).close()
+                return url
+            except requests.RequestException:
+                pass
+        assert proc.poll() is None, procs.log("web")
+        time.sleep(0.05)
+    raise AssertionError(f"the web process did not start:\n{procs.log('web')}")
+
+
+def worker(procs: Procs, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return procs.start([sys.executable, "-m", "bot.cli", "worker"], env, "worker")
+
+
+def readyz(url: str) -> tuple[int, dict[str, Any]]:
+    with requests.get(f"{url}/readyz", timeout=10) as r:
+        return r.status_code, r.json()
+
+
+def wait_ready(url: str, want: Callable[[int, dict[str, Any]], bool], what: str, timeout: float = 60) -> tuple[int, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = readyz(url)
+        if want(status, body):
+            return status, body
+        assert time.monotonic() < deadline, f"/readyz never became {what}: {status} {body}"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    home = tmp_path / "home"
+    h.init_home(home)
+    with SlackStandIn() as slack:
+        slack.add_bot_token(h.TOKEN)
+        yield h.server_env(home, slack)
+
+
+def test_readyz_needs_a_worker_and_a_readable_queue(procs: Procs, env: dict[str, str]) -> None:
+    url = web(procs, env)
+    status, body = readyz(url)
+    assert status == 503
+    assert body == {"ready": False, "queue": "ok", "worker": "never seen", "forge": "ok"}
+    assert requests.get(f"{url}/healthz", timeout=10).status_code == 200  # alive all the same
+
+    worker(procs, env)
+    status, body = wait_ready(url, lambda s, _: s == 200, "ready with a worker")
+    assert body["ready"] is True and body["worker"] == "ok" and body["queue"] == "ok"
+
+    queue = Path(env["AIMODEL_HOME"]) / "queue.db"
+    with queue.open("r+b") as f:  # the store is damaged under the running processes
+        f.write(b"this is not a database" * 10)
+    _, body = wait_ready(url, lambda s, _: s == 503, "unready with a damaged queue")
+    assert body["queue"] == "unreachable" and body["ready"] is False
+    assert str(queue) not in str(body) and h.TOKEN not in str(body)
+
+
+def test_readyz_follows_redis(procs: Procs, env: dict[str, str], tmp_path: Path) -> None:
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    redis_args = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
+    redis = procs.start(redis_args, dict(os.environ), "redis")
+    env = {**env, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    url = web(procs, env)
+    worker(procs, env)
+    wait_ready(url, lambda s, _: s == 200, "ready with Redis and a worker")
+
+    procs.stop(redis)
+    _, body = wait_ready(url, lambda s, _: s == 503, "unready with Redis stopped")
+    assert body["queue"] == "unreachable"
+    assert str(port) not in str(body)  # no URL in the answer
+
+    procs.start(redis_args, dict(os.environ), "redis")  # an empty Redis: the worker's next beat
+    wait_ready(url, lambda s, _: s == 200, "ready again once Redis is back")
