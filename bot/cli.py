@@ -356,14 +356,36 @@ def _status(ctx: Context, cmd: c.Status, common: c.Common) -> int:
         return _model_status(ctx, cmd.name, common)
     prs = ctx.forge.list_prs("open")
     locks = ctx.locks.all()
+    queue = _queue_view(ctx)
     if common.json:
         _json({"open": [{"number": p.number, "title": p.title, "author": p.author} for p in prs],
-               "locks": [{"key": h.key, "pr": h.pr, "person": h.person} for h in locks]})
+               "locks": [{"key": h.key, "pr": h.pr, "person": h.person} for h in locks],
+               "queue": queue})
         return 0
     _out(messages.pr_list([pr_row(p) for p in prs]))
     if locks:
         _out(messages.locks_list([(h.key, h.pr) for h in locks]))
+    _out(messages.queue_status(queue["worker_seen_seconds_ago"], queue["depth"], queue["oldest_queued_seconds_ago"]))
     return 0
+
+
+def _queue_view(ctx: Context) -> dict[str, Any]:
+    """The worker's last heartbeat, the queue's depth and its oldest job, as ages in seconds."""
+    import time
+
+    from bot.state import StateUnavailable
+
+    try:
+        health = ctx.jobs.queue_health()
+    except StateUnavailable:
+        return {"reachable": False, "depth": None, "worker_seen_seconds_ago": None, "oldest_queued_seconds_ago": None}
+    now = time.time()
+    return {
+        "reachable": True,
+        "depth": health.depth,
+        "worker_seen_seconds_ago": None if health.worker_seen is None else round(max(0.0, now - health.worker_seen), 1),
+        "oldest_queued_seconds_ago": None if health.oldest_queued is None else round(max(0.0, now - health.oldest_queued), 1),
+    }
 
 
 def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:

@@ -145,3 +145,24 @@ def test_readyz_follows_redis(procs: Procs, env: dict[str, str], tmp_path: Path)
 
     procs.start(redis_args, dict(os.environ), "redis")  # an empty Redis: the worker's next beat
     wait_ready(url, lambda s, _: s == 200, "ready again once Redis is back")
+
+
+def test_status_shows_the_worker_the_queue_depth_and_the_oldest_job(aimodel: Any, home: Path, model_files: Any, procs: Procs) -> None:
+    before = aimodel("status").out
+    assert "worker: never seen\nqueue: 0 waiting" in before
+    env = {**os.environ, "AIMODEL_HOME": str(home), "PYTHONPATH": str(h.ROOT)}
+    busy = worker(procs, env)
+    deadline = time.monotonic() + 60
+    while (queue := aimodel("status", "--json").json["queue"])["worker_seen_seconds_ago"] is None:
+        assert busy.poll() is None and time.monotonic() < deadline, procs.log("worker")
+        time.sleep(0.1)
+    assert queue["reachable"] is True and queue["depth"] == 0 and queue["oldest_queued_seconds_ago"] is None
+    os.killpg(busy.pid, signal.SIGSTOP)  # a worker that holds the queue but takes nothing
+    try:
+        aimodel("create", "fraud", "--app", "payments", "--dataset", "transactions", "--artifact", str(model_files.onnx),
+                "--dataset-uri", str(model_files.data), "--label-column", "label", "--as", "ada")
+        queue = aimodel("status", "--json").json["queue"]
+        assert queue["depth"] >= 1 and queue["oldest_queued_seconds_ago"] is not None
+        assert re.search(r"worker: last seen \d+ s ago\nqueue: \d+ waiting, oldest queued \d+ s ago", aimodel("status").out)
+    finally:
+        os.killpg(busy.pid, signal.SIGCONT)
