@@ -132,7 +132,26 @@ def _who(common: c.Common, settings: Settings, *, required: bool) -> str:
 
 
 def _run(p: c.Parsed) -> int:
-    return RUNNERS[p.command.verb](p.command, p.common)
+    verb = p.command.verb
+    if verb in ("serve", "worker", "help"):
+        return RUNNERS[verb](p.command, p.common)
+    code = 1
+    try:
+        code = RUNNERS[verb](p.command, p.common)
+        return code
+    finally:
+        _count(p, code)
+
+
+def _count(p: c.Parsed, code: int) -> None:
+    """One sample per command, into the server's metrics when one serves this home (bot.metrics)."""
+    from pathlib import Path
+
+    from bot import metrics
+
+    home = Path(p.common.home or os.environ.get("AIMODEL_HOME") or "./.aimodel").expanduser()
+    if metrics.join(home):
+        metrics.command(p.command.verb, "cli", {0: "ok", 1: "refused", 2: "usage"}.get(code, "error"))
 
 
 def _help(cmd: c.Command, common: c.Common) -> int:
@@ -195,6 +214,9 @@ def _worker(cmd: c.Command, common: c.Common) -> int:
     from bot.jobs import WorkerBusy
 
     settings = _settings(common)
+    from bot import metrics
+
+    metrics.join(settings.home)  # checks and deploys count into the server's /metrics
     with _context(settings) as ctx:
         try:
             ctx.jobs.run_worker(cmd.workers, on_ready=lambda: _err(messages.worker_ready(str(settings.home))))

@@ -16,8 +16,8 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 
+from bot import metrics
 from bot.config import Settings, require_server_secrets
-from bot.metrics import METRICS
 
 log = logging.getLogger("aimodel.server")
 
@@ -37,8 +37,7 @@ def create_app(settings: Settings, ctx: Any = None) -> Flask:
     @app.after_request
     def _count(response: Response) -> Response:
         route = request.url_rule.rule if request.url_rule else "unmatched"
-        METRICS.inc("aimodel_http_requests_total", "HTTP requests by route and status", route=route, status=str(response.status_code))
-        METRICS.observe("aimodel_http_request_seconds", time.perf_counter() - g.get("started", time.perf_counter()), "HTTP request latency", route=route)
+        metrics.http(route, response.status_code, time.perf_counter() - g.get("started", time.perf_counter()))
         return response
 
     @app.get("/healthz")
@@ -55,8 +54,17 @@ def create_app(settings: Settings, ctx: Any = None) -> Flask:
         return response
 
     @app.get("/metrics")
-    def metrics() -> Response:
-        return Response(METRICS.render(), mimetype="text/plain; version=0.0.4")
+    def metrics_page() -> Response:
+        from bot.state import StateUnavailable
+
+        def queue() -> Any:
+            try:
+                return context.jobs.queue_health()
+            except StateUnavailable:
+                return None
+
+        body, content_type = metrics.render(queue, time.time)
+        return Response(body, content_type=content_type)
 
     from bot.faces import load
 
@@ -93,6 +101,7 @@ def serve(settings: Settings, *, port: int | None = None, with_worker: bool = Tr
         raise NotInitialized(messages.not_initialized(str(settings.home)))
     bind_port = settings.port if port is None else port
     bind_host = host or settings.web.host
+    metrics.prepare(settings.home)  # before any process starts: they all inherit its directory
     worker_proc: subprocess.Popen[bytes] | None = None
     if with_worker and not settings.redis_url:
         worker_proc = subprocess.Popen(worker_command(), env={**os.environ, "AIMODEL_HOME": str(settings.home)})

@@ -97,9 +97,9 @@ def wait_ready(url: str, want: Callable[[int, dict[str, Any]], bool], what: str,
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+def env(tmp_path: Path, model_files: Any) -> Iterator[dict[str, str]]:
     home = tmp_path / "home"
-    h.init_home(home)
+    h.init_home(home, sources=[model_files.onnx.parent])
     with SlackStandIn() as slack:
         slack.add_bot_token(h.TOKEN)
         yield h.server_env(home, slack)
@@ -166,3 +166,41 @@ def test_status_shows_the_worker_the_queue_depth_and_the_oldest_job(aimodel: Any
         assert re.search(r"worker: last seen \d+ s ago\nqueue: \d+ waiting, oldest queued \d+ s ago", aimodel("status").out)
     finally:
         os.killpg(busy.pid, signal.SIGCONT)
+
+
+def serve_with_worker(procs: Procs, env: dict[str, str]) -> str:
+    proc = procs.start([sys.executable, "-m", "bot.cli", "serve", "--port", "0"], env, "serve")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", procs.log("serve"))
+        if found:
+            url = f"http://127.0.0.1:{found.group(1)}"
+            try:
+                if readyz(url)[0] == 200:  # the worker beside it beats
+                    return url
+            except requests.RequestException:
+                pass
+        assert proc.poll() is None, procs.log("serve")
+        time.sleep(0.1)
+    raise AssertionError(f"aimodel serve did not become ready:\n{procs.log('serve')}")
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, cwd=h.ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_metrics_count_a_cli_command_and_its_checks_run_by_the_worker(procs: Procs, env: dict[str, str], model_files: Any) -> None:
+    url = serve_with_worker(procs, env)
+    done = cli(env, "create", "fraud", "--app", "payments", "--dataset", "transactions", "--artifact", str(model_files.onnx),
+               "--dataset-uri", str(model_files.data), "--label-column", "label", "--as", "alice")
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 120
+    while 'aimodel_checks_total{check="sign"' not in (text := requests.get(f"{url}/metrics", timeout=10).text):
+        assert time.monotonic() < deadline, f"the checks were never counted:\n{text}\n{procs.log('serve')}"
+        time.sleep(0.2)
+    assert 'aimodel_commands_total{face="cli",result="ok",verb="create"} 1.0' in text
+    for name in ("manifest", "scan", "validate", "sign"):
+        assert f'aimodel_checks_total{{check="{name}",result="success"}} 1.0' in text, text
+        assert f'aimodel_check_seconds_count{{check="{name}"}} 1.0' in text
+    assert "aimodel_queue_depth " in text and "aimodel_queue_reachable 1.0" in text
+    assert 'aimodel_http_request_seconds_count{route="/readyz"}' in text

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot import lifecycle
+from bot import lifecycle, metrics
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, dataset_file, materialize
 from bot.checks.source_check import source_errors
@@ -93,6 +93,7 @@ class Pipeline:
         self.ctx = ctx
         self._access = ctx.guard.for_pr(Sources())  # the strictest, until run() reads the base config
         self.head = ""
+        self._last = time.monotonic()  # when the previous check finished (metrics: each check's time)
 
     def _report(
         self,
@@ -105,6 +106,12 @@ class Pipeline:
     ) -> CheckResult:
         check = CheckResult(name, state, redact(summary), redact(details), pr.head, tuple(redact_value(dict(a)) for a in annotations))
         self.ctx.forge.set_check(pr.number, check)
+        if state != "pending":  # the checks run one after another: each took the time since the last
+            now = time.monotonic()
+            metrics.check(name, state, now - self._last)
+            self._last = now
+        else:
+            self._last = time.monotonic()
         pr.checks[name] = check
         return check
 
@@ -314,5 +321,6 @@ class Pipeline:
         # This run carries its results over to its own commit; the run the forge starts for
         # that commit recognises it (bot.lifecycle.own_signature) and checks nothing again.
         done = CheckResult("sign", "success", redact(summary), redact("\n".join(lines)), pr.head)
+        metrics.check("sign", "success", time.monotonic() - self._last)
         lifecycle.carry_over(ctx.forge, pr.number, new_head, [*(c for c in pr.checks.values() if c.commit == pr.head and c.name != "sign"), done])
         self.head = new_head
