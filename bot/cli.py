@@ -214,8 +214,9 @@ def _worker(cmd: c.Command, common: c.Common) -> int:
     from bot.jobs import WorkerBusy
 
     settings = _settings(common)
-    from bot import metrics
+    from bot import logs, metrics
 
+    logs.setup()  # one structured line per check, merge and deploy
     metrics.join(settings.home)  # checks and deploys count into the server's /metrics
     with _context(settings) as ctx:
         try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot import messages
+from bot import logs, messages
 from bot.fsutil import file_lock
 from bot.redact import redact
 from bot.state import StateUnavailable
@@ -211,11 +211,12 @@ class Jobs:
 
         key = lifecycle.checks_key(number, head)
         self._mark(key, "running")
-        log.info("checks of #%s at %s started", number, head[:10])
-        try:
-            _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run, swept=swept, force=force), self.ctx, number)
-        finally:
-            self._unmark(key)
+        with logs.bound(pr=number, commit=head[:12]):
+            log.info("checks of #%s at %s started", number, head[:10])
+            try:
+                _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run, swept=swept, force=force), self.ctx, number)
+            finally:
+                self._unmark(key)
 
     def _run_deploy(self, commit: str, pr: int | None) -> None:
         from bot import lifecycle
@@ -225,7 +226,8 @@ class Jobs:
         if key:
             self._mark(key, "running")
         try:
-            lifecycle.deploy(self.ctx, commit, pr, lambda: reconcile(self.ctx))
+            with logs.bound(pr=pr, commit=commit[:12]):
+                lifecycle.deploy(self.ctx, commit, pr, lambda: reconcile(self.ctx))
         finally:
             if key:
                 self._unmark(key)
@@ -279,7 +281,8 @@ class Jobs:
     def _run_after(self, number: int) -> None:
         from bot import lifecycle
 
-        lifecycle.evaluate(self.ctx, number)
+        with logs.bound(pr=number):
+            lifecycle.evaluate(self.ctx, number)
 
     def _run_notify(self, kind: str, data: dict[str, Any]) -> None:
         self.ctx.notifier.deliver(kind, data)

@@ -238,6 +238,8 @@ def evaluate(ports: Ports, number: int) -> None:
             ports.gitops.merge(number, Actor("aimodel-bot", "bot"))
         except Refusal as exc:
             log.info("auto-merge of #%s refused: %s", number, exc)
+        else:
+            log.info("#%s merged by the bot (auto-merge)", number)
     else:
         notify(ports, pr, "ready", messages.ready_notice(pr.number))
 

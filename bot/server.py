@@ -7,16 +7,18 @@ start-up, not a request. Each worker builds its own Context after the fork.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import sys
 import time
+import uuid
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 
-from bot import metrics
+from bot import logs, metrics
 from bot.config import Settings, require_server_secrets
 
 log = logging.getLogger("aimodel.server")
@@ -33,6 +35,15 @@ def create_app(settings: Settings, ctx: Any = None) -> Flask:
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
+        request_id = (request.headers.get("X-Request-Id") or uuid.uuid4().hex)[:64]
+        g.log_fields = logs.bind(request_id=request_id, delivery=request.headers.get("X-GitHub-Delivery", "")[:64])
+
+    @app.teardown_request
+    def _unbind(_exc: BaseException | None) -> None:
+        token = g.pop("log_fields", None)
+        if token is not None:
+            with contextlib.suppress(ValueError):  # set in another context: nothing of ours to undo
+                logs.reset(token)
 
     @app.after_request
     def _count(response: Response) -> Response:
@@ -101,6 +112,7 @@ def serve(settings: Settings, *, port: int | None = None, with_worker: bool = Tr
         raise NotInitialized(messages.not_initialized(str(settings.home)))
     bind_port = settings.port if port is None else port
     bind_host = host or settings.web.host
+    logs.setup()  # JSON lines on stderr unless it is a terminal; gunicorn's workers inherit it
     metrics.prepare(settings.home)  # before any process starts: they all inherit its directory
     worker_proc: subprocess.Popen[bytes] | None = None
     if with_worker and not settings.redis_url:

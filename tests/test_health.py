@@ -1,9 +1,11 @@
-"""/readyz of the real web process (`aimodel serve --no-worker`, gunicorn): unready without a
+"""Health, metrics and logs of the real web process (`aimodel serve`, gunicorn). /readyz: unready without a
 worker, ready once one runs, unready when the queue's store is damaged or Redis is stopped and
-ready again when it is back. Every wait is on the endpoint's answer, never a fixed sleep."""
+ready again when it is back. /metrics: a CLI command and the worker's checks, summed. Logs: one
+JSON line per check with its pull request, no secret. Every wait is on an answer, never a sleep."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -204,3 +206,21 @@ def test_metrics_count_a_cli_command_and_its_checks_run_by_the_worker(procs: Pro
         assert f'aimodel_check_seconds_count{{check="{name}"}} 1.0' in text
     assert "aimodel_queue_depth " in text and "aimodel_queue_reachable 1.0" in text
     assert 'aimodel_http_request_seconds_count{route="/readyz"}' in text
+
+
+def test_server_logs_one_json_line_per_check_with_the_pr_and_no_secret(procs: Procs, env: dict[str, str], model_files: Any) -> None:
+    serve_with_worker(procs, env)
+    done = cli(env, "create", "fraud", "--app", "payments", "--dataset", "transactions", "--artifact", str(model_files.onnx),
+               "--dataset-uri", str(model_files.data), "--label-column", "label", "--as", "alice")
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 120
+    while "check sign of #1" not in procs.log("serve"):
+        assert time.monotonic() < deadline, procs.log("serve")
+        time.sleep(0.2)
+    lines = [json.loads(line) for line in procs.log("serve").splitlines() if line.startswith("{")]
+    checks = [line for line in lines if line["message"].startswith("check ")]
+    assert [c["message"].split(" of ")[0] for c in checks] == ["check manifest", "check scan", "check validate", "check sign"]
+    assert all(c["pr"] == 1 and c["level"] == "info" and len(c["commit"]) == 12 for c in checks), checks
+    text = procs.log("serve")
+    for secret in (h.TOKEN, h.SECRET):
+        assert secret not in text

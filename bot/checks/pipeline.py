@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -87,6 +88,8 @@ def trusted_keys(ctx: Context, catalog: Catalog) -> list[Any]:
             continue  # a broken key file trusts nobody; the manifest check reports it
     return keys
 
+log = logging.getLogger("aimodel.checks")
+
 
 class Pipeline:
     def __init__(self, ctx: Context) -> None:
@@ -109,6 +112,7 @@ class Pipeline:
         if state != "pending":  # the checks run one after another: each took the time since the last
             now = time.monotonic()
             metrics.check(name, state, now - self._last)
+            log.info("check %s of #%s: %s", name, pr.number, state)
             self._last = now
         else:
             self._last = time.monotonic()
@@ -322,5 +326,6 @@ class Pipeline:
         # that commit recognises it (bot.lifecycle.own_signature) and checks nothing again.
         done = CheckResult("sign", "success", redact(summary), redact("\n".join(lines)), pr.head)
         metrics.check("sign", "success", time.monotonic() - self._last)
+        log.info("check sign of #%s: success (signature commit %s)", pr.number, new_head[:10])
         lifecycle.carry_over(ctx.forge, pr.number, new_head, [*(c for c in pr.checks.values() if c.commit == pr.head and c.name != "sign"), done])
         self.head = new_head
