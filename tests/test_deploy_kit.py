@@ -417,3 +417,15 @@ def test_probes_resources_and_an_unprivileged_pod(helm: Helm) -> None:
                     assert c["livenessProbe"]["httpGet"]["port"] == "http" == c["ports"][0]["name"]
     other = by_kind(helm.template({"probes": {"readinessPath": "/healthz"}}), "Deployment")["demo-aimodel-gitops-web"]
     assert containers(other)["web"]["readinessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_grafana_dashboard_asks_only_for_metrics_the_bot_exports() -> None:
+    """Every series the sample dashboard queries is one bot/metrics.py defines."""
+    import re
+
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "aimodel-gitops.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    source = (ROOT / "bot" / "metrics.py").read_text()
+    names = {re.sub(r"_(total|bucket|count|sum)$", "", n) for e in exprs for n in re.findall(r"aimodel_[a-z_]+", e)}
+    assert len(names) >= 8
+    assert {n for n in names if f'"{n}"' not in source} == set()
