@@ -145,12 +145,13 @@ def _run(p: c.Parsed) -> int:
 
 def _count(p: c.Parsed, code: int) -> None:
     """One sample per command, into the server's metrics when one serves this home (bot.metrics)."""
-    from pathlib import Path
-
     from bot import metrics
 
-    home = Path(p.common.home or os.environ.get("AIMODEL_HOME") or "./.aimodel").expanduser()
-    if metrics.join(home):
+    try:
+        settings = _settings(p.common)
+    except _Fail:
+        return  # the command said so already
+    if metrics.join(settings):
         metrics.command(p.command.verb, "cli", {0: "ok", 1: "refused", 2: "usage"}.get(code, "error"))
 
 
@@ -217,7 +218,7 @@ def _worker(cmd: c.Command, common: c.Common) -> int:
     from bot import logs, metrics
 
     logs.setup()  # one structured line per check, merge and deploy
-    metrics.join(settings.home)  # checks and deploys count into the server's /metrics
+    metrics.join(settings)  # checks and deploys count into the server's /metrics
     with _context(settings) as ctx:
         try:
             ctx.jobs.run_worker(cmd.workers, on_ready=lambda: _err(messages.worker_ready(str(settings.home))))

@@ -19,42 +19,57 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from bot.config import Settings
     from bot.jobs import QueueHealth
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 _lock = threading.Lock()
 _made: dict[str, Any] = {}
+_dir: Path | None = None  # the shared samples directory this process writes into
+_in_process = False  # a web app without `serve` (embedded in a test, a WSGI host): its own samples
 
 
-def directory(home: Path) -> Path:
-    return Path(os.environ.get(ENV) or home / "metrics")
+def directory(settings: Settings) -> Path:
+    return settings.metrics_dir or settings.home / "metrics"
 
 
-def prepare(home: Path) -> Path:
+def _use(where: Path) -> None:
+    """prometheus_client reads the directory from the environment when it is imported and
+    when a value is made: hand it on (a write, as for a child process; Settings read it)."""
+    global _dir
+    _dir = where
+    os.environ.update({ENV: str(where)})
+
+
+def prepare(settings: Settings) -> Path:
     """`aimodel serve`, before any process is started: a fresh, private samples directory
     that its gunicorn workers and its queue worker inherit through the environment."""
-    where = directory(home)
-    if where.exists() and where.is_dir() and not os.environ.get(ENV):
+    where = directory(settings)
+    if settings.metrics_dir is None and where.is_dir():
         shutil.rmtree(where)  # the last run's samples: counters restart with the server
     where.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.environ[ENV] = str(where)
+    _use(where)
     return where
 
 
-def join(home: Path) -> bool:
-    """A worker or a CLI command of `home`: record into the server's directory when one serves."""
-    if os.environ.get(ENV):
-        return True
-    where = home / "metrics"
-    if where.is_dir():
-        os.environ[ENV] = str(where)
-        return True
-    return False
+def join(settings: Settings) -> bool:
+    """A worker or a CLI command of the home: record into the server's directory when one serves."""
+    if _dir is None:
+        where = directory(settings)
+        if not where.is_dir():
+            return False
+        _use(where)
+    return True
+
+
+def in_process() -> None:
+    global _in_process
+    _in_process = True
 
 
 def _recording() -> bool:
-    return bool(os.environ.get(ENV))
+    return _in_process or _dir is not None
 
 
 def _metric(kind: str, name: str, help_: str, labels: tuple[str, ...]) -> Any:
@@ -121,7 +136,11 @@ def render(queue: Callable[[], QueueHealth | None], now: Callable[[], float]) ->
             yield seen
 
     registry = CollectorRegistry()
-    if _recording():
+    if _dir is not None:
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        with _lock:
+            for made in _made.values():
+                registry.register(made)
     registry.register(QueueCollector())
     return generate_latest(registry), "text/plain; version=0.0.4; charset=utf-8"

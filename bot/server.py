@@ -28,6 +28,7 @@ def create_app(settings: Settings, ctx: Any = None) -> Flask:
     from bot.app import build_context
 
     app = Flask("aimodel")
+    metrics.in_process()  # under `serve` the samples go to the shared directory instead
     app.config["AIMODEL_SETTINGS"] = settings
     context = ctx if ctx is not None else build_context(settings)
     app.extensions["aimodel"] = context
@@ -113,7 +114,7 @@ def serve(settings: Settings, *, port: int | None = None, with_worker: bool = Tr
     bind_port = settings.port if port is None else port
     bind_host = host or settings.web.host
     logs.setup()  # JSON lines on stderr unless it is a terminal; gunicorn's workers inherit it
-    metrics.prepare(settings.home)  # before any process starts: they all inherit its directory
+    metrics.prepare(settings)  # before any process starts: they all inherit its directory
     worker_proc: subprocess.Popen[bytes] | None = None
     if with_worker and not settings.redis_url:
         worker_proc = subprocess.Popen(worker_command(), env={**os.environ, "AIMODEL_HOME": str(settings.home)})
