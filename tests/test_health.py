@@ -23,6 +23,7 @@ import requests
 
 from tests import slack_helpers as h
 from tests.standins.slack_api import SlackStandIn
+from tests.standins.slack_signing import sign_request
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -208,8 +209,11 @@ def test_metrics_count_a_cli_command_and_its_checks_run_by_the_worker(procs: Pro
     assert 'aimodel_http_request_seconds_count{route="/readyz"}' in text
 
 
-def test_server_logs_one_json_line_per_check_with_the_pr_and_no_secret(procs: Procs, env: dict[str, str], model_files: Any) -> None:
-    serve_with_worker(procs, env)
+def test_server_logs_json_lines_per_check_and_refusal_with_pr_request_id_and_no_secret(procs: Procs, env: dict[str, str], model_files: Any) -> None:
+    url = serve_with_worker(procs, env)
+    body = b'{"type": "event_callback", "event": '  # a signed body that is not JSON: refused, one line
+    headers = {"Content-Type": "application/json", "X-Request-Id": "req-42", **sign_request(h.SECRET, body)}
+    assert requests.post(f"{url}/slack/events", data=body, headers=headers, timeout=10).status_code == 400
     done = cli(env, "create", "fraud", "--app", "payments", "--dataset", "transactions", "--artifact", str(model_files.onnx),
                "--dataset-uri", str(model_files.data), "--label-column", "label", "--as", "alice")
     assert done.returncode == 0, done.stderr
@@ -221,6 +225,8 @@ def test_server_logs_one_json_line_per_check_with_the_pr_and_no_secret(procs: Pr
     checks = [line for line in lines if line["message"].startswith("check ")]
     assert [c["message"].split(" of ")[0] for c in checks] == ["check manifest", "check scan", "check validate", "check sign"]
     assert all(c["pr"] == 1 and c["level"] == "info" and len(c["commit"]) == 12 for c in checks), checks
+    refused = [line for line in lines if "refused with 400" in line["message"]]
+    assert [line["request_id"] for line in refused] == ["req-42"]
     text = procs.log("serve")
     for secret in (h.TOKEN, h.SECRET):
         assert secret not in text
