@@ -132,7 +132,27 @@ def _who(common: c.Common, settings: Settings, *, required: bool) -> str:
 
 
 def _run(p: c.Parsed) -> int:
-    return RUNNERS[p.command.verb](p.command, p.common)
+    verb = p.command.verb
+    if verb in ("serve", "worker", "help"):
+        return RUNNERS[verb](p.command, p.common)
+    code = 1
+    try:
+        code = RUNNERS[verb](p.command, p.common)
+        return code
+    finally:
+        _count(p, code)
+
+
+def _count(p: c.Parsed, code: int) -> None:
+    """One sample per command, into the server's metrics when one serves this home (bot.metrics)."""
+    from bot import metrics
+
+    try:
+        settings = _settings(p.common)
+    except _Fail:
+        return  # the command said so already
+    if metrics.join(settings):
+        metrics.command(p.command.verb, "cli", {0: "ok", 1: "refused", 2: "usage"}.get(code, "error"))
 
 
 def _help(cmd: c.Command, common: c.Common) -> int:
@@ -195,6 +215,10 @@ def _worker(cmd: c.Command, common: c.Common) -> int:
     from bot.jobs import WorkerBusy
 
     settings = _settings(common)
+    from bot import logs, metrics
+
+    logs.setup()  # one structured line per check, merge and deploy
+    metrics.join(settings)  # checks and deploys count into the server's /metrics
     with _context(settings) as ctx:
         try:
             ctx.jobs.run_worker(cmd.workers, on_ready=lambda: _err(messages.worker_ready(str(settings.home))))
@@ -356,14 +380,36 @@ def _status(ctx: Context, cmd: c.Status, common: c.Common) -> int:
         return _model_status(ctx, cmd.name, common)
     prs = ctx.forge.list_prs("open")
     locks = ctx.locks.all()
+    queue = _queue_view(ctx)
     if common.json:
         _json({"open": [{"number": p.number, "title": p.title, "author": p.author} for p in prs],
-               "locks": [{"key": h.key, "pr": h.pr, "person": h.person} for h in locks]})
+               "locks": [{"key": h.key, "pr": h.pr, "person": h.person} for h in locks],
+               "queue": queue})
         return 0
     _out(messages.pr_list([pr_row(p) for p in prs]))
     if locks:
         _out(messages.locks_list([(h.key, h.pr) for h in locks]))
+    _out(messages.queue_status(queue["worker_seen_seconds_ago"], queue["depth"], queue["oldest_queued_seconds_ago"]))
     return 0
+
+
+def _queue_view(ctx: Context) -> dict[str, Any]:
+    """The worker's last heartbeat, the queue's depth and its oldest job, as ages in seconds."""
+    import time
+
+    from bot.state import StateUnavailable
+
+    try:
+        health = ctx.jobs.queue_health()
+    except StateUnavailable:
+        return {"reachable": False, "depth": None, "worker_seen_seconds_ago": None, "oldest_queued_seconds_ago": None}
+    now = time.time()
+    return {
+        "reachable": True,
+        "depth": health.depth,
+        "worker_seen_seconds_ago": None if health.worker_seen is None else round(max(0.0, now - health.worker_seen), 1),
+        "oldest_queued_seconds_ago": None if health.oldest_queued is None else round(max(0.0, now - health.oldest_queued), 1),
+    }
 
 
 def _pr(ctx: Context, cmd: c.PrCommand, common: c.Common) -> int:

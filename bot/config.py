@@ -85,6 +85,7 @@ class Settings:
     user: str = ""  # AIMODEL_USER: the CLI's identity when --as is not given
     scan_parallel: str = ""  # empty: chosen per run
     sweep: SweepSettings = SweepSettings()
+    metrics_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR; None: AIMODEL_HOME/metrics (bot.metrics)
     # What the process holds besides the bot's own secrets: masked in logs and replies (redact.py),
     # never readable through a person's URI (sources.py). Kept out of repr.
     process_secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -237,6 +238,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = No
         user=env.get("AIMODEL_USER", ""),
         scan_parallel=scan_parallel(env),
         sweep=sweep_settings(env),
+        metrics_dir=Path(d).expanduser() if (d := env.get("PROMETHEUS_MULTIPROC_DIR", "")) else None,
         process_secrets=tuple(v for name in SECRET_ENV if (v := env.get(name, ""))),
         credential_files=tuple(v for name in CREDENTIAL_FILE_ENV if (v := env.get(name, ""))),
     )

@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot import messages
+from bot import logs, messages
 from bot.fsutil import file_lock
 from bot.redact import redact
 from bot.state import StateUnavailable
@@ -161,6 +163,40 @@ class Jobs:
                 out[key] = Mark(str(value[0]), float(value[1]))
         return out
 
+    # ------------------------------------------------------------------ health
+
+    def heartbeat(self) -> None:
+        """A running worker says so in the queue's store: every web process sharing the
+        queue reads it for /readyz and `aimodel status`."""
+        try:
+            self.huey.put(_HEARTBEAT, time.time())
+        except self._errors as exc:
+            log.warning("could not write the worker heartbeat: %s", exc)
+
+    def queue_health(self) -> QueueHealth:
+        """Read the queue's store: raises QueueError when it is unreachable or damaged."""
+        from bot.lifecycle import checks_key, deploy_key
+
+        try:
+            seen = self.huey.get(_HEARTBEAT, peek=True)
+            depth = int(self.huey.pending_count())
+            pending = self.huey.pending(limit=_OLDEST_LOOKED_AT)
+        except self._errors as exc:
+            raise self._error(exc) from None
+        keys: list[str] = []
+        for task in pending:  # a task carries no time; its mark says when it was queued
+            args = tuple(task.args or ())
+            if task.name == "aimodel.checks" and len(args) >= 2:
+                keys.append(checks_key(int(args[0]), str(args[1])))
+            elif task.name == "aimodel.deploy" and len(args) >= 2 and args[1]:
+                keys.append(deploy_key(int(args[1])))
+        queued = [m.at for m in self.marks(keys).values() if m.state == "queued"]
+        return QueueHealth(
+            worker_seen=float(seen) if isinstance(seen, (int, float)) else None,
+            depth=depth,
+            oldest_queued=min(queued) if queued else None,
+        )
+
     def after_checks(self, number: int) -> None:
         self._enqueue(self._after, number)
 
@@ -175,11 +211,12 @@ class Jobs:
 
         key = lifecycle.checks_key(number, head)
         self._mark(key, "running")
-        log.info("checks of #%s at %s started", number, head[:10])
-        try:
-            _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run, swept=swept, force=force), self.ctx, number)
-        finally:
-            self._unmark(key)
+        with logs.bound(pr=number, commit=head[:12]):
+            log.info("checks of #%s at %s started", number, head[:10])
+            try:
+                _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run, swept=swept, force=force), self.ctx, number)
+            finally:
+                self._unmark(key)
 
     def _run_deploy(self, commit: str, pr: int | None) -> None:
         from bot import lifecycle
@@ -189,7 +226,8 @@ class Jobs:
         if key:
             self._mark(key, "running")
         try:
-            lifecycle.deploy(self.ctx, commit, pr, lambda: reconcile(self.ctx))
+            with logs.bound(pr=pr, commit=commit[:12]):
+                lifecycle.deploy(self.ctx, commit, pr, lambda: reconcile(self.ctx))
         finally:
             if key:
                 self._unmark(key)
@@ -243,7 +281,8 @@ class Jobs:
     def _run_after(self, number: int) -> None:
         from bot import lifecycle
 
-        lifecycle.evaluate(self.ctx, number)
+        with logs.bound(pr=number):
+            lifecycle.evaluate(self.ctx, number)
 
     def _run_notify(self, kind: str, data: dict[str, Any]) -> None:
         self.ctx.notifier.deliver(kind, data)
@@ -300,13 +339,40 @@ class Jobs:
                     self.sweep(running_dead=False)  # other workers may be running their jobs
             except StateUnavailable as exc:  # the queue's store, a damaged record: the periodic sweep tries again
                 log.error("sweep at start: %s", exc)
+            self.heartbeat()
+            beating = _Heartbeat(self.heartbeat)
+            beating.start()
             if on_ready:
                 on_ready()  # only now: the lock tells CLIs to leave the queue to us
             consumer = _consumer(self.huey, self.ctx.settings.sweep.interval, workers=workers, worker_type="thread")
-            consumer.run()
+            try:
+                consumer.run()
+            finally:
+                beating.stop.set()
 
 
 _MARK = "aimodel:mark:"
+_HEARTBEAT = "aimodel:worker:heartbeat"
+HEARTBEAT_SECONDS = 5.0  # how often a worker writes it; /readyz allows a few missed beats
+_OLDEST_LOOKED_AT = 200  # pending tasks read to find the oldest one
+
+
+@dataclass(frozen=True)
+class QueueHealth:
+    worker_seen: float | None  # time.time() of the last heartbeat of any worker
+    depth: int  # tasks waiting in the queue
+    oldest_queued: float | None  # time.time() the oldest waiting check or deploy was queued
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, beat: Callable[[], None]) -> None:
+        super().__init__(name="aimodel-heartbeat", daemon=True)
+        self.beat = beat
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(HEARTBEAT_SECONDS):
+            self.beat()
 _MERGED_SWEPT = 20  # the most recent merges whose deploy record the sweep looks for
 
 

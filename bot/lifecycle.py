@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot import messages, redact
+from bot import messages, metrics, redact
 from bot.forges.base import CheckResult, Forge, ForgeError, PullRequest
 from bot.forges.meta import SignResult
 from bot.gitrepo import BOT, GitError, Workspace
@@ -238,6 +238,8 @@ def evaluate(ports: Ports, number: int) -> None:
             ports.gitops.merge(number, Actor("aimodel-bot", "bot"))
         except Refusal as exc:
             log.info("auto-merge of #%s refused: %s", number, exc)
+        else:
+            log.info("#%s merged by the bot (auto-merge)", number)
     else:
         notify(ports, pr, "ready", messages.ready_notice(pr.number))
 
@@ -252,6 +254,9 @@ def deploy(ports: Ports, commit: str, pr_number: int | None, apply: Callable[[],
         log.info("#%s: its deploy is recorded already", pr_number)
         return
     results = apply()
+    for r in results:
+        metrics.deploy(r.env, "ok" if r.ok else "failed")
+        log.info("deploy of %s to %s: %s", commit[:10], r.env, "ok" if r.ok else "failed")
     summary = [messages.deploy_result(r.env, r.applied, r.removed, r.failed, r.apps) for r in results]
     record = {
         "commit": commit, "at": time.time(), "ok": all(r.ok for r in results),

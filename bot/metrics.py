@@ -1,70 +1,146 @@
-"""A few Prometheus counters and histograms, rendered in the text exposition format.
+"""Prometheus metrics (prometheus_client), summed over every process of one home.
 
-Kept in-process and dependency-free: the web process has one worker by default, so its
-counters are the service's.
+A command runs in a CLI process, its checks in the worker, its webhook in one of several
+gunicorn workers: each writes its samples into one directory (prometheus_client's
+multiprocess mode, PROMETHEUS_MULTIPROC_DIR) and /metrics adds them up at scrape time.
+`aimodel serve` makes that directory (AIMODEL_HOME/metrics unless PROMETHEUS_MULTIPROC_DIR
+is set, private to the owner) and empties it at start; other processes of the home record
+only while it exists, so a CLI with no server never imports prometheus_client (~50 ms).
+Queue depth and the oldest job's age are read from the queue at scrape time.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
-from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.jobs import QueueHealth
 
-
-class Metrics:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
-        self.hist: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
-        self.help: dict[str, str] = {}
-
-    def inc(self, name: str, help_: str = "", value: float = 1.0, **labels: str) -> None:
-        with self._lock:
-            self.counters[(name, tuple(sorted(labels.items())))] += value
-            if help_:
-                self.help[name] = help_
-
-    def observe(self, name: str, seconds: float, help_: str = "", **labels: str) -> None:
-        key = (name, tuple(sorted(labels.items())))
-        with self._lock:
-            counts = self.hist.setdefault(key, [0.0] * (len(_BUCKETS) + 2))
-            for i, bound in enumerate(_BUCKETS):
-                if seconds <= bound:
-                    counts[i] += 1
-            counts[-2] += 1  # count
-            counts[-1] += seconds  # sum
-            if help_:
-                self.help[name] = help_
-
-    def render(self) -> str:
-        lines: list[str] = []
-        with self._lock:
-            for name in sorted({n for n, _ in self.counters}):
-                lines.append(f"# HELP {name} {self.help.get(name, name)}")
-                lines.append(f"# TYPE {name} counter")
-                for (n, labels), value in sorted(self.counters.items()):
-                    if n == name:
-                        lines.append(f"{name}{_labels(labels)} {value:g}")
-            for name in sorted({n for n, _ in self.hist}):
-                lines.append(f"# HELP {name} {self.help.get(name, name)}")
-                lines.append(f"# TYPE {name} histogram")
-                for (n, labels), counts in sorted(self.hist.items()):
-                    if n != name:
-                        continue
-                    for i, bound in enumerate(_BUCKETS):
-                        lines.append(f"{name}_bucket{_labels((*labels, ('le', f'{bound:g}')))} {counts[i]:g}")
-                    lines.append(f"{name}_bucket{_labels((*labels, ('le', '+Inf')))} {counts[-2]:g}")
-                    lines.append(f"{name}_count{_labels(labels)} {counts[-2]:g}")
-                    lines.append(f"{name}_sum{_labels(labels)} {counts[-1]:g}")
-        return "\n".join(lines) + "\n"
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+_lock = threading.Lock()
+_made: dict[str, Any] = {}
+_dir: Path | None = None  # the shared samples directory this process writes into
+_in_process = False  # a web app without `serve` (embedded in a test, a WSGI host): its own samples
 
 
-def _labels(labels: tuple[tuple[str, str], ...]) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in labels)
-    return "{" + inner + "}"
+def directory(settings: Settings) -> Path:
+    return settings.metrics_dir or settings.home / "metrics"
 
 
-METRICS = Metrics()
+def _use(where: Path) -> None:
+    """prometheus_client reads the directory from the environment when it is imported and
+    when a value is made: hand it on (a write, as for a child process; Settings read it)."""
+    global _dir
+    _dir = where
+    os.environ.update({ENV: str(where)})
+
+
+def prepare(settings: Settings) -> Path:
+    """`aimodel serve`, before any process is started: a fresh, private samples directory
+    that its gunicorn workers and its queue worker inherit through the environment."""
+    where = directory(settings)
+    if settings.metrics_dir is None and where.is_dir():
+        shutil.rmtree(where)  # the last run's samples: counters restart with the server
+    where.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _use(where)
+    return where
+
+
+def join(settings: Settings) -> bool:
+    """A worker or a CLI command of the home: record into the server's directory when one serves."""
+    if _dir is None:
+        where = directory(settings)
+        if not where.is_dir():
+            return False
+        _use(where)
+    return True
+
+
+def in_process() -> None:
+    global _in_process
+    _in_process = True
+
+
+def _recording() -> bool:
+    return _in_process or _dir is not None
+
+
+def _metric(kind: str, name: str, help_: str, labels: tuple[str, ...]) -> Any:
+    with _lock:
+        if name not in _made:
+            import prometheus_client as pc
+
+            if kind == "counter":
+                _made[name] = pc.Counter(name, help_, labels)
+            else:
+                _made[name] = pc.Histogram(name, help_, labels, buckets=_BUCKETS)
+        return _made[name]
+
+
+def command(verb: str, face: str, result: str) -> None:
+    if _recording():
+        _metric("counter", "aimodel_commands", "Commands by verb, face and result", ("verb", "face", "result")).labels(verb, face, result).inc()
+
+
+def check(name: str, result: str, seconds: float) -> None:
+    if _recording():
+        _metric("counter", "aimodel_checks", "Finished checks by name and result", ("check", "result")).labels(name, result).inc()
+        _metric("histogram", "aimodel_check_seconds", "Time a check took", ("check",)).labels(name).observe(seconds)
+
+
+def deploy(environment: str, result: str) -> None:
+    if _recording():
+        _metric("counter", "aimodel_deploys", "Deploys by environment and result", ("environment", "result")).labels(environment, result).inc()
+
+
+def http(route: str, status: int, seconds: float) -> None:
+    if _recording():
+        _metric("counter", "aimodel_http_requests", "HTTP requests by route and status", ("route", "status")).labels(route, str(status)).inc()
+        _metric("histogram", "aimodel_http_request_seconds", "HTTP request latency by route (Slack, webhooks)", ("route",)).labels(route).observe(seconds)
+
+
+def webhook(event: str, outcome: str) -> None:
+    if _recording():
+        _metric("counter", "aimodel_github_webhooks", "GitHub webhook deliveries by event and outcome", ("event", "outcome")).labels(event, outcome).inc()
+
+
+def render(queue: Callable[[], QueueHealth | None], now: Callable[[], float]) -> tuple[bytes, str]:
+    """The text exposition of every process's samples plus the queue gauges."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    class QueueCollector:
+        def collect(self) -> Any:
+            health = queue()
+            up = GaugeMetricFamily("aimodel_queue_reachable", "1 when the queue's store answers")
+            up.add_metric([], 0.0 if health is None else 1.0)
+            yield up
+            if health is None:
+                return
+            depth = GaugeMetricFamily("aimodel_queue_depth", "Jobs waiting in the queue")
+            depth.add_metric([], float(health.depth))
+            yield depth
+            oldest = GaugeMetricFamily("aimodel_queue_oldest_job_age_seconds", "Age of the oldest queued check or deploy (0: none)")
+            oldest.add_metric([], 0.0 if health.oldest_queued is None else max(0.0, now() - health.oldest_queued))
+            yield oldest
+            seen = GaugeMetricFamily("aimodel_worker_last_seen_age_seconds", "Seconds since a worker's last heartbeat (-1: never)")
+            seen.add_metric([], -1.0 if health.worker_seen is None else max(0.0, now() - health.worker_seen))
+            yield seen
+
+    registry = CollectorRegistry()
+    if _dir is not None:
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        with _lock:
+            for made in _made.values():
+                registry.register(made)
+    registry.register(QueueCollector())
+    return generate_latest(registry), "text/plain; version=0.0.4; charset=utf-8"

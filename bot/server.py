@@ -1,4 +1,4 @@
-"""The web process: POST /slack/events, POST /github/webhook, /api/v1/..., /healthz, /metrics.
+"""The web process: POST /slack/events, POST /github/webhook, /api/v1/..., /healthz, /readyz, /metrics.
 
 Served by gunicorn (threads), never by a development server. Settings are read and
 checked once in the master before any worker starts, so a missing secret stops the
@@ -7,17 +7,19 @@ start-up, not a request. Each worker builds its own Context after the fork.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import sys
 import time
+import uuid
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 
+from bot import logs, metrics
 from bot.config import Settings, require_server_secrets
-from bot.metrics import METRICS
 
 log = logging.getLogger("aimodel.server")
 
@@ -26,6 +28,7 @@ def create_app(settings: Settings, ctx: Any = None) -> Flask:
     from bot.app import build_context
 
     app = Flask("aimodel")
+    metrics.in_process()  # under `serve` the samples go to the shared directory instead
     app.config["AIMODEL_SETTINGS"] = settings
     context = ctx if ctx is not None else build_context(settings)
     app.extensions["aimodel"] = context
@@ -33,21 +36,47 @@ def create_app(settings: Settings, ctx: Any = None) -> Flask:
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
+        request_id = (request.headers.get("X-Request-Id") or uuid.uuid4().hex)[:64]
+        g.log_fields = logs.bind(request_id=request_id, delivery=request.headers.get("X-GitHub-Delivery", "")[:64])
+
+    @app.teardown_request
+    def _unbind(_exc: BaseException | None) -> None:
+        token = g.pop("log_fields", None)
+        if token is not None:
+            with contextlib.suppress(ValueError):  # set in another context: nothing of ours to undo
+                logs.reset(token)
 
     @app.after_request
     def _count(response: Response) -> Response:
         route = request.url_rule.rule if request.url_rule else "unmatched"
-        METRICS.inc("aimodel_http_requests_total", "HTTP requests by route and status", route=route, status=str(response.status_code))
-        METRICS.observe("aimodel_http_request_seconds", time.perf_counter() - g.get("started", time.perf_counter()), "HTTP request latency", route=route)
+        metrics.http(route, response.status_code, time.perf_counter() - g.get("started", time.perf_counter()))
         return response
 
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify({"ok": True, "forge": context.forge.kind, "target": context.target.kind, "slack": bool(settings.slack), "github": bool(settings.github)})
 
+    @app.get("/readyz")
+    def readyz() -> Response:
+        from bot.health import probe, readiness
+
+        ready, body = readiness(probe(context, time.time()))
+        response = jsonify(body)
+        response.status_code = 200 if ready else 503
+        return response
+
     @app.get("/metrics")
-    def metrics() -> Response:
-        return Response(METRICS.render(), mimetype="text/plain; version=0.0.4")
+    def metrics_page() -> Response:
+        from bot.state import StateUnavailable
+
+        def queue() -> Any:
+            try:
+                return context.jobs.queue_health()
+            except StateUnavailable:
+                return None
+
+        body, content_type = metrics.render(queue, time.time)
+        return Response(body, content_type=content_type)
 
     from bot.faces import load
 
@@ -84,6 +113,8 @@ def serve(settings: Settings, *, port: int | None = None, with_worker: bool = Tr
         raise NotInitialized(messages.not_initialized(str(settings.home)))
     bind_port = settings.port if port is None else port
     bind_host = host or settings.web.host
+    logs.setup()  # JSON lines on stderr unless it is a terminal; gunicorn's workers inherit it
+    metrics.prepare(settings)  # before any process starts: they all inherit its directory
     worker_proc: subprocess.Popen[bytes] | None = None
     if with_worker and not settings.redis_url:
         worker_proc = subprocess.Popen(worker_command(), env={**os.environ, "AIMODEL_HOME": str(settings.home)})

@@ -30,10 +30,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Flask, Response, jsonify, request
 
-from bot import messages
+from bot import messages, metrics
 from bot.forges.base import FindsPrByCommit, PrimesFromPayload
 from bot.lifecycle import recheck
-from bot.metrics import METRICS
 from bot.state import CorruptState, StateUnavailable
 from handlers.limits import GITHUB_MAX_BODY, TooLarge, read_body, refused_line
 
@@ -310,7 +309,7 @@ def register(app: Flask, ctx: Context, gh: GitHubSettings, *, deliveries: Delive
     app.extensions["aimodel.github.deliveries"] = store
 
     def count(event: str, outcome: str) -> None:
-        METRICS.inc("aimodel_github_webhooks_total", "GitHub webhook deliveries by event and outcome", event=event, outcome=outcome)
+        metrics.webhook(event, outcome)
 
     def refuse(event: str, outcome: str, status: int, reason: str) -> tuple[Response, int]:
         count(event or "unknown", outcome)

@@ -172,8 +172,12 @@ def get(url: str) -> tuple[int, Any]:
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:  # a 404 or 503 is an answer, not a failure to connect
-        error.close()
-        return error.code, None
+        with error:
+            text = error.read()
+        try:
+            return error.code, json.loads(text)
+        except ValueError:
+            return error.code, None
 
 
 def healthcheck(role: str, port: int) -> int:
@@ -222,8 +226,17 @@ def test_web_role_answers_healthz_and_the_healthcheck_follows_it(
             time.sleep(0.2)
     assert status == 200 and body["ok"] is True
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    for path in (values["probes"]["livenessPath"], values["probes"]["readinessPath"]):
-        assert get(f"http://127.0.0.1:{port}{path}")[0] == 200, f"the chart probes {path}, which the web process does not serve"
+    assert get(f"http://127.0.0.1:{port}{values['probes']['livenessPath']}")[0] == 200
+    # the web role runs no worker: not ready until one runs beside it, then ready
+    readiness = f"http://127.0.0.1:{port}{values['probes']['readinessPath']}"
+    status, body = get(readiness)
+    assert (status, body["ready"], body["worker"]) == (503, False, "never seen")
+    worker = subprocess.Popen(["sh", str(ENTRYPOINT), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stopper.append(worker)
+    while (status := get(readiness)[0]) != 200:
+        assert worker.poll() is None, f"the worker role exited {worker.returncode}"
+        assert time.monotonic() < deadline + 60, "/readyz did not become ready with a worker running"
+        time.sleep(0.2)
     assert healthcheck("web", port) == 0
     web.send_signal(signal.SIGTERM)
     web.wait(timeout=30)
@@ -259,6 +272,7 @@ def test_chart_files_without_helm() -> None:
     assert chart["apiVersion"] == "v2" and chart["name"] == CHART.name
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert values["probes"]["livenessPath"] == "/healthz"
+    assert values["probes"]["readinessPath"] == "/readyz"
     assert values["podSecurityContext"]["runAsNonRoot"] is True
     for role in ("web", "worker"):
         assert {"requests", "limits"} <= values[role]["resources"].keys()
@@ -401,5 +415,17 @@ def test_probes_resources_and_an_unprivileged_pod(helm: Helm) -> None:
                     assert c["livenessProbe"]["httpGet"]["path"] == values["probes"]["livenessPath"] == "/healthz"
                     assert c["readinessProbe"]["httpGet"]["path"] == values["probes"]["readinessPath"]
                     assert c["livenessProbe"]["httpGet"]["port"] == "http" == c["ports"][0]["name"]
-    later = by_kind(helm.template({"probes": {"readinessPath": "/readyz"}}), "Deployment")["demo-aimodel-gitops-web"]
-    assert containers(later)["web"]["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    other = by_kind(helm.template({"probes": {"readinessPath": "/healthz"}}), "Deployment")["demo-aimodel-gitops-web"]
+    assert containers(other)["web"]["readinessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_grafana_dashboard_asks_only_for_metrics_the_bot_exports() -> None:
+    """Every series the sample dashboard queries is one bot/metrics.py defines."""
+    import re
+
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "aimodel-gitops.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    source = (ROOT / "bot" / "metrics.py").read_text()
+    names = {re.sub(r"_(total|bucket|count|sum)$", "", n) for e in exprs for n in re.findall(r"aimodel_[a-z_]+", e)}
+    assert len(names) >= 8
+    assert {n for n in names if f'"{n}"' not in source} == set()

@@ -49,7 +49,15 @@ def post_oversized(url: str, body: bytes | Iterator[bytes], headers: dict[str, s
 
 
 def refusals(log: str, route: str, status: int) -> list[str]:
-    return [line for line in log.splitlines() if f"{route} refused with {status}: " in line]
+    """The refusal lines' messages: the server logs JSON lines (its stderr is not a terminal)."""
+    found = []
+    for line in log.splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            line = record["message"]
+        if f"{route} refused with {status}: " in line:
+            found.append(line)
+    return found
 
 
 # --------------------------------------------------------------------------- Slack

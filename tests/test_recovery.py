@@ -39,7 +39,9 @@ def _worker(home: Path, **env: str) -> subprocess.Popen[bytes]:
     full = {**os.environ, "AIMODEL_HOME": str(home), "PYTHONPATH": str(ROOT), "AIMODEL_FACES": FACES, **env}
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=full, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     assert proc.stderr is not None
-    line = proc.stderr.readline().decode()  # said once it holds the queue's lock
+    line = "-"
+    while line and "serving the queue" not in line:  # said once it holds the queue's lock; the sweep at start may log first
+        line = proc.stderr.readline().decode()
     assert "serving the queue" in line, line
     return proc
 

@@ -25,7 +25,9 @@ def _start_worker(home: Path, extra: dict[str, str] | None = None) -> subprocess
     env = {**os.environ, "AIMODEL_HOME": str(home), "PYTHONPATH": str(ROOT), **(extra or {})}
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     assert proc.stderr is not None
-    line = proc.stderr.readline().decode()  # the worker says it serves once it holds its lock
+    line = "-"
+    while line and "serving the queue" not in line:  # said once it holds the queue's lock; the sweep at start may log first
+        line = proc.stderr.readline().decode()
     assert "serving the queue" in line, line
     return proc
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot import lifecycle
+from bot import lifecycle, metrics
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, dataset_file, materialize, stored_name
 from bot.checks.source_check import source_errors
@@ -87,12 +88,15 @@ def trusted_keys(ctx: Context, catalog: Catalog) -> list[Any]:
             continue  # a broken key file trusts nobody; the manifest check reports it
     return keys
 
+log = logging.getLogger("aimodel.checks")
+
 
 class Pipeline:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._access = ctx.guard.for_pr(Sources())  # the strictest, until run() reads the base config
         self.head = ""
+        self._last = time.monotonic()  # when the previous check finished (metrics: each check's time)
 
     def _report(
         self,
@@ -105,6 +109,13 @@ class Pipeline:
     ) -> CheckResult:
         check = CheckResult(name, state, redact(summary), redact(details), pr.head, tuple(redact_value(dict(a)) for a in annotations))
         self.ctx.forge.set_check(pr.number, check)
+        if state != "pending":  # the checks run one after another: each took the time since the last
+            now = time.monotonic()
+            metrics.check(name, state, now - self._last)
+            log.info("check %s of #%s: %s", name, pr.number, state)
+            self._last = now
+        else:
+            self._last = time.monotonic()
         pr.checks[name] = check
         return check
 
@@ -319,5 +330,7 @@ class Pipeline:
         # This run carries its results over to its own commit; the run the forge starts for
         # that commit recognises it (bot.lifecycle.own_signature) and checks nothing again.
         done = CheckResult("sign", "success", redact(summary), redact("\n".join(lines)), pr.head)
+        metrics.check("sign", "success", time.monotonic() - self._last)
+        log.info("check sign of #%s: success (signature commit %s)", pr.number, new_head[:10])
         lifecycle.carry_over(ctx.forge, pr.number, new_head, [*(c for c in pr.checks.values() if c.commit == pr.head and c.name != "sign"), done])
         self.head = new_head

@@ -380,6 +380,15 @@ def interrupted() -> str:
     return "interrupted"
 
 
+def queue_status(worker_age: float | None, depth: int | None, oldest_age: float | None) -> str:
+    """`aimodel status`: the worker and the queue, ages in whole seconds; depth None: unreachable."""
+    if depth is None:
+        return "queue: unreachable (see `aimodel worker` and REDIS_URL)"
+    worker = "never seen" if worker_age is None else f"last seen {int(worker_age)} s ago"
+    oldest = f", oldest queued {int(oldest_age)} s ago" if oldest_age is not None else ""
+    return f"worker: {worker}\nqueue: {depth} waiting{oldest}"
+
+
 def worker_ready(home: str) -> str:
     return f"aimodel worker: serving the queue of {home}"
 
