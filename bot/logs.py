@@ -52,14 +52,20 @@ class JsonFormatter(logging.Formatter):
             **_fields.get(),
         }
         if record.exc_info:
-            line["error"] = self.formatException(record.exc_info).splitlines()[-1]  # one line, no stack
+            text = self.formatException(record.exc_info)
+            line["error"] = text.splitlines()[-1]
+            if record.levelno >= logging.ERROR:  # an unexpected failure: the operator needs where it broke
+                line["stack"] = text
         return redact(json.dumps(line, default=str, sort_keys=False))
 
 
 class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extra = " ".join(f"{k}={v}" for k, v in _fields.get().items())
-        return redact(f"aimodel {record.levelname.lower()}: {record.getMessage()}" + (f" [{extra}]" if extra else ""))
+        text = f"aimodel {record.levelname.lower()}: {record.getMessage()}" + (f" [{extra}]" if extra else "")
+        if record.exc_info and record.levelno >= logging.ERROR:
+            text += "\n" + self.formatException(record.exc_info)
+        return redact(text)
 
 
 def setup(stream: IO[str] | None = None, level: int = logging.INFO) -> None:
