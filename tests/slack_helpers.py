@@ -11,7 +11,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,17 @@ def buttons(message: Mapping[str, Any]) -> dict[str, str]:
         if isinstance(acc, dict) and acc.get("type") == "button":
             found[acc["action_id"]] = acc.get("value", "")
     return found
+
+
+@contextmanager
+def slack_and_web(tmp: Path) -> Iterator[tuple[SlackStandIn, WebProcess, Path]]:
+    """A fresh home in `tmp`, the Slack stand-in and the real web process serving that home."""
+    home = tmp / "home"
+    init_home(home)
+    with SlackStandIn() as slack:
+        slack.add_bot_token(TOKEN)
+        web = WebProcess(home, server_env(home, slack), tmp / "web.log").start()
+        try:
+            yield slack, web, home
+        finally:
+            web.stop()

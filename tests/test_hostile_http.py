@@ -65,16 +65,8 @@ def refusals(log: str, route: str, status: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def slack_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SlackStandIn, h.WebProcess]]:
-    tmp = tmp_path_factory.mktemp("hostile-slack")
-    home = tmp / "home"
-    h.init_home(home)
-    with SlackStandIn() as slack:
-        slack.add_bot_token(h.TOKEN)
-        web = h.WebProcess(home, h.server_env(home, slack), tmp / "web.log").start()
-        try:
-            yield slack, web
-        finally:
-            web.stop()
+    with h.slack_and_web(tmp_path_factory.mktemp("hostile-slack")) as (slack, web, _home):
+        yield slack, web
 
 
 def slack_post(web: h.WebProcess, body: bytes, content_type: str = "application/x-www-form-urlencoded", *, signed: bool = True) -> requests.Response:

@@ -17,15 +17,8 @@ from tests.standins.slack_api import SlackStandIn
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[SlackStandIn, h.WebProcess, Path]]:
-    home = tmp_path / "home"
-    h.init_home(home)
-    with SlackStandIn() as slack:
-        slack.add_bot_token(h.TOKEN)
-        web = h.WebProcess(home, h.server_env(home, slack), tmp_path / "web.log").start()
-        try:
-            yield slack, web, home
-        finally:
-            web.stop()
+    with h.slack_and_web(tmp_path) as served_:
+        yield served_
 
 
 def test_a_broken_repository_shows_the_person_a_reference_and_logs_the_traceback(served: tuple[SlackStandIn, h.WebProcess, Path]) -> None:

@@ -17,16 +17,8 @@ from tests.standins.slack_signing import Delivery, sign_request, url_verificatio
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SlackStandIn, h.WebProcess]]:
-    tmp = tmp_path_factory.mktemp("slack-security")
-    home = tmp / "home"
-    h.init_home(home)
-    with SlackStandIn() as slack:
-        slack.add_bot_token(h.TOKEN)
-        web = h.WebProcess(home, h.server_env(home, slack), tmp / "web.log").start()
-        try:
-            yield slack, web
-        finally:
-            web.stop()
+    with h.slack_and_web(tmp_path_factory.mktemp("slack-security")) as (slack, web, _home):
+        yield slack, web
 
 
 # Refused requests come from someone the bot does not know, in a channel of their own, so that
