@@ -103,13 +103,19 @@ def _main(args: list[str]) -> int:
         return 130
 
 
+# Settings of the command being run, read once per command (its runner and its metrics sample).
+_SETTINGS: dict[str, Settings] = {}
+
+
 def _settings(common: c.Common) -> Settings:
     from bot.config import ConfigError, load_settings
 
-    try:
-        return load_settings(home=common.home or None)
-    except ConfigError as exc:
-        raise _Fail(messages.configuration(str(exc)), 2) from None
+    if common.home not in _SETTINGS:
+        try:
+            _SETTINGS[common.home] = load_settings(home=common.home or None)
+        except ConfigError as exc:
+            raise _Fail(messages.configuration(str(exc)), 2) from None
+    return _SETTINGS[common.home]
 
 
 def _context(settings: Settings) -> Context:
@@ -132,6 +138,7 @@ def _who(common: c.Common, settings: Settings, *, required: bool) -> str:
 
 
 def _run(p: c.Parsed) -> int:
+    _SETTINGS.clear()  # an in-process caller may change the environment between commands
     verb = p.command.verb
     if verb in ("serve", "worker", "help"):
         return RUNNERS[verb](p.command, p.common)
