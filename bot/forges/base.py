@@ -109,10 +109,3 @@ class PrimesFromPayload(Protocol):
 @runtime_checkable
 class FindsPrByCommit(Protocol):
     def find_pr_for_commit(self, sha: str) -> int | None: ...
-
-
-@runtime_checkable
-class ForgetsSignature(Protocol):
-    """Before a re-run a person asked for: the signed head is checked again, not trusted."""
-
-    def forget_signature(self, number: int, head: str) -> None: ...

@@ -491,14 +491,6 @@ class GitHubForge:
 
     # ------------------------------------------------------------------ helpers for the handlers
 
-    def forget_signature(self, number: int, head: str) -> None:
-        """Before a re-run a person asked for: the signed head's results are computed again
-        instead of carried over (the existing signature is verified, not trusted)."""
-        p = self.api.call(lambda: self.api.repo.get_pull(number), what=f"get #{number}")
-        _visible, meta = read_body(p.body)
-        if p.state == "open" and meta.signed_head == head:
-            self.update_meta(number, lambda m: dataclasses.replace(m, signed_head="", unsigned_head=head))
-
     def find_pr_for_commit(self, sha: str) -> int | None:
         """The open pull request whose head is `sha` (check_run payloads may not say)."""
         for p in self.api.call(lambda: list(self.api.repo.get_pulls(state="open")), what="list pulls"):
