@@ -26,6 +26,7 @@ from bot.manifests import (
     Artifact,
     Dataset,
     ManifestError,
+    ModelVersion,
     RepoConfig,
     parse_config,
     parse_manifest,
@@ -34,7 +35,7 @@ from bot.manifests import (
 from bot.sla import sla_from_mapping
 
 EMPTY_CONFIG = RepoConfig(people={}, permissions={}, environments={})
-INDEX_VERSION = 2  # of a catalog's index in the cache: bump when classify() or what a Catalog keeps changes
+INDEX_VERSION = 3  # of a catalog's index in the cache: bump when classify() or what a Catalog keeps changes
 
 
 @dataclass
@@ -53,6 +54,13 @@ class Catalog:
             return [self.apps[name] for name in self.pins.get(model, ())]
         return [a for a in self.apps.values() if model in a.models]
 
+    def running_in(self, env: str) -> dict[str, str]:
+        """model -> the version the applications' releases pin in `env` (what should run there)."""
+        pins: dict[str, str] = {}
+        for app in self.apps.values():
+            pins.update(app.environments.get(env, {}))
+        return pins
+
     def integrity_errors(self) -> list[ManifestError]:
         """Cross-file rules: every reference points at something that exists."""
         errors: list[ManifestError] = []
@@ -62,16 +70,24 @@ class Catalog:
                 errors.append(ManifestError(m.path, None, "spec.application", f"application {m.application!r} does not exist (no apps/{m.application}.yaml)"))
             if m.dataset not in self.datasets:
                 errors.append(ManifestError(m.path, None, "spec.dataset", f"data set {m.dataset!r} does not exist (no datasets/{m.dataset}.yaml)"))
-            for env in m.environments:
-                if envs and env not in envs:
-                    errors.append(ManifestError(m.path, None, "spec.environments", f"environment {env!r} is not defined in {CONFIG_PATH}"))
+        wanted: dict[tuple[str, str], tuple[str, str]] = {}  # (env, model) -> (version, the app pinning it)
         for a in self.apps.values():
-            for model, version in a.models.items():
-                target = self.models.get(model)
-                if target is None:
-                    errors.append(ManifestError(a.path, None, f"spec.models.{model}", f"pins model {model!r}, which does not exist"))
-                elif target.version != version:
-                    errors.append(ManifestError(a.path, None, f"spec.models.{model}", f"pins {model} {version}, but the model is at {target.version}"))
+            for model in a.models:
+                if model not in self.models:
+                    errors.append(ManifestError(a.path, None, "spec.models", f"uses model {model!r}, which does not exist"))
+            for env, pins in a.environments.items():
+                field_ = f"spec.environments.{env}"
+                if envs and env not in envs:
+                    errors.append(ManifestError(a.path, None, field_, f"environment {env!r} is not defined in {CONFIG_PATH}"))
+                for model, version in pins.items():
+                    target = self.models.get(model)
+                    if target is not None and target.get(version) is None:
+                        known = ", ".join(v.version for v in target.versions)
+                        errors.append(ManifestError(a.path, None, f"{field_}.{model}", f"pins {model} {version}, which is not a version of it ({known})"))
+                    other = wanted.setdefault((env, model), (version, a.name))
+                    if other[0] != version:
+                        # one model version per environment: the model repository holds one
+                        errors.append(ManifestError(a.path, None, f"{field_}.{model}", f"pins {model} {version} in {env}, but application {other[1]!r} pins {other[0]} there"))
         return errors
 
     def all_errors(self) -> list[ManifestError]:
@@ -84,19 +100,21 @@ class Catalog:
 def _from_cached(kind: str, d: dict[str, Any], path: str) -> AIModel | Application | Dataset:
     meta, spec = d["metadata"], d["spec"]
     if kind == "AIModel":
-        art = spec["artifact"]
+        versions = [
+            ModelVersion(v["version"], Artifact(v["artifact"]["uri"], v["artifact"]["sha256"], v["artifact"]["format"], v["artifact"]["size"], v["artifact"].get("source", "")), v.get("metrics", {}))
+            for v in spec["versions"]
+        ]
+        newest = versions[-1]
         return AIModel(
-            name=meta["name"], version=spec["version"], owner=meta.get("owner", ""),
-            application=spec["application"], dataset=spec["dataset"],
-            artifact=Artifact(art["uri"], art["sha256"], art["format"], art["size"], art.get("source", "")),
+            name=meta["name"], version=newest.version, owner=meta.get("owner", ""),
+            application=spec["application"], dataset=spec["dataset"], artifact=newest.artifact,
             sla=sla_from_mapping(spec["sla"]) if spec.get("sla") else sla_from_mapping({}),
-            metrics=spec.get("metrics", {}), environments=tuple(spec.get("environments", ())),
-            description=meta.get("description", ""), path=path,
+            metrics=newest.metrics, description=meta.get("description", ""), path=path, previous=tuple(versions[:-1]),
         )
     if kind == "Application":
         return Application(
-            name=meta["name"], version=spec["version"], owner=meta.get("owner", ""), models=spec.get("models", {}),
-            image=spec.get("image", ""), description=meta.get("description", ""), path=path,
+            name=meta["name"], version=spec["version"], owner=meta.get("owner", ""), models=tuple(spec.get("models", ())),
+            environments=spec.get("environments", {}), image=spec.get("image", ""), description=meta.get("description", ""), path=path,
         )
     return Dataset(
         name=meta["name"], uri=spec["uri"], label_column=spec["labelColumn"], sha256=spec.get("sha256", ""),
@@ -128,7 +146,7 @@ class ManifestCache:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, timeout=5, check_same_thread=False, isolation_level=None)
-                conn.execute("CREATE TABLE IF NOT EXISTS docs (blob TEXT PRIMARY KEY, kind TEXT, name TEXT, doc TEXT) WITHOUT ROWID")
+                conn.execute("CREATE TABLE IF NOT EXISTS docs_v2 (blob TEXT PRIMARY KEY, kind TEXT, name TEXT, doc TEXT) WITHOUT ROWID")
                 conn.execute("CREATE TABLE IF NOT EXISTS catalog_index (key TEXT PRIMARY KEY, data TEXT, files TEXT)")
                 self._conn = conn
                 return conn
@@ -146,7 +164,7 @@ class ManifestCache:
             conn = self._db()
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):
-                    found.update((blob, (kind, name)) for blob, kind, name in conn.execute("SELECT blob, kind, name FROM docs"))
+                    found.update((blob, (kind, name)) for blob, kind, name in conn.execute("SELECT blob, kind, name FROM docs_v2"))
         return found
 
     def get(self, blob: str) -> Any:
@@ -157,7 +175,7 @@ class ManifestCache:
             if conn is None:
                 return None
             try:
-                row = conn.execute("SELECT doc FROM docs WHERE blob = ?", (blob,)).fetchone()
+                row = conn.execute("SELECT doc FROM docs_v2 WHERE blob = ?", (blob,)).fetchone()
                 return json.loads(row[0]) if row else None
             except (sqlite3.Error, ValueError):
                 return None
@@ -179,7 +197,7 @@ class ManifestCache:
                 for i in range(0, len(wanted), 500):  # under SQLite's limit on parameters
                     chunk = wanted[i:i + 500]
                     marks = ",".join("?" * len(chunk))
-                    for blob, doc in conn.execute(f"SELECT blob, doc FROM docs WHERE blob IN ({marks})", chunk):  # only "?" marks
+                    for blob, doc in conn.execute(f"SELECT blob, doc FROM docs_v2 WHERE blob IN ({marks})", chunk):  # only "?" marks
                         found[blob] = json.loads(doc)
             except (sqlite3.Error, ValueError):
                 pass
@@ -198,12 +216,12 @@ class ManifestCache:
             try:
                 with conn:
                     conn.execute("BEGIN IMMEDIATE")
-                    conn.executemany("INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?)", rows)
-                    if keep is not None and conn.execute("SELECT count(*) FROM docs").fetchone()[0] > 50_000:
+                    conn.executemany("INSERT OR REPLACE INTO docs_v2 VALUES (?, ?, ?, ?)", rows)
+                    if keep is not None and conn.execute("SELECT count(*) FROM docs_v2").fetchone()[0] > 50_000:
                         conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (blob TEXT PRIMARY KEY)")
                         conn.execute("DELETE FROM wanted")
                         conn.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((k,) for k in keep))
-                        conn.execute("DELETE FROM docs WHERE blob NOT IN (SELECT blob FROM wanted)")
+                        conn.execute("DELETE FROM docs_v2 WHERE blob NOT IN (SELECT blob FROM wanted)")
             except sqlite3.Error:
                 return  # busy or read-only: the next catalog parses these again
             self._new.clear()

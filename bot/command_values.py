@@ -38,6 +38,23 @@ class Deploy:
     env: str
     reason: str = ""
     verb: str = "deploy"
+    version: str = ""  # empty: the newest (first environment) or what runs in the one before
+
+
+@dataclass(frozen=True)
+class Rollback:
+    name: str  # an application
+    env: str
+    to: str = ""  # a release id; empty: the release before the one live now
+    reason: str = ""
+    verb: str = "rollback"
+
+
+@dataclass(frozen=True)
+class Migrate:
+    reason: str = ""
+    verb: str = "migrate"
+    name: str = "repository"  # what the pull request's branch and lock are named after
 
 
 @dataclass(frozen=True)
@@ -128,7 +145,7 @@ class Help:
 
 
 Command = (
-    Create | Update | Deploy | Destroy | ListModels | Status | Scan | Validate | Sign | Verify
+    Create | Update | Deploy | Rollback | Migrate | Destroy | ListModels | Status | Scan | Validate | Sign | Verify
     | PrCommand | Init | Serve | Worker | Help
 )
-PROPOSALS = (Create, Update, Deploy, Destroy)
+PROPOSALS = (Create, Update, Deploy, Rollback, Migrate, Destroy)

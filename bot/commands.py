@@ -23,7 +23,9 @@ from bot.command_values import (
     Help,
     Init,
     ListModels,
+    Migrate,
     PrCommand,
+    Rollback,
     Scan,
     Serve,
     Sign,
@@ -37,8 +39,8 @@ from bot.messages import help as help_text
 from bot.verbs import BY_NAME, COMMON, Arg, UsageProblem, Verb, verbs_for
 
 __all__ = [
-    "PROPOSALS", "Command", "Common", "Create", "Deploy", "Destroy", "Help", "Init", "ListModels", "Parsed",
-    "PrCommand", "Reply", "Scan", "Serve", "Sign", "Status", "Update", "Validate", "Verify", "Worker",
+    "PROPOSALS", "Command", "Common", "Create", "Deploy", "Destroy", "Help", "Init", "ListModels", "Migrate", "Parsed",
+    "PrCommand", "Reply", "Rollback", "Scan", "Serve", "Sign", "Status", "Update", "Validate", "Verify", "Worker",
     "parse", "parse_text", "split_words",
 ]
 

@@ -16,7 +16,8 @@ from urllib.parse import quote, unquote
 
 from bot import messages
 from bot.catalog import Catalog, ManifestCache, catalog_at, classify
-from bot.commands import Create, Deploy, Destroy, Update
+from bot.commands import Create, Deploy, Destroy, Migrate, Rollback, Update
+from bot.deploy.facts import NothingRan, ReleaseFacts
 from bot.deploy.plan import affected_environments
 from bot.forges.base import Forge, ForgeError, PullRequest
 from bot.forges.meta import PrMeta
@@ -24,22 +25,26 @@ from bot.gitrepo import GitError, Identity, Workspace
 from bot.jobs import ChecksNotQueued
 from bot.locks import Locks
 from bot.manifests import (
+    API_VERSION,
     AIModel,
     Application,
     Artifact,
     Dataset,
     Manifest,
+    ModelVersion,
     Person,
     dump_manifest,
     manifest_path,
 )
 from bot.messages import policy as policy_messages
+from bot.messages import promotion as promo
 from bot.policy import Review, authorize, merge_decision
 from bot.redact import redact
 from bot.review import PrStatus, pr_status
 from bot.sources import Access, Guard, SourceRefused, vetted_key
+from bot.verbs import BY_NAME
 
-Proposal = Create | Update | Deploy | Destroy
+Proposal = Create | Update | Deploy | Rollback | Migrate | Destroy
 
 
 class Refusal(Exception):
@@ -131,8 +136,10 @@ class GitOps:
         describe_artifact: ArtifactInfo,
         guard: Guard | None = None,
         keep_dataset: DatasetKeeper | None = None,
+        facts: ReleaseFacts | None = None,
     ) -> None:
         self.forge = forge
+        self.facts: ReleaseFacts = facts or NothingRan()
         self.keep_dataset = keep_dataset
         self.workspace = workspace
         self.locks = locks
@@ -164,7 +171,7 @@ class GitOps:
         """`meta`: what the face already knows about the pull request (Slack: its channel)."""
         catalog = self.catalog()
         actor = replace(actor, person=catalog.config.people.get(actor.name)) if actor.person is None else actor
-        decision = authorize(catalog.config, actor.person, command.verb, actor.name)
+        decision = authorize(catalog.config, actor.person, BY_NAME[command.verb].permission, actor.name)
         if not decision.allowed:
             raise Refusal(messages.refused(decision.reason))
         change = self._change(command, catalog, actor)
@@ -263,6 +270,15 @@ class GitOps:
             return self._update(command, catalog, actor)
         if isinstance(command, Deploy):
             return self._deploy(command, catalog, actor)
+        if isinstance(command, Rollback):
+            return self._rollback(command, catalog, actor)
+        if isinstance(command, Migrate):
+            from bot.migrate import migration
+
+            files, count = migration(self.workspace, catalog.commit)
+            if not files:
+                raise Refusal(promo.nothing_to_migrate(API_VERSION))
+            return Change(files, ("repository:migrate",), f"migrate manifests to {API_VERSION}", (promo.migrate_summary(count, API_VERSION),))
         return self._destroy(command, catalog, actor)
 
     def _existing(self, catalog: Catalog, name: str, actor: Actor) -> AIModel:
@@ -328,15 +344,17 @@ class GitOps:
             summary.append(f"SLA: `{c.sla}`")
         app = catalog.apps.get(c.app)
         if app is None:
-            app = Application(name=c.app, version="1.0.0", owner=actor.name, models={c.name: c.version}, path=manifest_path("Application", c.app))
-            summary.append(f"adds application `{c.app}` pinning `{c.name}` {c.version}")
+            app = Application(name=c.app, version="1.0.0", owner=actor.name, models=(c.name,), path=manifest_path("Application", c.app))
+            summary.append(f"adds application `{c.app}` using `{c.name}`")
         else:
-            app = replace(app, models={**app.models, c.name: c.version})
-            summary.append(f"pins `{c.name}` {c.version} in application `{c.app}`")
+            app = replace(app, models=(*app.models, c.name))
+            summary.append(f"application `{c.app}` uses `{c.name}` (no environment runs it until a deploy)")
         files[app.path] = _yaml(app)
         return Change(files, tuple(locks), f"create {c.name} {c.version} for {c.app}", tuple(summary), (c.name,), tuple(vetted))
 
     def _update(self, c: Update, catalog: Catalog, actor: Actor) -> Change:
+        """A new version (new bytes, or the same bytes under a new version number), or a new SLA
+        for the model. Registered versions never change and no environment's pins move."""
         model = self._existing(catalog, c.name, actor)
         artifact = model.artifact
         if c.artifact:
@@ -350,49 +368,103 @@ class GitOps:
             version = bumped
         if changed_bytes and version == model.version:
             raise Refusal(messages.version_unchanged(version))
+        if version != model.version and model.get(version) is not None:
+            raise Refusal(promo.version_exists(c.name, version))
         sla = c.sla if c.sla is not None else model.sla
         if version == model.version and not changed_bytes and sla == model.sla:
             raise Refusal(messages.nothing_changes(c.name, f"is already at {version} with that artifact and SLA"))
-        new = replace(model, version=version, artifact=artifact, sla=sla, path=manifest_path("AIModel", c.name))
+        new = replace(model, sla=sla, path=manifest_path("AIModel", c.name))
+        if version != model.version:
+            new = replace(
+                new, version=version, artifact=artifact, metrics={},
+                previous=(*model.previous, ModelVersion(model.version, model.artifact, model.metrics)),
+            )
         files: dict[str, bytes | None] = {}
         if model.path != new.path:
             files[model.path] = None
         files[new.path] = _yaml(new)
-        locks = [f"model:{c.name}"]
-        summary = [f"updates model `{c.name}` {model.version} -> {version}"]
+        summary = [f"registers `{c.name}` {version} (newest before: {model.version}); no environment changes until a deploy"
+                   if version != model.version else f"changes the SLA of `{c.name}`"]
         if changed_bytes:
             summary.append(f"new artifact {artifact.source or artifact.uri} (sha256 `{artifact.sha256[:12]}`)")
         if sla != model.sla:
             summary.append(f"SLA: `{sla}`")
-        if changed_bytes:
-            # The old signature covers the old bytes; the sign check makes a new one.
-            for path in catalog.files:
-                if path.startswith(f"models/{c.name}/") and path.endswith(".sig"):
-                    files[path] = None
-        for app in catalog.apps_using(c.name):
-            if app.models[c.name] != version:
-                files[app.path] = _yaml(replace(app, models={**app.models, c.name: version}))
-                locks.append(f"app:{app.name}")
-                summary.append(f"re-pins application `{app.name}` to `{c.name}` {version} (updated together)")
         vetted = (vetted_key("artifact", artifact.uri),) if c.artifact else ()
-        return Change(files, tuple(locks), f"update {c.name} {model.version} -> {version}", tuple(summary), (c.name,), vetted)
+        title = f"update {c.name} {model.version} -> {version}" if version != model.version else f"update {c.name} SLA"
+        return Change(files, (f"model:{c.name}",), title, tuple(summary), (c.name,), vetted)
 
     def _deploy(self, c: Deploy, catalog: Catalog, actor: Actor) -> Change:
         model = self._existing(catalog, c.name, actor)
-        envs = catalog.config.environments
-        if envs and c.env not in envs:
-            raise Refusal(messages.no_such_environment(c.env, list(envs)))
-        if c.env in model.environments:
-            raise Refusal(messages.nothing_changes(c.name, f"{model.version} is already deployed to {c.env}"))
-        new = replace(model, environments=(*model.environments, c.env), path=manifest_path("AIModel", c.name))
-        files: dict[str, bytes | None] = {new.path: _yaml(new)}
-        if model.path != new.path:
-            files[model.path] = None
-        apps = [a.name for a in catalog.apps_using(c.name)]
-        summary = [f"deploys `{c.name}` {model.version} to **{c.env}**"]
-        if apps:
-            summary.append(f"with its applications: {', '.join(f'`{a}`' for a in apps)}")
-        return Change(files, (f"model:{c.name}",), f"deploy {c.name} {model.version} to {c.env}", tuple(summary), (c.name,))
+        config = catalog.config
+        if config.environments and c.env not in config.environments:
+            raise Refusal(messages.no_such_environment(c.env, list(config.environments)))
+        users = catalog.apps_using(c.name)
+        if not users:
+            raise Refusal(promo.used_by_no_app(c.name))
+        before = config.comes_after(c.env)
+        version = c.version
+        if not version:
+            if before is None:
+                version = model.version
+            else:
+                running = self.facts.running(before, c.name)
+                if running is None or running.state != "running":
+                    raise Refusal(promo.not_in_previous(c.name, before, c.env))
+                version = running.version
+        if model.get(version) is None:
+            raise Refusal(promo.no_such_version(c.name, version, [v.version for v in model.versions]))
+        if before is not None and not self.facts.ran_ok(before, c.name, version):
+            raise Refusal(promo.promotion_refused(c.name, version, before, c.env))
+        if catalog.running_in(c.env).get(c.name) == version:
+            actual = self.facts.running(c.env, c.name)
+            if actual is None or actual.version != version or actual.state != "running":
+                # Never "nothing to do" while the environment runs something else.
+                raise Refusal(promo.desired_not_running(
+                    c.name, version, c.env, actual.version if actual else "", actual.state if actual else "", actual.reason if actual else ""
+                ))
+            raise Refusal(messages.nothing_changes(c.name, f"{version} is already deployed to {c.env}"))
+        files: dict[str, bytes | None] = {}
+        locks = [f"model:{c.name}"]
+        for app in users:
+            pins = {**app.environments.get(c.env, {}), c.name: version}
+            files[app.path] = _yaml(replace(app, environments={**app.environments, c.env: pins}))
+            locks.append(f"app:{app.name}")
+        summary = [f"deploys `{c.name}` {version} to **{c.env}**"]
+        summary.append(f"with its applications: {', '.join(f'`{a.name}`' for a in users)} (their {c.env} releases pin {version})")
+        return Change(files, tuple(locks), f"deploy {c.name} {version} to {c.env}", tuple(summary), (c.name,))
+
+    def _rollback(self, c: Rollback, catalog: Catalog, actor: Actor) -> Change:
+        app = catalog.apps.get(c.name)
+        if app is None:
+            raise Refusal(messages.no_such_app(c.name, sorted(catalog.apps)))
+        config = catalog.config
+        if config.environments and c.env not in config.environments:
+            raise Refusal(messages.no_such_environment(c.env, list(config.environments)))
+        past = self.facts.releases(c.env, c.name)
+        if not past:
+            raise Refusal(promo.no_release_for(c.name, c.env))
+        if c.to:
+            chosen = next((r for r in past if r.id == c.to), None)
+            if chosen is None:
+                raise Refusal(promo.no_such_release(c.to, c.name, c.env))
+        else:
+            current = app.environments.get(c.env, {})
+            earlier = [r for r in past if dict(r.models) != dict(current)]
+            if len(past) < 2 or not earlier:
+                raise Refusal(promo.nothing_before(c.name, c.env))
+            chosen = earlier[-1]
+        pins = dict(chosen.models)
+        for model, version in pins.items():
+            registered = catalog.models.get(model)
+            if registered is None or registered.get(version) is None:
+                raise Refusal(promo.release_pins_gone(chosen.id, model, version))
+        if dict(app.environments.get(c.env, {})) == pins:
+            raise Refusal(promo.already_live(c.name, c.env, chosen.id))
+        models = tuple(dict.fromkeys((*app.models, *pins)))
+        new = replace(app, models=models, environments={**app.environments, c.env: pins})
+        locks = (f"app:{c.name}", *(f"model:{m}" for m in sorted(pins)))
+        summary = (promo.rollback_summary(c.name, c.env, chosen.id, pins),)
+        return Change({app.path: _yaml(new)}, locks, f"rollback {c.name} in {c.env} to {chosen.id}", summary, tuple(sorted(pins)))
 
     def _destroy(self, c: Destroy, catalog: Catalog, actor: Actor) -> Change:
         model = self._existing(catalog, c.name, actor)
@@ -401,13 +473,16 @@ class GitOps:
             raise Refusal(messages.pinned_by(c.name, [a.name for a in users]))
         files: dict[str, bytes | None] = {p: None for p in catalog.files if p == model.path or p.startswith(f"models/{c.name}/")}
         locks = [f"model:{c.name}"]
-        summary = [f"removes model `{c.name}` {model.version}"]
-        if model.environments:
-            summary.append(f"stops it in {', '.join(model.environments)}")
+        summary = [f"removes model `{c.name}` ({', '.join(v.version for v in model.versions)})"]
+        running = sorted(env for app in users for env, pins in app.environments.items() if c.name in pins)
+        if running:
+            summary.append(f"stops it in {', '.join(dict.fromkeys(running))}")
         for app in users:
-            files[app.path] = _yaml(replace(app, models={k: v for k, v in app.models.items() if k != c.name}))
+            environments = {env: {m: v for m, v in pins.items() if m != c.name} for env, pins in app.environments.items()}
+            new = replace(app, models=tuple(m for m in app.models if m != c.name), environments={e: p for e, p in environments.items() if p})
+            files[app.path] = _yaml(new)
             locks.append(f"app:{app.name}")
-            summary.append(f"removes the pin from application `{app.name}`")
+            summary.append(f"removes it from application `{app.name}`")
         return Change(files, tuple(locks), f"destroy {c.name}", tuple(summary), ())
 
     # ------------------------------------------------------------------ reviewing and merging

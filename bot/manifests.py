@@ -16,8 +16,12 @@ import yaml
 from bot.sla import Sla, SlaSyntaxError, sla_from_mapping
 from bot.yamlload import Path_, RawDocument, YamlError, load_yaml
 
-API_VERSION = "aimodel.dev/v1"
+API_VERSION = "aimodel.dev/v2"
+# Data sets and the repository config kept their shape from v1: both versions read alike.
+# Models and applications changed (versions; per-environment pins): `aimodel migrate` upgrades them.
+OLD_API_VERSIONS = ("aimodel.dev/v1",)
 KINDS = ("AIModel", "Application", "Dataset")
+UPGRADED_KINDS = ("AIModel", "Application")  # their v1 shape is not read: see OLD_API_VERSIONS
 ROLES = ("data-scientist", "application-developer", "data-engineer", "devops-engineer")
 VERBS = ("create", "update", "deploy", "destroy", "list", "scan", "validate", "sign", "verify")
 FORMATS = ("onnx", "pickle", "pytorch", "joblib", "numpy", "safetensors", "keras", "gguf", "other")
@@ -79,7 +83,20 @@ class Artifact:
 
 
 @dataclass(frozen=True)
+class ModelVersion:
+    """One registered version: its bytes never change once merged."""
+
+    version: str
+    artifact: Artifact
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class AIModel:
+    """A model and its versions. `version`, `artifact` and `metrics` are the newest version's;
+    `previous` holds the older ones, oldest first. Which version runs where is the
+    applications' business (Application.environments)."""
+
     name: str
     version: str
     owner: str
@@ -88,10 +105,20 @@ class AIModel:
     artifact: Artifact
     sla: Sla = field(default_factory=Sla)
     metrics: Mapping[str, float] = field(default_factory=dict)
-    environments: tuple[str, ...] = ()
     description: str = ""
     path: str = ""
     kind: str = "AIModel"
+    previous: tuple[ModelVersion, ...] = ()
+
+    @property
+    def versions(self) -> tuple[ModelVersion, ...]:
+        return (*self.previous, ModelVersion(self.version, self.artifact, self.metrics))
+
+    def get(self, version: str) -> ModelVersion | None:
+        for v in self.versions:
+            if v.version == version:
+                return v
+        return None
 
 
 @dataclass(frozen=True)
@@ -99,7 +126,10 @@ class Application:
     name: str
     version: str
     owner: str
-    models: Mapping[str, str]  # model name -> the exact version pinned
+    models: tuple[str, ...]  # the models it uses
+    # per environment, the exact model versions its release there pins: a deploy changes one
+    # environment's pins, so dev can run 1.2.0 while prod keeps 1.1.0
+    environments: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     image: str = ""
     description: str = ""
     path: str = ""
@@ -139,6 +169,7 @@ class Environment:
     approvers: tuple[str, ...] = ()  # roles whose approval counts
     accept_declared_metrics: bool = False
     mergers: tuple[str, ...] | None = None  # roles that may merge; None: the roles that may deploy
+    allow_skip: bool = False  # a version may enter without having run in the environment before
 
 
 @dataclass(frozen=True)
@@ -216,6 +247,20 @@ class RepoConfig:
     path: str = ".aimodel/config.yaml"
     policy: PolicyRules = field(default_factory=PolicyRules)
     sources: Sources = field(default_factory=Sources)
+    promotion: tuple[str, ...] = ()  # the order versions move through; empty: the environments' order
+
+    def promotion_order(self) -> tuple[str, ...]:
+        return self.promotion or tuple(self.environments)
+
+    def comes_after(self, env: str) -> str | None:
+        """The environment a version must have run in before it enters `env` (None: none)."""
+        order = self.promotion_order()
+        if env not in order or order.index(env) == 0:
+            return None
+        e = self.environments.get(env)
+        if e is not None and e.allow_skip:
+            return None
+        return order[order.index(env) - 1]
 
     def person_for_slack(self, slack_id: str, email: str = "") -> Person | None:
         for person in self.people.values():
@@ -335,11 +380,13 @@ def _header(r: _Reader, kinds: tuple[str, ...]) -> str:
         raise r.fail((), f"expected a mapping with apiVersion, kind, metadata, spec; got {_kind(r.doc.data)}")
     r.unknown_keys((), ("apiVersion", "kind", "metadata", "spec"))
     api = r.string(("apiVersion",))
-    if api != API_VERSION:
-        raise r.fail(("apiVersion",), f"{api!r} is not supported; use {API_VERSION}")
     kind = r.string(("kind",))
     if kind not in kinds:
         raise r.fail(("kind",), f"{kind!r} is not one of {', '.join(kinds)}")
+    if api in OLD_API_VERSIONS and kind in UPGRADED_KINDS:
+        raise r.fail(("apiVersion",), f"{api} manifests are read no more; `aimodel migrate` opens a pull request that upgrades them to {API_VERSION}")
+    if api != API_VERSION and api not in OLD_API_VERSIONS:
+        raise r.fail(("apiVersion",), f"{api!r} is not supported; use {API_VERSION}")
     r.unknown_keys(("metadata",), ("name", "owner", "description", "labels"))
     return kind
 
@@ -364,10 +411,7 @@ def _stored(r: _Reader, path: Path_, uri: str, sha256: str) -> None:
         raise r.fail(path, "names other bytes than the sha256 beside it")
 
 
-def _model(r: _Reader, path: str) -> AIModel:
-    spec = ("spec",)
-    r.unknown_keys(spec, ("version", "application", "dataset", "artifact", "sla", "metrics", "environments"))
-    art = (*spec, "artifact")
+def _artifact(r: _Reader, art: Path_) -> Artifact:
     r.mapping(art)
     r.unknown_keys(art, ("uri", "sha256", "format", "size", "source"))
     fmt = r.string((*art, "format"), required=False, default="other")
@@ -381,48 +425,82 @@ def _model(r: _Reader, path: str) -> AIModel:
         source=r.string((*art, "source"), required=False),
     )
     _stored(r, (*art, "uri"), artifact.uri, artifact.sha256)
+    return artifact
+
+
+def _metrics(r: _Reader, path: Path_) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for key, value in r.mapping(path, required=False).items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise r.fail((*path, key), f"expected a number, got {_kind(value)}")
+        metrics[key] = float(value)
+    return metrics
+
+
+def _model(r: _Reader, path: str) -> AIModel:
+    spec = ("spec",)
+    r.unknown_keys(spec, ("application", "dataset", "sla", "versions"))
     sla_raw = r.mapping((*spec, "sla"), required=False)
     try:
         sla = sla_from_mapping(sla_raw)
     except SlaSyntaxError as exc:
         raise r.fail((*spec, "sla"), str(exc)) from None
-    metrics: dict[str, float] = {}
-    for key, value in r.mapping((*spec, "metrics"), required=False).items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise r.fail((*spec, "metrics", key), f"expected a number, got {_kind(value)}")
-        metrics[key] = float(value)
-    envs = r.strings((*spec, "environments"))
-    if len(set(envs)) != len(envs):
-        raise r.fail((*spec, "environments"), "an environment is listed twice")
+    listed = r.get((*spec, "versions"))
+    if not isinstance(listed, list) or not listed:
+        raise r.fail((*spec, "versions"), "expected a list of at least one version (version, artifact), oldest first")
+    versions: list[ModelVersion] = []
+    for i in range(len(listed)):
+        v = (*spec, "versions", i)
+        r.mapping(v)
+        r.unknown_keys(v, ("version", "artifact", "metrics"))
+        version = r.version((*v, "version"))
+        if any(seen.version == version for seen in versions):
+            raise r.fail((*v, "version"), f"version {version} is listed twice")
+        versions.append(ModelVersion(version, _artifact(r, (*v, "artifact")), _metrics(r, (*v, "metrics"))))
+    newest = versions[-1]
     return AIModel(
         name=r.name(("metadata", "name")),
-        version=r.version((*spec, "version")),
+        version=newest.version,
         owner=r.string(("metadata", "owner"), required=False),
         application=r.name((*spec, "application")),
         dataset=r.name((*spec, "dataset")),
-        artifact=artifact,
+        artifact=newest.artifact,
         sla=sla,
-        metrics=metrics,
-        environments=envs,
+        metrics=newest.metrics,
         description=r.string(("metadata", "description"), required=False),
         path=path,
+        previous=tuple(versions[:-1]),
     )
 
 
 def _application(r: _Reader, path: str) -> Application:
     spec = ("spec",)
-    r.unknown_keys(spec, ("version", "image", "models"))
-    pins: dict[str, str] = {}
-    for model in r.mapping((*spec, "models"), required=False):
+    r.unknown_keys(spec, ("version", "image", "models", "environments"))
+    models = r.strings((*spec, "models"))
+    for i, model in enumerate(models):
         problem = dns1123_problem(model)
         if problem:
-            raise r.fail((*spec, "models", model), problem)
-        pins[model] = r.version((*spec, "models", model))
+            raise r.fail((*spec, "models", i), problem)
+    if len(set(models)) != len(models):
+        raise r.fail((*spec, "models"), "a model is listed twice")
+    environments: dict[str, dict[str, str]] = {}
+    for env in r.mapping((*spec, "environments"), required=False):
+        e = (*spec, "environments", env)
+        problem = dns1123_problem(env)
+        if problem:
+            raise r.fail(e, problem)
+        pins: dict[str, str] = {}
+        for model in r.mapping(e):
+            if model not in models:
+                raise r.fail((*e, model), f"pins model {model!r}, which spec.models does not list")
+            pins[model] = r.version((*e, model))
+        environments[env] = pins
     return Application(
         name=r.name(("metadata", "name")),
         version=r.version((*spec, "version")),
         owner=r.string(("metadata", "owner"), required=False),
-        models=pins,
+        models=models,
+        environments=environments,
         image=r.string((*spec, "image"), required=False),
         description=r.string(("metadata", "description"), required=False),
         path=path,
@@ -509,7 +587,7 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
     r = _Reader(doc)
     if not isinstance(doc.data, dict):
         raise r.fail((), "expected a mapping")
-    r.unknown_keys((), ("apiVersion", "kind", "people", "permissions", "environments", "merge", "scan", "signing", "notifications", "policy", "sources"))
+    r.unknown_keys((), ("apiVersion", "kind", "people", "permissions", "environments", "merge", "scan", "signing", "notifications", "policy", "sources", "promotion"))
     if r.string(("kind",), required=False, default="RepositoryConfig") != "RepositoryConfig":
         raise r.fail(("kind",), "expected RepositoryConfig")
     people: dict[str, Person] = {}
@@ -542,7 +620,7 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
             raise r.fail(("environments", env), problem)
         e = ("environments", env)
         r.mapping(e, required=False)
-        r.unknown_keys(e, ("approvals", "approvers", "accept_declared_metrics", "mergers"))
+        r.unknown_keys(e, ("approvals", "approvers", "accept_declared_metrics", "mergers", "allow_skip"))
         approvals = r.integer((*e, "approvals"), default=0)
         if approvals < 0:
             raise r.fail((*e, "approvals"), "must not be negative")
@@ -553,8 +631,15 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
         if approvals and not approvers:
             raise r.fail((*e, "approvers"), "an environment that needs approvals must name the approver roles")
         environments[env] = Environment(
-            env, approvals, approvers, r.boolean((*e, "accept_declared_metrics"), default=False), _mergers(r, (*e, "mergers"))
+            env, approvals, approvers, r.boolean((*e, "accept_declared_metrics"), default=False), _mergers(r, (*e, "mergers")),
+            r.boolean((*e, "allow_skip"), default=False),
         )
+    promotion = r.strings(("promotion",))
+    for i, env in enumerate(promotion):
+        if environments and env not in environments:
+            raise r.fail(("promotion", i), f"{env!r} is not one of the environments: {', '.join(environments)}")
+    if len(set(promotion)) != len(promotion):
+        raise r.fail(("promotion",), "an environment is listed twice")
     return RepoConfig(
         people=people,
         permissions=permissions,
@@ -567,6 +652,7 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
         path=path,
         policy=_policy_rules(r),
         sources=_sources(r),
+        promotion=promotion,
     )
 
 
@@ -629,22 +715,23 @@ def _artifact_doc(a: Artifact) -> dict[str, Any]:
 def to_document(m: Manifest) -> dict[str, Any]:
     spec: dict[str, Any]
     if isinstance(m, AIModel):
-        spec = {
-            "version": m.version,
-            "application": m.application,
-            "dataset": m.dataset,
-            "artifact": _artifact_doc(m.artifact),
-        }
+        spec = {"application": m.application, "dataset": m.dataset}
         if m.sla:
             spec["sla"] = m.sla.as_mapping()
-        if m.metrics:
-            spec["metrics"] = dict(m.metrics)
-        spec["environments"] = list(m.environments)
+        versions = []
+        for v in m.versions:
+            doc: dict[str, Any] = {"version": v.version, "artifact": _artifact_doc(v.artifact)}
+            if v.metrics:
+                doc["metrics"] = dict(v.metrics)
+            versions.append(doc)
+        spec["versions"] = versions
     elif isinstance(m, Application):
         spec = {"version": m.version}
         if m.image:
             spec["image"] = m.image
-        spec["models"] = dict(sorted(m.models.items()))
+        spec["models"] = list(m.models)
+        if m.environments:
+            spec["environments"] = {env: dict(sorted(pins.items())) for env, pins in m.environments.items()}
     else:
         spec = {"uri": m.uri, "labelColumn": m.label_column, "format": m.format}
         if m.sha256:

@@ -126,7 +126,7 @@ def _validate(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Vali
             out[m.name] = {"passed": False, "error": messages.cannot_measure(str(exc))}
             ok = False
             continue
-        report = evaluate_sla(sla, measurement, declared=m.metrics, accept_declared=accepts_declared(catalog.config, m))
+        report = evaluate_sla(sla, measurement, declared=m.metrics, accept_declared=accepts_declared(catalog.config, m, catalog))
         out[m.name] = {**report.to_dict(), "text": report.to_text(), "summary": report.summary()}
         ok = ok and report.passed
     if as_json:

@@ -134,7 +134,17 @@ def _update(ns: argparse.Namespace) -> v.Command:
 
 
 def _deploy(ns: argparse.Namespace) -> v.Command:
-    return v.Deploy(_name(ns.name, "model name"), _name(ns.env, "--env"), ns.reason)
+    if ns.version:
+        _version(ns.version)
+    return v.Deploy(_name(ns.name, "model name"), _name(ns.env, "--env"), ns.reason, version=ns.version)
+
+
+def _rollback(ns: argparse.Namespace) -> v.Command:
+    return v.Rollback(_name(ns.name, "application name"), _name(ns.env, "--env"), ns.to, ns.reason)
+
+
+def _migrate(ns: argparse.Namespace) -> v.Command:
+    return v.Migrate(ns.reason)
 
 
 def _destroy(ns: argparse.Namespace) -> v.Command:
@@ -234,7 +244,7 @@ VERBS: tuple[Verb, ...] = (
         _create, permission="create",
     ),
     Verb(
-        "update", "change a model and re-pin every application that uses it, in one pull request",
+        "update", "register a new version of a model (checks run on it; no environment changes)",
         (
             _NAME,
             Arg(("--artifact",), "the new model file (a new artifact needs a new version)", "artifact", "URI"),
@@ -246,14 +256,33 @@ VERBS: tuple[Verb, ...] = (
         _update, permission="update",
     ),
     Verb(
-        "deploy", "promote a model and its applications to an environment",
+        "deploy", "run a model version, with the applications that use it, in one environment",
         (
             _NAME,
             Arg(("--env", "--environment"), "the environment to deploy to", "env", "ENV", required=True, values_note=ENV_NOTE),
+            Arg(("--version",), "the version; without it, the newest for the first environment, "
+                "else the one running in the environment before (dev -> test -> prod)", "version", "V"),
             _REASON,
         ),
         "deploy fraud --env prod",
         _deploy, permission="deploy",
+    ),
+    Verb(
+        "rollback", "put an application's earlier release back in an environment (a pull request)",
+        (
+            Arg(("APP",), "the application", "name"),
+            Arg(("--env", "--environment"), "the environment", "env", "ENV", required=True, values_note=ENV_NOTE),
+            Arg(("--to",), "the release to restore (an id from `history`); without it, the one before the live release", "to", "RELEASE"),
+            _REASON,
+        ),
+        "rollback payments --env prod",
+        _rollback, permission="deploy",
+    ),
+    Verb(
+        "migrate", "upgrade the repository's manifests to the current schema (a pull request)",
+        (_REASON,),
+        "migrate",
+        _migrate, permission="update", faces=CLI_ONLY,
     ),
     Verb(
         "destroy", "remove a model",

@@ -29,10 +29,16 @@ def _desired(catalog: Catalog) -> dict[str, Any]:
     readers = sorted(
         name for name, p in catalog.config.people.items() if "*" in list_roles or any(r in list_roles for r in p.roles)
     )
+    wanted: dict[str, dict[str, str]] = {}  # model -> env -> the version its releases pin there
+    for app in catalog.apps.values():
+        for env, pins in app.environments.items():
+            for model, version in pins.items():
+                wanted.setdefault(model, {})[env] = version
     models = []
     for name, m in sorted(catalog.models.items()):  # built together: one cache query, not 10,000
-        models.append([name, m.version, m.application, m.dataset, list(m.environments)])
+        models.append([name, m.version, m.application, m.dataset, wanted.get(name, {})])
     return {
+        "shape": LISTING_SHAPE,
         "commit": catalog.commit,
         "environments": list(catalog.config.environments),
         "apps": sorted(catalog.apps),
@@ -56,11 +62,16 @@ def _merge(desired: dict[str, Any], ctx_target: Any, app: str, env: str) -> tupl
             if held is not None:
                 per_env[e] = {"version": held.version, "state": held.state, **({"reason": held.reason} if held.reason else {})}
             elif e in wanted:
-                per_env[e] = {"version": version, "state": "pending"}
+                per_env[e] = {"version": wanted[e], "state": "pending"}
+            if e in per_env and e in wanted and per_env[e]["version"] != wanted[e]:
+                per_env[e]["desired"] = wanted[e]  # the release pins another version: not applied yet
         if env and env not in per_env:
             continue
         rows.append({"name": name, "version": version, "application": application, "dataset": dataset, "environments": per_env})
     return rows, envs
+
+
+LISTING_SHAPE = 2  # of the cached listing: bump when a row's fields change
 
 
 def listing_cache(home: Path) -> Path:
@@ -99,7 +110,8 @@ def fast_listing(settings: Settings) -> dict[str, Any] | None:
         ).stdout.strip()
     except (OSError, ValueError, subprocess.CalledProcessError):
         return None
-    return cached if isinstance(cached, dict) and cached.get("commit") == head else None
+    fits = isinstance(cached, dict) and cached.get("commit") == head and cached.get("shape") == LISTING_SHAPE
+    return cached if fits else None
 
 
 def merge_listing(desired: dict[str, Any], settings: Settings, app: str = "", env: str = "") -> tuple[list[dict[str, Any]], list[str]]:
@@ -122,7 +134,8 @@ def model_detail(ctx: Context, name: str) -> dict[str, Any] | None:
         "owner": m.owner,
         "artifact": {"uri": m.artifact.uri, "sha256": m.artifact.sha256, "format": m.artifact.format, "size": m.artifact.size},
         "sla": str(m.sla),
-        "declared_environments": list(m.environments),
+        "versions": [{"version": v.version, "sha256": v.artifact.sha256, "format": v.artifact.format} for v in m.versions],
+        "declared_environments": sorted({e for a in catalog.apps.values() for e, pins in a.environments.items() if name in pins}),
         "pinned_by": sorted(a.name for a in catalog.apps_using(name)),
         "locked_by": holder.pr if holder else None,
         "signed": f"models/{name}/model.sig" in catalog.files,

@@ -67,8 +67,12 @@ def changed_models(base: Catalog, head: Catalog) -> list[AIModel]:
     return out
 
 
-def accepts_declared(config: RepoConfig, model: AIModel) -> bool:
-    envs = model.environments or ("dev",)
+def accepts_declared(config: RepoConfig, model: AIModel, head: Catalog | None = None) -> bool:
+    """Declared metrics stand in for measured ones only where every environment that would
+    run this version says so (a version no release pins yet: the first environment's rule)."""
+    pinned = {e for a in head.apps.values() for e, pins in a.environments.items() if pins.get(model.name) == model.version} if head else set()
+    first = config.promotion_order()[:1] or ("dev",)
+    envs = tuple(sorted(pinned)) or first
     return all(
         config.environments[e].accept_declared_metrics for e in envs if e in config.environments
     ) and any(e in config.environments for e in envs)
@@ -259,7 +263,7 @@ class Pipeline:
                 m.sla,
                 measurement,
                 declared=m.metrics,
-                accept_declared=accepts_declared(catalog.config, m),
+                accept_declared=accepts_declared(catalog.config, m, catalog),
             )
             r.validate_ok = report.passed
             r.validate_report = report.to_dict()

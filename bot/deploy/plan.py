@@ -1,8 +1,9 @@
 """Desired state per environment, computed from the manifests at one commit.
 
-A model runs in the environments it lists. An application runs in an environment when at
-least one model it pins runs there; its release is the application version plus the
-exact versions of those models, so the application and its models change together.
+An application's release in an environment is its version plus the exact model versions it
+pins there (Application.environments); a model runs in an environment when a release there
+pins it, at that version. A deploy changes one environment's pins, so the application and
+its models change together, environment by environment.
 """
 
 from __future__ import annotations
@@ -48,21 +49,28 @@ class EnvPlan:
 
 def environments_of(catalog: Catalog) -> list[str]:
     names = set(catalog.config.environments)
-    for m in catalog.models.values():
-        names.update(m.environments)
+    for app in catalog.apps.values():
+        names.update(app.environments)
     return sorted(names)
 
 
 def plan_for(catalog: Catalog, env: str) -> EnvPlan:
     plan = EnvPlan(env=env, commit=catalog.commit)
-    for m in catalog.models.values():
-        if env in m.environments:
-            a = m.artifact
-            plan.models[m.name] = ModelRelease(m.name, m.version, a.uri, a.sha256, a.format, a.size, m.application, a.source)
     for app in catalog.apps.values():
-        pins = tuple(sorted((name, version) for name, version in app.models.items() if name in plan.models))
-        if pins:
-            plan.apps[app.name] = AppRelease(app.name, app.version, app.image, pins)
+        pins = app.environments.get(env)
+        if not pins:
+            continue
+        kept = []
+        for name, version in sorted(pins.items()):
+            model = catalog.models.get(name)
+            registered = model.get(version) if model is not None else None
+            if model is None or registered is None:
+                continue  # the manifest check reports it; nothing unknown is deployed
+            a = registered.artifact
+            plan.models[name] = ModelRelease(name, version, a.uri, a.sha256, a.format, a.size, model.application, a.source)
+            kept.append((name, version))
+        if kept:
+            plan.apps[app.name] = AppRelease(app.name, app.version, app.image, tuple(kept))
     return plan
 
 
