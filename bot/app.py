@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from bot import faces, lifecycle, redact
 from bot.catalog import ManifestCache
 from bot.config import Settings
+from bot.deploy.facts import RecordedFacts
 from bot.forges.base import EmitsEvents, Forge, HoldsConnections
 from bot.gitops import GitOps
 from bot.gitrepo import Workspace
@@ -88,6 +89,7 @@ class Context:
         self.gitops = GitOps(
             forge, workspace, self.locks, cache=ManifestCache(home / "cache" / "manifests.sqlite"),
             describe_artifact=custody.describe_artifact, guard=self.guard, keep_dataset=custody.keep_dataset,
+            facts=RecordedFacts(lambda: self.releases, lambda: self.target),
         )
         if notifier is None:
             factories = (*notifiers, *faces.load(settings).notifiers)

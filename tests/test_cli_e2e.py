@@ -20,10 +20,13 @@ def test_init_is_idempotent_and_seeds_people(aimodel: Run, tmp_path: Path) -> No
     assert git_branches(tmp_path / "home") == ["main"]
 
 
-def test_full_lifecycle(aimodel: Run, home: Path, model_files: ModelFiles) -> None:
+def test_full_lifecycle(aimodel: Run, home: Path, model_files: ModelFiles, tmp_path: Path) -> None:
     # create, by a Data Scientist: one PR adds the model, its new application and data set
+    source = tmp_path / "upload" / "fraud-v1.onnx"
+    source.parent.mkdir()
+    source.write_bytes(model_files.onnx.read_bytes())
     opened = aimodel(
-        "create", "fraud", "--app", "payments", "--dataset", "transactions", "--artifact", str(model_files.onnx),
+        "create", "fraud", "--app", "payments", "--dataset", "transactions", "--artifact", str(source),
         "--dataset-uri", str(model_files.data), "--label-column", "label", "--SLA", "accuracy>=0.9,size_mb<=1",
         "--as", "ada", "--json",
     ).json
@@ -41,26 +44,48 @@ def test_full_lifecycle(aimodel: Run, home: Path, model_files: ModelFiles) -> No
 
     # deploy to dev (no approvals in dev): merge -> running in dev, with its application
     assert aimodel("deploy", "fraud", "--env", "dev", "--as", "dev", "--json").json["pr"] == 2
+    assert _changed_files(home, aimodel("pr", "show", "2", "--json").json["branch"]) == ["apps/payments.yaml"]
     aimodel("pr", "merge", "2", "--as", "dev")
     listed = aimodel("list", "--json").json
     assert listed[0]["environments"] == {"dev": {"version": "1.0.0", "state": "running"}}
     dev = home / "deploy" / "dev"
-    assert (dev / "fraud" / "1.0.0" / "fraud-v1.onnx").read_bytes() == model_files.onnx.read_bytes()
     assert json.loads((dev / "_releases" / "payments.json").read_text())["models"] == {"fraud": "1.0.0"}
 
-    # update by a Data Engineer: the model and the application that pins it, in one PR
+    # the registry keeps the bytes: the uploaded file is gone, the next environment still gets them
+    source.unlink()
+    number = str(aimodel("deploy", "fraud", "--env", "test", "--as", "eve", "--json").json["pr"])
+    assert aimodel("pr", "show", number, "--json").json["title"] == "deploy fraud 1.0.0 to test"  # what runs in dev
+    aimodel("pr", "approve", number, "--as", "alan")
+    aimodel("pr", "merge", number, "--as", "eve")
+    assert aimodel("list", "--json").json[0]["environments"]["test"] == {"version": "1.0.0", "state": "running"}
+
+    # update by a Data Engineer registers 1.0.1; no environment changes
     opened = aimodel("update", "fraud", "--artifact", str(model_files.onnx_v2), "--as", "eve", "--json").json
-    files = _changed_files(home, opened["branch"])
-    assert "models/fraud/model.yaml" in files and "apps/payments.yaml" in files
+    assert [f for f in _changed_files(home, opened["branch"]) if not f.endswith(".sig")] == ["models/fraud/model.yaml"]
     pr = aimodel("pr", "show", str(opened["pr"]), "--json").json
     assert pr["title"] == "update fraud 1.0.0 -> 1.0.1"
-    assert pr["environments"] == ["dev"]
+    assert pr["environments"] == []
     aimodel("pr", "merge", str(opened["pr"]), "--as", "eve")
-    assert json.loads((dev / "_releases" / "payments.json").read_text())["models"] == {"fraud": "1.0.1"}
-    assert aimodel("list", "--json").json[0]["environments"]["dev"] == {"version": "1.0.1", "state": "running"}
+    envs = aimodel("list", "--json").json[0]["environments"]
+    assert {e: s["version"] for e, s in envs.items()} == {"dev": "1.0.0", "test": "1.0.0"}
 
-    # deploy to prod: refused without a DevOps approval, merged with one
+    # a version that never ran in test does not enter prod
+    refused = aimodel("deploy", "fraud", "--env", "prod", "--version", "1.0.1", "--as", "dev", expect=1)
+    assert "fraud 1.0.1 has not run successfully in test" in refused.err
+    assert "`aimodel deploy fraud --env test --version 1.0.1`" in refused.err
+
+    # deploy dev without --version takes the newest: dev runs 1.0.1 while test keeps 1.0.0
+    number = str(aimodel("deploy", "fraud", "--env", "dev", "--as", "dev", "--json").json["pr"])
+    aimodel("pr", "merge", number, "--as", "dev")
+    envs = aimodel("list", "--json").json[0]["environments"]
+    assert {e: s["version"] for e, s in envs.items()} == {"dev": "1.0.1", "test": "1.0.0"}
+
+    # test without --version takes what runs in dev; prod then takes what runs in test
+    number = str(aimodel("deploy", "fraud", "--env", "test", "--as", "eve", "--json").json["pr"])
+    aimodel("pr", "approve", number, "--as", "alan")
+    aimodel("pr", "merge", number, "--as", "eve")
     number = str(aimodel("deploy", "fraud", "--env", "prod", "--as", "eve", "--json").json["pr"])
+    assert aimodel("pr", "show", number, "--json").json["title"] == "deploy fraud 1.0.1 to prod"
     refused = aimodel("pr", "merge", number, "--as", "eve", expect=1)
     assert "prod needs 1 approval(s) from DevOps Engineer; has 0" in refused.err
     own = aimodel("pr", "approve", number, "--as", "alan")  # an Application Developer's approval does not count for prod
@@ -71,8 +96,10 @@ def test_full_lifecycle(aimodel: Run, home: Path, model_files: ModelFiles) -> No
     assert refused.err.strip() == f"Refused: merging #{number} (changes prod) is for DevOps Engineer: dev; eve is Data Engineer"
     aimodel("pr", "merge", number, "--as", "dev")
     envs = aimodel("list", "--json").json[0]["environments"]
-    assert envs["prod"] == {"version": "1.0.1", "state": "running"}
+    assert {e: s["version"] for e, s in envs.items()} == {"dev": "1.0.1", "prod": "1.0.1", "test": "1.0.1"}
     assert (home / "deploy" / "prod" / "_releases" / "payments.json").exists()
+    again = aimodel("deploy", "fraud", "--env", "prod", "--as", "dev", expect=1)
+    assert "Nothing to do: fraud 1.0.1 is already deployed to prod" in again.err
 
     # destroy: refused while pinned, then with --with-apps in one PR (prod is affected: needs DevOps)
     refused = aimodel("destroy", "fraud", "--as", "eve", expect=1)
