@@ -284,6 +284,9 @@ class GitOps:
     def _existing(self, catalog: Catalog, name: str, actor: Actor) -> AIModel:
         model = catalog.models.get(name)
         if model is None:
+            for error in catalog.errors:  # a manifest that does not read says why (e.g. an older schema)
+                if classify(error.file) == ("AIModel", name):
+                    raise Refusal(str(error))
             raise Refusal(messages.no_such_model(name, actor.via))
         return model
 

@@ -15,7 +15,7 @@ from bot.manifests import CONFIG_PATH, Dataset, dump_manifest
 from tests.test_deploy_plan import app, model
 
 CONFIG = """\
-apiVersion: aimodel.dev/v1
+apiVersion: aimodel.dev/v2
 kind: RepositoryConfig
 people:
   ada: {roles: [data-scientist]}
@@ -45,9 +45,9 @@ class Tree:
 def good_repo() -> dict[str, str]:
     return {
         CONFIG_PATH: CONFIG,
-        "models/fraud.yaml": dump_manifest(model("fraud", envs=("dev", "prod"))),
-        "models/churn/model.yaml": dump_manifest(model("churn", envs=("dev",))),
-        "apps/payments.yaml": dump_manifest(app("payments", "1.0", {"fraud": "1.0.0", "churn": "1.0.0"})),
+        "models/fraud.yaml": dump_manifest(model("fraud", "0.9.0", "1.0.0")),
+        "models/churn/model.yaml": dump_manifest(model("churn")),
+        "apps/payments.yaml": dump_manifest(app("payments", "1.0", {"dev": {"fraud": "1.0.0", "churn": "1.0.0"}, "prod": {"fraud": "0.9.0"}})),
         "datasets/tx.yaml": TX,
         "README.md": "# models\n",
         "models/fraud.sig": "not a manifest",
@@ -81,7 +81,8 @@ def test_a_good_repository_loads_whole() -> None:
     assert cat.commit == "c0ffee"
     assert sorted(cat.models) == ["churn", "fraud"] and list(cat.apps) == ["payments"] and list(cat.datasets) == ["tx"]
     assert cat.models["churn"].path == "models/churn/model.yaml"
-    assert cat.models["fraud"].environments == ("dev", "prod")
+    assert [v.version for v in cat.models["fraud"].versions] == ["0.9.0", "1.0.0"] and cat.models["fraud"].version == "1.0.0"
+    assert cat.running_in("prod") == {"fraud": "0.9.0"} and cat.running_in("dev") == {"fraud": "1.0.0", "churn": "1.0.0"}
     assert sorted(cat.config.environments) == ["dev", "prod"] and list(cat.config.people) == ["ada"]
     assert cat.all_errors() == []
     assert [a.name for a in cat.apps_using("fraud")] == ["payments"] and cat.apps_using("nobody") == []
@@ -104,16 +105,18 @@ def _bad(change: Callable[[dict[str, str]], None]) -> dict[str, str]:
         (_bad(lambda f: f.update({"models/fraud.yaml": "kind: AIModel\nmetadata: [\n"})), "models/fraud.yaml", ""),
         (_bad(lambda f: f.update({"apps/fraud.yaml": f["models/fraud.yaml"]})), "apps/fraud.yaml", "does not belong in apps/"),
         (_bad(lambda f: f.pop("datasets/tx.yaml")), "models/", "data set 'tx' does not exist"),
-        (_bad(lambda f: f.update({"apps/payments.yaml": dump_manifest(app("payments", "1.0", {"fraud": "9.9.9", "churn": "1.0.0"}))})),
-         "apps/payments.yaml", "pins fraud 9.9.9, but the model is at 1.0.0"),
-        (_bad(lambda f: f.update({"apps/payments.yaml": dump_manifest(app("payments", "1.0", {"ghost": "1.0.0"}))})),
-         "apps/payments.yaml", "pins model 'ghost', which does not exist"),
-        (_bad(lambda f: f.update({"models/edge.yaml": dump_manifest(model("edge", envs=("edge",)))})),
-         "models/edge.yaml", "environment 'edge' is not defined"),
+        (_bad(lambda f: f.update({"apps/payments.yaml": dump_manifest(app("payments", "1.0", {"dev": {"fraud": "9.9.9", "churn": "1.0.0"}}))})),
+         "apps/payments.yaml", "pins fraud 9.9.9, which is not a version of it (0.9.0, 1.0.0)"),
+        (_bad(lambda f: f.update({"apps/payments.yaml": dump_manifest(app("payments", "1.0", {"dev": {"ghost": "1.0.0"}}))})),
+         "apps/payments.yaml", "uses model 'ghost', which does not exist"),
+        (_bad(lambda f: f.update({"apps/edge.yaml": dump_manifest(app("edge", "1.0", {"edge": {"churn": "1.0.0"}}))})),
+         "apps/edge.yaml", "environment 'edge' is not defined"),
+        (_bad(lambda f: f.update({"apps/other.yaml": dump_manifest(app("other", "1.0", {"prod": {"fraud": "1.0.0"}}))})),
+         "apps/", "pins fraud 1.0.0 in prod, but application"),
         (_bad(lambda f: f.update({"models/lost.yaml": dump_manifest(model("lost", app="nowhere"))})),
          "models/lost.yaml", "application 'nowhere' does not exist"),
     ],
-    ids=["twice", "broken-yaml", "wrong-folder", "no-dataset", "pin-version", "pin-missing", "unknown-env", "no-app"],
+    ids=["twice", "broken-yaml", "wrong-folder", "no-dataset", "pin-version", "pin-missing", "unknown-env", "two-versions-one-env", "no-app"],
 )
 def test_what_is_wrong_is_named_and_the_rest_still_loads(files: dict[str, str], file: str, words: str) -> None:
     cat = Tree(files).load()
@@ -168,7 +171,7 @@ def test_a_cached_manifest_is_read_only_when_used(tmp_path: Path) -> None:
     again = tree.load(ManifestCache(tmp_path / "manifests.sqlite"))
     assert sorted(again.models) == ["churn", "fraud"] and tree.reads == 1  # the config only
     with sqlite3.connect(tmp_path / "manifests.sqlite") as db:
-        db.execute("DELETE FROM docs WHERE name = 'churn'")
+        db.execute("DELETE FROM docs_v2 WHERE name = 'churn'")
     db.close()
     assert again.models["fraud"] == first.models["fraud"] and tree.reads == 1  # from the cache
     assert again.models["churn"] == first.models["churn"] and tree.reads == 2  # parsed again

@@ -15,18 +15,25 @@ from bot.deploy.plan import (
     environments_of,
     plan_for,
 )
-from bot.manifests import AIModel, Application, Artifact, Environment, RepoConfig
+from bot.manifests import AIModel, Application, Artifact, Environment, ModelVersion, RepoConfig
 
 CONFIG = RepoConfig(people={}, permissions={}, environments={"dev": Environment("dev"), "prod": Environment("prod", approvals=1)})
 
 
-def model(name: str, version: str = "1.0.0", envs: tuple[str, ...] = ("dev",), app: str = "payments") -> AIModel:
-    artifact = Artifact(f"s3://models/{name}-{version}.onnx", hashlib.sha256(f"{name}{version}".encode()).hexdigest(), "onnx", 1024)
-    return AIModel(name, version, "ada", app, "tx", artifact, environments=envs)
+def artifact(name: str, version: str) -> Artifact:
+    return Artifact(f"s3://models/{name}-{version}.onnx", hashlib.sha256(f"{name}{version}".encode()).hexdigest(), "onnx", 1024)
 
 
-def app(name: str, version: str, pins: dict[str, str], image: str = "") -> Application:
-    return Application(name, version, "alan", pins, image=image or f"registry.example/{name}:{version}")
+def model(name: str, *versions: str, app: str = "payments") -> AIModel:
+    """A model with these versions registered (oldest first; default 1.0.0)."""
+    versions = versions or ("1.0.0",)
+    older = tuple(ModelVersion(v, artifact(name, v)) for v in versions[:-1])
+    return AIModel(name, versions[-1], "ada", app, "tx", artifact(name, versions[-1]), previous=older)
+
+
+def app(name: str, version: str, envs: dict[str, dict[str, str]], image: str = "") -> Application:
+    models = tuple(dict.fromkeys(m for pins in envs.values() for m in pins))
+    return Application(name, version, "alan", models, envs, image=image or f"registry.example/{name}:{version}")
 
 
 def catalog(*items: AIModel | Application, commit: str = "c1", config: RepoConfig = CONFIG) -> Catalog:
@@ -38,31 +45,36 @@ def catalog(*items: AIModel | Application, commit: str = "c1", config: RepoConfi
     )
 
 
-def test_a_model_runs_where_it_lists_and_carries_its_artifact() -> None:
-    fraud = model("fraud", "2.1.0", envs=("dev", "prod"))
-    plan = plan_for(catalog(fraud, commit="abc"), "prod")
-    assert plan.env == "prod" and plan.commit == "abc"
-    assert plan.models == {"fraud": ModelRelease("fraud", "2.1.0", fraud.artifact.uri, fraud.artifact.sha256, "onnx", 1024, "payments")}
+def test_each_environment_runs_the_version_its_releases_pin() -> None:
+    fraud = model("fraud", "2.0.0", "2.1.0")
+    items = (fraud, app("payments", "3.0", {"dev": {"fraud": "2.1.0"}, "prod": {"fraud": "2.0.0"}}))
+    prod = plan_for(catalog(*items, commit="abc"), "prod")
+    assert prod.env == "prod" and prod.commit == "abc"
+    old = fraud.get("2.0.0")
+    assert old is not None
+    assert prod.models == {"fraud": ModelRelease("fraud", "2.0.0", old.artifact.uri, old.artifact.sha256, "onnx", 1024, "payments")}
+    assert plan_for(catalog(*items), "dev").models["fraud"].sha256 == fraud.artifact.sha256
 
 
 @pytest.mark.parametrize(
     ("items", "env", "models", "apps"),
     [
-        # no model in the environment: the application does not run there either
-        ((model("fraud", envs=("dev",)), app("payments", "1.0", {"fraud": "1.0.0"})), "prod", [], {}),
-        # the application runs with the exact versions it pins, of the models that run there
-        ((model("fraud", envs=("dev",)), model("churn", envs=("dev", "prod")),
-          app("payments", "3.0", {"fraud": "1.0.0", "churn": "1.0.0"})),
+        # no release in the environment: nothing runs there
+        ((model("fraud"), app("payments", "1.0", {"dev": {"fraud": "1.0.0"}})), "prod", [], {}),
+        # the application runs with the exact versions it pins there
+        ((model("fraud"), model("churn"),
+          app("payments", "3.0", {"dev": {"fraud": "1.0.0", "churn": "1.0.0"}, "prod": {"churn": "1.0.0"}})),
          "prod", ["churn"], {"payments": (("churn", "1.0.0"),)}),
-        ((model("fraud", envs=("dev",)), model("churn", envs=("dev",)),
-          app("payments", "3.0", {"fraud": "1.0.0", "churn": "1.0.0"})),
+        ((model("fraud"), model("churn"),
+          app("payments", "3.0", {"dev": {"fraud": "1.0.0", "churn": "1.0.0"}})),
          "dev", ["churn", "fraud"], {"payments": (("churn", "1.0.0"), ("fraud", "1.0.0"))}),
-        # a model listed in no environment runs nowhere
-        ((model("idle", envs=()),), "dev", [], {}),
-        # an application that pins nothing never runs
-        ((model("fraud"), app("empty", "1.0", {})), "dev", ["fraud"], {}),
-        # an environment not in the config is still planned from what the models list
-        ((model("fraud", envs=("staging",)),), "staging", ["fraud"], {}),
+        # a model no release pins runs nowhere
+        ((model("idle"),), "dev", [], {}),
+        # a pin of a version that is not registered deploys nothing (the manifest check reports it)
+        ((model("fraud"), app("payments", "1.0", {"dev": {"fraud": "9.9.9"}})), "dev", [], {}),
+        # an environment not in the config is still planned from what the releases say
+        ((model("fraud"), app("payments", "1.0", {"staging": {"fraud": "1.0.0"}})), "staging", ["fraud"],
+         {"payments": (("fraud", "1.0.0"),)}),
     ],
 )
 def test_plan_per_environment(items: tuple[AIModel | Application, ...], env: str, models: list[str],
@@ -78,25 +90,35 @@ def test_app_release_json() -> None:
                                  "models": {"churn": "1.2.0", "fraud": "2.0.0"}}
 
 
-def test_environments_are_the_configs_and_the_models() -> None:
-    assert environments_of(catalog(model("a", envs=("edge",)), model("b", envs=("dev",)))) == ["dev", "edge", "prod"]
+def test_environments_are_the_configs_and_the_releases() -> None:
+    items = (model("a"), app("x", "1.0", {"edge": {"a": "1.0.0"}}))
+    assert environments_of(catalog(*items)) == ["dev", "edge", "prod"]
     assert environments_of(catalog(config=RepoConfig(people={}, permissions={}, environments={}))) == []
+
+
+V1 = model("fraud")
+V2 = model("fraud", "1.0.0", "1.1.0")
 
 
 @pytest.mark.parametrize(
     ("base", "head", "affected"),
     [
-        ((model("fraud"),), (model("fraud"),), []),  # same desired state
-        ((model("fraud", envs=("dev",)),), (model("fraud", "1.1.0", envs=("dev",)),), ["dev"]),
-        ((model("fraud", envs=("dev",)),), (model("fraud", envs=("dev", "prod")),), ["prod"]),  # promoted
-        ((model("fraud", envs=("dev", "prod")),), (), ["dev", "prod"]),  # destroyed
-        ((), (model("fraud", envs=("dev",)),), ["dev"]),  # created
-        # an application's version alone changes what runs where its models run
-        ((model("fraud", envs=("dev", "prod")), app("payments", "1.0", {"fraud": "1.0.0"})),
-         (model("fraud", envs=("dev", "prod")), app("payments", "1.1", {"fraud": "1.0.0"})), ["dev", "prod"]),
+        ((V1,), (V1,), []),  # same desired state
+        # a new version registered changes nothing that runs
+        ((V1, app("p", "1.0", {"dev": {"fraud": "1.0.0"}})), (V2, app("p", "1.0", {"dev": {"fraud": "1.0.0"}})), []),
+        # deployed to dev only: prod is not touched
+        ((V2, app("p", "1.0", {"dev": {"fraud": "1.0.0"}, "prod": {"fraud": "1.0.0"}})),
+         (V2, app("p", "1.0", {"dev": {"fraud": "1.1.0"}, "prod": {"fraud": "1.0.0"}})), ["dev"]),
+        ((V1, app("p", "1.0", {"dev": {"fraud": "1.0.0"}})),
+         (V1, app("p", "1.0", {"dev": {"fraud": "1.0.0"}, "prod": {"fraud": "1.0.0"}})), ["prod"]),  # promoted
+        ((V1, app("p", "1.0", {"dev": {"fraud": "1.0.0"}, "prod": {"fraud": "1.0.0"}})), (), ["dev", "prod"]),  # destroyed
+        # an application's version alone changes what runs where it runs
+        ((V1, app("p", "1.0", {"dev": {"fraud": "1.0.0"}, "prod": {"fraud": "1.0.0"}})),
+         (V1, app("p", "1.1", {"dev": {"fraud": "1.0.0"}, "prod": {"fraud": "1.0.0"}})), ["dev", "prod"]),
         # a model's description or owner is no change in what runs
-        ((model("fraud"),), (AIModel("fraud", "1.0.0", "someone-else", "payments", "tx", model("fraud").artifact,
-                                     environments=("dev",), description="new words"),), []),
+        ((V1, app("p", "1.0", {"dev": {"fraud": "1.0.0"}})),
+         (AIModel("fraud", "1.0.0", "someone-else", "payments", "tx", V1.artifact, description="new words"),
+          app("p", "1.0", {"dev": {"fraud": "1.0.0"}})), []),
     ],
 )
 def test_affected_environments(base: tuple[AIModel | Application, ...], head: tuple[AIModel | Application, ...],
@@ -105,5 +127,5 @@ def test_affected_environments(base: tuple[AIModel | Application, ...], head: tu
 
 
 def test_the_commit_is_not_part_of_the_desired_state() -> None:
-    items = (model("fraud", envs=("dev",)), app("payments", "1.0", {"fraud": "1.0.0"}))
+    items = (V1, app("payments", "1.0", {"dev": {"fraud": "1.0.0"}}))
     assert plan_for(catalog(*items, commit="a"), "dev").fingerprint() == plan_for(catalog(*items, commit="b"), "dev").fingerprint()

@@ -17,6 +17,7 @@ from bot.manifests import (
     Artifact,
     Dataset,
     ManifestError,
+    ModelVersion,
     dump_manifest,
     manifest_path,
     parse_config,
@@ -34,10 +35,12 @@ def _schema(name: str) -> dict[str, object]:
 
 
 GOOD = [
-    ("aimodel", AIModel(name="fraud", version="1.0.0", owner="ada", application="payments", dataset="tx",
+    ("aimodel", AIModel(name="fraud", version="1.1.0", owner="ada", application="payments", dataset="tx",
                         artifact=Artifact("file:///m.onnx", "a" * 64, "onnx", 10), sla=parse_sla("accuracy>=0.9"),
-                        metrics={"accuracy": 0.93}, environments=("dev",))),
-    ("application", Application(name="payments", version="2.1.0", owner="alan", models={"fraud": "1.0.0"}, image="ghcr.io/acme/payments:2.1.0")),
+                        metrics={"accuracy": 0.93},
+                        previous=(ModelVersion("1.0.0", Artifact("store:sha256/" + "c" * 64, "c" * 64, "onnx", 9, "s3://m/fraud.onnx")),))),
+    ("application", Application(name="payments", version="2.1.0", owner="alan", models=("fraud",),
+                                environments={"dev": {"fraud": "1.1.0"}, "prod": {"fraud": "1.0.0"}}, image="ghcr.io/acme/payments:2.1.0")),
     ("dataset", Dataset(name="tx", uri="s3://data/tx.csv", label_column="label", sha256="b" * 64)),
 ]
 
@@ -50,12 +53,14 @@ def test_what_the_bot_writes_is_valid_for_both(schema: str, manifest: AIModel | 
 
 
 BAD = [
-    ("aimodel", "spec.version", lambda d: d["spec"].update(version="not a version!")),
+    ("aimodel", "spec.versions[0].version", lambda d: d["spec"]["versions"][0].update(version="not a version!")),
+    ("aimodel", "spec.versions", lambda d: d["spec"].update(versions=[])),
     ("aimodel", "metadata.name", lambda d: d["metadata"].update(name="Bad_Name")),
-    ("aimodel", "spec.artifact.sha256", lambda d: d["spec"]["artifact"].update(sha256="xyz")),
+    ("aimodel", "spec.versions[1].artifact.sha256", lambda d: d["spec"]["versions"][1]["artifact"].update(sha256="xyz")),
     ("aimodel", "spec.extra", lambda d: d["spec"].update(extra=1)),
     ("aimodel", "spec.sla", lambda d: d["spec"].update(sla={"accuracy": "about 0.9"})),
-    ("application", "spec.models", lambda d: d["spec"].update(models={"Fraud": "1.0.0"})),
+    ("application", "spec.models", lambda d: d["spec"].update(models=["Fraud"])),
+    ("application", "spec.environments.dev", lambda d: d["spec"]["environments"].update(dev={"fraud": "not a version!"})),
     ("dataset", "spec.format", lambda d: d["spec"].update(format="xlsx")),
 ]
 

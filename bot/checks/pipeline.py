@@ -23,6 +23,7 @@ from bot import lifecycle, metrics
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, dataset_file, materialize, stored_name
 from bot.checks.source_check import source_errors
+from bot.checks.versions_check import version_errors
 from bot.forges.base import CheckResult, PullRequest
 from bot.forges.meta import SignResult
 from bot.manifests import CONFIG_PATH, AIModel, RepoConfig, Sources
@@ -131,10 +132,10 @@ class Pipeline:
             self._report(pr, name, "pending", "waiting")
         base, catalog = ctx.gitops.pr_catalogs(pr)
         # Sources come from the base branch, like every other trust decision.
-        on_base = [vetted_key("artifact", m.artifact.uri) for m in base.models.values()]
+        on_base = [vetted_key("artifact", v.artifact.uri) for m in base.models.values() for v in m.versions]
         on_base += [vetted_key("dataset", d.uri) for d in base.datasets.values()]
         self._access = ctx.guard.for_pr(base.config.sources, pr.meta.vetted_sources, on_base)
-        errors = [*catalog.all_errors(), *source_errors(base, catalog, self._access)]
+        errors = [*catalog.all_errors(), *version_errors(base, catalog), *source_errors(base, catalog, self._access)]
         if errors:
             lines = [str(e) for e in errors]
             self._report(

@@ -25,11 +25,13 @@ def source_errors(base: Catalog, head: Catalog, access: Access) -> list[Manifest
     errors = []
     for name, model in sorted(head.models.items()):
         before = base.models.get(name)
-        if before is not None and before.artifact.uri == model.artifact.uri:
-            continue
-        problem = _problem(access, model.artifact.uri, "artifact")
-        if problem:
-            errors.append(ManifestError(model.path, None, "spec.artifact.uri", problem))
+        known = {v.artifact.uri for v in before.versions} if before is not None else set()
+        for i, version in enumerate(model.versions):
+            if version.artifact.uri in known:
+                continue
+            problem = _problem(access, version.artifact.uri, "artifact")
+            if problem:
+                errors.append(ManifestError(model.path, None, f"spec.versions[{i}].artifact.uri", problem))
     for name, dataset in sorted(head.datasets.items()):
         old = base.datasets.get(name)
         if old is not None and old.uri == dataset.uri:
