@@ -19,6 +19,7 @@ from bot.catalog import Catalog, ManifestCache, catalog_at, classify
 from bot.commands import Create, Deploy, Destroy, Migrate, Rollback, Update
 from bot.deploy.facts import NothingRan, ReleaseFacts
 from bot.deploy.plan import affected_environments
+from bot.deploy.promotion import promotion_blockers
 from bot.forges.base import Forge, ForgeError, PullRequest
 from bot.forges.meta import PrMeta
 from bot.gitrepo import GitError, Identity, Workspace
@@ -518,8 +519,10 @@ class GitOps:
         if not pr.is_open:
             return pr_status(pr, None)
         base, head = catalogs or self.pr_catalogs(pr)
+        environments = affected_environments(base, head)
         return pr_status(
-            pr, base.config, environments=affected_environments(base, head), changed_paths=self.changed_paths(base, head)
+            pr, base.config, environments=environments, changed_paths=self.changed_paths(base, head),
+            unpromoted=promotion_blockers(base, head, environments, self.facts.ran_ok),
         )
 
     def pr_view(self, number: int) -> dict[str, Any]:
@@ -533,6 +536,7 @@ class GitOps:
         }
         if pr.is_open:
             view["environments"] = list(status.environments)
+            view["promotion"] = list(status.unpromoted)
             view["policy"] = list(status.policy_paths)
             view["approvals"] = {
                 "met": not status.missing, "needed": {a.env: a.needed for a in status.approvals},

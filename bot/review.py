@@ -77,6 +77,7 @@ class PrStatus:
     auto_merge: bool = False
     judged: bool = True  # False: the base config could not be read (closed PRs are not judged)
     can_approve_logins: tuple[str, ...] = field(default=())  # GitHub logins of `can_approve`
+    unpromoted: tuple[str, ...] = ()  # versions entering an environment before they ran in the one before
 
     @property
     def check_blockers(self) -> tuple[str, ...]:
@@ -93,7 +94,7 @@ class PrStatus:
     @property
     def blockers(self) -> tuple[str, ...]:
         """Everything between this pull request and a merge, checks first."""
-        return (*self.check_blockers, *self.missing)
+        return (*self.check_blockers, *self.unpromoted, *self.missing)
 
     @property
     def mergeable(self) -> bool:
@@ -117,6 +118,7 @@ def pr_status(
     *,
     environments: Iterable[str] = (),
     changed_paths: Iterable[str] = (),
+    unpromoted: Iterable[str] = (),
 ) -> PrStatus:
     """The status of `pr` judged by the base branch's `config` (None: not judged, as for a
     closed pull request or a base that cannot be read)."""
@@ -149,4 +151,5 @@ def pr_status(
         approved_by=tuple(sorted({p for people in (*status.have.values(), status.policy_have) for p in people})),
         auto_merge=config.auto_merge,
         can_approve_logins=tuple(logins),
+        unpromoted=tuple(unpromoted),
     )

@@ -63,17 +63,18 @@ def test_commands_before_init_say_what_to_do(aimodel: Run) -> None:
     assert "run `aimodel init` first" in result.err
 
 
-MANIFEST = """apiVersion: aimodel.dev/v1
+MANIFEST = """apiVersion: aimodel.dev/v2
 kind: AIModel
 metadata:
   name: fraud
 spec:
-  version: 1.0.0
   application: payments
   dataset: transactions
-  artifact:
-    uri: file:///m.onnx
-    sha256: {sha}
+  versions:
+  - version: 1.0.0
+    artifact:
+      uri: file:///m.onnx
+      sha256: {sha}
 """
 
 
@@ -87,11 +88,11 @@ def test_field_errors_name_file_line_and_field() -> None:
     bad = MANIFEST.format(sha="abc")
     with pytest.raises(ManifestError) as err:
         parse_manifest(bad, "models/fraud/model.yaml")
-    assert str(err.value) == "models/fraud/model.yaml:11: spec.artifact.sha256: expected 64 lower-case hex digits (a sha256 digest)"
+    assert str(err.value) == "models/fraud/model.yaml:12: spec.versions[0].artifact.sha256: expected 64 lower-case hex digits (a sha256 digest)"
     typo = MANIFEST.format(sha="0" * 64).replace("  dataset:", "  datset:")
     with pytest.raises(ManifestError) as err:
         parse_manifest(typo, "models/fraud/model.yaml")
-    assert "models/fraud/model.yaml:8: spec.datset: unknown field" in str(err.value)
+    assert "models/fraud/model.yaml:7: spec.datset: unknown field" in str(err.value)
     wrong_name = MANIFEST.format(sha="0" * 64)
     with pytest.raises(ManifestError) as err:
         parse_manifest(wrong_name, "models/other/model.yaml")
@@ -129,7 +130,7 @@ def test_broken_manifest_pushed_to_a_pr_fails_the_manifest_check_with_its_line(a
     shown = aimodel("pr", "show", str(number), "--json").json
     manifest = shown["checks"]["manifest"]
     assert manifest["state"] == "failure"
-    assert "models/fraud/model.yaml:9: duplicate key 'application'" in manifest["summary"]
+    assert "models/fraud/model.yaml:8: duplicate key 'application'" in manifest["summary"]
     assert shown["checks"]["sign"]["state"] == "skipped"
     refused = aimodel("pr", "merge", str(number), "--as", "eve", expect=1)
     assert "check manifest failed" in refused.err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import ModelFiles, Run, git_branches
+from tests.conftest import ModelFiles, Run, git_branches, promote_through
 
 
 def test_init_is_idempotent_and_seeds_people(aimodel: Run, tmp_path: Path) -> None:
@@ -125,6 +125,7 @@ def _changed_files(home: Path, branch: str) -> list[str]:
 
 
 def test_author_cannot_approve_own_pr_and_close_releases_lock(aimodel: Run, created: str) -> None:
+    promote_through(aimodel, "fraud", "test")
     number = str(aimodel("deploy", "fraud", "--env", "prod", "--as", "dev", "--json").json["pr"])
     own = aimodel("pr", "approve", number, "--as", "dev", expect=1)
     assert "author's own approval never counts" in own.err

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import Run, git_branches
+from tests.conftest import Run, git_branches, promote_through
 
 Edit = Callable[[Path], None]
 
@@ -142,6 +142,7 @@ def test_a_pull_request_cannot_lower_its_own_bar(aimodel: Run, home: Path, tmp_p
 
 
 def test_a_data_scientist_cannot_merge_a_prod_deploy_even_when_approved(aimodel: Run, created: str) -> None:
+    promote_through(aimodel, "fraud", "test")
     number = str(aimodel("deploy", "fraud", "--env", "prod", "--as", "alan", "--json").json["pr"])
     aimodel("pr", "approve", number, "--as", "dev")
     assert aimodel("pr", "show", number, "--json").json["approvals"]["missing"] == []
@@ -152,22 +153,37 @@ def test_a_data_scientist_cannot_merge_a_prod_deploy_even_when_approved(aimodel:
     assert aimodel("list", "--json").json[0]["environments"]["prod"]["state"] == "running"
 
 
-def test_a_hand_made_deploy_to_prod_is_held_like_the_bots(aimodel: Run, created: str, home: Path, tmp_path: Path) -> None:
-    def to_prod(root: Path) -> None:
-        path = root / "models" / "fraud" / "model.yaml"
-        data = yaml.safe_load(path.read_text())
-        data["spec"]["environments"] = ["prod"]
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+def _pin_in_prod(root: Path) -> None:
+    path = root / "apps" / "payments.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["spec"].setdefault("environments", {})["prod"] = {"fraud": "1.0.0"}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
-    push_branch(home, tmp_path, "ada/prod", to_prod)
+
+def test_a_hand_made_deploy_skipping_test_is_held_at_merge(aimodel: Run, created: str, home: Path, tmp_path: Path) -> None:
+    """The deploy verb refuses a version that never ran in test; a pull request made by hand
+    meets the same rule when it is merged, whoever approved it."""
+    push_branch(home, tmp_path, "ada/skip", _pin_in_prod)
+    number = str(aimodel("pr", "open", "ada/skip", "--as", "ada", "--json").json["pr"])
+    shown = aimodel("pr", "show", number, "--json").json
+    assert shown["promotion"] == ["fraud 1.0.0 has not run successfully in test; prod takes only versions that did"]
+    aimodel("pr", "approve", number, "--as", "dev")
+    refused = aimodel("pr", "merge", number, "--as", "dev", expect=1)
+    assert "fraud 1.0.0 has not run successfully in test" in refused.err
+    assert "prod" not in aimodel("list", "--json").json[0]["environments"]
+
+
+def test_a_hand_made_deploy_to_prod_is_held_like_the_bots(aimodel: Run, created: str, home: Path, tmp_path: Path) -> None:
+    promote_through(aimodel, "fraud", "test")
+    push_branch(home, tmp_path, "ada/prod", _pin_in_prod)
     number = str(aimodel("pr", "open", "ada/prod", "--as", "ada", "--json").json["pr"])
     shown = aimodel("pr", "show", number, "--json").json
-    assert shown["environments"] == ["prod"] and shown["policy"] == []
+    assert shown["environments"] == ["prod"] and shown["policy"] == [] and shown["promotion"] == []
     assert "prod needs 1 approval(s) from DevOps Engineer; has 0" in shown["approvals"]["missing"]
-    # the model is locked by the hand-made PR, as by the bot's own
-    assert f"locked by PR #{number}" in aimodel("update", "fraud", "--SLA", "accuracy>=0.8", "--as", "eve", expect=1).err
+    # the application is locked by the hand-made PR, as by the bot's own
+    assert f"locked by PR #{number}" in aimodel("deploy", "fraud", "--env", "prod", "--as", "eve", expect=1).err
     locks = {lock["key"]: lock["pr"] for lock in aimodel("status", "--json").json["locks"]}
-    assert locks == {"branch:ada%2Fprod": int(number), "model:fraud": int(number)}
+    assert locks == {"branch:ada%2Fprod": int(number), "app:payments": int(number)}
     aimodel("pr", "approve", number, "--as", "dev")
     assert "(changes prod) is for DevOps Engineer: dev; ada is Data Scientist" in aimodel("pr", "merge", number, "--as", "ada", expect=1).err
     aimodel("pr", "merge", number, "--as", "dev")

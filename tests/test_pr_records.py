@@ -28,7 +28,8 @@ def test_a_rolled_back_counter_never_overwrites_a_pull_request(aimodel: Run, cre
     assert aimodel("pr", "show", "2", "--json").json["branch"] == opened["branch"]
     assert opened["branch"] in git_branches(home)
     locks = aimodel("status", "--json").json["locks"]
-    assert locks == [{"key": "model:fraud", "pr": 2, "person": "dev"}]  # the lock points at the new PR
+    # the locks (the model, and the application whose dev release changes) point at the new PR
+    assert locks == [{"key": "app:payments", "pr": 2, "person": "dev"}, {"key": "model:fraud", "pr": 2, "person": "dev"}]
     assert next_file.read_text() == "3"
     # and the next one after that continues from the fresh number
     aimodel("pr", "merge", "2", "--as", "dev")

@@ -74,3 +74,7 @@ def migrate_summary(count: int, api: str) -> str:
 
 def migrate_unreadable(path: str, problem: str) -> str:
     return f"{path} cannot be upgraded: {problem}; fix it by hand first"
+
+
+def not_promoted(model: str, version: str, before: str, env: str) -> str:
+    return f"{model} {version} has not run successfully in {before}; {env} takes only versions that did"
