@@ -413,18 +413,18 @@ class GitOps:
             else:
                 running = self.facts.running(before, c.name)
                 if running is None or running.state != "running":
-                    raise Refusal(promo.not_in_previous(c.name, before, c.env))
+                    raise Refusal(promo.not_in_previous(c.name, before, c.env, actor.via))
                 version = running.version
         if model.get(version) is None:
             raise Refusal(promo.no_such_version(c.name, version, [v.version for v in model.versions]))
         if before is not None and not self.facts.ran_ok(before, c.name, version):
-            raise Refusal(promo.promotion_refused(c.name, version, before, c.env))
+            raise Refusal(promo.promotion_refused(c.name, version, before, c.env, actor.via))
         if catalog.running_in(c.env).get(c.name) == version:
             actual = self.facts.running(c.env, c.name)
             if actual is None or actual.version != version or actual.state != "running":
                 # Never "nothing to do" while the environment runs something else.
                 raise Refusal(promo.desired_not_running(
-                    c.name, version, c.env, actual.version if actual else "", actual.state if actual else "", actual.reason if actual else ""
+                    c.name, version, c.env, actual.version if actual else "", actual.state if actual else "", actual.reason if actual else "", actor.via
                 ))
             raise Refusal(messages.nothing_changes(c.name, f"{version} is already deployed to {c.env}"))
         files: dict[str, bytes | None] = {}
@@ -446,16 +446,16 @@ class GitOps:
             raise Refusal(messages.no_such_environment(c.env, list(config.environments)))
         past = self.facts.releases(c.env, c.name)
         if not past:
-            raise Refusal(promo.no_release_for(c.name, c.env))
+            raise Refusal(promo.no_release_for(c.name, c.env, actor.via))
         if c.to:
             chosen = next((r for r in past if r.id == c.to), None)
             if chosen is None:
-                raise Refusal(promo.no_such_release(c.to, c.name, c.env))
+                raise Refusal(promo.no_such_release(c.to, c.name, c.env, actor.via))
         else:
             current = app.environments.get(c.env, {})
             earlier = [r for r in past if dict(r.models) != dict(current)]
             if len(past) < 2 or not earlier:
-                raise Refusal(promo.nothing_before(c.name, c.env))
+                raise Refusal(promo.nothing_before(c.name, c.env, actor.via))
             chosen = earlier[-1]
         pins = dict(chosen.models)
         for model, version in pins.items():

@@ -125,7 +125,19 @@ def test_create_approve_merge_deploy_through_slack_only(loop: Loop) -> None:
     assert "merged" in h.texts([loop.parent(number)])
     assert "merge_pr" not in h.buttons(loop.parent(number))
 
-    # an Application Developer deploys it to prod; prod needs a DevOps approval
+    # prod takes only what ran in test: the refusal says what to type
+    refused = h.texts([loop.command("deploy fraud --env prod", user="U0DAVE")])
+    assert "fraud runs in no release of test yet" in refused and "`/aimodel deploy fraud --env test`" in refused
+    # an Application Developer deploys it to dev (no approvals), then test (one approval)
+    for env in ("dev", "test"):
+        step = _number(loop.command(f"deploy fraud --env {env}", user="U0DAVE"))
+        loop.wait_thread(step, "has green checks" if env == "dev" else "Checks on")
+        if env == "test":
+            loop.click("approve_pr", step, "U0BOB", loop.parent(step))
+        loop.click("merge_pr", step, "U0DAVE", loop.parent(step))  # the thread's "green checks" note carries the button
+        assert f"{env}: deployed fraud" in loop.wait_thread(step, "Deployed")
+
+    # then to prod; prod needs a DevOps approval
     deploy = _number(loop.command("deploy fraud --env prod", user="U0DAVE"))
     loop.wait_thread(deploy, "Checks on")
     parent = loop.parent(deploy)
@@ -186,7 +198,11 @@ def test_app_home(loop: Loop) -> None:
     parent = loop.parent(number)
     loop.click("merge_pr", number, "U0ALICE", parent)
     loop.wait_thread(number, "Deployed")
-    deploy = _number(loop.command("deploy homey --env prod", user="U0DAVE"))
+    to_dev = _number(loop.command("deploy homey --env dev", user="U0DAVE"))
+    loop.wait_thread(to_dev, "has green checks")
+    loop.click("merge_pr", to_dev, "U0DAVE", loop.parent(to_dev))
+    loop.wait_thread(to_dev, "Deployed")
+    deploy = _number(loop.command("deploy homey --env test", user="U0DAVE"))  # test needs an approval
 
     assert h.post(loop.web, slack.app_home_opened("U0BOB")).status_code == 200
     home = h.wait_until(lambda: slack.home_view("U0BOB"), what="bob's home")

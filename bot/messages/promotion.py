@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from bot.messages import command
+
 
 def no_such_version(model: str, version: str, known: Sequence[str]) -> str:
     return f"{model} has no version {version}; its versions: {', '.join(known)}"
@@ -13,25 +15,25 @@ def version_exists(model: str, version: str) -> str:
     return f"{model} {version} is already registered, and a registered version never changes; give a new --version"
 
 
-def not_in_previous(model: str, before: str, env: str) -> str:
+def not_in_previous(model: str, before: str, env: str, face: str) -> str:
     return (
         f"{model} runs in no release of {before} yet, and a version enters {env} only after it ran in {before}: "
-        f"deploy it to {before} first (`aimodel deploy {model} --env {before}`)"
+        f"deploy it to {before} first ({command(face, f'deploy {model} --env {before}')})"
     )
 
 
-def promotion_refused(model: str, version: str, before: str, env: str) -> str:
+def promotion_refused(model: str, version: str, before: str, env: str, face: str) -> str:
     return (
         f"{model} {version} has not run successfully in {before}, and a version enters {env} only after it did: "
-        f"deploy it to {before} first (`aimodel deploy {model} --env {before} --version {version}`)"
+        f"deploy it to {before} first ({command(face, f'deploy {model} --env {before} --version {version}')})"
     )
 
 
-def desired_not_running(model: str, version: str, env: str, running: str, state: str, reason: str) -> str:
+def desired_not_running(model: str, version: str, env: str, running: str, state: str, reason: str, face: str) -> str:
     now = f"{env} runs {model} {running} ({state}{': ' + reason if reason else ''})" if running else f"{env} does not run {model} yet"
     return (
         f"{model} {version} is already what {env} should run, but {now}. "
-        f"`aimodel sync --env {env}` applies it again; `aimodel status` shows why it failed"
+        f"{command(face, f'sync --env {env}')} applies it again; {command(face, 'status')} shows why it failed"
     )
 
 
@@ -39,16 +41,16 @@ def used_by_no_app(model: str) -> str:
     return f"no application uses {model}: an application's release is what runs in an environment"
 
 
-def no_release_for(app: str, env: str) -> str:
-    return f"application {app!r} has no release in {env}; `aimodel history {app} --env {env}` lists what ran there"
+def no_release_for(app: str, env: str, face: str) -> str:
+    return f"application {app!r} has no release in {env}; {command(face, f'history {app} --env {env}')} lists what ran there"
 
 
-def no_such_release(release: str, app: str, env: str) -> str:
-    return f"there is no release {release!r} of {app} in {env}; `aimodel history {app} --env {env}` lists them"
+def no_such_release(release: str, app: str, env: str, face: str) -> str:
+    return f"there is no release {release!r} of {app} in {env}; {command(face, f'history {app} --env {env}')} lists them"
 
 
-def nothing_before(app: str, env: str) -> str:
-    return f"{app} has had one release in {env}: there is nothing earlier to restore (`aimodel history {app} --env {env}`)"
+def nothing_before(app: str, env: str, face: str) -> str:
+    return f"{app} has had one release in {env}: there is nothing earlier to restore ({command(face, f'history {app} --env {env}')})"
 
 
 def release_pins_gone(release: str, model: str, version: str) -> str:
