@@ -124,8 +124,8 @@ def test_ones_own_files_are_usable_and_pinned_canonically(aimodel: Run, home: Pa
         pr = ctx.forge.get_pr(1)
         model = yaml.safe_load(ctx.workspace.read_file(pr.head, "models/fraud/model.yaml") or b"")
         dataset = yaml.safe_load(ctx.workspace.read_file(pr.head, "datasets/transactions.yaml") or b"")
-    assert model["spec"]["artifact"]["source"] == model_files.onnx.resolve().as_uri()  # the link resolved
-    assert model["spec"]["artifact"]["uri"].startswith("store:sha256/")  # the bytes are kept
+    assert model["spec"]["versions"][0]["artifact"]["source"] == model_files.onnx.resolve().as_uri()  # the link resolved
+    assert model["spec"]["versions"][0]["artifact"]["uri"].startswith("store:sha256/")  # the bytes are kept
     assert dataset["spec"]["source"] == model_files.data.resolve().as_uri()
     assert dataset["spec"]["uri"] == f"store:sha256/{dataset['spec']['sha256']}"
 
@@ -136,7 +136,7 @@ def _edit_pr(home: Path, number: int, path: str, change: dict[str, str]) -> None
         pr = ctx.forge.get_pr(number)
         doc = yaml.safe_load(ctx.workspace.read_file(pr.head, path) or b"")
         if "artifact" in change:
-            doc["spec"]["artifact"]["uri"] = change["artifact"]
+            doc["spec"]["versions"][-1]["artifact"]["uri"] = change["artifact"]
         else:
             doc["spec"]["uri"] = change["uri"]
         edited = ctx.workspace.commit_change(pr.head, {path: yaml.safe_dump(doc, sort_keys=False).encode()}, "point elsewhere")
@@ -150,7 +150,7 @@ def _edit_pr(home: Path, number: int, path: str, change: dict[str, str]) -> None
     [
         ("datasets/transactions.yaml", {"uri": "file:///proc/self/environ"}, "spec.uri"),
         ("datasets/transactions.yaml", {"uri": "simplecache::file:///etc/passwd"}, "spec.uri"),
-        ("models/fraud/model.yaml", {"artifact": "SIGNING_KEY"}, "spec.artifact.uri"),
+        ("models/fraud/model.yaml", {"artifact": "SIGNING_KEY"}, "spec.versions[0].artifact.uri"),
     ],
 )
 def test_a_hand_edited_manifest_on_the_pr_branch_is_checked_by_the_worker(

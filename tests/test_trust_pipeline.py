@@ -77,13 +77,12 @@ def test_an_unmeasurable_format_needs_the_environment_to_accept_declared_metrics
         config["environments"]["dev"]["accept_declared_metrics"] = True
         commit = ctx.workspace.commit_change(head, {".aimodel/config.yaml": yaml.safe_dump(config).encode()}, "dev accepts declared metrics")
         ctx.workspace.push(commit, "main", expect=head)
-        # A person edits the manifest to declare the metric and the environment.
+        # A person edits the manifest to declare the metric (a new version runs in dev first).
         number = _create(aimodel, artifact, model_files.data, sla="accuracy>=0.9", name="legacy")
         pr = ctx.forge.get_pr(number)
         text = ctx.workspace.read_file(pr.head, "models/legacy/model.yaml") or b""
         doc = yaml.safe_load(text)
-        doc["spec"]["metrics"] = {"accuracy": 0.93}
-        doc["spec"]["environments"] = ["dev"]
+        doc["spec"]["versions"][-1]["metrics"] = {"accuracy": 0.93}
         edited = ctx.workspace.commit_change(pr.head, {"models/legacy/model.yaml": yaml.safe_dump(doc, sort_keys=False).encode()}, "declare accuracy")
         ctx.workspace.push(edited, pr.branch)
         ctx.forge.update_head(number, edited)
