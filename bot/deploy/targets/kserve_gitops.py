@@ -1,0 +1,82 @@
+"""KServe through the GitOps engine a team already runs: the rendered release is committed to
+a folder of the manifest repository (`deploy/<env>/` by default) that Argo CD or Flux syncs.
+
+The folder holds exactly the rendered files: one YAML per object and a kustomization.yaml
+listing them; a file no longer rendered is deleted in the same commit. A release that
+changes nothing commits nothing, so the periodic reconcile is quiet. The push names the
+commit it builds on (a lease): a concurrent writer makes it fetch and build again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import yaml
+
+from bot.deploy.targets.kserve_render import KUSTOMIZATION, Key, Obj, files, key_of
+from bot.gitrepo import GitError, Workspace
+from bot.manifests import KServeSettings
+from bot.messages import kserve as msg
+
+PUSH_TRIES = 3
+
+
+class PublishError(RuntimeError):
+    """The release could not be committed; the message is safe to show."""
+
+
+class GitOpsPublisher:
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+
+    def _branch(self, s: KServeSettings) -> str:
+        return s.branch or self.workspace.default_branch
+
+    def _base(self, branch: str) -> tuple[str, bool]:
+        """The commit to build on and whether the branch exists (a new deploy branch starts
+        from the default branch)."""
+        try:
+            return self.workspace.head_of(branch), True
+        except GitError:
+            return self.workspace.head_of(), False
+
+    def committed(self, s: KServeSettings, *, fetch: bool = True) -> tuple[str, dict[Key, Obj]]:
+        """The branch head and the objects its deploy folder holds."""
+        if fetch:
+            self.workspace.fetch()
+        base, _ = self._base(self._branch(s))
+        objects: dict[Key, Obj] = {}
+        for path, sha in self.workspace.tree(base).items():
+            if not path.startswith(s.path) or "/" in path[len(s.path) :] or path.endswith("/" + KUSTOMIZATION):
+                continue
+            try:
+                obj = yaml.safe_load(self.workspace.read_blob(sha))
+                objects[key_of(obj)] = obj
+            except (yaml.YAMLError, KeyError, TypeError):
+                continue  # a file someone put there by hand: replaced by the next commit
+        return base, objects
+
+    def publish(self, s: KServeSettings, objects: Mapping[Key, Obj], message: str) -> str | None:
+        """Commit the folder as exactly `objects`; the new commit, or None when it already is."""
+        branch = self._branch(s)
+        wanted = {s.path + name: data for name, data in files(objects).items()}
+        for attempt in range(PUSH_TRIES):
+            if attempt:
+                self.workspace.fetch()
+            base, exists = self._base(branch)
+            tree = self.workspace.tree(base)
+            changes: dict[str, bytes | None] = {p: None for p in tree if p.startswith(s.path) and p not in wanted}
+            for path, data in wanted.items():
+                if tree.get(path) is None or self.workspace.read_blob(tree[path]) != data:
+                    changes[path] = data
+            if not changes:
+                return None
+            commit = self.workspace.commit_change(base, changes, message)
+            try:
+                self.workspace.push(commit, branch, expect=base if exists else "")
+                return commit
+            except GitError as exc:
+                last = str(exc).strip().splitlines()[-1:] or ["push failed"]
+                if attempt == PUSH_TRIES - 1:
+                    raise PublishError(msg.push_refused(branch, last[0][:200])) from None
+        return None
