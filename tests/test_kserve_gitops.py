@@ -1,0 +1,189 @@
+"""mode: gitops on real git: a release is one commit of exactly the rendered files under the
+environment's deploy folder, on the branch Argo CD or Flux syncs; nothing else changes."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.deploy.plan import EnvPlan, ModelRelease
+from bot.deploy.targets.base import DeployRefused
+from bot.deploy.targets.kserve import EnvTargets, KServeTarget, kserve_settings_at_head, pick_target
+from bot.deploy.targets.kserve_render import ReleaseMeta, files, render
+from bot.deploy.targets.local import LocalTarget
+from bot.gitrepo import Workspace
+from bot.manifests import KServeSettings, parse_config
+from tests.kserve_helpers import COMMIT, DIGESTS, STORE, model, two_models
+
+CONFIG = """\
+environments:
+  dev: {}
+  prod:
+    target: kserve
+    kserve:
+      namespace: models
+      runtime: kserve-tritonserver
+      resources: {requests: {cpu: 500m}}
+      max_replicas: 2
+      storage_uri: s3://models/aimodel
+"""
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True).stdout.decode()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[tuple[Path, Workspace]]:
+    seed, bare = tmp_path / "seed", tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    git(tmp_path, "init", "-q", "-b", "main", str(seed))
+    (seed / ".aimodel").mkdir()
+    (seed / ".aimodel" / "config.yaml").write_text(CONFIG)
+    (seed / "models").mkdir()
+    (seed / "models" / "churn.yaml").write_text("kind: AIModel\n")
+    git(seed, "add", "-A")
+    git(seed, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "seed")
+    git(seed, "push", "-q", str(bare), "HEAD:main")
+    git(tmp_path, "clone", "-q", str(bare), str(tmp_path / "work"))
+    ws = Workspace(tmp_path / "work")
+    yield bare, ws
+    ws.close()
+
+
+def settings(**changes: str) -> KServeSettings:
+    s = parse_config(CONFIG).environments["prod"].kserve
+    assert s is not None
+    return KServeSettings(**{**s.__dict__, **changes})
+
+
+def tree(bare: Path, branch: str = "main", under: str = "") -> dict[str, bytes]:
+    names = git(bare, "ls-tree", "-r", "--name-only", branch).split()
+    return {n: subprocess.run(["git", "show", f"{branch}:{n}"], cwd=bare, check=True, capture_output=True).stdout for n in names if n.startswith(under)}
+
+
+def accept(release: ModelRelease, folder: Path) -> None:
+    (folder / "model.onnx").write_bytes(release.sha256.encode())
+
+
+def refuse(*names: str):  # type: ignore[no-untyped-def]
+    def install(release: ModelRelease, folder: Path) -> None:
+        if release.name in names:
+            raise DeployRefused(f"the signature of {release.name} does not verify")
+        accept(release, folder)
+
+    return install
+
+
+def target(ws: Workspace, **changes: str) -> KServeTarget:
+    return KServeTarget(lambda: {"prod": settings(**changes)}, storage="/not/read/by/the/cluster", workspace=ws)
+
+
+def test_a_release_commits_exactly_the_rendered_files(repo: tuple[Path, Workspace]) -> None:
+    bare, ws = repo
+    before = tree(bare)
+    meta = ReleaseMeta(pr=7, releases={"shop": "prod-shop-1"})
+    result = target(ws).apply(two_models(), accept, meta=meta, canary={"fraud": 25})
+    assert result.ok, result.failed
+    assert result.applied == ["churn@1.0", "fraud@2.0"]
+    assert sorted(result.apps) == ["risk", "shop"]
+
+    rendered = files(render(two_models(), settings(), storage=STORE, meta=meta, canary={"fraud": 25}).objects)
+    assert tree(bare, under="deploy/") == {f"deploy/prod/{name}": data for name, data in rendered.items()}
+    assert {k: v for k, v in tree(bare).items() if not k.startswith("deploy/")} == before
+    assert b"canaryTrafficPercent: 25" in rendered["inferenceservice-fraud.yaml"]
+    assert git(bare, "log", "-1", "--format=%s", "main").strip() == "deploy prod: churn@1.0, fraud@2.0"
+
+
+def test_the_same_release_again_commits_nothing(repo: tuple[Path, Workspace]) -> None:
+    bare, ws = repo
+    t = target(ws)
+    assert t.apply(two_models(), accept).ok
+    head = git(bare, "rev-parse", "main")
+    again = t.apply(two_models(commit="f" * 40), accept)  # a merge elsewhere: a new commit, same release
+    assert again.ok and again.applied == [] and again.apps == []
+    assert git(bare, "rev-parse", "main") == head
+
+
+def test_a_new_version_rewrites_its_files_and_removes_what_is_gone(repo: tuple[Path, Workspace]) -> None:
+    bare, ws = repo
+    t = target(ws)
+    assert t.apply(two_models(), accept).ok
+    first = tree(bare, under="deploy/")
+
+    plan = two_models(commit="d" * 40, fraud="2.1", fraud_digest=DIGESTS["fraud2"])
+    del plan.models["churn"]
+    plan.apps["shop"] = plan.apps["shop"].__class__("shop", "3.2", "registry/shop:3.2", (("fraud", "2.1"),))
+    result = t.apply(plan, accept)
+    assert result.ok and result.applied == ["fraud@2.1"] and sorted(result.apps) == ["risk", "shop"]
+    assert result.removed == ["churn"]
+    now = tree(bare, under="deploy/")
+    assert "deploy/prod/inferenceservice-churn.yaml" not in now
+    assert now["deploy/prod/inferenceservice-fraud.yaml"] != first["deploy/prod/inferenceservice-fraud.yaml"]
+    assert DIGESTS["fraud2"].encode() in now["deploy/prod/inferenceservice-fraud.yaml"]
+    assert now == {f"deploy/prod/{n}": d for n, d in files(render(plan, settings(), storage=STORE).objects).items()}
+
+
+def test_a_refused_model_keeps_its_previous_files_and_says_why(repo: tuple[Path, Workspace]) -> None:
+    bare, ws = repo
+    t = target(ws)
+    assert t.apply(two_models(), accept).ok
+    first = tree(bare, under="deploy/")
+    result = t.apply(two_models(commit="d" * 40, fraud="2.1", fraud_digest=DIGESTS["fraud2"]), refuse("fraud"))
+    assert result.failed == {"fraud": "the signature of fraud does not verify"}
+    assert tree(bare, under="deploy/") == first  # fraud, and both apps that pin it, as they were
+
+
+def test_a_deploy_branch_starts_from_the_default_branch_and_leaves_it_alone(repo: tuple[Path, Workspace]) -> None:
+    bare, ws = repo
+    main = git(bare, "rev-parse", "main")
+    assert target(ws, branch="deploy").apply(two_models(), accept).ok
+    assert git(bare, "rev-parse", "main") == main
+    assert git(bare, "rev-parse", "deploy~1") == main
+    assert set(tree(bare, "deploy", under="deploy/")) == {
+        f"deploy/prod/{n}" for n in files(render(two_models(), settings(), storage=STORE).objects)
+    }
+
+
+def test_a_push_that_loses_a_race_builds_again_on_the_new_head(repo: tuple[Path, Workspace], tmp_path: Path) -> None:
+    bare, ws = repo
+    t = target(ws)
+    ws.fetch()
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(bare), str(other))
+    (other / "models" / "fraud.yaml").write_text("kind: AIModel\n")
+    git(other, "add", "-A")
+    git(other, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "a merge meanwhile")
+    git(other, "push", "-q", "origin", "HEAD:main")
+    assert t.publisher is not None
+    commit = t.publisher.publish(settings(), render(two_models(), settings(), storage=STORE).objects, "deploy prod")
+    assert commit is not None and git(bare, "rev-parse", "main").strip() == commit
+    assert "models/fraud.yaml" in tree(bare)  # built on the other writer's commit, not over it
+
+
+def test_status_says_what_is_committed_and_that_health_needs_the_cluster(repo: tuple[Path, Workspace]) -> None:
+    _, ws = repo
+    t = target(ws)
+    assert t.apply(two_models(), accept).ok
+    status = t.status("prod")
+    assert {m: (s.version, s.state) for m, s in status.models.items()} == {"churn": ("1.0", "pending"), "fraud": ("2.0", "pending")}
+    assert "kserve.context" in status.models["churn"].reason
+    assert status.apps["risk"] == {"version": "1.2", "models": {"fraud": "2.0"}}
+
+
+def test_each_environment_goes_to_the_target_its_config_names(repo: tuple[Path, Workspace], tmp_path: Path) -> None:
+    bare, ws = repo
+    ws.fetch()
+    assert set(kserve_settings_at_head(ws)) == {"prod"}
+    routed = pick_target(LocalTarget(tmp_path / "deploy"), ws, STORE)
+    assert isinstance(routed, EnvTargets) and routed.kind == "local+kserve"
+    dev = EnvPlan("dev", COMMIT, models={"churn": model("churn", "1.0", DIGESTS["churn"])})
+    assert routed.apply(dev, accept).ok
+    assert (tmp_path / "deploy" / "dev" / "churn" / "1.0" / "model.onnx").exists()  # local: files here
+    assert routed.apply(two_models(), accept).ok
+    assert "deploy/prod/inferenceservice-churn.yaml" in tree(bare)  # kserve: committed
+    assert "deploy/dev/inferenceservice-churn.yaml" not in tree(bare)
+    assert routed.environments() == ["dev", "prod"]
