@@ -62,7 +62,7 @@ class KubeStandIn:
         self._lock = threading.Lock()
         self._versions = itertools.count(1)
         self._failing: dict[str, tuple[str, str | None]] = {}  # name -> (reason, storageUri or None)
-        self._held: set[str] = set()
+        self._held: dict[str, str | None] = {}  # name -> storageUri or None
         self._unreconciled: dict[tuple[str, str, str], int] = {}  # GETs left before the controller acts
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -75,10 +75,11 @@ class KubeStandIn:
         with self._lock:
             self._failing[name] = (reason, storage_uri)
 
-    def hold(self, name: str) -> None:
-        """The controller never reconciles `name`: it is neither Ready nor failed."""
+    def hold(self, name: str, *, storage_uri: str | None = None) -> None:
+        """The controller never reconciles `name` (while it loads `storage_uri`, when given):
+        it is neither Ready nor failed."""
         with self._lock:
-            self._held.add(name)
+            self._held[name] = storage_uri
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self._lock:
@@ -201,15 +202,17 @@ class KubeStandIn:
     def _reconcile(self, key: tuple[str, str, str]) -> None:
         """KServe's controller, as far as the target can see it: the status of a changed
         InferenceService catches up on the second GET after the change."""
-        if key not in self._unreconciled or key[2] in self._held:
+        if key not in self._unreconciled:
+            return
+        obj = self.objects[key]
+        _, ns, name = key
+        uri = obj["spec"].get("predictor", {}).get("model", {}).get("storageUri")
+        if name in self._held and self._held[name] in (None, uri):
             return
         self._unreconciled[key] -= 1
         if self._unreconciled[key] > 0:
             return
         del self._unreconciled[key]
-        obj = self.objects[key]
-        _, ns, name = key
-        uri = obj["spec"].get("predictor", {}).get("model", {}).get("storageUri")
         failing = self._failing.get(name)
         if failing is not None and failing[1] in (None, uri):
             ready = {"type": "Ready", "status": "False", "reason": "RevisionFailed", "message": failing[0]}

@@ -60,6 +60,14 @@ def default_client(s: KServeSettings) -> Any:
     return client.ApiClient()
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What a call to the API server raises when the server refuses or cannot be reached."""
+    import urllib3
+    from kubernetes.client.exceptions import ApiException
+
+    return (ApiException, urllib3.exceptions.HTTPError, OSError)
+
+
 def _status(exc: BaseException) -> int | None:
     from kubernetes.client.exceptions import ApiException
 
@@ -130,7 +138,7 @@ class ClusterApplier:
         try:
             isvcs = custom.list_namespaced_custom_object(GROUP, VERSION, s.namespace, PLURAL, label_selector=selector)
             maps = api.sanitize_for_serialization(core.list_namespaced_config_map(s.namespace, label_selector=selector))
-        except Exception as exc:  # ApiException, urllib3's errors, OSError: all mean "cannot read"
+        except _transport_errors() as exc:
             raise ClusterError(msg.cluster_unreachable(_reason(exc))) from None
         return list(isvcs.get("items") or []), list(maps.get("items") or [])
 
@@ -158,20 +166,20 @@ class ClusterApplier:
 
     # ------------------------------------------------------------------ writing
 
-    def _apply(self, s: KServeSettings, obj: Obj) -> int:
-        """Server-side apply of one object; the generation the server gave it."""
+    def _apply(self, s: KServeSettings, obj: Obj) -> None:
+        """Server-side apply of one object. (Its answer is not read: a creation answers 201,
+        which the client's generated code does not decode; the wait reads the object.)"""
         _, custom, core = self._apis(s)
         body = {**obj, "metadata": {**obj["metadata"], "annotations": {**obj["metadata"].get("annotations", {}), APPLIED: json.dumps(obj, sort_keys=True, separators=(",", ":"))}}}
         kind, name = key_of(obj)
         try:
             if kind == ISVC:
-                out = custom.patch_namespaced_custom_object(
+                custom.patch_namespaced_custom_object(
                     GROUP, VERSION, s.namespace, PLURAL, name, body, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH
                 )
-                return int(out.get("metadata", {}).get("generation", 0))
-            core.patch_namespaced_config_map(name, s.namespace, body, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH)
-            return 0
-        except Exception as exc:  # the API server's refusal, or no connection
+            else:
+                core.patch_namespaced_config_map(name, s.namespace, body, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH)
+        except _transport_errors() as exc:  # the API server's refusal, or no connection
             raise ClusterError(msg.apply_refused(f"{kind} {name}", _reason(exc))) from None
 
     def _delete(self, s: KServeSettings, key: Key) -> None:
@@ -182,31 +190,31 @@ class ClusterApplier:
                 custom.delete_namespaced_custom_object(GROUP, VERSION, s.namespace, PLURAL, name)
             else:
                 core.delete_namespaced_config_map(name, s.namespace)
-        except Exception as exc:
+        except _transport_errors() as exc:
             if _status(exc) == 404:
                 return  # already gone
             raise ClusterError(msg.apply_refused(f"the deletion of {kind} {name}", _reason(exc))) from None
 
-    def _wait(self, s: KServeSettings, generations: Mapping[str, int]) -> dict[str, str]:
-        """model -> why it is not Ready; empty when all are."""
+    def _wait(self, s: KServeSettings, names: list[str]) -> dict[str, str]:
+        """model -> why it is not Ready at the generation it holds; empty when all are."""
         _, custom, _ = self._apis(s)
         deadline = time.monotonic() + s.ready_timeout
-        pending = dict(generations)
+        pending = set(names)
         failed: dict[str, str] = {}
         while pending:
             for name in sorted(pending):
                 try:
                     obj = custom.get_namespaced_custom_object(GROUP, VERSION, s.namespace, PLURAL, name)
-                except Exception as exc:
+                except _transport_errors() as exc:
                     failed[name] = msg.cluster_unreachable(_reason(exc))
-                    pending.pop(name)
+                    pending.discard(name)
                     continue
                 ready, why = _ready(obj)
                 if ready == "True":
-                    pending.pop(name)
+                    pending.discard(name)
                 elif ready == "False":
                     failed[name] = why or "Ready is False"
-                    pending.pop(name)
+                    pending.discard(name)
             if pending and time.monotonic() >= deadline:
                 failed.update({name: msg.ready_timeout(s.ready_timeout) for name in pending})
                 break
@@ -221,11 +229,10 @@ class ClusterApplier:
         applied: list[Key] = []
         failed: dict[str, str] = {}
         try:
-            generations = {}
             for key in (k for k in changed if k[0] == ISVC):
-                generations[key[1]] = self._apply(s, desired[key])
+                self._apply(s, desired[key])
                 applied.append(key)
-            failed = self._wait(s, generations)
+            failed = self._wait(s, [k[1] for k in applied])
             if not failed:
                 for key in (k for k in changed if k[0] == CONFIGMAP):
                     self._apply(s, desired[key])
@@ -244,13 +251,20 @@ class ClusterApplier:
         return failed
 
     def _roll_back(self, s: KServeSettings, applied: list[Key], previous: Mapping[Key, Obj]) -> dict[str, str]:
+        """Put back what we changed and wait until the previous models answer again; what
+        could not be put back is reported beside the failure."""
         problems: dict[str, str] = {}
+        restored: list[str] = []
         for key in reversed(applied):
             try:
                 if key in previous:
                     self._apply(s, previous[key])
+                    if key[0] == ISVC:
+                        restored.append(key[1])
                 else:
                     self._delete(s, key)
             except ClusterError as exc:
                 problems[f"rollback {key[1]}"] = str(exc)
+        for name, why in self._wait(s, restored).items():
+            problems[f"rollback {name}"] = why
         return problems
