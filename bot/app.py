@@ -24,7 +24,7 @@ from bot.sources import Guard
 from bot.store import Store, open_store
 
 if TYPE_CHECKING:
-    from bot.deploy.targets.local import LocalTarget
+    from bot.deploy.targets.base import Target
     from bot.sources import Access
 
 NotifierFactory = Callable[["Context"], Notifier | None]
@@ -107,10 +107,12 @@ class Context:
         self.close()
 
     @cached_property
-    def target(self) -> LocalTarget:
+    def target(self) -> Target:
+        from bot.deploy.targets.kserve import pick_target
         from bot.deploy.targets.local import LocalTarget
 
-        return LocalTarget(self.settings.home / "deploy")
+        # per environment, as the config names it: local, or kserve (bot.deploy.targets.kserve)
+        return pick_target(LocalTarget(self.settings.home / "deploy"), self.workspace, self.settings.artifact_store_url)
 
     @cached_property
     def jobs(self) -> Jobs:
