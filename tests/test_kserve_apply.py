@@ -84,6 +84,8 @@ def test_a_release_is_applied_server_side_and_the_apps_switch_once_models_are_re
 
     status = target(kube).status("prod")
     assert {m: (s.version, s.state) for m, s in status.models.items()} == {"churn": ("1.0", "running"), "fraud": ("2.0", "running")}
+    assert status.models["fraud"].reason == "canary: 20% of requests to 2.0, the rest to the previous version"
+    assert status.models["churn"].reason == ""
     assert status.apps["shop"] == {"version": "3.1", "models": {"churn": "1.0", "fraud": "2.0"}}
 
 

@@ -11,7 +11,13 @@ import pytest
 
 from bot.deploy.plan import EnvPlan, ModelRelease
 from bot.deploy.targets.base import DeployRefused
-from bot.deploy.targets.kserve import EnvTargets, KServeTarget, kserve_settings_at_head, pick_target
+from bot.deploy.targets.kserve import (
+    AppliesReleases,
+    EnvTargets,
+    KServeTarget,
+    kserve_settings_at_head,
+    pick_target,
+)
 from bot.deploy.targets.kserve_render import ReleaseMeta, files, render
 from bot.deploy.targets.local import LocalTarget
 from bot.gitrepo import Workspace
@@ -187,3 +193,17 @@ def test_each_environment_goes_to_the_target_its_config_names(repo: tuple[Path, 
     assert "deploy/prod/inferenceservice-churn.yaml" in tree(bare)  # kserve: committed
     assert "deploy/dev/inferenceservice-churn.yaml" not in tree(bare)
     assert routed.environments() == ["dev", "prod"]
+
+
+def test_the_deploy_can_hand_the_release_and_a_canary_through_the_router(repo: tuple[Path, Workspace], tmp_path: Path) -> None:
+    bare, ws = repo
+    ws.fetch()
+    routed = pick_target(LocalTarget(tmp_path / "deploy"), ws, STORE)
+    assert isinstance(routed, AppliesReleases)
+    meta = ReleaseMeta(pr=12, releases={"shop": "prod-shop-4"})
+    assert routed.apply_release(two_models(), accept, meta=meta, canary={"fraud": 10}).ok
+    isvc = tree(bare)["deploy/prod/inferenceservice-fraud.yaml"]
+    assert b"canaryTrafficPercent: 10" in isvc and b"aimodel.dev/pr: '12'" in isvc
+    dev = EnvPlan("dev", COMMIT, models={"churn": model("churn", "1.0", DIGESTS["churn"])})
+    assert routed.apply_release(dev, accept, meta=meta).ok  # the local target takes the plain apply
+    assert (tmp_path / "deploy" / "dev" / "churn" / "1.0").is_dir()

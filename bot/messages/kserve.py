@@ -60,3 +60,7 @@ def no_settings(env: str) -> str:
 
 def repo_unreadable() -> str:
     return "cannot read the deploy folder from the manifest repository (fetch failed); nothing was changed"
+
+
+def canary(percent: int, version: str) -> str:
+    return f"canary: {percent}% of requests to {version}, the rest to the previous version"

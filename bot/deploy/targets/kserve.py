@@ -15,7 +15,7 @@ import json
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.deploy.plan import EnvPlan
 from bot.deploy.targets.base import (
@@ -47,6 +47,17 @@ if TYPE_CHECKING:
     from bot.gitrepo import Workspace
 
 SettingsSource = Callable[[], Mapping[str, KServeSettings]]  # env -> settings, for kserve envs
+
+
+@runtime_checkable
+class AppliesReleases(Protocol):
+    """A target that marks what it applies with the release (the PR, release ids per
+    application) and splits traffic for a canary (model -> percent to the new version). The
+    deploy passes them when it has them; a target without this ability gets apply()."""
+
+    def apply_release(
+        self, plan: EnvPlan, install: Installer, *, meta: ReleaseMeta | None = None, canary: Mapping[str, int] | None = None
+    ) -> ApplyResult: ...
 
 
 class KServeTarget:
@@ -136,6 +147,8 @@ class KServeTarget:
         result.removed.extend(key[1] if key[0] == ISVC else f"app {key[1].removeprefix('aimodel-')}" for key in previous if key not in desired)
         return result
 
+    apply_release = apply
+
     def status(self, env: str) -> EnvStatus:
         try:
             s = self._settings(env)
@@ -201,6 +214,14 @@ class EnvTargets:
 
     def apply(self, plan: EnvPlan, install: Installer) -> ApplyResult:
         return self._for(plan.env).apply(plan, install)
+
+    def apply_release(
+        self, plan: EnvPlan, install: Installer, *, meta: ReleaseMeta | None = None, canary: Mapping[str, int] | None = None
+    ) -> ApplyResult:
+        target = self._for(plan.env)
+        if isinstance(target, AppliesReleases):
+            return target.apply_release(plan, install, meta=meta, canary=canary)
+        return target.apply(plan, install)
 
     def status(self, env: str) -> EnvStatus:
         return self._for(env).status(env)

@@ -161,7 +161,10 @@ class ClusterApplier:
             version = (meta.get("annotations") or {}).get(f"{PREFIX}version", "")
             ready, why = _ready(obj)
             state = {"True": "running", "False": "failed"}.get(ready, "pending")
-            states[meta.get("name", "")] = ModelState(version, state, "" if state == "running" else why)
+            canary = (obj.get("spec") or {}).get("predictor", {}).get("canaryTrafficPercent")
+            if state == "running":
+                why = msg.canary(int(canary), version) if isinstance(canary, int) and canary < 100 else ""
+            states[meta.get("name", "")] = ModelState(version, state, why)
         return states
 
     # ------------------------------------------------------------------ writing
