@@ -559,6 +559,7 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
             env, approvals, approvers, r.boolean((*e, "accept_declared_metrics"), default=False), _mergers(r, (*e, "mergers")),
             target, kserve,
         )
+    _kserve_apart(r, environments)
     return RepoConfig(
         people=people,
         permissions=permissions,
@@ -686,6 +687,20 @@ def _target(r: _Reader, e: Path_, env: str) -> tuple[str, KServeSettings | None]
         resources["requests"], resources["limits"], replicas[0], replicas[1], r.string((*k, "storage_uri"), required=False).rstrip("/"),
         r.string((*k, "context"), required=False), timeout,
     )
+
+
+def _kserve_apart(r: _Reader, environments: Mapping[str, Environment]) -> None:
+    """Two environments never share a namespace of one cluster (their InferenceServices are
+    named after the models) nor a deploy folder of one branch (each commit replaces it)."""
+    seen: dict[tuple[str, ...], str] = {}
+    for name, env in environments.items():
+        k = env.kserve
+        if k is None:
+            continue
+        for key, field_ in (((("ns", k.context, k.namespace)), "namespace"), (("path", k.branch, k.path), "path")):
+            other = seen.setdefault(key, name)
+            if other != name:
+                raise r.fail(("environments", name, "kserve", field_), f"environment {other} already uses {key[2]!r}; each environment needs its own")
 
 
 # --------------------------------------------------------------------------- dump

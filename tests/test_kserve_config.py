@@ -5,6 +5,7 @@ GitOps examples point at the folder the bot writes."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -48,6 +49,15 @@ def test_a_wrong_setting_is_named_with_its_line(block: str, line: int, message: 
         parse_config(_env(block))
     assert err.value.line == line
     assert message in str(err.value)
+
+
+def test_two_environments_never_share_a_namespace_or_a_deploy_folder() -> None:
+    both = "environments:\n  dev:\n    target: kserve\n    kserve: {namespace: models}\n  prod:\n    target: kserve\n    kserve: {KEY}\n"
+    with pytest.raises(ManifestError, match=re.escape("prod.kserve.namespace: environment dev already uses 'models'")):
+        parse_config(both.replace("{KEY}", "{namespace: models}"))
+    with pytest.raises(ManifestError, match=re.escape("prod.kserve.path: environment dev already uses 'deploy/x/'")):
+        parse_config(both.replace("{namespace: models}", "{path: deploy/x}").replace("{KEY}", "{path: deploy/x/}"))
+    parse_config(both.replace("{KEY}", "{namespace: models, context: other-cluster}"))  # another cluster
 
 
 def _uncommented_example() -> str:
