@@ -3,11 +3,14 @@ environment's deploy folder, on the branch Argo CD or Flux syncs; nothing else c
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import kubernetes
 import pytest
+import yaml
 
 from bot.deploy.plan import EnvPlan, ModelRelease
 from bot.deploy.targets.base import DeployRefused
@@ -18,11 +21,13 @@ from bot.deploy.targets.kserve import (
     kserve_settings_at_head,
     pick_target,
 )
+from bot.deploy.targets.kserve_cluster import ClusterApplier
 from bot.deploy.targets.kserve_render import ReleaseMeta, files, render
 from bot.deploy.targets.local import LocalTarget
 from bot.gitrepo import Workspace
 from bot.manifests import KServeSettings, parse_config
 from tests.kserve_helpers import COMMIT, DIGESTS, STORE, model, two_models
+from tests.standins.kube_api import APPLY, KubeStandIn
 
 CONFIG = """\
 environments:
@@ -207,3 +212,29 @@ def test_the_deploy_can_hand_the_release_and_a_canary_through_the_router(repo: t
     dev = EnvPlan("dev", COMMIT, models={"churn": model("churn", "1.0", DIGESTS["churn"])})
     assert routed.apply_release(dev, accept, meta=meta).ok  # the local target takes the plain apply
     assert (tmp_path / "deploy" / "dev" / "churn" / "1.0").is_dir()
+
+
+def test_with_cluster_access_status_reads_health_once_the_engine_synced(repo: tuple[Path, Workspace]) -> None:
+    bare, ws = repo
+    with KubeStandIn() as kube:
+        api = kubernetes.client.ApiClient(kubernetes.client.Configuration(host=kube.url))
+        s = dataclasses.replace(settings(), context="prod-cluster")
+        t = KServeTarget(lambda: {"prod": s}, storage=STORE, workspace=ws, cluster=ClusterApplier(lambda _: api, poll=0.01))
+        assert t.apply(two_models(), accept).ok
+        before = t.status("prod").models["churn"]
+        assert (before.state, before.reason[-len("the GitOps engine has not synced it)") :]) == ("pending", "the GitOps engine has not synced it)")
+
+        # Argo CD / Flux: the committed folder, applied server-side as it is
+        custom = kubernetes.client.CustomObjectsApi(api)
+        for data in tree(bare, under="deploy/prod/inferenceservice-").values():
+            obj = yaml.safe_load(data)
+            custom.patch_namespaced_custom_object(
+                "serving.kserve.io", "v1beta1", "models", "inferenceservices", obj["metadata"]["name"], obj,
+                field_manager="argocd-controller", force=True, _content_type=APPLY,
+            )
+        for _ in range(2):  # the controller settles on its second look, as KServe's would later
+            custom.get_namespaced_custom_object("serving.kserve.io", "v1beta1", "models", "inferenceservices", "churn")
+        after = t.status("prod").models
+        assert (after["churn"].version, after["churn"].state) == ("1.0", "running")
+        assert (after["fraud"].version, after["fraud"].state) == ("2.0", "pending")  # synced, not Ready yet
+        api.close()

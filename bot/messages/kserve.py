@@ -64,3 +64,7 @@ def repo_unreadable() -> str:
 
 def canary(percent: int, version: str) -> str:
     return f"canary: {percent}% of requests to {version}, the rest to the previous version"
+
+
+def not_synced(commit: str, why: str) -> str:
+    return f"committed {commit[:10]}; the cluster does not run it yet ({why})"

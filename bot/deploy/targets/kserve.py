@@ -150,9 +150,11 @@ class KServeTarget:
     apply_release = apply
 
     def status(self, env: str) -> EnvStatus:
+        """apply: what the cluster holds and whether it answers. gitops: what is committed, and
+        whether it answers when the bot may read the cluster (`kserve.context`)."""
         try:
             s = self._settings(env)
-            if s.mode == "apply" or s.context:  # gitops with a context: health from the cluster
+            if s.mode == "apply":
                 return EnvStatus(env, "", self._cluster().health(s, env), _apps(self._cluster().live(s, env)))
             if self.publisher is None:
                 return EnvStatus(env)
@@ -163,6 +165,18 @@ class KServeTarget:
             return EnvStatus(env, models={"*": ModelState("", "failed", msg.repo_unreadable())})
         note = msg.committed(head, s.branch or "the default branch")
         models = {k[1]: ModelState(_version(o), "pending", note) for k, o in objects.items() if k[0] == ISVC}
+        if s.context:
+            why = "the GitOps engine has not synced it"
+            try:
+                health = self._cluster().health(s, env)
+            except ClusterError as exc:
+                health, why = {}, str(exc)
+            for name, committed in models.items():
+                live = health.get(name)
+                if live is None or live.version != committed.version:
+                    models[name] = ModelState(committed.version, "pending", msg.not_synced(head, why))
+                else:
+                    models[name] = live
         return EnvStatus(env, head, models, _apps(objects))
 
 
