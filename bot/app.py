@@ -112,7 +112,8 @@ class Context:
         from bot.deploy.targets.local import LocalTarget
 
         # per environment, as the config names it: local, or kserve (bot.deploy.targets.kserve)
-        return pick_target(LocalTarget(self.settings.home / "deploy"), self.workspace, self.settings.artifact_store_url)
+        deploy = self.settings.home / "deploy"
+        return pick_target(LocalTarget(deploy), self.workspace, self.settings.artifact_store_url, locks=deploy)
 
     @cached_property
     def jobs(self) -> Jobs:

@@ -39,6 +39,7 @@ from bot.deploy.targets.kserve_render import (
     render,
     settle,
 )
+from bot.fsutil import file_lock
 from bot.gitrepo import GitError
 from bot.manifests import CONFIG_PATH, KServeSettings, ManifestError, parse_config
 from bot.messages import kserve as msg
@@ -70,11 +71,15 @@ class KServeTarget:
         storage: str,
         workspace: Workspace | None = None,
         cluster: ClusterApplier | None = None,
+        locks: Path | None = None,
     ) -> None:
         """`storage`: the artifact store's URL (a setting's storage_uri overrides it);
-        `workspace` publishes gitops releases; `cluster` applies, and reads health."""
+        `workspace` publishes gitops releases; `cluster` applies, and reads health; `locks`:
+        a folder for one lock per environment, so two processes of one home never apply (and
+        roll back) the same environment at once."""
         self.settings = settings
         self.storage = storage
+        self.locks = locks
         self.publisher = GitOpsPublisher(workspace) if workspace is not None else None
         self.cluster = cluster
 
@@ -110,6 +115,12 @@ class KServeTarget:
         meta: ReleaseMeta | None = None,
         canary: Mapping[str, int] | None = None,
     ) -> ApplyResult:
+        if self.locks is None:
+            return self._apply(plan, install, meta, canary)
+        with file_lock(self.locks / f".kserve-{plan.env}.lock"):
+            return self._apply(plan, install, meta, canary)
+
+    def _apply(self, plan: EnvPlan, install: Installer, meta: ReleaseMeta | None, canary: Mapping[str, int] | None) -> ApplyResult:
         result = ApplyResult(plan.env, plan.commit)
         try:
             s = self._settings(plan.env)
@@ -256,6 +267,7 @@ def kserve_settings_at_head(workspace: Workspace) -> dict[str, KServeSettings]:
     return {name: env.kserve for name, env in config.environments.items() if env.target == "kserve" and env.kserve is not None}
 
 
-def pick_target(local: Target, workspace: Workspace, storage: str) -> Target:
+def pick_target(local: Target, workspace: Workspace, storage: str, locks: Path | None = None) -> Target:
     """The Context's target: `local` unless the config sends an environment to KServe."""
-    return EnvTargets(local, KServeTarget(lambda: kserve_settings_at_head(workspace), storage=storage, workspace=workspace))
+    kserve = KServeTarget(lambda: kserve_settings_at_head(workspace), storage=storage, workspace=workspace, locks=locks)
+    return EnvTargets(local, kserve)
