@@ -205,6 +205,9 @@ def test_the_deploy_can_hand_the_release_and_a_canary_through_the_router(repo: t
     ws.fetch()
     routed = pick_target(LocalTarget(tmp_path / "deploy"), ws, STORE)
     assert isinstance(routed, AppliesReleases)
+    wrong = routed.apply_release(two_models(), accept, canary={"churnn": 10})
+    assert wrong.failed == {"*": "canary churnn=10: name a model of this release and a percent from 0 to 100"}
+    assert "deploy/prod/kustomization.yaml" not in tree(bare)
     meta = ReleaseMeta(pr=12, releases={"shop": "prod-shop-4"})
     assert routed.apply_release(two_models(), accept, meta=meta, canary={"fraud": 10}).ok
     isvc = tree(bare)["deploy/prod/inferenceservice-fraud.yaml"]

@@ -68,3 +68,11 @@ def canary(percent: int, version: str) -> str:
 
 def not_synced(commit: str, why: str) -> str:
     return f"committed {commit[:10]}; the cluster does not run it yet ({why})"
+
+
+def no_clone() -> str:
+    return "mode: gitops needs the manifest repository's clone to commit to; nothing was changed"
+
+
+def bad_canary(model: str, percent: int) -> str:
+    return f"canary {model}={percent}: name a model of this release and a percent from 0 to 100"

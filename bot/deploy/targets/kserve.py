@@ -95,7 +95,7 @@ class KServeTarget:
     def _previous(self, env: str, s: KServeSettings) -> dict[Key, Obj]:
         if s.mode == "gitops":
             if self.publisher is None:
-                raise PublishError("no manifest repository clone to commit to")
+                raise PublishError(msg.no_clone())
             try:
                 return self.publisher.committed(s)[1]
             except GitError:
@@ -128,7 +128,11 @@ class KServeTarget:
         except (ClusterError, PublishError) as exc:
             result.failed["*"] = str(exc)
             return result
-        rendered = render(plan, s, storage=s.storage_uri or self.storage, meta=meta, canary=canary)
+        try:
+            rendered = render(plan, s, storage=s.storage_uri or self.storage, meta=meta, canary=canary)
+        except ValueError as exc:  # a canary for a model the release does not hold
+            result.failed["*"] = str(exc)
+            return result
         refused = dict(rendered.refused)
         for key, obj in rendered.objects.items():
             old = previous.get(key)

@@ -160,7 +160,7 @@ def render(
     canary = canary or {}
     for name, percent in canary.items():
         if name not in plan.models or not 0 <= percent <= 100:
-            raise ValueError(f"canary {name}={percent}: a model of this release and a percent from 0 to 100")
+            raise ValueError(msg.bad_canary(name, percent))
     out = Rendered()
     for name, model in sorted(plan.models.items()):
         try:
