@@ -9,7 +9,10 @@ commit it builds on (a lease): a concurrent writer makes it fetch and build agai
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from collections.abc import Mapping
+from typing import Any
 
 import yaml
 
@@ -19,6 +22,12 @@ from bot.manifests import KServeSettings
 from bot.messages import kserve as msg
 
 PUSH_TRIES = 3
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def blob_sha(data: bytes) -> str:
+    """The id git gives these bytes as a file: a file is unchanged when its id is."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 class PublishError(RuntimeError):
@@ -28,6 +37,7 @@ class PublishError(RuntimeError):
 class GitOpsPublisher:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
+        self._parsed: dict[str, Obj | None] = {}  # blob sha -> object: the folder is read every reconcile
 
     def _branch(self, s: KServeSettings) -> str:
         return s.branch or self.workspace.default_branch
@@ -49,12 +59,23 @@ class GitOpsPublisher:
         for path, sha in self.workspace.tree(base).items():
             if not path.startswith(s.path) or "/" in path[len(s.path) :] or path.endswith("/" + KUSTOMIZATION):
                 continue
-            try:
-                obj = yaml.safe_load(self.workspace.read_blob(sha))
+            obj = self._parse(sha)
+            if obj is not None:  # else a file someone put there by hand: the next commit replaces it
                 objects[key_of(obj)] = obj
-            except (yaml.YAMLError, KeyError, TypeError):
-                continue  # a file someone put there by hand: replaced by the next commit
         return base, objects
+
+    def _parse(self, sha: str) -> Obj | None:
+        if sha not in self._parsed:
+            if len(self._parsed) > 10_000:
+                self._parsed.clear()
+            try:
+                obj = yaml.load(self.workspace.read_blob(sha), Loader=_Loader)
+                key_of(obj)
+                self._parsed[sha] = obj
+            except (yaml.YAMLError, KeyError, TypeError):
+                self._parsed[sha] = None
+        found = self._parsed[sha]
+        return copy.deepcopy(found) if found is not None else None
 
     def publish(self, s: KServeSettings, objects: Mapping[Key, Obj], message: str) -> str | None:
         """Commit the folder as exactly `objects`; the new commit, or None when it already is."""
@@ -67,7 +88,7 @@ class GitOpsPublisher:
             tree = self.workspace.tree(base)
             changes: dict[str, bytes | None] = {p: None for p in tree if p.startswith(s.path) and p not in wanted}
             for path, data in wanted.items():
-                if tree.get(path) is None or self.workspace.read_blob(tree[path]) != data:
+                if tree.get(path) != blob_sha(data):
                     changes[path] = data
             if not changes:
                 return None
