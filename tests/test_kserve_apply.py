@@ -17,7 +17,7 @@ from bot.deploy.targets.kserve import KServeTarget
 from bot.deploy.targets.kserve_cluster import ClusterApplier
 from bot.deploy.targets.kserve_render import ReleaseMeta, render
 from bot.manifests import KServeSettings
-from tests.kserve_helpers import DIGESTS, SETTINGS, STORE, model, two_models
+from tests.kserve_helpers import DIGESTS, SETTINGS, STORE, accept, model, served, two_models
 from tests.standins.kube_api import APPLY, KubeStandIn
 
 NS = SETTINGS.namespace
@@ -36,13 +36,15 @@ def client_for(kube: KubeStandIn) -> Any:
     return make
 
 
-def target(kube: KubeStandIn, **changes: Any) -> KServeTarget:
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """The bot's artifact store (AIMODEL_ARTIFACT_STORE); the cluster reads it as STORE."""
+    return tmp_path / "artifacts"
+
+
+def target(kube: KubeStandIn, store: Path, **changes: Any) -> KServeTarget:
     s = dataclasses.replace(SETTINGS, **changes)
-    return KServeTarget(lambda: {"prod": s}, storage=STORE, cluster=ClusterApplier(client_for(kube), poll=0.01))
-
-
-def accept(release: ModelRelease, folder: Path) -> None:
-    (folder / "model.onnx").write_bytes(b"verified")
+    return KServeTarget(lambda: {"prod": s}, storage=str(store), cluster=ClusterApplier(client_for(kube), poll=0.01))
 
 
 def release_two() -> EnvPlan:
@@ -59,8 +61,8 @@ def uri(kube: KubeStandIn, name: str) -> str:
     return str(obj["spec"]["predictor"]["model"]["storageUri"])
 
 
-def test_a_release_is_applied_server_side_and_the_apps_switch_once_models_are_ready(kube: KubeStandIn) -> None:
-    result = target(kube).apply(two_models(), accept, meta=ReleaseMeta(pr=9), canary={"fraud": 20})
+def test_a_release_is_applied_server_side_and_the_apps_switch_once_models_are_ready(kube: KubeStandIn, store: Path) -> None:
+    result = target(kube, store).apply(two_models(), accept, meta=ReleaseMeta(pr=9), canary={"fraud": 20})
     assert result.ok, result.failed
     assert result.applied == ["churn@1.0", "fraud@2.0"] and sorted(result.apps) == ["risk", "shop"]
 
@@ -82,18 +84,18 @@ def test_a_release_is_applied_server_side_and_the_apps_switch_once_models_are_re
     first_configmap = min(i for i, c in enumerate(kube.calls) if c.method == "PATCH" and "/configmaps/" in c.path)
     assert len(gets) >= 4 and max(gets) < first_configmap
 
-    status = target(kube).status("prod")
+    status = target(kube, store).status("prod")
     assert {m: (s.version, s.state) for m, s in status.models.items()} == {"churn": ("1.0", "running"), "fraud": ("2.0", "running")}
     assert status.models["fraud"].reason == "canary: 20% of requests to 2.0, the rest to the previous version"
     assert status.models["churn"].reason == ""
     assert status.apps["shop"] == {"version": "3.1", "models": {"churn": "1.0", "fraud": "2.0"}}
 
 
-def test_a_model_that_fails_to_become_ready_rolls_the_release_back(kube: KubeStandIn) -> None:
-    t = target(kube)
+def test_a_model_that_fails_to_become_ready_rolls_the_release_back(kube: KubeStandIn, store: Path) -> None:
+    t = target(kube, store)
     assert t.apply(two_models(), accept).ok
     before_fraud, before_shop = uri(kube, "fraud"), kube.get("ConfigMap", NS, "aimodel-shop")
-    new_uri = f"{STORE}/sha256/{DIGESTS['fraud2']}"
+    new_uri = served(DIGESTS["fraud2"])
     kube.fail("fraud", "failed to load model: bad ONNX graph", storage_uri=new_uri)
 
     result = t.apply(release_two(), accept)
@@ -107,18 +109,18 @@ def test_a_model_that_fails_to_become_ready_rolls_the_release_back(kube: KubeSta
     assert (status.models["fraud"].version, status.models["fraud"].state) == ("2.0", "running")
 
 
-def test_a_model_not_ready_in_time_rolls_the_release_back(kube: KubeStandIn) -> None:
-    t = target(kube, ready_timeout=1)
+def test_a_model_not_ready_in_time_rolls_the_release_back(kube: KubeStandIn, store: Path) -> None:
+    t = target(kube, store, ready_timeout=1)
     assert t.apply(two_models(), accept).ok
-    kube.hold("fraud", storage_uri=f"{STORE}/sha256/{DIGESTS['fraud2']}")
+    kube.hold("fraud", storage_uri=served(DIGESTS["fraud2"]))
     result = t.apply(release_two(), accept)
     assert result.failed == {"fraud": "not Ready within 1 s"}
-    assert uri(kube, "fraud") == f"{STORE}/sha256/{DIGESTS['fraud']}"
+    assert uri(kube, "fraud") == served(DIGESTS["fraud"])
     assert kube.get("ConfigMap", NS, "aimodel-risk")["data"]["MODEL_FRAUD_VERSION"] == "2.0"  # type: ignore[index]
 
 
-def test_a_good_release_deletes_what_it_no_longer_holds(kube: KubeStandIn) -> None:
-    t = target(kube)
+def test_a_good_release_deletes_what_it_no_longer_holds(kube: KubeStandIn, store: Path) -> None:
+    t = target(kube, store)
     assert t.apply(release_two(), accept).ok
     plan = two_models(commit="e" * 40)
     del plan.apps["shop"]
@@ -130,8 +132,8 @@ def test_a_good_release_deletes_what_it_no_longer_holds(kube: KubeStandIn) -> No
     assert kube.names("ConfigMap", NS) == ["aimodel-risk"]
 
 
-def test_an_unchanged_release_applies_nothing(kube: KubeStandIn) -> None:
-    t = target(kube)
+def test_an_unchanged_release_applies_nothing(kube: KubeStandIn, store: Path) -> None:
+    t = target(kube, store)
     assert t.apply(two_models(), accept).ok
     patches = sum(c.method == "PATCH" for c in kube.calls)
     again = t.apply(two_models(commit="f" * 40), accept)
@@ -139,8 +141,8 @@ def test_an_unchanged_release_applies_nothing(kube: KubeStandIn) -> None:
     assert sum(c.method == "PATCH" for c in kube.calls) == patches
 
 
-def test_a_refused_model_is_not_applied_and_its_apps_keep_their_release(kube: KubeStandIn) -> None:
-    t = target(kube)
+def test_a_refused_model_is_not_applied_and_its_apps_keep_their_release(kube: KubeStandIn, store: Path) -> None:
+    t = target(kube, store)
     assert t.apply(two_models(), accept).ok
 
     def refuse_fraud(release: ModelRelease, folder: Path) -> None:
@@ -148,11 +150,12 @@ def test_a_refused_model_is_not_applied_and_its_apps_keep_their_release(kube: Ku
             from bot.deploy.targets.base import DeployRefused
 
             raise DeployRefused("no signature bundle; the sign check has not passed")
+        accept(release, folder)
 
     result = t.apply(release_two(), refuse_fraud)
     assert result.failed == {"fraud": "no signature bundle; the sign check has not passed"}
     assert result.applied == ["upsell@0.1"] and result.apps == []  # both apps pin fraud
-    assert uri(kube, "fraud") == f"{STORE}/sha256/{DIGESTS['fraud']}"
+    assert uri(kube, "fraud") == served(DIGESTS["fraud"])
     assert kube.get("ConfigMap", NS, "aimodel-shop")["data"]["APP_VERSION"] == "3.1"  # type: ignore[index]
 
 
@@ -166,8 +169,8 @@ def test_an_unreachable_cluster_changes_nothing_and_says_so() -> None:
     assert "Traceback" not in result.failed["*"]
 
 
-def test_a_rollback_that_does_not_come_back_is_reported_too(kube: KubeStandIn) -> None:
-    t = target(kube, ready_timeout=1)
+def test_a_rollback_that_does_not_come_back_is_reported_too(kube: KubeStandIn, store: Path) -> None:
+    t = target(kube, store, ready_timeout=1)
     assert t.apply(two_models(), accept).ok
     kube.hold("fraud")  # whatever it loads
     result = t.apply(release_two(), accept)

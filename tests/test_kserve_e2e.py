@@ -54,7 +54,9 @@ def test_a_merged_deploy_to_a_kserve_environment_is_committed_for_the_gitops_eng
     }
     isvc = yaml.safe_load(_git(home, "show", "main:deploy/dev/inferenceservice-fraud.yaml"))
     digest = hashlib.sha256(model_files.onnx.read_bytes()).hexdigest()
-    assert isvc["spec"]["predictor"]["model"]["storageUri"] == f"s3://models/aimodel/sha256/{digest}"
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == f"s3://models/aimodel/serving/{digest}"
+    # the bytes that passed the gate, in the bot's store where that URI points (the cluster's name for it)
+    assert (home / "artifacts" / "serving" / digest / "model.onnx").read_bytes() == model_files.onnx.read_bytes()
     assert isvc["metadata"]["labels"]["aimodel.dev/env"] == "dev"
     merged = _git(home, "rev-parse", "main~1").strip()  # the merge; the deploy commit is on top of it
     assert isvc["metadata"]["labels"]["aimodel.dev/commit"] == merged

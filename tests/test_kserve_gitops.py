@@ -26,7 +26,7 @@ from bot.deploy.targets.kserve_render import ReleaseMeta, files, render
 from bot.deploy.targets.local import LocalTarget
 from bot.gitrepo import Workspace
 from bot.manifests import KServeSettings, parse_config
-from tests.kserve_helpers import COMMIT, DIGESTS, STORE, model, two_models
+from tests.kserve_helpers import COMMIT, DIGESTS, STORE, accept, model, two_models
 from tests.standins.kube_api import APPLY, KubeStandIn
 
 CONFIG = """\
@@ -76,10 +76,6 @@ def tree(bare: Path, branch: str = "main", under: str = "") -> dict[str, bytes]:
     return {n: subprocess.run(["git", "show", f"{branch}:{n}"], cwd=bare, check=True, capture_output=True).stdout for n in names if n.startswith(under)}
 
 
-def accept(release: ModelRelease, folder: Path) -> None:
-    (folder / "model.onnx").write_bytes(release.sha256.encode())
-
-
 def refuse(*names: str):  # type: ignore[no-untyped-def]
     def install(release: ModelRelease, folder: Path) -> None:
         if release.name in names:
@@ -89,8 +85,14 @@ def refuse(*names: str):  # type: ignore[no-untyped-def]
     return install
 
 
+def bot_store(ws: Workspace) -> str:
+    """The bot's artifact store (AIMODEL_ARTIFACT_STORE), beside its clone; the cluster reads it
+    as the config's storage_uri."""
+    return str(ws.path.parent / "artifacts")
+
+
 def target(ws: Workspace, **changes: str) -> KServeTarget:
-    return KServeTarget(lambda: {"prod": settings(**changes)}, storage="/not/read/by/the/cluster", workspace=ws)
+    return KServeTarget(lambda: {"prod": settings(**changes)}, storage=bot_store(ws), workspace=ws)
 
 
 def test_a_release_commits_exactly_the_rendered_files(repo: tuple[Path, Workspace]) -> None:
@@ -106,6 +108,10 @@ def test_a_release_commits_exactly_the_rendered_files(repo: tuple[Path, Workspac
     assert tree(bare, under="deploy/") == {f"deploy/prod/{name}": data for name, data in rendered.items()}
     assert {k: v for k, v in tree(bare).items() if not k.startswith("deploy/")} == before
     assert b"canaryTrafficPercent: 25" in rendered["inferenceservice-fraud.yaml"]
+    assert f"storageUri: {STORE}/serving/{DIGESTS['fraud']}".encode() in rendered["inferenceservice-fraud.yaml"]
+    # the verified bytes, where that storageUri points (the bot writes its store; the cluster reads it as STORE)
+    served = Path(bot_store(ws)) / "serving" / DIGESTS["fraud"] / "model.onnx"
+    assert served.read_bytes() == b"onnx bytes of fraud 2.0"
     assert git(bare, "log", "-1", "--format=%s", "main").strip() == "deploy prod: churn@1.0, fraud@2.0"
 
 
@@ -189,11 +195,11 @@ def test_each_environment_goes_to_the_target_its_config_names(repo: tuple[Path, 
     bare, ws = repo
     ws.fetch()
     assert set(kserve_settings_at_head(ws)) == {"prod"}
-    routed = pick_target(LocalTarget(tmp_path / "deploy"), ws, STORE)
+    routed = pick_target(LocalTarget(tmp_path / "deploy"), ws, bot_store(ws))
     assert isinstance(routed, EnvTargets) and routed.kind == "local+kserve"
     dev = EnvPlan("dev", COMMIT, models={"churn": model("churn", "1.0", DIGESTS["churn"])})
     assert routed.apply(dev, accept).ok
-    assert (tmp_path / "deploy" / "dev" / "churn" / "1.0" / "model.onnx").exists()  # local: files here
+    assert (tmp_path / "deploy" / "dev" / "churn" / "1.0" / "churn.onnx").exists()  # local: files here
     assert routed.apply(two_models(), accept).ok
     assert "deploy/prod/inferenceservice-churn.yaml" in tree(bare)  # kserve: committed
     assert "deploy/dev/inferenceservice-churn.yaml" not in tree(bare)
@@ -203,7 +209,7 @@ def test_each_environment_goes_to_the_target_its_config_names(repo: tuple[Path, 
 def test_the_deploy_can_hand_the_release_and_a_canary_through_the_router(repo: tuple[Path, Workspace], tmp_path: Path) -> None:
     bare, ws = repo
     ws.fetch()
-    routed = pick_target(LocalTarget(tmp_path / "deploy"), ws, STORE)
+    routed = pick_target(LocalTarget(tmp_path / "deploy"), ws, bot_store(ws))
     assert isinstance(routed, AppliesReleases)
     wrong = routed.apply_release(two_models(), accept, canary={"churnn": 10})
     assert wrong.failed == {"*": "canary churnn=10: name a model of this release and a percent from 0 to 100"}
@@ -222,7 +228,7 @@ def test_with_cluster_access_status_reads_health_once_the_engine_synced(repo: tu
     with KubeStandIn() as kube:
         api = kubernetes.client.ApiClient(kubernetes.client.Configuration(host=kube.url))
         s = dataclasses.replace(settings(), context="prod-cluster")
-        t = KServeTarget(lambda: {"prod": s}, storage=STORE, workspace=ws, cluster=ClusterApplier(lambda _: api, poll=0.01))
+        t = KServeTarget(lambda: {"prod": s}, storage=bot_store(ws), workspace=ws, cluster=ClusterApplier(lambda _: api, poll=0.01))
         assert t.apply(two_models(), accept).ok
         before = t.status("prod").models["churn"]
         assert (before.state, before.reason[-len("the GitOps engine has not synced it)") :]) == ("pending", "the GitOps engine has not synced it)")
@@ -241,3 +247,25 @@ def test_with_cluster_access_status_reads_health_once_the_engine_synced(repo: tu
         assert (after["churn"].version, after["churn"].state) == ("1.0", "running")
         assert (after["fraud"].version, after["fraud"].state) == ("2.0", "pending")  # synced, not Ready yet
         api.close()
+
+
+def test_a_store_the_bytes_cannot_be_placed_in_refuses_the_model(repo: tuple[Path, Workspace], tmp_path: Path) -> None:
+    bare, ws = repo
+    (tmp_path / "not-a-folder").write_text("")
+    t = KServeTarget(lambda: {"prod": settings()}, storage=str(tmp_path / "not-a-folder"), workspace=ws)
+    result = t.apply(two_models(), accept)
+    assert set(result.failed) == {"churn", "fraud"}
+    assert result.failed["churn"].startswith("cannot place churn's verified bytes where the cluster reads them: ")
+    assert str(tmp_path) not in result.failed["churn"]
+    assert "deploy/prod/kustomization.yaml" not in tree(bare)  # every app pins a refused model: nothing to commit
+
+
+def test_when_every_model_leaves_the_folder_keeps_an_empty_kustomization_for_the_engine_to_prune(repo: tuple[Path, Workspace]) -> None:
+    bare, ws = repo
+    t = target(ws)
+    assert t.apply(two_models(), accept).ok
+    result = t.apply(EnvPlan("prod", "e" * 40), accept)
+    assert result.ok and sorted(result.removed) == ["app risk", "app shop", "churn", "fraud"]
+    folder = tree(bare, under="deploy/")
+    assert list(folder) == ["deploy/prod/kustomization.yaml"]
+    assert yaml.safe_load(folder["deploy/prod/kustomization.yaml"])["resources"] == []

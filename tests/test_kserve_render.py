@@ -26,6 +26,7 @@ from tests.kserve_helpers import (
     isvc_validator,
     kubernetes_problems,
     model,
+    served,
     two_models,
 )
 
@@ -56,13 +57,13 @@ def test_two_models_one_with_a_canary_match_the_inferenceservice_schema() -> Non
             "modelFormat": {"name": "onnx"},
             "protocolVersion": "v2",
             "runtime": "kserve-tritonserver",
-            "storageUri": f"{STORE}/sha256/{DIGESTS['churn']}",
+            "storageUri": served(DIGESTS["churn"]),
             "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
         },
     }
     fraud = out.objects[(ISVC, "fraud")]
     assert fraud["spec"]["predictor"]["canaryTrafficPercent"] == 10
-    assert fraud["spec"]["predictor"]["model"]["storageUri"] == f"{STORE}/sha256/{DIGESTS['fraud']}"
+    assert fraud["spec"]["predictor"]["model"]["storageUri"] == served(DIGESTS["fraud"])
 
 
 def test_every_object_carries_the_release_commit_and_pr() -> None:

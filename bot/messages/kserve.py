@@ -76,3 +76,7 @@ def no_clone() -> str:
 
 def bad_canary(model: str, percent: int) -> str:
     return f"canary {model}={percent}: name a model of this release and a percent from 0 to 100"
+
+
+def cannot_place(model: str, why: str) -> str:
+    return f"cannot place {model}'s verified bytes where the cluster reads them: {why}"

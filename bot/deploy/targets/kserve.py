@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.deploy.plan import EnvPlan
+from bot.deploy.plan import EnvPlan, ModelRelease
 from bot.deploy.targets.base import (
     ApplyResult,
     DeployRefused,
@@ -39,10 +39,12 @@ from bot.deploy.targets.kserve_render import (
     render,
     settle,
 )
+from bot.deploy.targets.kserve_storage import place
 from bot.fsutil import file_lock
 from bot.gitrepo import GitError
 from bot.manifests import CONFIG_PATH, KServeSettings, ManifestError, parse_config
 from bot.messages import kserve as msg
+from bot.store import StoreError, digest_of
 
 if TYPE_CHECKING:
     from bot.gitrepo import Workspace
@@ -137,7 +139,7 @@ class KServeTarget:
         for key, obj in rendered.objects.items():
             old = previous.get(key)
             if key[0] == ISVC and (old is None or content(old) != content(obj)):
-                refused.update(_verify(plan, key[1], install))
+                refused.update(self._verify(plan.models[key[1]], install))
         desired = settle(plan, rendered.objects, previous, refused)
         result.failed.update(refused)
         try:
@@ -163,6 +165,24 @@ class KServeTarget:
         return result
 
     apply_release = apply
+
+    def _verify(self, model: ModelRelease, install: Installer) -> dict[str, str]:
+        """The same gate as the local target's (digest, signature, attestation); the verified
+        file is then placed where the cluster reads it (kserve_storage)."""
+        from bot.checks.fetch import stored_name  # the installer names the file as the source did
+
+        with tempfile.TemporaryDirectory(prefix="aimodel-verify-") as folder:
+            try:
+                install(model, Path(folder))
+                if digest_of(model.uri):
+                    place(self.storage, model.sha256, model.format, Path(folder) / stored_name(model.uri, model.source))
+            except DeployRefused as exc:
+                return {model.name: str(exc)}
+            except StoreError as exc:  # its message is written to be shown
+                return {model.name: msg.cannot_place(model.name, str(exc))}
+            except OSError as exc:  # the reason, not a path on this machine
+                return {model.name: msg.cannot_place(model.name, exc.strerror or type(exc).__name__)}
+        return {}
 
     def status(self, env: str) -> EnvStatus:
         """apply: what the cluster holds and whether it answers. gitops: what is committed, and
@@ -193,17 +213,6 @@ class KServeTarget:
                 else:
                     models[name] = live
         return EnvStatus(env, head, models, _apps(objects))
-
-
-def _verify(plan: EnvPlan, model: str, install: Installer) -> dict[str, str]:
-    """The same gate as the local target's: the bytes are fetched, checked and thrown away;
-    the cluster fetches its own copy by the same digest."""
-    with tempfile.TemporaryDirectory(prefix="aimodel-verify-") as folder:
-        try:
-            install(plan.models[model], Path(folder))
-        except (DeployRefused, OSError) as exc:
-            return {model: str(exc)}
-    return {}
 
 
 def _version(obj: Obj) -> str:

@@ -86,6 +86,8 @@ class GitOpsPublisher:
                 self.workspace.fetch()
             base, exists = self._base(branch)
             tree = self.workspace.tree(base)
+            if not objects and not any(path.startswith(s.path) for path in tree):
+                return None  # nothing runs there, nor ever did: no folder of an empty kustomization
             changes: dict[str, bytes | None] = {p: None for p in tree if p.startswith(s.path) and p not in wanted}
             for path, data in wanted.items():
                 if tree.get(path) != blob_sha(data):

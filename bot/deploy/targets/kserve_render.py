@@ -2,7 +2,7 @@
 
 Per model of the environment's plan, one `InferenceService` (serving.kserve.io/v1beta1) named
 after the model, whose predictor loads the exact version the release pins from the artifact
-store by digest. The name stays the model's across versions on purpose: KServe's canary
+store, in the folder named by its digest (kserve_storage). The name stays the model's across versions on purpose: KServe's canary
 (`canaryTrafficPercent`) splits traffic between an InferenceService's candidate revision and
 its last ready one, and the applications keep one URL per model. Per application, one
 ConfigMap (`aimodel-<app>`) telling it where each of its models answers, as `models.json` and
@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from bot.deploy.plan import EnvPlan, ModelRelease
+from bot.deploy.targets.kserve_storage import serving_uri
 from bot.manifests import KServeSettings
 from bot.messages import kserve as msg
 from bot.store import digest_of
@@ -72,9 +73,10 @@ def endpoint(model: str, namespace: str) -> str:
 
 
 def storage_uri(model: ModelRelease, storage: str) -> str:
-    """Where the cluster reads the model's bytes; raises ValueError with the reason."""
+    """Where the cluster reads the model's bytes: the serving folder of its digest in the store
+    (kserve_storage), or an older manifest's own URI; raises ValueError with the reason."""
     digest = digest_of(model.uri)
-    uri = f"{storage.rstrip('/')}/sha256/{digest}" if digest else model.uri
+    uri = serving_uri(storage, digest) if digest else model.uri
     if not uri.startswith(STORAGE_SCHEMES):
         raise ValueError(msg.storage_unreadable(model.name, uri))
     return uri
