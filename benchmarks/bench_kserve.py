@@ -8,7 +8,8 @@ periodic reconcile: it must commit nothing). Compared in the same run, taking tu
 a person would do with the same rendered files (made before the clock starts): write them
 into a clone's deploy folder, `git add -A`, `git commit`, `git push` (to its own copy of the
 origin). The bytes' gate is not
-timed (the installer accepts): it is the local target's, measured by bench_custody/bench_sign.
+timed (the installer accepts; the changed model's file is placed in the store's serving folder,
+as a deploy does): the gate is the local target's, measured by bench_custody/bench_sign.
 Writes under benchmarks/.work/kserve/ and deletes it when done.
 """
 
@@ -35,8 +36,8 @@ from bot.deploy.targets.kserve_render import files, render  # noqa: E402
 from bot.gitrepo import Workspace  # noqa: E402
 from bot.manifests import KServeSettings  # noqa: E402
 
-SETTINGS = KServeSettings(namespace="models", path="deploy/prod/", runtime="kserve-tritonserver", max_replicas=3)
-STORE = "s3://models/aimodel"
+STORE = "s3://models/aimodel"  # the store as the cluster reads it; the bot writes it under WORK
+SETTINGS = KServeSettings(namespace="models", path="deploy/prod/", runtime="kserve-tritonserver", max_replicas=3, storage_uri=STORE)
 
 
 def sh(*args: str, cwd: Path | None = None) -> str:
@@ -58,7 +59,9 @@ def plan(models: int, upto: int) -> EnvPlan:
 
 
 def accept(release: ModelRelease, folder: Path) -> None:
-    pass
+    from bot.checks.fetch import stored_name
+
+    (folder / stored_name(release.uri, release.source)).write_bytes(b"onnx")
 
 
 def timed(fn: Callable[[int], object], i: int) -> float:
@@ -86,7 +89,7 @@ def main() -> int:
     sh("git", "clone", "-q", str(WORK / "origin.git"), str(WORK / "work"))
     sh("git", "clone", "-q", str(WORK / "plain.git"), str(WORK / "clone"))
     ws = Workspace(WORK / "work")
-    target = KServeTarget(lambda: {"prod": SETTINGS}, storage=STORE, workspace=ws)
+    target = KServeTarget(lambda: {"prod": SETTINGS}, storage=str(WORK / "artifacts"), workspace=ws)
     assert target.apply(plan(args.models, -1), accept).ok  # the first release: every file
     clone = WORK / "clone"
 
