@@ -80,3 +80,7 @@ def bad_canary(model: str, percent: int) -> str:
 
 def cannot_place(model: str, why: str) -> str:
     return f"cannot place {model}'s verified bytes where the cluster reads them: {why}"
+
+
+def engine_behind() -> str:
+    return "the GitOps engine has not synced it"

@@ -201,7 +201,7 @@ class KServeTarget:
         note = msg.committed(head, s.branch or "the default branch")
         models = {k[1]: ModelState(_version(o), "pending", note) for k, o in objects.items() if k[0] == ISVC}
         if s.context:
-            why = "the GitOps engine has not synced it"
+            why = msg.engine_behind()
             try:
                 health = self._cluster().health(s, env)
             except ClusterError as exc:
