@@ -26,7 +26,7 @@ from bot.store import Store, open_store
 
 if TYPE_CHECKING:
     from bot.deploy.records import ReleaseLog
-    from bot.deploy.targets.local import LocalTarget
+    from bot.deploy.targets.base import Target
     from bot.sources import Access
 
 NotifierFactory = Callable[["Context"], Notifier | None]
@@ -110,10 +110,13 @@ class Context:
         self.close()
 
     @cached_property
-    def target(self) -> LocalTarget:
+    def target(self) -> Target:
+        from bot.deploy.targets.kserve import pick_target
         from bot.deploy.targets.local import LocalTarget
 
-        return LocalTarget(self.settings.home / "deploy")
+        # per environment, as the config names it: local, or kserve (bot.deploy.targets.kserve)
+        deploy = self.settings.home / "deploy"
+        return pick_target(LocalTarget(deploy), self.workspace, self.settings.artifact_store_url, locks=deploy)
 
     @cached_property
     def releases(self) -> ReleaseLog:

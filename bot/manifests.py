@@ -170,6 +170,8 @@ class Environment:
     accept_declared_metrics: bool = False
     mergers: tuple[str, ...] | None = None  # roles that may merge; None: the roles that may deploy
     allow_skip: bool = False  # a version may enter without having run in the environment before
+    target: str = "local"  # local | kserve: where a merged release runs
+    kserve: KServeSettings | None = None  # set when target is kserve
 
 
 @dataclass(frozen=True)
@@ -620,7 +622,7 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
             raise r.fail(("environments", env), problem)
         e = ("environments", env)
         r.mapping(e, required=False)
-        r.unknown_keys(e, ("approvals", "approvers", "accept_declared_metrics", "mergers", "allow_skip"))
+        r.unknown_keys(e, ("approvals", "approvers", "accept_declared_metrics", "mergers", "allow_skip", "target", "kserve"))
         approvals = r.integer((*e, "approvals"), default=0)
         if approvals < 0:
             raise r.fail((*e, "approvals"), "must not be negative")
@@ -630,10 +632,12 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
                 raise r.fail((*e, "approvers", i), f"{role!r} is not a role; roles: {', '.join(ROLES)}")
         if approvals and not approvers:
             raise r.fail((*e, "approvers"), "an environment that needs approvals must name the approver roles")
+        target, kserve = _target(r, e, env)
         environments[env] = Environment(
             env, approvals, approvers, r.boolean((*e, "accept_declared_metrics"), default=False), _mergers(r, (*e, "mergers")),
-            r.boolean((*e, "allow_skip"), default=False),
+            r.boolean((*e, "allow_skip"), default=False), target, kserve,
         )
+    _kserve_apart(r, environments)
     promotion = r.strings(("promotion",))
     for i, env in enumerate(promotion):
         if environments and env not in environments:
@@ -691,6 +695,97 @@ def _policy_rules(r: _Reader) -> PolicyRules:
         raise r.fail((*p, "approvals"), "a policy change needs at least 1 approval; nobody changes the rules alone")
     mergers = _mergers(r, (*p, "mergers")) or default.mergers
     return PolicyRules(owners, approvals, mergers)
+
+
+# --------------------------------------------------------------------------- config: deploy target
+# `environments.<env>.target: local|kserve` and, for kserve, how the release reaches the cluster.
+
+TARGETS = ("local", "kserve")
+KSERVE_MODES = ("gitops", "apply")
+# A deploy commit writes only under its path: never over manifests, policy or schemas.
+_KSERVE_RESERVED = ("models/", "apps/", "datasets/", ".aimodel/", "schemas/", ".git/", ".github/")
+_QUANTITY = re.compile(r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$")
+
+
+@dataclass(frozen=True)
+class KServeSettings:
+    mode: str = "gitops"  # gitops: commit the YAML for Argo CD/Flux; apply: server-side apply
+    namespace: str = ""
+    path: str = ""  # folder in the manifest repository, ending in "/"
+    branch: str = ""  # gitops: the branch the engine syncs; "" is the default branch
+    runtime: str = ""  # a ServingRuntime name; "" lets KServe pick one for ONNX
+    requests: tuple[tuple[str, str], ...] = ()  # resources.requests: (name, quantity), as written
+    limits: tuple[tuple[str, str], ...] = ()
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    storage_uri: str = ""  # where the cluster reads the artifact store; "" is the store's own URL
+    context: str = ""  # kubeconfig context; "" is the current one, or in-cluster
+    ready_timeout: int = 300  # apply: seconds to wait for Ready before rolling back
+
+
+def _target(r: _Reader, e: Path_, env: str) -> tuple[str, KServeSettings | None]:
+    target = r.string((*e, "target"), required=False, default="local")
+    if target not in TARGETS:
+        raise r.fail((*e, "target"), f"expected one of {', '.join(TARGETS)}, got {target!r}")
+    k: Path_ = (*e, "kserve")
+    if target != "kserve":
+        if r.get(k) is not None:
+            raise r.fail(k, "kserve settings apply only with target: kserve")
+        return target, None
+    r.mapping(k, required=False)
+    r.unknown_keys(k, ("mode", "namespace", "path", "branch", "runtime", "resources", "min_replicas", "max_replicas", "storage_uri", "context", "ready_timeout"))
+    mode = r.string((*k, "mode"), required=False, default="gitops")
+    if mode not in KSERVE_MODES:
+        raise r.fail((*k, "mode"), f"expected one of {', '.join(KSERVE_MODES)}, got {mode!r}")
+    namespace = r.string((*k, "namespace"), required=False, default=env)
+    if problem := dns1123_problem(namespace):
+        raise r.fail((*k, "namespace"), problem)
+    path = r.string((*k, "path"), required=False, default=f"deploy/{env}/").strip("/") + "/"
+    parts = path.rstrip("/").split("/")
+    if path == "/" or path.startswith(_KSERVE_RESERVED) or any(p in ("", ".", "..") for p in parts) or "\\" in path:
+        raise r.fail((*k, "path"), f"{path!r} is not a folder of its own in the repository (like deploy/{env}/)")
+    branch = r.string((*k, "branch"), required=False)
+    if branch and (not re.fullmatch(r"[A-Za-z0-9._/-]+", branch) or ".." in branch or branch.startswith(("-", "/")) or branch.endswith(("/", ".lock"))):
+        raise r.fail((*k, "branch"), f"{branch!r} is not a branch name")
+    r.mapping((*k, "resources"), required=False)
+    r.unknown_keys((*k, "resources"), ("requests", "limits"))
+    resources: dict[str, tuple[tuple[str, str], ...]] = {}
+    for kind in ("requests", "limits"):
+        pairs = []
+        for name in r.mapping((*k, "resources", kind), required=False):
+            quantity = r.string((*k, "resources", kind, name))
+            if not _QUANTITY.match(quantity):
+                raise r.fail((*k, "resources", kind, name), f"{quantity!r} is not a Kubernetes quantity (like 500m, 2Gi)")
+            pairs.append((name, quantity))
+        resources[kind] = tuple(pairs)
+    replicas = [None if r.get((*k, key)) is None else r.integer((*k, key)) for key in ("min_replicas", "max_replicas")]
+    for key, value in zip(("min_replicas", "max_replicas"), replicas, strict=True):
+        if value is not None and value < 0:
+            raise r.fail((*k, key), "must not be negative")
+    if replicas[0] is not None and replicas[1] and replicas[0] > replicas[1]:
+        raise r.fail((*k, "min_replicas"), "must not be more than max_replicas")
+    timeout = r.integer((*k, "ready_timeout"), default=300)
+    if timeout < 1:
+        raise r.fail((*k, "ready_timeout"), "must be at least 1 second")
+    return target, KServeSettings(
+        mode, namespace, path, branch, r.string((*k, "runtime"), required=False),
+        resources["requests"], resources["limits"], replicas[0], replicas[1], r.string((*k, "storage_uri"), required=False).rstrip("/"),
+        r.string((*k, "context"), required=False), timeout,
+    )
+
+
+def _kserve_apart(r: _Reader, environments: Mapping[str, Environment]) -> None:
+    """Two environments never share a namespace of one cluster (their InferenceServices are
+    named after the models) nor a deploy folder of one branch (each commit replaces it)."""
+    seen: dict[tuple[str, ...], str] = {}
+    for name, env in environments.items():
+        k = env.kserve
+        if k is None:
+            continue
+        for key, field_ in (((("ns", k.context, k.namespace)), "namespace"), (("path", k.branch, k.path), "path")):
+            other = seen.setdefault(key, name)
+            if other != name:
+                raise r.fail(("environments", name, "kserve", field_), f"environment {other} already uses {key[2]!r}; each environment needs its own")
 
 
 # --------------------------------------------------------------------------- dump

@@ -1,0 +1,83 @@
+"""End to end on the embedded forge with the real CLI: an environment whose config says
+`target: kserve` gets its merged release as a commit of KServe objects for Argo CD / Flux,
+through the same signature gate as the local target; the other environments stay local."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from bot.app import Context
+from bot.config import load_settings
+from tests.conftest import ModelFiles, Run
+
+KSERVE_DEV = b"""\
+  dev:
+    target: kserve
+    kserve:
+      namespace: models
+      storage_uri: s3://models/aimodel
+"""
+
+
+def _git(home: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(home / "repo.git"), *args], check=True, capture_output=True, text=True).stdout
+
+
+def _send_dev_to_kserve(home: Path) -> None:
+    """A DevOps engineer's config change, pushed to the default branch."""
+    with Context(load_settings({"AIMODEL_HOME": str(home)})) as ctx:
+        ctx.workspace.fetch()
+        base = ctx.workspace.head_of()
+        text = ctx.workspace.read_file(base, ".aimodel/config.yaml")
+        assert text is not None
+        head, envs = text.split(b"\nenvironments:\n", 1)  # (people are named too: one is "dev")
+        assert envs.startswith(b"  dev:\n")
+        text = head + b"\nenvironments:\n" + KSERVE_DEV + envs[len(b"  dev:\n") :]
+        commit = ctx.workspace.commit_change(base, {".aimodel/config.yaml": text}, "dev runs on KServe")
+        ctx.workspace.push(commit, "main", expect=base)
+
+
+def test_a_merged_deploy_to_a_kserve_environment_is_committed_for_the_gitops_engine(
+    aimodel: Run, home: Path, created: str, model_files: ModelFiles
+) -> None:
+    _send_dev_to_kserve(home)
+    aimodel("deploy", "fraud", "--env", "dev", "--as", "dev")
+    aimodel("pr", "merge", "2", "--as", "dev")
+
+    files = set(_git(home, "ls-tree", "-r", "--name-only", "main", "deploy/").split())
+    assert files == {
+        "deploy/dev/configmap-aimodel-payments.yaml", "deploy/dev/inferenceservice-fraud.yaml", "deploy/dev/kustomization.yaml",
+    }
+    isvc = yaml.safe_load(_git(home, "show", "main:deploy/dev/inferenceservice-fraud.yaml"))
+    digest = hashlib.sha256(model_files.onnx.read_bytes()).hexdigest()
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == f"s3://models/aimodel/serving/{digest}"
+    # the bytes that passed the gate, in the bot's store where that URI points (the cluster's name for it)
+    assert (home / "artifacts" / "serving" / digest / "model.onnx").read_bytes() == model_files.onnx.read_bytes()
+    assert isvc["metadata"]["labels"]["aimodel.dev/env"] == "dev"
+    merged = _git(home, "rev-parse", "main~1").strip()  # the merge; the deploy commit is on top of it
+    assert isvc["metadata"]["labels"]["aimodel.dev/commit"] == merged
+    assert _git(home, "log", "-1", "--format=%s", "main").strip() == "deploy dev: fraud@1.0.0"
+    wiring = yaml.safe_load(_git(home, "show", "main:deploy/dev/configmap-aimodel-payments.yaml"))
+    assert wiring["data"]["MODEL_FRAUD_URL"] == "http://fraud.models.svc.cluster.local/v2/models/fraud/infer"
+    assert not (home / "deploy" / "dev" / "fraud").exists()  # no model placed on this machine for dev
+
+    shown = aimodel("status", "fraud", "--json").json["environments"]["dev"]
+    assert shown["version"] == "1.0.0" and shown["state"] == "pending"
+    assert shown["reason"].startswith("committed ") and "kserve.context" in shown["reason"]
+
+
+def test_a_model_the_gate_refuses_is_not_committed(aimodel: Run, home: Path, created: str, model_files: ModelFiles) -> None:
+    stored = home / "artifacts" / "sha256" / hashlib.sha256(model_files.onnx.read_bytes()).hexdigest()
+    stored.chmod(0o644)
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 1
+    stored.write_bytes(bytes(data))
+    _send_dev_to_kserve(home)
+    aimodel("deploy", "fraud", "--env", "dev", "--as", "dev")
+    merged = aimodel("pr", "merge", "2", "--as", "dev", expect=None)
+    assert f"the stored object sha256/{stored.name} does not match its digest" in merged.text
+    assert _git(home, "ls-tree", "-r", "--name-only", "main", "deploy/").split() == []
