@@ -254,6 +254,11 @@ def _init_verb(cmd: c.Command, common: c.Common) -> int:
     return _init(_settings(common), cmd, common)
 
 
+def _history_verb(cmd: c.Command, common: c.Common) -> int:
+    assert isinstance(cmd, c.History)
+    return _with_context(common, lambda ctx: _history(ctx, cmd, common))
+
+
 def _list_verb(cmd: c.Command, common: c.Common) -> int:
     assert isinstance(cmd, c.ListModels)
     return _list(_settings(common), None, cmd, common)
@@ -366,6 +371,30 @@ def _list(settings: Settings, ctx: Context | None, cmd: c.ListModels, common: c.
         _json(rows)
     else:
         _out(messages.model_list(rows, [cmd.env] if cmd.env else envs))
+    return 0
+
+
+def _history(ctx: Context, cmd: c.History, common: c.Common) -> int:
+    from bot.deploy import history
+    from bot.messages import history as history_text
+    from bot.policy import authorize
+
+    who = _who(common, ctx.settings, required=False)
+    if who:  # as `list`: a reader of the default branch's config
+        config = ctx.gitops.catalog().config
+        decision = authorize(config, config.people.get(who), "list", who)
+        if not decision.allowed:
+            raise _Fail(messages.refused(decision.reason), 1)
+    try:
+        found = history.gather(ctx, cmd.name, cmd.env, cmd.at)
+    except history.UnknownName as exc:
+        raise _Fail(history_text.unknown_name(exc.name, exc.suggestions, "cli"), 1) from None
+    except history.UnknownEnvironment as exc:
+        raise _Fail(messages.no_such_environment(exc.env, exc.environments), 1) from None
+    if common.json:
+        _json(found.to_json())
+    else:
+        _out(history_text.text(found))
     return 0
 
 
@@ -547,7 +576,7 @@ def _pr_open(ctx: Context, cmd: c.PrCommand, common: c.Common, actor: Actor) -> 
 # The CLI's runner of each verb of the table (bot/verbs.py); tests/test_verbs.py holds the two equal.
 RUNNERS: dict[str, Callable[[c.Command, c.Common], int]] = {
     "create": _proposal, "update": _proposal, "deploy": _proposal, "destroy": _proposal,
-    "list": _list_verb, "status": _status_verb, "scan": _checks, "validate": _checks, "sign": _checks, "verify": _checks,
+    "list": _list_verb, "status": _status_verb, "history": _history_verb, "scan": _checks, "validate": _checks, "sign": _checks, "verify": _checks,
     "help": _help, "pr": _pr_verb, "init": _init_verb, "serve": _serve, "worker": _worker,
 }
 

@@ -62,6 +62,14 @@ class Status:
 
 
 @dataclass(frozen=True)
+class History:
+    name: str  # an application or a model
+    env: str = ""
+    at: float | None = None  # seconds since the epoch; None: every release
+    verb: str = "history"
+
+
+@dataclass(frozen=True)
 class Scan:
     targets: tuple[str, ...]  # model names or paths
     app_name: str = ""  # the seed's --appName
@@ -128,7 +136,7 @@ class Help:
 
 
 Command = (
-    Create | Update | Deploy | Destroy | ListModels | Status | Scan | Validate | Sign | Verify
+    Create | Update | Deploy | Destroy | ListModels | Status | History | Scan | Validate | Sign | Verify
     | PrCommand | Init | Serve | Worker | Help
 )
 PROPOSALS = (Create, Update, Deploy, Destroy)

@@ -21,6 +21,7 @@ from bot.command_values import (
     Deploy,
     Destroy,
     Help,
+    History,
     Init,
     ListModels,
     PrCommand,
@@ -37,7 +38,7 @@ from bot.messages import help as help_text
 from bot.verbs import BY_NAME, COMMON, Arg, UsageProblem, Verb, verbs_for
 
 __all__ = [
-    "PROPOSALS", "Command", "Common", "Create", "Deploy", "Destroy", "Help", "Init", "ListModels", "Parsed",
+    "PROPOSALS", "Command", "Common", "Create", "Deploy", "Destroy", "Help", "History", "Init", "ListModels", "Parsed",
     "PrCommand", "Reply", "Scan", "Serve", "Sign", "Status", "Update", "Validate", "Verify", "Worker",
     "parse", "parse_text", "split_words",
 ]

@@ -149,6 +149,21 @@ def _status(ns: argparse.Namespace) -> v.Command:
     return v.Status(ns.name)
 
 
+def _history(ns: argparse.Namespace) -> v.Command:
+    import time
+
+    from bot.deploy.history import BadTime, parse_time
+    from bot.messages import history as history_text
+
+    at = None
+    if ns.at:
+        try:
+            at = parse_time(ns.at, time.time())
+        except BadTime:
+            raise UsageProblem(history_text.bad_time(ns.at)) from None
+    return v.History(ns.name, _name(ns.env, "--env") if ns.env else "", at)
+
+
 def _scan(ns: argparse.Namespace) -> v.Command:
     if not ns.targets and not ns.app_name:
         raise UsageProblem(messages.scan_needs_target())
@@ -279,6 +294,16 @@ VERBS: tuple[Verb, ...] = (
         (Arg(("NAME",), "a model to show in detail", "name", nargs="?"),),
         "status fraud",
         _status,
+    ),
+    Verb(
+        "history", "what ran where and when: each release's versions, digests, pull request, commit, author and approvers",
+        (
+            Arg(("APP|MODEL",), "an application or a model", "name"),
+            Arg(("--env",), "only this environment", "env", "ENV", values_note=ENV_NOTE),
+            Arg(("--at",), 'only what was live at this time: ISO 8601 (2026-11-30T12:00Z, "2026-11-30 12:00" is UTC) or "2h ago"', "at", "TIME"),
+        ),
+        'history payments --env prod --at "2026-11-30 12:00"',
+        _history, permission="list",
     ),
     Verb(
         "scan", "look for malware in model files (never loads them)",
