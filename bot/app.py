@@ -24,6 +24,7 @@ from bot.sources import Guard
 from bot.store import Store, open_store
 
 if TYPE_CHECKING:
+    from bot.deploy.records import ReleaseLog
     from bot.deploy.targets.local import LocalTarget
     from bot.sources import Access
 
@@ -111,6 +112,13 @@ class Context:
         from bot.deploy.targets.local import LocalTarget
 
         return LocalTarget(self.settings.home / "deploy")
+
+    @cached_property
+    def releases(self) -> ReleaseLog:
+        """What each apply did, per environment and application (history, rollback, retirement)."""
+        from bot.deploy.records import ReleaseLog
+
+        return ReleaseLog(self.settings.home / "releases")
 
     @cached_property
     def jobs(self) -> Jobs:
