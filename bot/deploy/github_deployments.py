@@ -8,6 +8,7 @@ release record is the truth: a forge that cannot be told is logged, and the rele
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from bot.deploy.records import ReleaseRecord
@@ -47,3 +48,13 @@ def report_release(ctx: Context, record: ReleaseRecord) -> None:
         ctx.forge.record_deployment(deployment_of(record))
     except ForgeError as exc:
         log.warning("release %s: %s", record.id, exc)
+
+
+def report_records(ctx: Context, record_ids: Iterable[str]) -> None:
+    """report_release for each record an apply wrote (ApplyResult.records), read back by id."""
+    if not isinstance(ctx.forge, RecordsDeployments):
+        return
+    for record_id in record_ids:
+        record = ctx.releases.get(record_id)
+        if record is not None:
+            report_release(ctx, record)
