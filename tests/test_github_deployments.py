@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from github.GithubException import GithubException
@@ -17,7 +18,16 @@ from bot.forges.base import RecordsDeployments
 from bot.forges.github import GitHubForge
 from bot.forges.github_auth import TokenSource
 from bot.forges.local import LocalForge
-from tests.github_helpers import BOT_TOKEN, NAME, OWNER, REPO, GitHubWorld, make_world
+from tests.github_helpers import (
+    BOT_TOKEN,
+    NAME,
+    OWNER,
+    REPO,
+    GitHubWorld,
+    make_world,
+    wait_until,
+    web_process,
+)
 from tests.standins.github_api import GitHubStandIn
 
 pytestmark = pytest.mark.timeout(120)
@@ -143,3 +153,57 @@ def test_standin_deployments_follow_githubs_rules(world: GitHubWorld) -> None:
         again.create_status("success")  # auto_inactive (GitHub's default): the earlier one in dev is inactive
         assert [s.state for s in first.get_statuses()] == ["inactive", "success"]
         assert [s.state for s in second.get_statuses()] == []
+
+
+# --------------------------------------------------------------------------- through the GitHub face
+
+
+@pytest.mark.timeout(300)
+def test_merged_deploys_show_on_githubs_environments(standin: GitHubStandIn, tmp_path: Path, model: dict[str, Path]) -> None:
+    """The real CLI, GitHub's webhooks to the real web process and its worker: a merge to dev is
+    a Deployment with success; a refused apply to test (its stored object damaged after the
+    checks passed) is a Deployment with failure and the reason."""
+    import hashlib
+    import os
+
+    from tests.test_github_e2e import approve, cli, deliveries, green, pr_data
+
+    world = make_world(standin, tmp_path / "home", app=False, auto_merge=True)
+    with web_process(world.env(), tmp_path / "web.log") as web:
+        standin.add_webhook(OWNER, NAME, f"{web.url}/github/webhook", world.env()["GITHUB_WEBHOOK_SECRET"])
+        cli(world, "create", "fraud", "--app", "payments", "--dataset", "transactions", "--artifact", str(model["onnx"]),
+            "--dataset-uri", str(model["data"]), "--label-column", "label", "--SLA", "accuracy>=0.9", "--as", "ada")
+        wait_until(lambda: pr_data(world, 1)["merged"], 120, what=lambda: f"#1 merged\n{web.log()}\n{deliveries(world)}")
+
+        cli(world, "deploy", "fraud", "--env", "dev", "--as", "dev")
+        wait_until(lambda: pr_data(world, 2)["merged"], 120, what=lambda: f"#2 merged\n{web.log()}\n{deliveries(world)}")
+        dev = wait_until(lambda: _final(world, "dev"), 60, what=lambda: f"the dev deployment\n{web.log()}")
+        assert dev["sha"] == pr_data(world, 2)["merge_commit_sha"]
+        assert dev["payload"]["release"] == "dev-payments-1" and dev["payload"]["pr"] == 2
+        assert [s["state"] for s in dev["statuses"]] == ["in_progress", "success"]
+        assert dev["statuses"][-1]["log_url"].endswith(f"/{OWNER}/{NAME}/pull/2")
+
+        cli(world, "deploy", "fraud", "--env", "test", "--as", "dev")
+        wait_until(lambda: green(world, 3), 120, what=lambda: f"#3 green\n{web.log()}\n{deliveries(world)}")
+        digest = hashlib.sha256(model["onnx"].read_bytes()).hexdigest()
+        stored = world.home / "artifacts" / "sha256" / digest
+        os.chmod(stored, 0o644)  # objects are kept read-only; a deliberate hand gets past that
+        damaged = bytearray(stored.read_bytes())
+        damaged[len(damaged) // 2] ^= 1
+        stored.write_bytes(bytes(damaged))
+        approve(world, "ops", 3)
+        wait_until(lambda: pr_data(world, 3)["merged"], 120, what=lambda: f"#3 merged\n{web.log()}\n{deliveries(world)}")
+        test = wait_until(lambda: _final(world, "test"), 60, what=lambda: f"the test deployment\n{web.log()}")
+        assert test["payload"]["release"] == "test-payments-1"
+        assert [s["state"] for s in test["statuses"]] == ["in_progress", "failure"]
+        reason = test["statuses"][-1]["description"]
+        assert reason.startswith("test-payments-1 refused: ") and f"sha256/{digest[:12]}" in reason and len(reason) <= 140
+        assert [d["environment"] for d in standin.deployments(OWNER, NAME)] == ["dev", "test"]
+
+
+def _final(world: GitHubWorld, env: str) -> dict[str, Any] | None:
+    """The environment's deployment once it has a final status."""
+    for d in world.standin.deployments(OWNER, NAME):
+        if d["environment"] == env and d["statuses"] and d["statuses"][-1]["state"] in ("success", "failure"):
+            return d
+    return None
