@@ -111,7 +111,7 @@ class Context:
     def target(self) -> LocalTarget:
         from bot.deploy.targets.local import LocalTarget
 
-        return LocalTarget(self.settings.home / "deploy")
+        return LocalTarget(self.settings.home / "deploy", releases=self.releases, keep=self.settings.releases.keep)
 
     @cached_property
     def releases(self) -> ReleaseLog:

@@ -49,6 +49,12 @@ class Destroy:
 
 
 @dataclass(frozen=True)
+class Sync:
+    env: str = ""  # empty: every environment
+    verb: str = "sync"
+
+
+@dataclass(frozen=True)
 class ListModels:
     app: str = ""
     env: str = ""
@@ -137,6 +143,6 @@ class Help:
 
 Command = (
     Create | Update | Deploy | Destroy | ListModels | Status | History | Scan | Validate | Sign | Verify
-    | PrCommand | Init | Serve | Worker | Help
+    | PrCommand | Init | Serve | Worker | Help | Sync
 )
 PROPOSALS = (Create, Update, Deploy, Destroy)

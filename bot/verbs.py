@@ -141,6 +141,10 @@ def _destroy(ns: argparse.Namespace) -> v.Command:
     return v.Destroy(_name(ns.name, "model name"), ns.with_apps, ns.reason)
 
 
+def _sync(ns: argparse.Namespace) -> v.Command:
+    return v.Sync(_name(ns.env, "--env") if ns.env else "")
+
+
 def _list(ns: argparse.Namespace) -> v.Command:
     return v.ListModels(ns.app, ns.env)
 
@@ -279,6 +283,12 @@ VERBS: tuple[Verb, ...] = (
         ),
         "destroy fraud --with-apps",
         _destroy, permission="destroy",
+    ),
+    Verb(
+        "sync", "apply the default branch to the environments now: retry a failed apply, repair files changed by hand",
+        (Arg(("--env", "--environment"), "only this environment; without it, every one", "env", "ENV", values_note=ENV_NOTE),),
+        "sync --env prod",
+        _sync, permission="deploy", faces=CLI_ONLY,
     ),
     Verb(
         "list", "models, their application and data set, and what runs in each environment",
