@@ -45,7 +45,7 @@ def test_three_releases_read_back_newest_first_with_prs_and_approvers(aimodel: R
     assert len({r["models"]["fraud"]["sha256"] for r in records}) == 3  # three different model files
 
     out = aimodel("history", "payments", "--env", "dev").out
-    rows = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines()[3:]]
+    rows = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines()[4:]]  # heading, blank, "dev:", header
     assert [(r[0], r[4], r[7]) for r in rows] == [
         ("dev-payments-3", f"#{third}", "alan"), ("dev-payments-2", f"#{second}", "dev"), ("dev-payments-1", f"#{first}", "alan"),
     ]

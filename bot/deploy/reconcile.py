@@ -17,6 +17,7 @@ from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, copy_verified
 from bot.checks.pipeline import CHECKS_PREDICATE, attestation_path, signature_path, trusted_keys
 from bot.deploy.drift import differences
+from bot.deploy.github_deployments import report_records
 from bot.deploy.plan import ModelRelease, environments_of, plan_for
 from bot.deploy.targets.base import ApplyResult, DeployRefused, Installer, Provenance, deployed_name
 
@@ -83,7 +84,9 @@ def reconcile(ctx: Context, pr: int | None = None, *, envs: list[str] | None = N
         return [ApplyResult(env, catalog.commit, failed={"*": f"manifests invalid at {catalog.commit[:10]}: {catalog.all_errors()[0]}"}) for env in chosen]
     install = make_installer(ctx, catalog)
     source = who or provenance(ctx, pr)
-    return [ctx.target.apply(plan_for(catalog, env), install, source, repair=repair) for env in chosen]
+    results = [ctx.target.apply(plan_for(catalog, env), install, source, repair=repair) for env in chosen]
+    report_records(ctx, [record for r in results for record in r.records])  # GitHub: the Environments page
+    return results
 
 
 def out_of_date(ctx: Context, *, measure: bool = False) -> dict[str, list[str]]:
