@@ -391,13 +391,13 @@ def _history(ctx: Context, cmd: c.History, common: c.Common) -> int:
     from bot.policy import authorize
 
     who = _who(common, ctx.settings, required=False)
+    catalog = ctx.gitops.catalog()
     if who:  # as `list`: a reader of the default branch's config
-        config = ctx.gitops.catalog().config
-        decision = authorize(config, config.people.get(who), "list", who)
+        decision = authorize(catalog.config, catalog.config.people.get(who), "list", who)
         if not decision.allowed:
             raise _Fail(messages.refused(decision.reason), 1)
     try:
-        found = history.gather(ctx, cmd.name, cmd.env, cmd.at)
+        found = history.gather(ctx, cmd.name, cmd.env, cmd.at, catalog)
     except history.UnknownName as exc:
         raise _Fail(history_text.unknown_name(exc.name, exc.suggestions, "cli"), 1) from None
     except history.UnknownEnvironment as exc:

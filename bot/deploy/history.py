@@ -19,6 +19,7 @@ from bot.deploy.records import ReleaseRecord
 
 if TYPE_CHECKING:
     from bot.app import Context
+    from bot.catalog import Catalog
 
 APP = "app"
 MODEL = "model"
@@ -152,9 +153,10 @@ class UnknownEnvironment(LookupError):
         self.environments = tuple(environments)
 
 
-def gather(ctx: Context, name: str, env: str = "", at: float | None = None) -> History:
-    """The history `name` asks for; UnknownName / UnknownEnvironment when nothing is called so."""
-    catalog = ctx.gitops.catalog()
+def gather(ctx: Context, name: str, env: str = "", at: float | None = None, catalog: Catalog | None = None) -> History:
+    """The history `name` asks for; UnknownName / UnknownEnvironment when nothing is called so.
+    `catalog`: the default branch's, when the caller has read it already (Slack)."""
+    catalog = catalog or ctx.gitops.catalog()
     every = ctx.releases.records()
     known = known_names(catalog.apps, catalog.models, list(catalog.config.environments), every)
     kind = known.kind(name)

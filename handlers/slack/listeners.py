@@ -214,7 +214,7 @@ class SlackFace:
 
         self._authorize(catalog, person, "list")
         try:
-            found = history.gather(self.ctx, cmd.name, cmd.env, cmd.at)
+            found = history.gather(self.ctx, cmd.name, cmd.env, cmd.at, catalog)
         except history.UnknownName as exc:
             raise Refusal(history_text.unknown_name(exc.name, exc.suggestions, "slack")) from None
         except history.UnknownEnvironment as exc:
