@@ -116,7 +116,8 @@ class Context:
 
         # per environment, as the config names it: local, or kserve (bot.deploy.targets.kserve)
         deploy = self.settings.home / "deploy"
-        return pick_target(LocalTarget(deploy), self.workspace, self.settings.artifact_store_url, locks=deploy)
+        local = LocalTarget(deploy, releases=self.releases, keep=self.settings.releases.keep)
+        return pick_target(local, self.workspace, self.settings.artifact_store_url, locks=deploy)
 
     @cached_property
     def releases(self) -> ReleaseLog:

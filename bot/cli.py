@@ -254,6 +254,18 @@ def _init_verb(cmd: c.Command, common: c.Common) -> int:
     return _init(_settings(common), cmd, common)
 
 
+def _history_verb(cmd: c.Command, common: c.Common) -> int:
+    assert isinstance(cmd, c.History)
+    return _with_context(common, lambda ctx: _history(ctx, cmd, common))
+
+
+def _sync_verb(cmd: c.Command, common: c.Common) -> int:
+    from bot.command_values import Sync
+
+    assert isinstance(cmd, Sync)
+    return _with_context(common, lambda ctx: _sync(ctx, cmd.env, common))
+
+
 def _list_verb(cmd: c.Command, common: c.Common) -> int:
     assert isinstance(cmd, c.ListModels)
     return _list(_settings(common), None, cmd, common)
@@ -365,8 +377,89 @@ def _list(settings: Settings, ctx: Context | None, cmd: c.ListModels, common: c.
     if common.json:
         _json(rows)
     else:
+        from bot.messages.releases import list_failures
+
         _out(messages.model_list(rows, [cmd.env] if cmd.env else envs))
+        if failures := list_failures(rows):
+            _out(failures)
     return 0
+
+
+def _history(ctx: Context, cmd: c.History, common: c.Common) -> int:
+    from bot.deploy import history
+    from bot.messages import history as history_text
+    from bot.policy import authorize
+
+    who = _who(common, ctx.settings, required=False)
+    catalog = ctx.gitops.catalog()
+    if who:  # as `list`: a reader of the default branch's config
+        decision = authorize(catalog.config, catalog.config.people.get(who), "list", who)
+        if not decision.allowed:
+            raise _Fail(messages.refused(decision.reason), 1)
+    try:
+        found = history.gather(ctx, cmd.name, cmd.env, cmd.at, catalog)
+    except history.UnknownName as exc:
+        raise _Fail(history_text.unknown_name(exc.name, exc.suggestions, "cli"), 1) from None
+    except history.UnknownEnvironment as exc:
+        raise _Fail(messages.no_such_environment(exc.env, exc.environments), 1) from None
+    if common.json:
+        _json(found.to_json())
+    else:
+        _out(history_text.text(found))
+    return 0
+
+
+def _sync(ctx: Context, env: str, common: c.Common) -> int:
+    """Apply the default branch to ENV (or every environment) now, placing again what was
+    changed by hand; say what was done and what still differs. Exit 1 when something failed."""
+    import dataclasses
+
+    from bot import metrics
+    from bot.deploy.plan import environments_of
+    from bot.deploy.reconcile import out_of_date, reconcile
+    from bot.deploy.targets.base import Provenance
+    from bot.deploy.watch import check_drift
+    from bot.messages import releases as rmsg
+    from bot.policy import authorize
+
+    who = _who(common, ctx.settings, required=True)
+    catalog = ctx.gitops.catalog()
+    decision = authorize(catalog.config, catalog.config.people.get(who), "deploy", who)
+    if not decision.allowed:
+        raise _Fail(messages.refused(decision.reason), 1)
+    known = sorted(set(environments_of(catalog)) | set(ctx.target.environments()))
+    if env and env not in known:
+        raise _Fail(rmsg.no_such_env(env, known), 1)
+    envs = [env] if env else known
+    results = reconcile(ctx, envs=envs, who=Provenance(None, who, ()), repair=True)
+    for r in results:
+        metrics.deploy(r.env, "ok" if r.ok else "failed")
+    check_drift(ctx, envs)  # what was repaired is no longer drift; what is left is told
+    remaining = {e: lines for e, lines in out_of_date(ctx).items() if e in envs}
+    ok = all(r.ok for r in results) and not remaining
+    if common.json:
+        _json({"ok": ok, "results": [dataclasses.asdict(r) for r in results], "remaining": remaining})
+        return 0 if ok else 1
+    _out(rmsg.sync_heading(envs))
+    for r in results:
+        _out("  " + rmsg.apply_summary(r.env, r.applied, r.apps, r.removed, r.failed, r.kept, r.repaired, r.records))
+    if remaining:
+        _out(rmsg.sync_remaining([line for lines in remaining.values() for line in lines]))
+    return 0 if ok else 1
+
+
+def _deployments(ctx: Context) -> dict[str, dict[str, list[str]]]:
+    """Per environment: the last apply's failures and the drift found (what `status` shows)."""
+    from bot.deploy.targets.base import RemembersApplies
+    from bot.deploy.watch import drift_log
+
+    drift = drift_log(ctx).all()
+    out = {}
+    for env in sorted(set(ctx.target.environments()) | set(drift)):
+        failed = ctx.target.last_apply(env)["failed"] if isinstance(ctx.target, RemembersApplies) else []
+        found = list(drift.get(env, {}).get("found", []))
+        out[env] = {"failed": failed, "drift": found}
+    return out
 
 
 def _model_status(ctx: Context, name: str, common: c.Common) -> int:
@@ -388,15 +481,19 @@ def _status(ctx: Context, cmd: c.Status, common: c.Common) -> int:
     prs = ctx.forge.list_prs("open")
     locks = ctx.locks.all()
     queue = _queue_view(ctx)
+    deployments = _deployments(ctx)
     if common.json:
         _json({"open": [{"number": p.number, "title": p.title, "author": p.author} for p in prs],
                "locks": [{"key": h.key, "pr": h.pr, "person": h.person} for h in locks],
-               "queue": queue})
+               "queue": queue, "deployments": deployments})
         return 0
+    from bot.messages import releases as rmsg
+
     _out(messages.pr_list([pr_row(p) for p in prs]))
     if locks:
         _out(messages.locks_list([(h.key, h.pr) for h in locks]))
     _out(messages.queue_status(queue["worker_seen_seconds_ago"], queue["depth"], queue["oldest_queued_seconds_ago"]))
+    _out(rmsg.status_lines({e: {"failed": d["failed"]} for e, d in deployments.items()}, {e: {"found": d["drift"]} for e, d in deployments.items() if d["drift"]}))
     return 0
 
 
@@ -548,8 +645,8 @@ def _pr_open(ctx: Context, cmd: c.PrCommand, common: c.Common, actor: Actor) -> 
 RUNNERS: dict[str, Callable[[c.Command, c.Common], int]] = {
     "create": _proposal, "update": _proposal, "deploy": _proposal, "destroy": _proposal,
     "rollback": _proposal, "migrate": _proposal,
-    "list": _list_verb, "status": _status_verb, "scan": _checks, "validate": _checks, "sign": _checks, "verify": _checks,
-    "help": _help, "pr": _pr_verb, "init": _init_verb, "serve": _serve, "worker": _worker,
+    "list": _list_verb, "status": _status_verb, "history": _history_verb, "scan": _checks, "validate": _checks, "sign": _checks, "verify": _checks,
+    "help": _help, "pr": _pr_verb, "init": _init_verb, "serve": _serve, "worker": _worker, "sync": _sync_verb,
 }
 
 

@@ -66,6 +66,12 @@ class Destroy:
 
 
 @dataclass(frozen=True)
+class Sync:
+    env: str = ""  # empty: every environment
+    verb: str = "sync"
+
+
+@dataclass(frozen=True)
 class ListModels:
     app: str = ""
     env: str = ""
@@ -76,6 +82,14 @@ class ListModels:
 class Status:
     name: str = ""
     verb: str = "status"
+
+
+@dataclass(frozen=True)
+class History:
+    name: str  # an application or a model
+    env: str = ""
+    at: float | None = None  # seconds since the epoch; None: every release
+    verb: str = "history"
 
 
 @dataclass(frozen=True)
@@ -145,7 +159,7 @@ class Help:
 
 
 Command = (
-    Create | Update | Deploy | Rollback | Migrate | Destroy | ListModels | Status | Scan | Validate | Sign | Verify
-    | PrCommand | Init | Serve | Worker | Help
+    Create | Update | Deploy | Rollback | Migrate | Destroy | ListModels | Status | History | Scan | Validate | Sign | Verify
+    | PrCommand | Init | Serve | Worker | Help | Sync
 )
 PROPOSALS = (Create, Update, Deploy, Rollback, Migrate, Destroy)

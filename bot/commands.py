@@ -21,6 +21,7 @@ from bot.command_values import (
     Deploy,
     Destroy,
     Help,
+    History,
     Init,
     ListModels,
     Migrate,
@@ -39,7 +40,7 @@ from bot.messages import help as help_text
 from bot.verbs import BY_NAME, COMMON, Arg, UsageProblem, Verb, verbs_for
 
 __all__ = [
-    "PROPOSALS", "Command", "Common", "Create", "Deploy", "Destroy", "Help", "Init", "ListModels", "Migrate", "Parsed",
+    "PROPOSALS", "Command", "Common", "Create", "Deploy", "Destroy", "Help", "History", "Init", "ListModels", "Migrate", "Parsed",
     "PrCommand", "Reply", "Rollback", "Scan", "Serve", "Sign", "Status", "Update", "Validate", "Verify", "Worker",
     "parse", "parse_text", "split_words",
 ]

@@ -71,6 +71,19 @@ class SweepSettings:
 
 
 @dataclass(frozen=True)
+class ReleaseSettings:
+    """Releases on the target (bot.deploy): AIMODEL_KEEP_RELEASES (releases per environment and
+    application whose model versions stay on disk), AIMODEL_DRIFT_INTERVAL (seconds between
+    drift checks), AIMODEL_DEPLOY_ATTEMPTS and AIMODEL_DEPLOY_RETRY_DELAY (a failed apply is
+    tried again this many times in all, the delay doubling from this many seconds)."""
+
+    keep: int = 3
+    drift_interval: int = 300
+    attempts: int = 4
+    retry_delay: int = 30
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     repo: str = ""  # empty or a local path: the local forge; owner/name: GitHub
@@ -85,6 +98,7 @@ class Settings:
     user: str = ""  # AIMODEL_USER: the CLI's identity when --as is not given
     scan_parallel: str = ""  # empty: chosen per run
     sweep: SweepSettings = SweepSettings()
+    releases: ReleaseSettings = ReleaseSettings()
     metrics_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR; None: AIMODEL_HOME/metrics (bot.metrics)
     # What the process holds besides the bot's own secrets: masked in logs and replies (redact.py),
     # never readable through a person's URI (sources.py). Kept out of repr.
@@ -173,6 +187,15 @@ def sweep_settings(env: Mapping[str, str]) -> SweepSettings:
     )
 
 
+def release_settings(env: Mapping[str, str]) -> ReleaseSettings:
+    return ReleaseSettings(
+        keep=_whole(env, "AIMODEL_KEEP_RELEASES", 3, 1, 1000),
+        drift_interval=_whole(env, "AIMODEL_DRIFT_INTERVAL", 300, 1, 7 * 24 * 3600),
+        attempts=_whole(env, "AIMODEL_DEPLOY_ATTEMPTS", 4, 1, 100),
+        retry_delay=_whole(env, "AIMODEL_DEPLOY_RETRY_DELAY", 30, 0, 24 * 3600),
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = None) -> Settings:
     env = os.environ if env is None else env
     home_path = Path(home or env.get("AIMODEL_HOME") or "./.aimodel").expanduser().resolve()
@@ -238,6 +261,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = No
         user=env.get("AIMODEL_USER", ""),
         scan_parallel=scan_parallel(env),
         sweep=sweep_settings(env),
+        releases=release_settings(env),
         metrics_dir=Path(d).expanduser() if (d := env.get("PROMETHEUS_MULTIPROC_DIR", "")) else None,
         process_secrets=tuple(v for name in SECRET_ENV if (v := env.get(name, ""))),
         credential_files=tuple(v for name in CREDENTIAL_FILE_ENV if (v := env.get(name, ""))),

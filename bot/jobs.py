@@ -24,6 +24,7 @@ from bot.state import StateUnavailable
 
 if TYPE_CHECKING:
     from bot.app import Context
+    from bot.forges.base import PullRequest
     from bot.lifecycle import Mark
 
 log = logging.getLogger("aimodel.jobs")
@@ -106,7 +107,9 @@ class Jobs:
         self._notify = task(name="aimodel.notify", retries=3, retry_delay=2)(self._run_notify)
         # The sweep: the worker's scheduler enqueues it every Settings.sweep.interval seconds
         # (_SweepScheduler); the queue only speeds work up, state says what must happen.
-        self._sweep = self.huey.periodic_task(_always, name="aimodel.sweep")(self._run_sweep)
+        self._sweep = self.huey.periodic_task(_every(settings.sweep.interval), name="aimodel.sweep")(self._run_sweep)
+        # Drift: every Settings.releases.drift_interval seconds, the deployed files against the releases.
+        self._drift = self.huey.periodic_task(_every(settings.releases.drift_interval), name="aimodel.drift")(self._run_drift)
 
     # ------------------------------------------------------------------ enqueue
 
@@ -127,12 +130,12 @@ class Jobs:
         self._mark(checks_key(number, head), "queued")
         self._enqueue(self._checks, number, head, *((swept, force) if swept or force else ()))
 
-    def deploy(self, commit: str, pr: int | None = None) -> None:
+    def deploy(self, commit: str, pr: int | None = None, retry: bool = False) -> None:
         from bot.lifecycle import deploy_key
 
         if pr:
             self._mark(deploy_key(pr), "queued")
-        self._enqueue(self._deploy, commit, pr)
+        self._enqueue(self._deploy, commit, pr, *((retry,) if retry else ()))
 
     # ------------------------------------------------------------------ marks
 
@@ -218,7 +221,7 @@ class Jobs:
             finally:
                 self._unmark(key)
 
-    def _run_deploy(self, commit: str, pr: int | None) -> None:
+    def _run_deploy(self, commit: str, pr: int | None, retry: bool = False) -> None:
         from bot import lifecycle
         from bot.deploy.reconcile import reconcile
 
@@ -227,13 +230,18 @@ class Jobs:
             self._mark(key, "running")
         try:
             with logs.bound(pr=pr, commit=commit[:12]):
-                lifecycle.deploy(self.ctx, commit, pr, lambda: reconcile(self.ctx))
+                lifecycle.deploy(self.ctx, commit, pr, lambda: reconcile(self.ctx, pr), retry=retry)
         finally:
             if key:
                 self._unmark(key)
 
     def _run_sweep(self) -> None:
         self.sweep(running_dead=False)
+
+    def _run_drift(self) -> None:
+        from bot.deploy.watch import check_drift
+
+        check_drift(self.ctx)
 
     # ------------------------------------------------------------------ the sweep
 
@@ -276,7 +284,25 @@ class Jobs:
         for commit, number in plan.deploys:
             log.info("sweep: deploy of #%s (%s) queued again", number, commit[:10])
             self.deploy(commit, number)
-        return len(plan.checks) + len(plan.deploys)
+        retry = self._retry(merged, running_dead) if not plan.deploys else None
+        if retry is not None:
+            log.info("sweep: the failed deploy of #%s (%s) is tried again", retry[1], retry[0][:10])
+            self.deploy(*retry, retry=True)
+        return len(plan.checks) + len(plan.deploys) + (retry is not None)
+
+    def _retry(self, merged: list[PullRequest], running_dead: bool) -> tuple[str, int] | None:
+        """A failed deploy whose next attempt is due, while the target still differs from the
+        default branch (a sync or a later merge may have applied it since)."""
+        from bot import lifecycle
+        from bot.deploy.reconcile import out_of_date
+
+        releases = self.ctx.settings.releases
+        due = lifecycle.retry_due(
+            merged, self.marks([lifecycle.deploy_key(pr.number) for pr in merged]), now=time.time(),
+            attempts=releases.attempts, delay=releases.retry_delay, timeout=self.ctx.settings.sweep.check_timeout,
+            running_dead=running_dead,
+        )
+        return due if due is not None and out_of_date(self.ctx) else None
 
     def _run_after(self, number: int) -> None:
         from bot import lifecycle
@@ -344,7 +370,8 @@ class Jobs:
             beating.start()
             if on_ready:
                 on_ready()  # only now: the lock tells CLIs to leave the queue to us
-            consumer = _consumer(self.huey, self.ctx.settings.sweep.interval, workers=workers, worker_type="thread")
+            tick = min(self.ctx.settings.sweep.interval, self.ctx.settings.releases.drift_interval)
+            consumer = _consumer(self.huey, tick, workers=workers, worker_type="thread")
             try:
                 consumer.run()
             finally:
@@ -376,13 +403,24 @@ class _Heartbeat(threading.Thread):
 _MERGED_SWEPT = 20  # the most recent merges whose deploy record the sweep looks for
 
 
-def _always(_when: Any) -> bool:
-    return True  # the scheduler decides how often (_SweepScheduler.periodic_task_seconds)
+def _every(seconds: int) -> Callable[[Any], bool]:
+    """A periodic task's validator: due when `seconds` have passed since it was last due. The
+    scheduler asks every tick (the shortest interval); each task keeps its own pace."""
+    last = [float("-inf")]
+
+    def due(_when: Any) -> bool:
+        now = time.monotonic()
+        if now - last[0] < seconds - 0.5:  # half a second: the scheduler's ticks are not exact
+            return False
+        last[0] = now
+        return True
+
+    return due
 
 
 def _consumer(huey: Any, interval: int, **options: Any) -> Any:
-    """Huey's consumer with its periodic tasks enqueued every `interval` seconds instead of
-    every minute: Scheduler.periodic_task_seconds is the one knob Huey reads for that."""
+    """Huey's consumer with its periodic tasks asked every `interval` seconds instead of every
+    minute: Scheduler.periodic_task_seconds is the one knob Huey reads for that."""
     from huey.consumer import Consumer, Scheduler
 
     class SweepScheduler(Scheduler):  # type: ignore[misc]

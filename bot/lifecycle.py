@@ -247,25 +247,40 @@ def evaluate(ports: Ports, number: int) -> None:
 # --------------------------------------------------------------------------- deploy
 
 
-def deploy(ports: Ports, commit: str, pr_number: int | None, apply: Callable[[], list[ApplyResult]]) -> None:
+def deploy(ports: Ports, commit: str, pr_number: int | None, apply: Callable[[], list[ApplyResult]], *, retry: bool = False) -> None:
     """Reconcile every environment to the default branch; record and tell the outcome. A merge
-    whose deploy is recorded already (a duplicate in the queue, a sweep) is not told twice."""
-    if pr_number and ports.forge.get_pr(pr_number).meta.deploy is not None:
+    whose deploy is recorded already (a duplicate in the queue, a sweep) is not told twice;
+    `retry`: the sweep found its apply failed and the target still differs, so it runs again
+    (the record counts the attempts; the first failure, the last one and a success are told)."""
+    from bot.messages import releases as rmsg
+
+    recorded = ports.forge.get_pr(pr_number).meta.deploy if pr_number else None
+    if recorded is not None and (recorded.get("ok") or not retry):
         log.info("#%s: its deploy is recorded already", pr_number)
         return
+    attempt = int(recorded.get("attempts", 1)) + 1 if recorded is not None else 1
     results = apply()
     for r in results:
         metrics.deploy(r.env, "ok" if r.ok else "failed")
         log.info("deploy of %s to %s: %s", commit[:10], r.env, "ok" if r.ok else "failed")
-    summary = [messages.deploy_result(r.env, r.applied, r.removed, r.failed, r.apps) for r in results]
+    summary = [rmsg.apply_summary(r.env, r.applied, r.apps, r.removed, r.failed, r.kept, r.repaired, r.records) for r in results]
+    ok = all(r.ok for r in results)
+    reasons = [f"{r.env}: {m}: {why}" for r in results for m, why in r.failed.items()]
     record = {
-        "commit": commit, "at": time.time(), "ok": all(r.ok for r in results),
+        "commit": commit, "at": time.time(), "ok": ok, "attempts": attempt,
         "results": [dataclasses.asdict(r) for r in results], "summary": summary,
     }
+    if not ok:
+        log.warning("deploy of %s failed (attempt %s): %s", commit[:10], attempt, "; ".join(reasons))
     if pr_number:
         ports.forge.update_meta(pr_number, lambda m: dataclasses.replace(m, deploy=record))
         pr = ports.forge.get_pr(pr_number)
-        notify(ports, pr, "deployed" if record["ok"] else "deploy_failed", "\n".join(summary), {"deploy": record})
+        last = attempt >= ports.settings.releases.attempts
+        if ok:
+            notify(ports, pr, "deployed", "\n".join(summary + ([rmsg.retried_ok(attempt)] if attempt > 1 else [])), {"deploy": record})
+        elif attempt == 1 or last:
+            hints = [rmsg.retry_hint(r.env) for r in results if not r.ok] + ([rmsg.gave_up(attempt)] if last and attempt > 1 else [])
+            notify(ports, pr, "deploy_failed", "\n".join(summary + hints), {"deploy": record, "reason": "; ".join(reasons)})
 
 
 # --------------------------------------------------------------------------- notify
@@ -340,3 +355,23 @@ def sweep_plan(
         if pr.merge_commit and pr.meta.deploy is None and _stale(marks.get(deploy_key(pr.number)), now, timeout, running_dead)
     ]
     return SweepPlan(tuple(checks), tuple(deploys))
+
+
+def retry_due(merged_prs: Iterable[PullRequest], marks: Mapping[str, Mark], *, now: float, attempts: int, delay: float,
+              timeout: float, running_dead: bool) -> tuple[str, int] | None:
+    """The newest merge whose recorded deploy failed and whose next attempt is due (the delay
+    doubling with each attempt, up to `attempts` in all), unless one is on its way. Whether
+    the target still differs from the desired state is the caller's question: it is asked
+    only when this finds something (it reads the target)."""
+    for pr in sorted(merged_prs, key=lambda p: p.number, reverse=True):
+        record = pr.meta.deploy
+        if record is None or not pr.merge_commit:
+            continue
+        if record.get("ok"):
+            return None  # the newest apply went well: it applied everything merged before it
+        done = int(record.get("attempts", 1))
+        wait = delay * 2 ** (done - 1)
+        if done < attempts and now - float(record.get("at", 0.0)) >= wait and _stale(marks.get(deploy_key(pr.number)), now, timeout, running_dead):
+            return pr.merge_commit, pr.number
+        return None  # an older failure was overtaken by this newer merge's apply
+    return None

@@ -100,6 +100,12 @@ def deploy(environment: str, result: str) -> None:
         _metric("counter", "aimodel_deploys", "Deploys by environment and result", ("environment", "result")).labels(environment, result).inc()
 
 
+def drift(environment: str) -> None:
+    """One distinct drift found (told once); prometheus_client names it aimodel_drift_found_total."""
+    if _recording():
+        _metric("counter", "aimodel_drift_found", "Distinct drifts found in deployed environments", ("env",)).labels(environment).inc()
+
+
 def http(route: str, status: int, seconds: float) -> None:
     if _recording():
         _metric("counter", "aimodel_http_requests", "HTTP requests by route and status", ("route", "status")).labels(route, str(status)).inc()

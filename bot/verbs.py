@@ -151,12 +151,31 @@ def _destroy(ns: argparse.Namespace) -> v.Command:
     return v.Destroy(_name(ns.name, "model name"), ns.with_apps, ns.reason)
 
 
+def _sync(ns: argparse.Namespace) -> v.Command:
+    return v.Sync(_name(ns.env, "--env") if ns.env else "")
+
+
 def _list(ns: argparse.Namespace) -> v.Command:
     return v.ListModels(ns.app, ns.env)
 
 
 def _status(ns: argparse.Namespace) -> v.Command:
     return v.Status(ns.name)
+
+
+def _history(ns: argparse.Namespace) -> v.Command:
+    import time
+
+    from bot.deploy.history import BadTime, parse_time
+    from bot.messages import history as history_text
+
+    at = None
+    if ns.at:
+        try:
+            at = parse_time(ns.at, time.time())
+        except BadTime:
+            raise UsageProblem(history_text.bad_time(ns.at)) from None
+    return v.History(ns.name, _name(ns.env, "--env") if ns.env else "", at)
 
 
 def _scan(ns: argparse.Namespace) -> v.Command:
@@ -295,6 +314,12 @@ VERBS: tuple[Verb, ...] = (
         _destroy, permission="destroy",
     ),
     Verb(
+        "sync", "apply the default branch to the environments now: retry a failed apply, repair files changed by hand",
+        (Arg(("--env", "--environment"), "only this environment; without it, every one", "env", "ENV", values_note=ENV_NOTE),),
+        "sync --env prod",
+        _sync, permission="deploy", faces=CLI_ONLY,
+    ),
+    Verb(
         "list", "models, their application and data set, and what runs in each environment",
         (
             Arg(("--app",), "only the models of this application", "app", "APP"),
@@ -308,6 +333,16 @@ VERBS: tuple[Verb, ...] = (
         (Arg(("NAME",), "a model to show in detail", "name", nargs="?"),),
         "status fraud",
         _status,
+    ),
+    Verb(
+        "history", "what ran where and when: each release's versions, digests, pull request, commit, author and approvers",
+        (
+            Arg(("APP|MODEL",), "an application or a model", "name"),
+            Arg(("--env",), "only this environment", "env", "ENV", values_note=ENV_NOTE),
+            Arg(("--at",), 'only what was live at this time: ISO 8601 (2026-11-30T12:00Z, "2026-11-30 12:00" is UTC) or "2h ago"', "at", "TIME"),
+        ),
+        'history payments --env prod --at "2026-11-30 12:00"',
+        _history, permission="list",
     ),
     Verb(
         "scan", "look for malware in model files (never loads them)",

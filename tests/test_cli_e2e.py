@@ -49,6 +49,7 @@ def test_full_lifecycle(aimodel: Run, home: Path, model_files: ModelFiles, tmp_p
     listed = aimodel("list", "--json").json
     assert listed[0]["environments"] == {"dev": {"version": "1.0.0", "state": "running"}}
     dev = home / "deploy" / "dev"
+    assert (dev / "fraud" / "1.0.0" / "model.onnx").read_bytes() == model_files.onnx.read_bytes()
     assert json.loads((dev / "_releases" / "payments.json").read_text())["models"] == {"fraud": "1.0.0"}
 
     # the registry keeps the bytes: the uploaded file is gone, the next environment still gets them

@@ -76,7 +76,7 @@ def test_deleting_the_sources_changes_nothing(aimodel: Run, home: Path, model_fi
     aimodel("pr", "merge", str(number), "--as", "eve")
     for env in ("dev", "test", "prod"):
         _deploy(aimodel, env)
-        assert (home / "deploy" / env / "fraud" / "1.0.1" / "fraud-v1.onnx").read_bytes() == original
+        assert (home / "deploy" / env / "fraud" / "1.0.1" / "model.onnx").read_bytes() == original
     listed = aimodel("list", "--json").json[0]["environments"]
     assert listed == {e: {"version": "1.0.1", "state": "running"} for e in ("dev", "test", "prod")}
 
@@ -94,7 +94,7 @@ def test_overwriting_the_sources_changes_nothing(aimodel: Run, home: Path, model
     assert "0.95" in pr["checks"]["validate"]["details"]  # measured on the pinned rows
     aimodel("pr", "merge", str(number), "--as", "eve")
     _deploy(aimodel, "dev")
-    assert (home / "deploy" / "dev" / "fraud" / "1.0.1" / "fraud-v1.onnx").read_bytes() == original
+    assert (home / "deploy" / "dev" / "fraud" / "1.0.1" / "model.onnx").read_bytes() == original
 
 
 def test_the_same_bytes_are_stored_once(aimodel: Run, home: Path, model_files: ModelFiles, tmp_path: Path) -> None:
@@ -207,7 +207,7 @@ def test_an_older_manifest_with_a_file_uri_still_deploys_from_its_source(
         commit = ctx.workspace.commit_change(base, {"models/fraud/model.yaml": yaml.safe_dump(doc, sort_keys=False).encode()}, "older form")
         ctx.workspace.push(commit, "main", expect=base)
         lifecycle.deploy(ctx, commit, None, lambda: reconcile(ctx))
-    deployed = home / "deploy" / "dev" / "fraud" / "1.0.0" / "fraud-v1.onnx"
+    deployed = home / "deploy" / "dev" / "fraud" / "1.0.0" / "model.onnx"
     assert deployed.read_bytes() == model_files.onnx.read_bytes()
     assert json.loads(deployed.with_name("metadata.json").read_text())["source"] == model_files.onnx.as_uri()
 

@@ -105,4 +105,4 @@ def test_refused_update_keeps_the_last_good_release(in_dev: str, home: Path, mod
     assert "1.1.0" in state["reason"]
     release = json.loads((home / "deploy" / "dev" / "_releases" / "payments.json").read_text())
     assert release["models"] == {"fraud": "1.0.0"}
-    assert (home / "deploy" / "dev" / "fraud" / "1.0.0" / "fraud-v1.onnx").exists()
+    assert (home / "deploy" / "dev" / "fraud" / "1.0.0" / "model.onnx").exists()

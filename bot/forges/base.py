@@ -109,3 +109,26 @@ class PrimesFromPayload(Protocol):
 @runtime_checkable
 class FindsPrByCommit(Protocol):
     def find_pr_for_commit(self, sha: str) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class DeploymentReport:
+    """One release as the forge shows it (GitHub: a Deployment of `ref` to `environment`, then
+    its statuses). Plain data, decided by bot.deploy.github_deployments from a release record."""
+
+    release: str  # the release record's id: finding it again makes a second report a no-op
+    ref: str  # the commit that was applied
+    environment: str
+    task: str  # "deploy:<app>": one environment holds several applications' releases
+    description: str
+    payload: Mapping[str, Any]
+    state: str  # the final status: "success" | "failure"
+    status_description: str  # at most 140 characters (GitHub's limit)
+    pr: int | None = None  # the pull request that asked for it: the status links to it
+
+
+@runtime_checkable
+class RecordsDeployments(Protocol):
+    """Shows each release on the forge's own deployments page (GitHub's Environments)."""
+
+    def record_deployment(self, report: DeploymentReport) -> None: ...

@@ -207,6 +207,20 @@ class SlackFace:
         assert isinstance(cmd, c.Status)
         asked.respond(**self.status(cmd.name, catalog))
 
+    def _run_history(self, cmd: c.Command, person: Person, catalog: Catalog, asked: _Asked) -> None:
+        assert isinstance(cmd, c.History)
+        from bot.deploy import history
+        from bot.messages import history as history_text
+
+        self._authorize(catalog, person, "list")
+        try:
+            found = history.gather(self.ctx, cmd.name, cmd.env, cmd.at, catalog)
+        except history.UnknownName as exc:
+            raise Refusal(history_text.unknown_name(exc.name, exc.suggestions, "slack")) from None
+        except history.UnknownEnvironment as exc:
+            raise Refusal(messages.no_such_environment(exc.env, exc.environments)) from None
+        asked.respond(**history_text.slack(found))
+
     def _run_check(self, cmd: c.Command, person: Person, catalog: Catalog, asked: _Asked) -> None:
         assert isinstance(cmd, c.Scan | c.Validate | c.Verify)
         asked.respond(**self.model_check(cmd, person))
@@ -528,6 +542,7 @@ class SlackFace:
 RUNNERS: dict[str, Callable[[SlackFace, c.Command, Person, Catalog, _Asked], None]] = {
     "create": SlackFace._run_proposal, "update": SlackFace._run_proposal, "deploy": SlackFace._run_proposal,
     "destroy": SlackFace._run_proposal, "rollback": SlackFace._run_proposal, "list": SlackFace._run_list, "status": SlackFace._run_status,
+    "history": SlackFace._run_history,
     "scan": SlackFace._run_check, "validate": SlackFace._run_check, "verify": SlackFace._run_check,
     "sign": SlackFace._run_sign, "help": SlackFace._run_help,
 }

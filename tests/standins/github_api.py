@@ -34,7 +34,10 @@ under ``/repos/{owner}/{repo}`` but the first: ``POST /app/installations/{id}/ac
 ``GET|POST /pulls/{n}/reviews`` (APPROVE, REQUEST_CHANGES, COMMENT, pending),
 ``PUT /pulls/{n}/merge`` (a real merge commit on the base branch; 405 when not mergeable or closed,
 409 when ``sha`` is not the head); ``GET /issues/{n}``, ``POST /issues/{n}/labels``,
-``GET|POST /issues/{n}/comments``, ``PATCH /issues/comments/{id}``. Lists paginate with ``Link``
+``GET|POST /issues/{n}/comments``, ``PATCH /issues/comments/{id}``; ``GET|POST /deployments`` (filters sha,
+ref, task, environment; newest first; 409 when ``required_contexts`` is left out and a status of the commit is
+not success), ``GET|POST /deployments/{id}/statuses`` (description at most 140 characters; ``auto_inactive``
+as on GitHub). Lists paginate with ``Link``
 headers. Anything else is 404, as for a route GitHub does not have.
 
 Webhooks: ``.add_webhook(owner, name, url, secret, events=None, ping=False)`` (events default
@@ -59,12 +62,13 @@ with that status, e.g. a 403 secondary rate limit with ``Retry-After``, a 429, a
 
 Inspection: ``.requests`` ((method, path, status) per request), ``.pulls(o, r)``,
 ``.reviews(o, r, n)``, ``.check_runs(o, r, sha=None)``, ``.statuses(o, r, sha=None)``,
-``.comments(o, r, n=None)``, ``.branch_sha(o, r, b)``,
+``.comments(o, r, n=None)``, ``.deployments(o, r)`` (each with its statuses), ``.branch_sha(o, r, b)``,
 ``.errors`` (exceptions inside the stand-in; answered 500). ``.commit_files(o, r, branch, files)``
 commits as someone else would push.
 
 Not covered (the bot does not use them): the rest of the REST API, GraphQL, squash and rebase
-merges, forks, branch protection, line review comments, check suites.
+merges, forks, branch protection, line review comments, check suites, a deployment's ``auto_merge``
+and the ``deployment`` / ``deployment_status`` webhooks.
 """
 
 from __future__ import annotations
@@ -202,6 +206,7 @@ class _Repo:
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)
     statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    deployments: dict[int, dict[str, Any]] = field(default_factory=dict)  # each with its "statuses", newest first
     hooks: list[_Hook] = field(default_factory=list)
     labels: dict[str, dict[str, Any]] = field(default_factory=dict)
     next_number: int = 1
@@ -550,6 +555,15 @@ class GitHubStandIn:
                 if sha is None or s == sha:
                     out.extend(dict(i) for i in items)
             return out
+
+    def deployments(self, owner: str, name: str) -> list[dict[str, Any]]:
+        """Every deployment, oldest first, each with its ``statuses`` (oldest first)."""
+        repo = self._repo(owner, name)
+        with self._lock:
+            return [
+                {**self._deployment_json(repo, d), "statuses": [self._deployment_status_json(repo, d, st) for st in reversed(d["statuses"])]}
+                for d in sorted(repo.deployments.values(), key=lambda d: d["id"])
+            ]
 
     def comments(self, owner: str, name: str, number: int | None = None) -> list[dict[str, Any]]:
         repo = self._repo(owner, name)
@@ -1508,6 +1522,10 @@ class GitHubStandIn:
             ("POST", R + r"/statuses/(?P<sha>[0-9a-f]{40})", self._h_create_status),
             ("POST", R + r"/check-runs", self._h_create_check_run),
             ("PATCH", R + r"/check-runs/(?P<cid>\d+)", self._h_update_check_run),
+            ("GET", R + r"/deployments", self._h_list_deployments),
+            ("POST", R + r"/deployments", self._h_create_deployment),
+            ("GET", R + r"/deployments/(?P<did>\d+)/statuses", self._h_list_deployment_statuses),
+            ("POST", R + r"/deployments/(?P<did>\d+)/statuses", self._h_create_deployment_status),
             ("GET", R + r"/pulls", self._h_list_pulls),
             ("POST", R + r"/pulls", self._h_create_pull),
             ("GET", R + r"/pulls/(?P<n>\d+)", self._h_get_pull),
@@ -1731,6 +1749,115 @@ class GitHubStandIn:
         with self._lock:
             repo.statuses.setdefault(sha, []).insert(0, status)
         return 201, status
+
+    # ------------------------------------------------------------------ deployments
+
+    def _deployment_json(self, repo: _Repo, d: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self._api_repo_url(repo)}/deployments/{d['id']}"
+        return {
+            "url": url, "id": d["id"], "node_id": _node_id("Deployment", d["id"]), "sha": d["sha"], "ref": d["ref"],
+            "task": d["task"], "payload": d["payload"], "original_environment": d["environment"],
+            "environment": d["environment"], "description": d["description"], "creator": d["creator"],
+            "created_at": d["created_at"], "updated_at": d["updated_at"], "statuses_url": f"{url}/statuses",
+            "repository_url": self._api_repo_url(repo), "transient_environment": d["transient_environment"],
+            "production_environment": d["production_environment"],
+        }
+
+    def _deployment(self, repo: _Repo, did: str) -> dict[str, Any]:
+        d = repo.deployments.get(int(did))
+        if d is None:
+            raise ApiError(404, "Not Found")
+        return d
+
+    def _h_create_deployment(self, ctx: _Ctx, owner: str, name: str) -> tuple[int, dict[str, Any]]:
+        repo = self._repo_for(ctx, owner, name)
+        data = ctx.data if isinstance(ctx.data, dict) else {}
+        ref = data.get("ref")
+        if not isinstance(ref, str) or not ref:
+            raise ApiError(422, "Invalid request.\n\n\"ref\" wasn't supplied.")
+        try:
+            sha = self._resolve(repo, ref)
+        except ApiError:
+            raise ApiError(422, f"No ref found for: {ref}") from None
+        required = data.get("required_contexts")
+        if required is None:  # GitHub: every context submitted for the commit must be success
+            latest: dict[str, str] = {}
+            for s in repo.statuses.get(sha, []):  # newest first
+                latest.setdefault(s["context"], s["state"])
+            failing = sorted(c for c, state in latest.items() if state != "success")
+            if failing:
+                raise ApiError(409, "Conflict: Commit status checks failed for " + ref + ".",
+                               [{"contexts": [{"context": c, "state": latest[c]} for c in failing], "resource": "Deployment", "field": "required_contexts", "code": "invalid"}])
+        payload = data.get("payload", {})
+        if isinstance(payload, str):
+            try:
+                payload = json.loads(payload) if payload else {}
+            except ValueError:
+                raise ApiError(422, "Validation Failed", [{"resource": "Deployment", "field": "payload", "code": "invalid"}]) from None
+        environment = str(data.get("environment") or "production")
+        now = _now_iso()
+        did = next(self._ids)
+        d = {
+            "id": did, "sha": sha, "ref": ref, "task": str(data.get("task") or "deploy"), "payload": payload,
+            "environment": environment, "description": data.get("description"), "creator": self._user(ctx.ident.login),
+            "created_at": now, "updated_at": now, "transient_environment": bool(data.get("transient_environment", False)),
+            "production_environment": bool(data.get("production_environment", environment == "production")),
+            "statuses": [],
+        }
+        repo.deployments[did] = d
+        return 201, self._deployment_json(repo, d)
+
+    def _h_list_deployments(self, ctx: _Ctx, owner: str, name: str) -> list[dict[str, Any]]:
+        repo = self._repo_for(ctx, owner, name)
+        q = ctx.query
+        found = [
+            d for d in repo.deployments.values()
+            if all(not q.get(k) or str(d[k]) == q[k] for k in ("sha", "ref", "task", "environment"))
+        ]
+        return [self._deployment_json(repo, d) for d in sorted(found, key=lambda d: d["id"], reverse=True)]
+
+    def _deployment_status_json(self, repo: _Repo, d: dict[str, Any], st: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self._api_repo_url(repo)}/deployments/{d['id']}"
+        return {
+            "url": f"{url}/statuses/{st['id']}", "id": st["id"], "node_id": _node_id("DeploymentStatus", st["id"]),
+            "state": st["state"], "creator": st["creator"], "description": st["description"],
+            "environment": st["environment"], "target_url": st["log_url"], "log_url": st["log_url"],
+            "environment_url": st["environment_url"], "created_at": st["created_at"], "updated_at": st["created_at"],
+            "deployment_url": url, "repository_url": self._api_repo_url(repo),
+        }
+
+    def _h_create_deployment_status(self, ctx: _Ctx, owner: str, name: str, did: str) -> tuple[int, dict[str, Any]]:
+        repo = self._repo_for(ctx, owner, name)
+        d = self._deployment(repo, did)
+        data = ctx.data if isinstance(ctx.data, dict) else {}
+        state = data.get("state")
+        if state not in ("error", "failure", "inactive", "in_progress", "queued", "pending", "success"):
+            raise ApiError(422, "Validation Failed", [{"resource": "DeploymentStatus", "code": "custom", "field": "state", "message": "state is not included in the list"}])
+        description = str(data.get("description") or "")
+        if len(description) > 140:
+            raise ApiError(422, "Validation Failed", [{"resource": "DeploymentStatus", "code": "custom", "field": "description", "message": "description is too long (maximum is 140 characters)"}])
+        if data.get("environment"):
+            d["environment"] = str(data["environment"])
+        st = {
+            "id": next(self._ids), "state": state, "description": description, "environment": d["environment"],
+            "log_url": str(data.get("log_url") or data.get("target_url") or ""),
+            "environment_url": str(data.get("environment_url") or ""), "creator": self._user(ctx.ident.login),
+            "created_at": _now_iso(),
+        }
+        d["statuses"].insert(0, st)
+        d["updated_at"] = st["created_at"]
+        if state == "success" and data.get("auto_inactive", True):
+            # GitHub: earlier non-transient, non-production deployments of this environment become inactive
+            for other in repo.deployments.values():
+                if other is not d and other["environment"] == d["environment"] and not other["transient_environment"] \
+                        and not other["production_environment"] and other["statuses"] and other["statuses"][0]["state"] != "inactive":
+                    other["statuses"].insert(0, {**other["statuses"][0], "id": next(self._ids), "state": "inactive", "created_at": st["created_at"]})
+        return 201, self._deployment_status_json(repo, d, st)
+
+    def _h_list_deployment_statuses(self, ctx: _Ctx, owner: str, name: str, did: str) -> list[dict[str, Any]]:
+        repo = self._repo_for(ctx, owner, name)
+        d = self._deployment(repo, did)
+        return [self._deployment_status_json(repo, d, st) for st in d["statuses"]]
 
     def _h_combined_status(self, ctx: _Ctx, owner: str, name: str, ref: str) -> dict[str, Any]:
         repo = self._repo_for(ctx, owner, name)

@@ -15,8 +15,9 @@ import json
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from bot.deploy.drift import Actual, LiveRelease, Placed
 from bot.deploy.plan import EnvPlan, ModelRelease
 from bot.deploy.targets.base import (
     ApplyResult,
@@ -24,6 +25,8 @@ from bot.deploy.targets.base import (
     EnvStatus,
     Installer,
     ModelState,
+    Provenance,
+    RemembersApplies,
     Target,
 )
 from bot.deploy.targets.kserve_cluster import ClusterApplier, ClusterError
@@ -113,10 +116,15 @@ class KServeTarget:
         self,
         plan: EnvPlan,
         install: Installer,
+        who: Provenance | None = None,
         *,
+        repair: bool = False,
         meta: ReleaseMeta | None = None,
         canary: Mapping[str, int] | None = None,
     ) -> ApplyResult:
+        """`repair` changes nothing here: what is rendered is applied whole every time."""
+        if meta is None and who is not None:
+            meta = ReleaseMeta(pr=who.pr)
         if self.locks is None:
             return self._apply(plan, install, meta, canary)
         with file_lock(self.locks / f".kserve-{plan.env}.lock"):
@@ -184,6 +192,32 @@ class KServeTarget:
                 return {model.name: msg.cannot_place(model.name, exc.strerror or type(exc).__name__)}
         return {}
 
+    def _objects(self, env: str) -> dict[Key, Obj]:
+        s = self._settings(env)
+        if s.mode == "apply":
+            return self._cluster().live(s, env)
+        if self.publisher is None:
+            return {}
+        return self.publisher.committed(s, fetch=False)[1]
+
+    def actual(self, env: str, *, measure: bool = False) -> Actual:
+        """What is committed (gitops) or live (apply): applications from their ConfigMaps,
+        model versions from their InferenceServices with the digest each names. The files
+        are the cluster's business: `measure` has nothing to hash here."""
+        try:
+            objects = self._objects(env)
+        except (ClusterError, GitError):
+            return Actual(env)
+        apps = {
+            name: LiveRelease(str(a.get("version", "")), {str(m): str(v) for m, v in dict(a.get("models") or {}).items()})  # type: ignore[call-overload]
+            for name, a in _apps(objects).items()
+        }
+        placed = {
+            (k[1], _version(o)): Placed(str(o["metadata"].get("annotations", {}).get(f"{PREFIX}sha256", "")), {})
+            for k, o in objects.items() if k[0] == ISVC
+        }
+        return Actual(env, apps, placed)
+
     def status(self, env: str) -> EnvStatus:
         """apply: what the cluster holds and whether it answers. gitops: what is committed, and
         whether it answers when the bot may read the cluster (`kserve.context`)."""
@@ -250,15 +284,24 @@ class EnvTargets:
     def _for(self, env: str) -> Target:
         return self.kserve if env in self.kserve.settings() else self.local
 
-    def apply(self, plan: EnvPlan, install: Installer) -> ApplyResult:
-        return self._for(plan.env).apply(plan, install)
+    def apply(self, plan: EnvPlan, install: Installer, who: Provenance | None = None, *, repair: bool = False) -> ApplyResult:
+        return self._for(plan.env).apply(plan, install, who, repair=repair)
+
+    def actual(self, env: str, *, measure: bool = False) -> Actual:
+        return self._for(env).actual(env, measure=measure)
+
+    def last_apply(self, env: str) -> dict[str, Any]:
+        target = self._for(env)
+        if isinstance(target, RemembersApplies):
+            return target.last_apply(env)
+        return {"at": 0.0, "commit": "", "failed": []}
 
     def apply_release(
         self, plan: EnvPlan, install: Installer, *, meta: ReleaseMeta | None = None, canary: Mapping[str, int] | None = None
     ) -> ApplyResult:
         target = self._for(plan.env)
-        if isinstance(target, AppliesReleases):
-            return target.apply_release(plan, install, meta=meta, canary=canary)
+        if isinstance(target, KServeTarget):
+            return target.apply(plan, install, meta=meta, canary=canary)
         return target.apply(plan, install)
 
     def status(self, env: str) -> EnvStatus:

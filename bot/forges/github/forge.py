@@ -27,7 +27,7 @@ from typing import Any
 
 from github.GithubException import GithubException
 
-from bot.forges.base import CheckResult, EventSink, ForgeError, PullRequest
+from bot.forges.base import CheckResult, DeploymentReport, EventSink, ForgeError, PullRequest
 from bot.forges.github.api import GitHubApi, error_text
 from bot.forges.github.workspace import GitHubWorkspace
 from bot.forges.github_auth import TokenSource
@@ -490,6 +490,12 @@ class GitHubForge:
                 log.warning("could not delete branch %s: %s", branch, error_text(exc))
 
     # ------------------------------------------------------------------ helpers for the handlers
+
+    def record_deployment(self, report: DeploymentReport) -> None:
+        """RecordsDeployments: the release on the repository's Environments page (deployments.py)."""
+        from bot.forges.github.deployments import record_deployment
+
+        record_deployment(self.api, self.web_url, report)
 
     def find_pr_for_commit(self, sha: str) -> int | None:
         """The open pull request whose head is `sha` (check_run payloads may not say)."""
