@@ -101,7 +101,14 @@ class LocalTarget:
         return {p.stem: data for p in sorted(folder.glob("*.json")) if (data := self.release(env, p.stem)) is not None}
 
     def actual(self, env: str, *, measure: bool = False) -> Actual:
-        """What the environment holds; `measure`: hash every deployed file (drift)."""
+        """What the environment holds; `measure`: hash every deployed file (drift), holding
+        the environment's lock so that an apply's renames are never seen half done."""
+        if measure and self._env(env).is_dir():
+            with file_lock(self.root / f".{env}.lock"):
+                return self._actual(env, measure)
+        return self._actual(env, measure)
+
+    def _actual(self, env: str, measure: bool) -> Actual:
         apps = {
             name: LiveRelease(str(r.get("version", "")), {str(m): str(v) for m, v in dict(r.get("models") or {}).items()})
             for name, r in self._live(env).items()
