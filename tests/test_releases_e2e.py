@@ -57,7 +57,7 @@ def _main_commit(home: Path) -> str:
 
 def _release(home: Path, env: str) -> dict[str, object] | None:
     path = home / "deploy" / env / "_releases" / "payments.json"
-    return json.loads(path.read_text()) if path.exists() else None  # type: ignore[no-any-return]
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _tamper(home: Path, digest: str) -> tuple[Path, bytes]:
