@@ -19,6 +19,7 @@ leaves the previous release live (nothing is switched before its versions are in
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import time
@@ -212,7 +213,9 @@ class LocalTarget:
             install(model, staging)
             name = deployed_name(model)
             files = {rel: model.sha256 if rel == name else _sha256(staging / rel) for rel in _files(staging)}
-            write_json(staging / METADATA, {
+            # No fsync of its own, as for the model file: the rename below makes the version
+            # visible, and an empty or damaged metadata.json makes the next apply place it again.
+            _write(staging / METADATA, {
                 "name": model.name, "version": model.version, "file": name, "sha256": model.sha256, "format": model.format,
                 "size": model.size, "release": release, "commit": commit, "source": model.source or model.uri,
                 "artifact": model.uri, "files": files, "deployed_at": time.time(),
@@ -272,6 +275,10 @@ def _files(root: Path) -> list[str]:
             if rel != METADATA:
                 out.append(rel)
     return sorted(out)
+
+
+def _write(path: Path, value: dict[str, Any]) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 def _sha256(path: Path) -> str:
