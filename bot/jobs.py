@@ -241,7 +241,10 @@ class Jobs:
     def _run_drift(self) -> None:
         from bot.deploy.watch import check_drift
 
-        check_drift(self.ctx)
+        try:
+            check_drift(self.ctx)
+        except Exception:  # the next interval looks again; say why this one could not
+            log.exception("drift check failed")
 
     # ------------------------------------------------------------------ the sweep
 

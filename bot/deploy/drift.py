@@ -13,7 +13,6 @@ is told once, and a repaired environment clears its entry.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,18 +129,15 @@ class DriftLog:
         return data if isinstance(data, dict) else {}
 
     def record(self, env: str, found: list[str], now: float) -> bool:
-        """Remember this environment's drift; True when it is new (not what was last reported)."""
+        """Remember this environment's drift (none: an empty list, and when it was looked at);
+        True when it is new, not what was last reported."""
         before = self.get(env)
-        if not found:
-            if before:
-                with contextlib.suppress(FileNotFoundError):
-                    self._path(env).unlink()
-            return False
-        new = before.get("found") != found
-        write_json(self._path(env), {"found": found, "since": now if new else before.get("since", now), "checked": now})
+        new = bool(found) and before.get("found") != found
+        since = before.get("since", now) if found and not new else now
+        write_json(self._path(env), {"found": found, "since": since, "checked": now})
         return new
 
     def all(self) -> dict[str, dict[str, Any]]:
         if not self.root.is_dir():
             return {}
-        return {p.stem: data for p in sorted(self.root.glob("*.json")) if (data := self.get(p.stem))}
+        return {p.stem: data for p in sorted(self.root.glob("*.json")) if (data := self.get(p.stem)).get("found")}

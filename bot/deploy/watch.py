@@ -34,10 +34,11 @@ def find_drift(ctx: Context, envs: list[str] | None = None) -> dict[str, list[st
 
 def check_drift(ctx: Context, envs: list[str] | None = None) -> dict[str, list[str]]:
     """Look, remember, and tell what is new; returns what was found."""
-    found = find_drift(ctx, envs)
+    looked = ctx.target.environments() if envs is None else envs
+    found = find_drift(ctx, looked)
     book = drift_log(ctx)
     now = time.time()
-    for env in sorted(set(found) | set(book.all()) if envs is None else set(envs)):
+    for env in sorted(set(looked) | (set(book.all()) if envs is None else set())):
         lines = found.get(env, [])
         if book.record(env, lines, now):
             log.warning("drift in %s: %s", env, "; ".join(lines))

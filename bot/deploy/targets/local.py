@@ -19,6 +19,7 @@ leaves the previous release live (nothing is switched before its versions are in
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import time
@@ -101,7 +102,14 @@ class LocalTarget:
         return {p.stem: data for p in sorted(folder.glob("*.json")) if (data := self.release(env, p.stem)) is not None}
 
     def actual(self, env: str, *, measure: bool = False) -> Actual:
-        """What the environment holds; `measure`: hash every deployed file (drift)."""
+        """What the environment holds; `measure`: hash every deployed file (drift), holding
+        the environment's lock so that an apply's renames are never seen half done."""
+        if measure and self._env(env).is_dir():
+            with file_lock(self.root / f".{env}.lock"):
+                return self._actual(env, measure)
+        return self._actual(env, measure)
+
+    def _actual(self, env: str, measure: bool) -> Actual:
         apps = {
             name: LiveRelease(str(r.get("version", "")), {str(m): str(v) for m, v in dict(r.get("models") or {}).items()})
             for name, r in self._live(env).items()
@@ -205,7 +213,9 @@ class LocalTarget:
             install(model, staging)
             name = deployed_name(model)
             files = {rel: model.sha256 if rel == name else _sha256(staging / rel) for rel in _files(staging)}
-            write_json(staging / METADATA, {
+            # No fsync of its own, as for the model file: the rename below makes the version
+            # visible, and an empty or damaged metadata.json makes the next apply place it again.
+            _write(staging / METADATA, {
                 "name": model.name, "version": model.version, "file": name, "sha256": model.sha256, "format": model.format,
                 "size": model.size, "release": release, "commit": commit, "source": model.source or model.uri,
                 "artifact": model.uri, "files": files, "deployed_at": time.time(),
@@ -265,6 +275,10 @@ def _files(root: Path) -> list[str]:
             if rel != METADATA:
                 out.append(rel)
     return sorted(out)
+
+
+def _write(path: Path, value: dict[str, Any]) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 def _sha256(path: Path) -> str:
