@@ -109,8 +109,14 @@ class Context:
     @cached_property
     def target(self) -> LocalTarget:
         from bot.deploy.targets.local import LocalTarget
+        from bot.serving.control import wanted
 
-        return LocalTarget(self.settings.home / "deploy")
+        root = self.settings.home / "deploy"
+        if not wanted(self.settings):  # without the serve extra: files only
+            return LocalTarget(root)
+        from bot.deploy.targets.mlserver import MLServerModels
+
+        return LocalTarget(root, MLServerModels(self.settings.home, root, self.settings.serving.timeout))
 
     @cached_property
     def jobs(self) -> Jobs:

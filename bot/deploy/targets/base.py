@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.deploy.plan import EnvPlan, ModelRelease
 
@@ -16,6 +16,19 @@ Installer = Callable[[ModelRelease, Path], None]
 
 class DeployRefused(RuntimeError):
     """These bytes must not run; the message says why."""
+
+
+@runtime_checkable
+class ModelServer(Protocol):
+    """Serves the placed model versions (the serving helper implements it). `load` raises
+    DeployRefused(reason) when the version does not become ready: the applications that pin
+    it keep their previous release."""
+
+    def load(self, env: str, model: str, version: str, folder: Path, fmt: str) -> None: ...
+
+    def unload(self, env: str, model: str, version: str) -> None: ...
+
+    def endpoint(self, env: str, model: str, version: str) -> str | None: ...  # None: not serving
 
 
 @dataclass(frozen=True)

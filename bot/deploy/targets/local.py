@@ -17,7 +17,14 @@ import uuid
 from pathlib import Path
 
 from bot.deploy.plan import EnvPlan
-from bot.deploy.targets.base import ApplyResult, DeployRefused, EnvStatus, Installer, ModelState
+from bot.deploy.targets.base import (
+    ApplyResult,
+    DeployRefused,
+    EnvStatus,
+    Installer,
+    ModelServer,
+    ModelState,
+)
 from bot.fsutil import file_lock, read_json, write_json
 
 KEEP_PREVIOUS = 1  # older versions kept per model, for a fast rollback
@@ -26,8 +33,9 @@ KEEP_PREVIOUS = 1  # older versions kept per model, for a fast rollback
 class LocalTarget:
     kind = "local"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, server: ModelServer | None = None) -> None:
         self.root = root
+        self.server = server  # serves the placed versions (MLServer); None: files only
 
     def _env(self, env: str) -> Path:
         return self.root / env
@@ -67,6 +75,13 @@ class LocalTarget:
 
         for name, model in sorted(plan.models.items()):
             final = folder / name / model.version
+            if (final / "metadata.json").exists() and self.server is not None and self.server.endpoint(plan.env, name, model.version) is None:
+                try:  # placed before it was served (serving off, or the extra installed since)
+                    self.server.load(plan.env, name, model.version, final, model.format)
+                except DeployRefused as exc:  # the next apply tries again
+                    result.failed[name] = str(exc)
+                    states[name] = ModelState(model.version, "failed", f"{model.version}: {exc}", now)
+                    continue
             if (final / "metadata.json").exists():
                 old = previous.models.get(name)
                 keep = old if old and old.version == model.version and old.state == "running" else None
@@ -83,6 +98,12 @@ class LocalTarget:
                 (staging / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
                 final.parent.mkdir(parents=True, exist_ok=True)
                 staging.rename(final)
+                if self.server is not None:
+                    try:  # the version answers before any application is switched to it
+                        self.server.load(plan.env, name, model.version, final, model.format)
+                    except DeployRefused:
+                        shutil.rmtree(final, ignore_errors=True)
+                        raise
                 result.applied.append(f"{name}@{model.version}")
                 states[name] = ModelState(model.version, "running", deployed_at=now)
             except (DeployRefused, OSError) as exc:
@@ -143,6 +164,9 @@ class LocalTarget:
             name = model_dir.name
             if name not in plan.models and name not in states:
                 if not any(m == name for m, _ in pinned):
+                    for version_dir in model_dir.iterdir():
+                        if self.server is not None and version_dir.is_dir():
+                            self.server.unload(plan.env, name, version_dir.name)
                     shutil.rmtree(model_dir, ignore_errors=True)
                     result.removed.append(name)
                 continue
@@ -153,5 +177,8 @@ class LocalTarget:
                 key=lambda d: d.stat().st_mtime,
                 reverse=True,
             )
+            if self.server is not None:
+                for old in others:  # kept on disk for a rollback, no longer served
+                    self.server.unload(plan.env, name, old.name)
             for old in others[KEEP_PREVIOUS:]:
                 shutil.rmtree(old, ignore_errors=True)
