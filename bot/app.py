@@ -116,7 +116,7 @@ class Context:
             return LocalTarget(root)
         from bot.deploy.targets.mlserver import MLServerModels
 
-        return LocalTarget(root, MLServerModels(self.settings.home, root, self.settings.serving.timeout))
+        return LocalTarget(root, MLServerModels(self.settings.home, self.settings.serving.timeout))
 
     @cached_property
     def jobs(self) -> Jobs:

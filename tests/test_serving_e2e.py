@@ -131,7 +131,9 @@ def test_a_deployed_model_answers_as_onnxruntime_does_and_an_update_replaces_it(
     np.testing.assert_array_equal(_outputs(body)["probabilities"], _onnxruntime(_stored(home, model_files.onnx_v2), ROWS)["probabilities"])
     assert _http("GET", f"{record.url}/v2/models/fraud/versions/1.0.0/ready")[0] != 200
     assert _infer(f"{record.url}/v2/models/fraud/versions/1.0.0/infer", ROWS)[0] == 404
-    assert not (home / "deploy" / "dev" / "fraud" / "1.0.0" / "model-settings.json").exists()
+    assert sorted(p.relative_to(home / "serving" / "dev").as_posix() for p in (home / "serving" / "dev").rglob("*.json")) == [
+        "fraud/1.0.1/model-settings.json"
+    ]
     listed = aimodel("list", "--json").json[0]["environments"]["dev"]
     assert listed["version"] == "1.0.1" and listed["answers"] is True
 
@@ -176,6 +178,7 @@ def test_a_version_that_cannot_load_leaves_the_previous_one_answering(
     listed = aimodel("list", "--json").json[0]["environments"]["dev"]
     assert listed["version"] == "1.0.0" and listed["state"] == "failed" and listed["answers"] is True
     assert "Mystery" in listed["reason"]
+    assert not (home / "serving" / "dev" / "fraud" / "1.0.1").exists()  # refused: MLServer's repository forgets it
 
 
 def test_serve_runs_a_model_server_per_environment_and_stops_it(

@@ -1,14 +1,17 @@
-"""MLServer's model repository layout, inside the local target's folders.
+"""MLServer's model repository for one environment: `<home>/serving/<env>/`.
 
-`<home>/deploy/<env>/` is the repository root MLServer scans; each served version folder
-`<model>/<version>/` gets a `model-settings.json` (name, implementation, parameters.version,
-parameters.uri). MLServer serves, per model name, exactly the versions that have one: a
-repository load of a name loads those and unloads the others. So the settings file is
-written when a version is loaded and removed when it is unloaded or refused.
+Each served model version has `<model>/<version>/model-settings.json` there (name,
+implementation, parameters.version, parameters.uri = the model file in the local target's
+folder `<home>/deploy/<env>/<model>/<version>/`). The deployed folder stays exactly what the
+target placed and recorded; the repository holds nothing but the files the bot writes.
+MLServer serves, per model name, exactly the versions that have a settings file: a
+repository load of a name loads those and unloads the others. So the file is written when a
+version is loaded and removed when it is unloaded or refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -21,31 +24,39 @@ RUNTIMES = {"onnx": ONNX_RUNTIME}  # formats MLServer serves here, and the runti
 DEFAULT_FILES = {"onnx": "model.onnx"}
 
 
+def repository(home: Path, env: str) -> Path:
+    return home / "serving" / env
+
+
 def served(fmt: str) -> bool:
     return fmt in RUNTIMES
 
 
-def model_file(folder: Path, fmt: str) -> str | None:
-    """The model's file name in its version folder: the predictable name (model.onnx), else the
-    one file of that format (a folder deployed before the names were fixed)."""
+def model_file(folder: Path, fmt: str) -> Path | None:
+    """The model's file in its deployed folder: the predictable name (model.onnx), else the one
+    file of that format (a folder deployed before the names were fixed)."""
     name = DEFAULT_FILES.get(fmt)
     if name is None:
         return None
     if (folder / name).is_file():
-        return name
-    found = sorted(p.name for p in folder.glob(f"*.{fmt}") if p.is_file())
+        return folder / name
+    found = sorted(p for p in folder.glob(f"*.{fmt}") if p.is_file())
     return found[0] if len(found) == 1 else None
 
 
-def model_settings(model: str, version: str, fmt: str, file: str) -> dict[str, Any]:
+def model_settings(model: str, version: str, fmt: str, file: Path) -> dict[str, Any]:
     return {
         "name": model,
         "implementation": RUNTIMES[fmt],
-        "parameters": {"version": version, "uri": f"./{file}"},  # relative to this file's folder
+        "parameters": {"version": version, "uri": str(file.resolve())},
     }
 
 
-def write_settings(folder: Path, model: str, version: str, fmt: str) -> bool:
+def settings_path(repo: Path, model: str, version: str) -> Path:
+    return repo / model / version / SETTINGS_FILE
+
+
+def write_settings(repo: Path, model: str, version: str, fmt: str, folder: Path) -> bool:
     """Write the version's model-settings.json; False when there is nothing MLServer can serve."""
     if not served(fmt):
         return False
@@ -53,30 +64,29 @@ def write_settings(folder: Path, model: str, version: str, fmt: str) -> bool:
     if file is None:
         return False
     text = json.dumps(model_settings(model, version, fmt, file), indent=2) + "\n"
-    write_atomic(folder / SETTINGS_FILE, text.encode())
+    write_atomic(settings_path(repo, model, version), text.encode())
     return True
 
 
-def remove_settings(folder: Path) -> None:
-    (folder / SETTINGS_FILE).unlink(missing_ok=True)
+def remove_settings(repo: Path, model: str, version: str) -> None:
+    path = settings_path(repo, model, version)
+    path.unlink(missing_ok=True)
+    for empty in (path.parent, path.parent.parent):
+        with contextlib.suppress(OSError):  # not empty, or already gone
+            empty.rmdir()
 
 
-def has_settings(folder: Path) -> bool:
-    return (folder / SETTINGS_FILE).is_file()
+def has_settings(repo: Path, model: str, version: str) -> bool:
+    return settings_path(repo, model, version).is_file()
 
 
-def served_versions(env_root: Path) -> dict[str, list[str]]:
+def served_versions(repo: Path) -> dict[str, list[str]]:
     """Model name -> the versions that have settings (what MLServer serves once loaded)."""
     found: dict[str, list[str]] = {}
-    if not env_root.is_dir():
-        return found
-    for settings in sorted(env_root.glob(f"*/*/{SETTINGS_FILE}")):
-        model, version = settings.parent.parent.name, settings.parent.name
-        if model.startswith((".", "_")):
-            continue
-        found.setdefault(model, []).append(version)
+    for settings in sorted(repo.glob(f"*/*/{SETTINGS_FILE}")):
+        found.setdefault(settings.parent.parent.name, []).append(settings.parent.name)
     return found
 
 
-def versions_of(env_root: Path, model: str) -> list[str]:
-    return sorted(p.parent.name for p in (env_root / model).glob(f"*/{SETTINGS_FILE}"))
+def versions_of(repo: Path, model: str) -> list[str]:
+    return sorted(p.parent.name for p in (repo / model).glob(f"*/{SETTINGS_FILE}"))

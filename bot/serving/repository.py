@@ -1,9 +1,9 @@
 """The model repository MLServer reads (runs inside MLServer; its settings name this class).
 
 MLServer's default repository loads every `model-settings.json` found at any depth under the
-root, and a settings file names the Python class to import. A folder model's own files must
-never be read as one: this repository looks only at `<root>/<model>/<version>/model-settings.json`,
-the files the bot writes, and accepts only the runtimes the bot names.
+root, and a settings file names the Python class MLServer imports. The bot's repository holds
+only the files it writes (bot.serving.layout); still, this one reads nothing but
+`<root>/<model>/<version>/model-settings.json` and accepts only the runtimes the bot names.
 """
 
 from __future__ import annotations

@@ -40,9 +40,9 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-def mlserver_command(env_root: Path) -> list[str]:
+def mlserver_command(repo: Path) -> list[str]:
     """MLServer's own command line (`mlserver start FOLDER`), in this interpreter."""
-    return [sys.executable, "-c", "import sys; from mlserver.cli.main import main; sys.exit(main())", "start", str(env_root)]
+    return [sys.executable, "-c", "import sys; from mlserver.cli.main import main; sys.exit(main())", "start", str(repo)]
 
 
 def mlserver_env(inherited: dict[str, str], serving: ServingSettings, port: int) -> dict[str, str]:
@@ -75,7 +75,6 @@ class Running:
 class Supervisor:
     def __init__(self, home: Path, serving: ServingSettings, environ: dict[str, str]) -> None:
         self.home = home
-        self.root = home / "deploy"
         self.serving = serving
         self.environ = environ
         self.running: dict[str, Running] = {}
@@ -92,14 +91,16 @@ class Supervisor:
                 command = Path(f"/proc/{record.pid}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 command = []
-            if str(self.root / record.env).encode() in command and any(b"mlserver" in part for part in command):
+            if str(layout.repository(self.home, record.env)).encode() in command and any(b"mlserver" in part for part in command):
                 os.kill(record.pid, signal.SIGTERM)
             servers.remove(self.home, record.env)
 
     def wanted(self) -> set[str]:
-        if not self.root.is_dir():
+        """The environments whose repository has a served model version."""
+        folder = servers.folder(self.home)
+        if not folder.is_dir():
             return set()
-        return {p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".") and layout.served_versions(p)}
+        return {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and layout.served_versions(p)}
 
     def step(self) -> None:
         wanted = self.wanted()
@@ -117,14 +118,14 @@ class Supervisor:
                 self.start(env)
 
     def start(self, env: str) -> None:
-        env_root = self.root / env
+        repo = layout.repository(self.home, env)
         port = self.serving.port_for(env) or free_port(self.serving.host)
         servers.folder(self.home).mkdir(parents=True, exist_ok=True)
         log_path = servers.folder(self.home) / f"{env}.log"
         output = open(log_path, "ab")  # noqa: SIM115  # held open for the server's life
         began = time.monotonic()
         proc = subprocess.Popen(
-            mlserver_command(env_root), cwd=env_root, env=mlserver_env(self.environ, self.serving, port),
+            mlserver_command(repo), cwd=repo, env=mlserver_env(self.environ, self.serving, port),
             stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
         )
         record = servers.ServerRecord(env, proc.pid, self.serving.host, port, time.time())
@@ -137,7 +138,7 @@ class Supervisor:
             self.retry_at[env] = time.monotonic() + RETRY_AFTER
             log.error(msg.server_failed_start(env, str(log_path)))
             return
-        for model in sorted(layout.served_versions(env_root)):
+        for model in sorted(layout.served_versions(repo)):
             try:
                 client.load(record.url, model, self.serving.timeout)
             except client.ServingError as exc:

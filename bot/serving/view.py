@@ -37,9 +37,9 @@ def read(home: Path, envs: Iterable[str]) -> dict[str, EnvServing]:
     return found
 
 
-def answer(serving: EnvServing, root: Path, model: str, version: str) -> dict[str, Any]:
+def answer(serving: EnvServing, home: Path, model: str, version: str) -> dict[str, Any]:
     """{"answers": bool, "endpoint": URL or None} for one deployed version."""
-    served = layout.has_settings(root / serving.env / model / version)
+    served = layout.has_settings(layout.repository(home, serving.env), model, version)
     answers = serving.url is not None and served and (model, version) in serving.ready
     endpoint = client.infer_url(serving.url, model) if serving.url is not None and served else None
     return {"answers": answers, "endpoint": endpoint}
@@ -48,7 +48,6 @@ def answer(serving: EnvServing, root: Path, model: str, version: str) -> dict[st
 def annotate(rows: list[dict[str, Any]], home: Path, envs: Iterable[str]) -> list[dict[str, Any]]:
     """Add answers/endpoint to each deployed (model, environment) of `list` rows; returns the
     serving table's rows (env, name, version, answers, endpoint)."""
-    root = home / "deploy"
     serving = read(home, envs)
     table = []
     for row in rows:
@@ -56,7 +55,7 @@ def annotate(rows: list[dict[str, Any]], home: Path, envs: Iterable[str]) -> lis
         for env, state in sorted(per_env.items()):
             if env not in serving or state.get("state") == "pending":
                 continue
-            found = answer(serving[env], root, row["name"], state["version"])
+            found = answer(serving[env], home, row["name"], state["version"])
             state.update(found)
             table.append({"env": env, "name": row["name"], "version": state["version"], **found})
     return table
@@ -67,5 +66,5 @@ def servers_summary(home: Path, envs: Iterable[str]) -> list[dict[str, Any]]:
     return [
         {"env": s.env, "url": s.url, "answering": len(s.ready)}
         for s in read(home, envs).values()
-        if s.url is not None or layout.served_versions(home / "deploy" / s.env)
+        if s.url is not None or layout.served_versions(layout.repository(home, s.env))
     ]
