@@ -192,12 +192,17 @@ def test_serve_runs_a_model_server_per_environment_and_stops_it(
     assert "Serving is off: `aimodel serve` is not running" in aimodel("list").out
     assert "answers" not in aimodel("list", "--json").json[0]["environments"]["dev"]
 
+    from bot.serving.supervisor import free_port
+
+    port = free_port("127.0.0.1")
+    monkeypatch.setenv("AIMODEL_SERVING_PORTS", f"dev={port}")
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     log = (tmp_path / "serve.log").open("wb")
     serve = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", "0", "--no-worker"],
                              env={**os.environ, "AIMODEL_HOME": str(home)}, stderr=log, cwd=tmp_path)
     try:
         record = _wait("the dev model server", lambda: servers.read(home, "dev"))
+        assert (record.host, record.port) == ("127.0.0.1", port)  # the configured port, on loopback
         endpoint = f"{record.url}/v2/models/fraud/infer"
         status, body = _infer(endpoint, ROWS)  # what was deployed before serve started answers
         assert status == 200 and body["model_version"] == "1.0.0"
@@ -205,6 +210,13 @@ def test_serve_runs_a_model_server_per_environment_and_stops_it(
         listed = subprocess.run([sys.executable, "-m", "bot.cli", "list", "--json"], env={**os.environ, "AIMODEL_HOME": str(home)},
                                 capture_output=True, text=True, timeout=60, cwd=tmp_path, check=True)
         assert json.loads(listed.stdout)[0]["environments"]["dev"]["endpoint"] == endpoint
+
+        os.kill(record.pid, signal.SIGKILL)  # a model server that dies is started again, its models loaded
+        again = _wait("the dev model server again", lambda: (r := servers.read(home, "dev")) is not None and r.pid != record.pid and r)
+        assert again.port == port
+        status, body = _infer(endpoint, ROWS)
+        assert status == 200 and body["model_version"] == "1.0.0"
+        record = again
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=60)
