@@ -127,3 +127,11 @@ def test_serving_switched_off_says_so(aimodel: Run, home: Path, created: str, mo
     assert not (home / "serving").exists()
     assert "Serving is off (AIMODEL_SERVING=off)" in aimodel("list").out
     assert "Serving is off (AIMODEL_SERVING=off)" in aimodel("status").out
+
+
+def test_a_server_bound_to_every_address_is_reached_on_loopback() -> None:
+    from bot.serving.servers import ServerRecord
+
+    assert [ServerRecord("dev", 1, host, 9001, 0.0).url for host in ("127.0.0.1", "0.0.0.0", "::", "fd00::5")] == [
+        "http://127.0.0.1:9001", "http://127.0.0.1:9001", "http://[::1]:9001", "http://[fd00::5]:9001",
+    ]

@@ -26,7 +26,9 @@ class ServerRecord:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """Where to reach it from this machine (a server bound to every address answers on loopback)."""
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
 
 def folder(home: Path) -> Path:
