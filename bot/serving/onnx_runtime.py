@@ -8,6 +8,7 @@ MLServer errors, which MLServer answers with their message (HTTP 400), not a bar
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,7 +57,8 @@ class OnnxRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type info
         try:
             self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's own error types; the deploy reports the text
-            raise MLServerError(f"onnxruntime cannot load {path}: {exc}") from None
+            # without the server's paths: the reason is shown to people (CLI, Slack)
+            raise MLServerError(f"onnxruntime cannot load {Path(path).name}: {str(exc).replace(path, Path(path).name)}") from None
         self._inputs = {a.name: a.type for a in self._session.get_inputs()}
         self._outputs = [a.name for a in self._session.get_outputs()]
         self.inputs = _metadata(self._session.get_inputs())
@@ -90,6 +92,8 @@ class OnnxRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type info
 
 def _as_model_type(value: np.ndarray, onnx_type: str) -> np.ndarray:
     """JSON numbers carry no width: an FP64 request for an FP32 input is cast, as a client means."""
+    if onnx_type == "tensor(string)":  # onnxruntime takes Python str objects; V2 BYTES decode as bytes
+        return np.char.decode(value, "utf-8").astype(object) if value.dtype.kind == "S" else value.astype(object)
     wanted = _NUMPY_TYPES.get(onnx_type)
     if wanted is None or value.dtype == wanted:
         return value
