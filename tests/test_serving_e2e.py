@@ -145,6 +145,16 @@ def test_a_deployed_model_answers_as_onnxruntime_does_and_an_update_replaces_it(
     assert f"dev      1.0.1 answers at {endpoint}" in detail
     assert f"serving dev: MLServer at {record.url}, 1 model version(s) answering" in aimodel("status").out
 
+    # destroyed: unloaded, and an environment with no models left has no server
+    number = str(aimodel("destroy", "fraud", "--with-apps", "--as", "eve", "--json").json["pr"])
+    aimodel("pr", "merge", number, "--as", "eve")
+    try:
+        gone: int | None = _infer(endpoint, ROWS)[0]
+    except OSError:  # the server has already stopped
+        gone = None
+    assert gone in (404, None)
+    _wait("the dev model server to stop", lambda: servers.read(home, "dev") is None and not servers.alive(record.pid))
+
 
 def _broken_onnx(path: Path) -> Path:
     """A model the scanner passes and onnxruntime cannot load (an operator no runtime has)."""
