@@ -109,14 +109,9 @@ class Context:
     @cached_property
     def target(self) -> LocalTarget:
         from bot.deploy.targets.local import LocalTarget
-        from bot.serving.control import wanted
+        from bot.serving.control import model_server
 
-        root = self.settings.home / "deploy"
-        if not wanted(self.settings):  # without the serve extra: files only
-            return LocalTarget(root)
-        from bot.deploy.targets.mlserver import MLServerModels
-
-        return LocalTarget(root, MLServerModels(self.settings.home, self.settings.serving.timeout))
+        return LocalTarget(self.settings.home / "deploy", model_server(self.settings))  # MLServer with the serve extra
 
     @cached_property
     def jobs(self) -> Jobs:

@@ -13,6 +13,7 @@ from bot.serving import servers
 
 if TYPE_CHECKING:
     from bot.config import Settings
+    from bot.deploy.targets.base import ModelServer
 
 
 def installed() -> bool:
@@ -22,6 +23,15 @@ def installed() -> bool:
 
 def wanted(settings: Settings) -> bool:
     return settings.serving.enabled and installed()
+
+
+def model_server(settings: Settings) -> ModelServer | None:
+    """The local target's model server: MLServer with the serve extra, else None (files only)."""
+    if not wanted(settings):
+        return None
+    from bot.deploy.targets.mlserver import MLServerModels
+
+    return MLServerModels(settings.home, settings.serving.timeout)
 
 
 def off_reason(settings: Settings) -> str | None:
