@@ -8,16 +8,16 @@ MLServer errors, which MLServer answers with their message (HTTP 400), not a bar
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
-from mlserver.errors import InferenceError, MLServerError
+from mlserver.errors import InferenceError
 from mlserver.types import InferenceRequest, InferenceResponse, MetadataTensor, RequestOutput
 from mlserver.utils import get_model_uri
+
+from bot.serving import sessions
 
 WELLKNOWN_FILENAMES = ["model.onnx"]
 
@@ -48,21 +48,20 @@ def _metadata(args: list[Any]) -> list[MetadataTensor]:
 
 
 class OnnxRuntime(MLModel):  # type: ignore[misc]  # MLServer ships no type information
+    _key: sessions.Key | None = None
     async def load(self) -> bool:
         path = await get_model_uri(self.settings, wellknown_filenames=WELLKNOWN_FILENAMES)
-        options = ort.SessionOptions()
-        # MLServer runs requests on one event loop: one intra-op pool per model is enough,
-        # and a 2-core host shared with the bot must not be oversubscribed.
-        options.intra_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime's own error types; the deploy reports the text
-            # without the server's paths: the reason is shown to people (CLI, Slack)
-            raise MLServerError(f"onnxruntime cannot load {Path(path).name}: {str(exc).replace(path, Path(path).name)}") from None
+        self._key, self._session = sessions.open_session(path)
         self._inputs = {a.name: a.type for a in self._session.get_inputs()}
         self._outputs = [a.name for a in self._session.get_outputs()]
         self.inputs = _metadata(self._session.get_inputs())
         self.outputs = _metadata(self._session.get_outputs())
+        return True
+
+    async def unload(self) -> bool:
+        if self._key is not None:  # None: a load that failed opened nothing
+            sessions.close_session(self._key)
+            self._key = None
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:

@@ -12,6 +12,7 @@ stops the whole server.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -32,6 +33,7 @@ log = logging.getLogger("aimodel.serving")
 
 BEAT = 0.25  # seconds between looks at the deploy folders: a first deploy to an environment waits about this long
 RETRY_AFTER = 5.0  # seconds before starting again a server that did not start
+LOG_LIMIT = 10 << 20  # bytes of a server's output file before it is set aside at the next start
 
 
 def free_port(host: str) -> int:
@@ -122,6 +124,9 @@ class Supervisor:
         port = self.serving.port_for(env) or free_port(self.serving.host)
         servers.folder(self.home).mkdir(parents=True, exist_ok=True)
         log_path = servers.folder(self.home) / f"{env}.log"
+        with contextlib.suppress(OSError):
+            if log_path.stat().st_size > LOG_LIMIT:  # one older file kept: MLServer logs every request
+                log_path.replace(log_path.with_suffix(".log.1"))
         output = open(log_path, "ab")  # noqa: SIM115  # held open for the server's life
         began = time.monotonic()
         proc = subprocess.Popen(
