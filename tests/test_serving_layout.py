@@ -135,3 +135,13 @@ def test_a_server_bound_to_every_address_is_reached_on_loopback() -> None:
     assert [ServerRecord("dev", 1, host, 9001, 0.0).url for host in ("127.0.0.1", "0.0.0.0", "::", "fd00::5")] == [
         "http://127.0.0.1:9001", "http://127.0.0.1:9001", "http://[::1]:9001", "http://[fd00::5]:9001",
     ]
+
+
+def test_the_supervisor_starts_what_has_models_and_stops_what_has_none() -> None:
+    from bot.serving.supervisor import Plan, plan
+
+    # dev has models and no server; test's server died; prod's runs with nothing left to serve
+    assert plan({"dev", "test"}, {"test": False, "prod": True}, {}, 100.0) == Plan(exited=("test",), stop=("prod",), start=("dev", "test"))
+    # a server that did not start waits for its retry time; a live one is left alone
+    assert plan({"dev", "test"}, {"test": True}, {"dev": 105.0}, 100.0) == Plan()
+    assert plan({"dev"}, {}, {"dev": 105.0}, 105.0) == Plan(start=("dev",))

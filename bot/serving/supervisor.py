@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -66,6 +67,24 @@ def mlserver_env(inherited: dict[str, str], serving: ServingSettings, port: int)
     return child
 
 
+@dataclass(frozen=True)
+class Plan:
+    exited: tuple[str, ...] = ()  # its server exited: forget it (started again below when still wanted)
+    stop: tuple[str, ...] = ()  # running, but the environment has no served model left
+    start: tuple[str, ...] = ()
+
+
+def plan(wanted: set[str], running: Mapping[str, bool], retry_at: Mapping[str, float], now: float) -> Plan:
+    """One beat, from plain data: `running` maps each started environment to whether its
+    process is still alive; `retry_at` holds when a server that did not start may be tried again."""
+    alive = {env for env, up in running.items() if up}
+    return Plan(
+        exited=tuple(sorted(env for env, up in running.items() if not up)),
+        stop=tuple(sorted(alive - wanted)),
+        start=tuple(sorted(env for env in wanted - alive if now >= retry_at.get(env, 0.0))),
+    )
+
+
 @dataclass
 class Running:
     env: str
@@ -105,19 +124,16 @@ class Supervisor:
         return {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and layout.served_versions(p)}
 
     def step(self) -> None:
-        wanted = self.wanted()
-        for env, run in list(self.running.items()):
-            code = run.proc.poll()
-            if code is not None:
-                log.warning(msg.server_exited(env, code))
-                self._forget(env)
-            elif env not in wanted:
-                self.stop(env)
-                log.info(msg.server_stopped(env))
-        now = time.monotonic()
-        for env in sorted(wanted - set(self.running)):
-            if now >= self.retry_at.get(env, 0.0):
-                self.start(env)
+        codes = {env: run.proc.poll() for env, run in self.running.items()}
+        todo = plan(self.wanted(), {env: code is None for env, code in codes.items()}, self.retry_at, time.monotonic())
+        for env in todo.exited:
+            log.warning(msg.server_exited(env, codes[env]))
+            self._forget(env)
+        for env in todo.stop:
+            self.stop(env)
+            log.info(msg.server_stopped(env))
+        for env in todo.start:
+            self.start(env)
 
     def start(self, env: str) -> None:
         repo = layout.repository(self.home, env)
