@@ -100,6 +100,7 @@ class Supervisor:
         self.environ = environ
         self.running: dict[str, Running] = {}
         self.retry_at: dict[str, float] = {}
+        self.stopping = threading.Event()  # set by SIGTERM/SIGINT: a server still starting is not waited for
 
     def reap_orphans(self) -> None:
         """Servers a killed supervisor left behind hold their ports: end them, by their
@@ -151,7 +152,7 @@ class Supervisor:
         )
         record = servers.ServerRecord(env, proc.pid, self.serving.host, port, time.time())
         deadline = began + self.serving.timeout
-        while proc.poll() is None and time.monotonic() < deadline and not client.live(record.url, 1.0):
+        while proc.poll() is None and time.monotonic() < deadline and not self.stopping.is_set() and not client.live(record.url, 1.0):
             time.sleep(0.05)
         if proc.poll() is not None or not client.live(record.url, 1.0):
             _end(proc)
@@ -187,11 +188,11 @@ class Supervisor:
         for env in list(self.running):
             self.stop(env)
 
-    def run(self, stop: threading.Event, parent: int) -> None:
+    def run(self, parent: int) -> None:
         try:
-            while not stop.is_set() and os.getppid() == parent:  # a parent gone: serve was killed
+            while not self.stopping.is_set() and os.getppid() == parent:  # a parent gone: serve was killed
                 self.step()
-                stop.wait(BEAT)
+                self.stopping.wait(BEAT)
         finally:
             self.stop_all()
 
@@ -218,9 +219,9 @@ def main() -> int:
         log.error(str(exc))
         return 2
     home = settings.home
-    stop = threading.Event()
+    supervisor = Supervisor(home, settings.serving, dict(os.environ))
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda *_: supervisor.stopping.set())
     servers.folder(home).mkdir(parents=True, exist_ok=True)
     with file_lock(servers.folder(home) / ".supervisor.lock", blocking=False) as held:
         if not held:
@@ -228,9 +229,8 @@ def main() -> int:
             return 0
         servers.mark_supervisor(home, os.getpid())
         try:
-            supervisor = Supervisor(home, settings.serving, dict(os.environ))
             supervisor.reap_orphans()
-            supervisor.run(stop, os.getppid())
+            supervisor.run(os.getppid())
         finally:
             servers.unmark_supervisor(home)
     return 0
