@@ -26,7 +26,10 @@ import pytest
 from bot.serving import control, servers
 from tests.conftest import ModelFiles, Run
 
-pytestmark = pytest.mark.skipif(not control.installed(), reason="needs the serve extra (pip install 'aimodel-gitops[serve]')")
+pytestmark = [
+    pytest.mark.skipif(not control.installed(), reason="needs the serve extra (pip install 'aimodel-gitops[serve]')"),
+    pytest.mark.timeout(180),  # real MLServer processes: about 10 s a test on a loaded 2-core machine
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0.5, 0.25, 3, 1]], dtype=np.float32)
