@@ -113,10 +113,11 @@ class Context:
     def target(self) -> Target:
         from bot.deploy.targets.kserve import pick_target
         from bot.deploy.targets.local import LocalTarget
+        from bot.serving.control import model_server
 
         # per environment, as the config names it: local, or kserve (bot.deploy.targets.kserve)
         deploy = self.settings.home / "deploy"
-        local = LocalTarget(deploy, releases=self.releases, keep=self.settings.releases.keep)
+        local = LocalTarget(deploy, model_server(self.settings), releases=self.releases, keep=self.settings.releases.keep)  # MLServer with the serve extra
         return pick_target(local, self.workspace, self.settings.artifact_store_url, locks=deploy)
 
     @cached_property

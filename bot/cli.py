@@ -214,7 +214,10 @@ def _serve(cmd: c.Command, common: c.Common) -> int:
     settings = _settings(common)
     if not settings.github and not (settings.home / "repo.git").exists():
         raise _Fail(messages.not_initialized(str(settings.home)), 2)  # as every other verb says
-    return serve(settings, port=cmd.port, with_worker=cmd.with_worker)
+    from bot.serving.control import supervised
+
+    with supervised(settings):  # one MLServer per environment with models, stopped with the server
+        return serve(settings, port=cmd.port, with_worker=cmd.with_worker)
 
 
 def _worker(cmd: c.Command, common: c.Common) -> int:
@@ -374,12 +377,17 @@ def _list(settings: Settings, ctx: Context | None, cmd: c.ListModels, common: c.
     if cmd.env and cmd.env not in desired["environments"]:
         raise _Fail(messages.no_such_environment(cmd.env, desired["environments"]), 1)
     rows, envs = merge_listing(desired, settings, cmd.app, cmd.env)
+    off, serving = _serving(settings, rows, envs)
     if common.json:
         _json(rows)
     else:
         from bot.messages.releases import list_failures
 
         _out(messages.model_list(rows, [cmd.env] if cmd.env else envs))
+        if any(r["environments"] for r in rows):
+            from bot.messages import serving as serving_msg
+
+            _out(off or serving_msg.serving_table(serving))
         if failures := list_failures(rows):
             _out(failures)
     return 0
@@ -462,16 +470,34 @@ def _deployments(ctx: Context) -> dict[str, dict[str, list[str]]]:
     return out
 
 
+def _serving(settings: Settings, rows: list[dict[str, Any]], envs: list[str]) -> tuple[str | None, list[dict[str, Any]]]:
+    """Whether the deployed models answer, and where: added to the rows' environments when
+    serving is on; otherwise why it is off."""
+    from bot.serving.control import off_reason
+
+    off = off_reason(settings)
+    if off is not None:
+        return off, []
+    from bot.serving.view import annotate
+
+    return None, annotate(rows, settings.home, envs)
+
+
 def _model_status(ctx: Context, name: str, common: c.Common) -> int:
     from bot.views import model_detail
 
     detail = model_detail(ctx, name)
     if detail is None:
         raise _Fail(messages.no_such_model(name, "cli"), 1)
+    off, _ = _serving(ctx.settings, [detail], list(detail["environments"]))
     if common.json:
         _json(detail)
     else:
         _out(messages.model_detail(detail))
+        if detail["environments"]:
+            from bot.messages import serving as serving_msg
+
+            _out(f"  {off}" if off else serving_msg.detail_lines(detail["environments"]))
     return 0
 
 
@@ -482,10 +508,11 @@ def _status(ctx: Context, cmd: c.Status, common: c.Common) -> int:
     locks = ctx.locks.all()
     queue = _queue_view(ctx)
     deployments = _deployments(ctx)
+    serving = _servers(ctx)
     if common.json:
         _json({"open": [{"number": p.number, "title": p.title, "author": p.author} for p in prs],
                "locks": [{"key": h.key, "pr": h.pr, "person": h.person} for h in locks],
-               "queue": queue, "deployments": deployments})
+               "queue": queue, "deployments": deployments, "serving": serving})
         return 0
     from bot.messages import releases as rmsg
 
@@ -494,7 +521,22 @@ def _status(ctx: Context, cmd: c.Status, common: c.Common) -> int:
         _out(messages.locks_list([(h.key, h.pr) for h in locks]))
     _out(messages.queue_status(queue["worker_seen_seconds_ago"], queue["depth"], queue["oldest_queued_seconds_ago"]))
     _out(rmsg.status_lines({e: {"failed": d["failed"]} for e, d in deployments.items()}, {e: {"found": d["drift"]} for e, d in deployments.items() if d["drift"]}))
+    from bot.messages import serving as serving_msg
+
+    _out(serving["off"] or serving_msg.servers_status(serving["environments"]))
     return 0
+
+
+def _servers(ctx: Context) -> dict[str, Any]:
+    """`status`: each environment's model server, or why serving is off."""
+    from bot.serving.control import off_reason
+
+    off = off_reason(ctx.settings)
+    if off is not None:
+        return {"off": off, "environments": []}
+    from bot.serving.view import servers_summary
+
+    return {"off": None, "environments": servers_summary(ctx.settings.home, ctx.target.environments())}
 
 
 def _queue_view(ctx: Context) -> dict[str, Any]:

@@ -84,6 +84,23 @@ class ReleaseSettings:
 
 
 @dataclass(frozen=True)
+class ServingSettings:
+    """The model servers `aimodel serve` runs (bot.serving): AIMODEL_SERVING (off: none even with
+    the serve extra installed), AIMODEL_SERVING_HOST, AIMODEL_SERVING_PORTS ("dev=9001,prod=9003";
+    an environment not named gets a free port), AIMODEL_SERVING_TIMEOUT (seconds a model version
+    may take to become ready)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"  # MLServer itself binds 0.0.0.0 unless told
+    ports: tuple[tuple[str, int], ...] = ()  # (env, port): hashable, as Settings is
+    timeout: int = 60
+
+    def port_for(self, env: str) -> int:
+        """The configured port, or 0: a free one chosen when the server starts."""
+        return dict(self.ports).get(env, 0)
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     repo: str = ""  # empty or a local path: the local forge; owner/name: GitHub
@@ -99,6 +116,7 @@ class Settings:
     scan_parallel: str = ""  # empty: chosen per run
     sweep: SweepSettings = SweepSettings()
     releases: ReleaseSettings = ReleaseSettings()
+    serving: ServingSettings = ServingSettings()
     metrics_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR; None: AIMODEL_HOME/metrics (bot.metrics)
     # What the process holds besides the bot's own secrets: masked in logs and replies (redact.py),
     # never readable through a person's URI (sources.py). Kept out of repr.
@@ -196,6 +214,36 @@ def release_settings(env: Mapping[str, str]) -> ReleaseSettings:
     )
 
 
+def _serving_ports(text: str) -> tuple[tuple[str, int], ...]:
+    ports: dict[str, int] = {}
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        env_name, _, number = item.partition("=")
+        try:
+            port = int(number)
+        except ValueError:
+            raise ConfigError(f"AIMODEL_SERVING_PORTS: {item!r} is not ENV=PORT") from None
+        if not env_name.strip() or not 1 <= port <= 65535:
+            raise ConfigError(f"AIMODEL_SERVING_PORTS: {item!r} is not ENV=PORT with PORT in 1..65535")
+        ports[env_name.strip()] = port
+    if len(set(ports.values())) != len(ports):
+        raise ConfigError("AIMODEL_SERVING_PORTS: two environments are given the same port")
+    return tuple(sorted(ports.items()))
+
+
+def serving_settings(env: Mapping[str, str]) -> ServingSettings:
+    switch = env.get("AIMODEL_SERVING", "").strip().lower()
+    if switch not in ("", "on", "off"):
+        raise ConfigError(f"AIMODEL_SERVING={switch!r} is not one of on, off")
+    return ServingSettings(
+        enabled=switch != "off",
+        host=env.get("AIMODEL_SERVING_HOST", "").strip() or "127.0.0.1",
+        ports=_serving_ports(env.get("AIMODEL_SERVING_PORTS", "")),
+        timeout=_whole(env, "AIMODEL_SERVING_TIMEOUT", 60, 1, 3600),
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = None) -> Settings:
     env = os.environ if env is None else env
     home_path = Path(home or env.get("AIMODEL_HOME") or "./.aimodel").expanduser().resolve()
@@ -262,6 +310,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = No
         scan_parallel=scan_parallel(env),
         sweep=sweep_settings(env),
         releases=release_settings(env),
+        serving=serving_settings(env),
         metrics_dir=Path(d).expanduser() if (d := env.get("PROMETHEUS_MULTIPROC_DIR", "")) else None,
         process_secrets=tuple(v for name in SECRET_ENV if (v := env.get(name, ""))),
         credential_files=tuple(v for name in CREDENTIAL_FILE_ENV if (v := env.get(name, ""))),

@@ -242,13 +242,18 @@ class LocalTarget:
         return keep
 
     def _retire(self, folder: Path, plan: EnvPlan, result: ApplyResult) -> None:
+        """Stop serving what no live release runs (its files stay for a fast rollback while a
+        kept release needs them), and remove the files no kept release needs."""
         keep = self._kept_versions(plan.env, plan)
+        served = {(m, v) for r in self._live(plan.env).values() for m, v in dict(r.get("models") or {}).items()}
+        served |= {(m.name, m.version) for m in plan.models.values()}
         for model_dir in _children(folder):
             for version_dir in _children(model_dir):
-                if (model_dir.name, version_dir.name) in keep:
+                pair = (model_dir.name, version_dir.name)
+                if self.server is not None and pair not in served:
+                    self.server.unload(plan.env, *pair)  # cheap: nothing happens for a version not loaded
+                if pair in keep:
                     continue
-                if self.server is not None:
-                    self.server.unload(plan.env, model_dir.name, version_dir.name)
                 shutil.rmtree(version_dir, ignore_errors=True)
                 result.removed.append(f"{model_dir.name}@{version_dir.name}")
             if not any(model_dir.iterdir()):
