@@ -84,8 +84,10 @@ def _deploy(aimodel: Run, env: str = "dev", expect: int = 0) -> str:
 
 
 def _merge_update(aimodel: Run, artifact: Path, expect: int = 0) -> str:
+    """Register the new version, then deploy it to dev (an update alone runs it nowhere)."""
     number = str(aimodel("update", "fraud", "--artifact", str(artifact), "--as", "eve", "--json").json["pr"])
-    return aimodel("pr", "merge", number, "--as", "eve", expect=expect).out
+    aimodel("pr", "merge", number, "--as", "eve")
+    return _deploy(aimodel, expect=expect)
 
 
 @pytest.fixture
