@@ -113,6 +113,10 @@ def test_a_tampered_object_is_refused_told_and_applied_by_sync_once_restored(aim
     status = aimodel("status").out
     assert f"test: apply failed: fraud 1.0.0: {reason}" in status
     assert reason in aimodel("status", "--json").json["deployments"]["test"]["failed"][0]
+    # deploy never answers "nothing to do" while the environment does not run what it should
+    again = aimodel("deploy", "fraud", "--env", "test", "--as", "dev", expect=1).err
+    assert "fraud 1.0.0 is already what test should run, but test runs fraud 1.0.0 (failed: 1.0.0: " in again
+    assert "`aimodel sync --env test` applies it again" in again and "Nothing to do" not in again
 
     assert "Refused" in aimodel("sync", "--env", "test", "--as", "ada", expect=1).err  # a Data Scientist may not deploy
     assert "There is no environment 'nowhere'" in aimodel("sync", "--env", "nowhere", "--as", "dev", expect=1).err
