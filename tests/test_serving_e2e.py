@@ -122,7 +122,10 @@ def test_a_deployed_model_answers_as_onnxruntime_does_and_an_update_replaces_it(
     assert listed == {"version": "1.0.0", "state": "running", "answers": True, "endpoint": endpoint}
     assert f"dev  fraud  1.0.0    yes      {endpoint}" in aimodel("list").out
 
-    status, body = _infer(f"{record.url}/v2/models/fraud/versions/1.0.0/infer", ROWS)
+    # the application's release says where its model answers (updated together with it)
+    release = json.loads((home / "deploy" / "dev" / "_releases" / "payments.json").read_text())
+    assert release["endpoints"] == {"fraud": f"{record.url}/v2/models/fraud/versions/1.0.0/infer"}
+    status, body = _infer(release["endpoints"]["fraud"], ROWS)
     assert status == 200, body
     assert body["model_version"] == "1.0.0"
     served, direct = _outputs(body), _onnxruntime(_stored(home, model_files.onnx), ROWS)

@@ -173,7 +173,9 @@ class LocalTarget:
             if refused:
                 result.kept[app.name] = "; ".join(msg.kept_previous(m, r) for m, r in refused.items())
                 continue
-            write_json(releases / f"{app.name}.json", {**app.to_json(), "commit": plan.commit, "release": ids[app.name]})
+            wiring = self._endpoints(plan.env, app)
+            # the application reads where its models answer from its release: updated together
+            write_json(releases / f"{app.name}.json", {**app.to_json(), "commit": plan.commit, "release": ids[app.name], **wiring})
             result.apps.append(app.name)
         for stale in sorted(set(live) - set(plan.apps)):
             (releases / f"{stale}.json").unlink(missing_ok=True)
@@ -241,6 +243,13 @@ class LocalTarget:
                 keep |= {(m, pin.version) for r in records[-self.keep:] for m, pin in r.models.items()}
         return keep
 
+    def _endpoints(self, env: str, app: AppRelease) -> dict[str, Any]:
+        """{"endpoints": {model: URL}} of the versions the release pins, when a server runs them."""
+        if self.server is None:
+            return {}
+        found = {m: url for m, v in app.models if (url := self.server.endpoint(env, m, v)) is not None}
+        return {"endpoints": found} if found else {}
+
     def _retire(self, folder: Path, plan: EnvPlan, result: ApplyResult) -> None:
         """Stop serving what no live release runs (its files stay for a fast rollback while a
         kept release needs them), and remove the files no kept release needs."""
@@ -268,7 +277,7 @@ def _children(folder: Path) -> list[Path]:
 
 
 def _differs(live: dict[str, Any] | None, app: AppRelease) -> bool:
-    return live is None or {k: v for k, v in live.items() if k not in ("commit", "release")} != app.to_json()
+    return live is None or {k: v for k, v in live.items() if k not in ("commit", "release", "endpoints")} != app.to_json()
 
 
 def _files(root: Path) -> list[str]:
