@@ -114,7 +114,7 @@ def _from_cached(kind: str, d: dict[str, Any], path: str) -> AIModel | Applicati
     if kind == "Application":
         return Application(
             name=meta["name"], version=spec["version"], owner=meta.get("owner", ""), models=tuple(spec.get("models", ())),
-            environments=spec.get("environments", {}), image=spec.get("image", ""), description=meta.get("description", ""), path=path,
+            environments=spec.get("environments", {}), canary=spec.get("canary", {}), image=spec.get("image", ""), description=meta.get("description", ""), path=path,
         )
     return Dataset(
         name=meta["name"], uri=spec["uri"], label_column=spec["labelColumn"], sha256=spec.get("sha256", ""),

@@ -295,7 +295,7 @@ def _init(settings: Settings, cmd: c.Init, common: c.Common) -> int:
     return 0
 
 
-def _propose(ctx: Context, cmd: c.Create | c.Update | c.Deploy | c.Rollback | c.Migrate | c.Destroy, common: c.Common) -> int:
+def _propose(ctx: Context, cmd: c.Create | c.Update | c.Deploy | c.Promote | c.Rollback | c.Migrate | c.Destroy, common: c.Common) -> int:
     from bot.gitops import Actor
 
     who = _who(common, ctx.settings, required=True)
@@ -686,7 +686,7 @@ def _pr_open(ctx: Context, cmd: c.PrCommand, common: c.Common, actor: Actor) -> 
 # The CLI's runner of each verb of the table (bot/verbs.py); tests/test_verbs.py holds the two equal.
 RUNNERS: dict[str, Callable[[c.Command, c.Common], int]] = {
     "create": _proposal, "update": _proposal, "deploy": _proposal, "destroy": _proposal,
-    "rollback": _proposal, "migrate": _proposal,
+    "rollback": _proposal, "migrate": _proposal, "promote": _proposal,
     "list": _list_verb, "status": _status_verb, "history": _history_verb, "scan": _checks, "validate": _checks, "sign": _checks, "verify": _checks,
     "help": _help, "pr": _pr_verb, "init": _init_verb, "serve": _serve, "worker": _worker, "sync": _sync_verb,
 }

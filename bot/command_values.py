@@ -39,6 +39,15 @@ class Deploy:
     reason: str = ""
     verb: str = "deploy"
     version: str = ""  # empty: the newest (first environment) or what runs in the one before
+    canary: int = 0  # percent of traffic the new version takes (KServe); 0: all of it
+
+
+@dataclass(frozen=True)
+class Promote:
+    name: str  # a model
+    env: str
+    reason: str = ""
+    verb: str = "promote"
 
 
 @dataclass(frozen=True)
@@ -159,7 +168,7 @@ class Help:
 
 
 Command = (
-    Create | Update | Deploy | Rollback | Migrate | Destroy | ListModels | Status | History | Scan | Validate | Sign | Verify
+    Create | Update | Deploy | Promote | Rollback | Migrate | Destroy | ListModels | Status | History | Scan | Validate | Sign | Verify
     | PrCommand | Init | Serve | Worker | Help | Sync
 )
-PROPOSALS = (Create, Update, Deploy, Rollback, Migrate, Destroy)
+PROPOSALS = (Create, Update, Deploy, Promote, Rollback, Migrate, Destroy)

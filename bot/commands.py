@@ -26,6 +26,7 @@ from bot.command_values import (
     ListModels,
     Migrate,
     PrCommand,
+    Promote,
     Rollback,
     Scan,
     Serve,
@@ -41,7 +42,7 @@ from bot.verbs import BY_NAME, COMMON, Arg, UsageProblem, Verb, verbs_for
 
 __all__ = [
     "PROPOSALS", "Command", "Common", "Create", "Deploy", "Destroy", "Help", "History", "Init", "ListModels", "Migrate", "Parsed",
-    "PrCommand", "Reply", "Rollback", "Scan", "Serve", "Sign", "Status", "Update", "Validate", "Verify", "Worker",
+    "PrCommand", "Promote", "Reply", "Rollback", "Scan", "Serve", "Sign", "Status", "Update", "Validate", "Verify", "Worker",
     "parse", "parse_text", "split_words",
 ]
 

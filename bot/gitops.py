@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, unquote
 
 from bot import messages
 from bot.catalog import Catalog, ManifestCache, catalog_at, classify
-from bot.commands import Create, Deploy, Destroy, Migrate, Rollback, Update
+from bot.commands import Create, Deploy, Destroy, Migrate, Promote, Rollback, Update
 from bot.deploy.facts import NothingRan, ReleaseFacts
 from bot.deploy.plan import affected_environments
 from bot.deploy.promotion import promotion_blockers
@@ -45,7 +45,7 @@ from bot.review import PrStatus, pr_status
 from bot.sources import Access, Guard, SourceRefused, vetted_key
 from bot.verbs import BY_NAME
 
-Proposal = Create | Update | Deploy | Rollback | Migrate | Destroy
+Proposal = Create | Update | Deploy | Promote | Rollback | Migrate | Destroy
 
 
 class Refusal(Exception):
@@ -120,6 +120,14 @@ def branch_locks(paths: Sequence[str]) -> tuple[str, ...]:
         elif parts[0] == "models" and len(parts) > 2:
             keys.add(f"model:{parts[1]}")
     return tuple(sorted(keys))
+
+
+def _with_env(per_env: Mapping[str, Mapping[str, int]], env: str, value: Mapping[str, int]) -> dict[str, Mapping[str, int]]:
+    """`per_env` with `env` set to `value`, or without it when `value` is empty."""
+    out = {e: v for e, v in per_env.items() if e != env}
+    if value:
+        out[env] = dict(value)
+    return out
 
 
 def _yaml(m: Manifest) -> bytes:
@@ -273,6 +281,8 @@ class GitOps:
             return self._deploy(command, catalog, actor)
         if isinstance(command, Rollback):
             return self._rollback(command, catalog, actor)
+        if isinstance(command, Promote):
+            return self._promote(command, catalog, actor)
         if isinstance(command, Migrate):
             from bot.migrate import migration
 
@@ -405,6 +415,9 @@ class GitOps:
         users = catalog.apps_using(c.name)
         if not users:
             raise Refusal(promo.used_by_no_app(c.name))
+        target = config.environments[c.env].target if c.env in config.environments else "local"
+        if c.canary and target != "kserve":
+            raise Refusal(promo.canary_needs_kserve(c.env, target))
         before = config.comes_after(c.env)
         version = c.version
         if not version:
@@ -419,7 +432,8 @@ class GitOps:
             raise Refusal(promo.no_such_version(c.name, version, [v.version for v in model.versions]))
         if before is not None and not self.facts.ran_ok(before, c.name, version):
             raise Refusal(promo.promotion_refused(c.name, version, before, c.env, actor.via))
-        if catalog.running_in(c.env).get(c.name) == version:
+        in_canary = any(c.name in a.canary.get(c.env, {}) for a in users)
+        if catalog.running_in(c.env).get(c.name) == version and not c.canary and not in_canary:
             actual = self.facts.running(c.env, c.name)
             if actual is None or actual.version != version or actual.state != "running":
                 # Never "nothing to do" while the environment runs something else.
@@ -431,11 +445,31 @@ class GitOps:
         locks = [f"model:{c.name}"]
         for app in users:
             pins = {**app.environments.get(c.env, {}), c.name: version}
-            files[app.path] = _yaml(replace(app, environments={**app.environments, c.env: pins}))
+            canary = {m: p for m, p in app.canary.get(c.env, {}).items() if m != c.name}  # a plain deploy takes all traffic
+            if c.canary:
+                canary[c.name] = c.canary
+            new = replace(app, environments={**app.environments, c.env: pins}, canary=_with_env(app.canary, c.env, canary))
+            files[app.path] = _yaml(new)
             locks.append(f"app:{app.name}")
-        summary = [f"deploys `{c.name}` {version} to **{c.env}**"]
+        summary = [f"deploys `{c.name}` {version} to **{c.env}**" + (f" as a canary taking {c.canary}% of the traffic" if c.canary else "")]
         summary.append(f"with its applications: {', '.join(f'`{a.name}`' for a in users)} (their {c.env} releases pin {version})")
-        return Change(files, tuple(locks), f"deploy {c.name} {version} to {c.env}", tuple(summary), (c.name,))
+        title = f"deploy {c.name} {version} to {c.env}" + (f" (canary {c.canary}%)" if c.canary else "")
+        return Change(files, tuple(locks), title, tuple(summary), (c.name,))
+
+    def _promote(self, c: Promote, catalog: Catalog, actor: Actor) -> Change:
+        """The canary's version takes all the traffic: the canary entry goes, the pins stay."""
+        self._existing(catalog, c.name, actor)
+        holding = [a for a in catalog.apps_using(c.name) if c.name in a.canary.get(c.env, {})]
+        if not holding:
+            raise Refusal(promo.no_canary(c.name, c.env))
+        files: dict[str, bytes | None] = {}
+        for app in holding:
+            rest = {m: p for m, p in app.canary[c.env].items() if m != c.name}
+            files[app.path] = _yaml(replace(app, canary=_with_env(app.canary, c.env, rest)))
+        version = catalog.running_in(c.env).get(c.name, "")
+        locks = (f"model:{c.name}", *(f"app:{a.name}" for a in holding))
+        summary = (promo.promote_summary(c.name, version, c.env, holding[0].canary[c.env][c.name]),)
+        return Change(files, locks, f"promote {c.name} {version} in {c.env} to all traffic", summary, (c.name,))
 
     def _rollback(self, c: Rollback, catalog: Catalog, actor: Actor) -> Change:
         app = catalog.apps.get(c.name)
@@ -462,10 +496,11 @@ class GitOps:
             registered = catalog.models.get(model)
             if registered is None or registered.get(version) is None:
                 raise Refusal(promo.release_pins_gone(chosen.id, model, version))
-        if dict(app.environments.get(c.env, {})) == pins:
+        if dict(app.environments.get(c.env, {})) == pins and not app.canary.get(c.env):
             raise Refusal(promo.already_live(c.name, c.env, chosen.id))
         models = tuple(dict.fromkeys((*app.models, *pins)))
-        new = replace(app, models=models, environments={**app.environments, c.env: pins})
+        # the restored release takes all the traffic: a canary in that environment ends with it
+        new = replace(app, models=models, environments={**app.environments, c.env: pins}, canary=_with_env(app.canary, c.env, {}))
         locks = (f"app:{c.name}", *(f"model:{m}" for m in sorted(pins)))
         summary = (promo.rollback_summary(c.name, c.env, chosen.id, pins),)
         return Change({app.path: _yaml(new)}, locks, f"rollback {c.name} in {c.env} to {chosen.id}", summary, tuple(sorted(pins)))

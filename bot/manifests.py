@@ -131,6 +131,9 @@ class Application:
     # environment's pins, so dev can run 1.2.0 while prod keeps 1.1.0
     environments: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     image: str = ""
+    # per environment, model -> the percent of traffic its pinned (new) version takes while the
+    # previous one serves the rest (KServe's canaryTrafficPercent); `promote` removes the entry
+    canary: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     description: str = ""
     path: str = ""
     kind: str = "Application"
@@ -477,7 +480,7 @@ def _model(r: _Reader, path: str) -> AIModel:
 
 def _application(r: _Reader, path: str) -> Application:
     spec = ("spec",)
-    r.unknown_keys(spec, ("version", "image", "models", "environments"))
+    r.unknown_keys(spec, ("version", "image", "models", "environments", "canary"))
     models = r.strings((*spec, "models"))
     for i, model in enumerate(models):
         problem = dns1123_problem(model)
@@ -497,12 +500,23 @@ def _application(r: _Reader, path: str) -> Application:
                 raise r.fail((*e, model), f"pins model {model!r}, which spec.models does not list")
             pins[model] = r.version((*e, model))
         environments[env] = pins
+    canary: dict[str, dict[str, int]] = {}
+    for env in r.mapping((*spec, "canary"), required=False):
+        c = (*spec, "canary", env)
+        for model in r.mapping(c):
+            if model not in environments.get(env, {}):
+                raise r.fail((*c, model), f"a canary of {model!r} in {env!r}, which spec.environments.{env} does not pin")
+            percent = r.integer((*c, model))
+            if not 1 <= percent <= 99:
+                raise r.fail((*c, model), f"{percent} is not a percent of traffic between 1 and 99")
+            canary.setdefault(env, {})[model] = percent
     return Application(
         name=r.name(("metadata", "name")),
         version=r.version((*spec, "version")),
         owner=r.string(("metadata", "owner"), required=False),
         models=models,
         environments=environments,
+        canary=canary,
         image=r.string((*spec, "image"), required=False),
         description=r.string(("metadata", "description"), required=False),
         path=path,
@@ -827,6 +841,8 @@ def to_document(m: Manifest) -> dict[str, Any]:
         spec["models"] = list(m.models)
         if m.environments:
             spec["environments"] = {env: dict(sorted(pins.items())) for env, pins in m.environments.items()}
+        if m.canary:
+            spec["canary"] = {env: dict(sorted(c.items())) for env, c in m.canary.items() if c}
     else:
         spec = {"uri": m.uri, "labelColumn": m.label_column, "format": m.format}
         if m.sha256:

@@ -136,7 +136,13 @@ def _update(ns: argparse.Namespace) -> v.Command:
 def _deploy(ns: argparse.Namespace) -> v.Command:
     if ns.version:
         _version(ns.version)
-    return v.Deploy(_name(ns.name, "model name"), _name(ns.env, "--env"), ns.reason, version=ns.version)
+    if ns.canary is not None and not 1 <= ns.canary <= 99:
+        raise UsageProblem(messages.out_of_range("--canary", ns.canary, 1, 99))
+    return v.Deploy(_name(ns.name, "model name"), _name(ns.env, "--env"), ns.reason, version=ns.version, canary=ns.canary or 0)
+
+
+def _promote(ns: argparse.Namespace) -> v.Command:
+    return v.Promote(_name(ns.name, "model name"), _name(ns.env, "--env"), ns.reason)
 
 
 def _rollback(ns: argparse.Namespace) -> v.Command:
@@ -281,10 +287,22 @@ VERBS: tuple[Verb, ...] = (
             Arg(("--env", "--environment"), "the environment to deploy to", "env", "ENV", required=True, values_note=ENV_NOTE),
             Arg(("--version",), "the version; without it, the newest for the first environment, "
                 "else the one running in the environment before (dev -> test -> prod)", "version", "V"),
+            Arg(("--canary",), "KServe environments: the percent of traffic (1-99) the new version takes while the "
+                "previous one serves the rest; `promote` gives it all", "canary", "PERCENT", kind="int", default=None),
             _REASON,
         ),
         "deploy fraud --env prod",
         _deploy, permission="deploy",
+    ),
+    Verb(
+        "promote", "give a canary all the traffic: the model's version in ENV serves alone (a pull request)",
+        (
+            _NAME,
+            Arg(("--env", "--environment"), "the environment of the canary", "env", "ENV", required=True, values_note=ENV_NOTE),
+            _REASON,
+        ),
+        "promote fraud --env prod",
+        _promote, permission="deploy",
     ),
     Verb(
         "rollback", "put an application's earlier release back in an environment (a pull request)",

@@ -81,3 +81,29 @@ def test_a_model_the_gate_refuses_is_not_committed(aimodel: Run, home: Path, cre
     merged = aimodel("pr", "merge", "2", "--as", "dev", expect=None)
     assert f"the stored object sha256/{stored.name} does not match its digest" in merged.text
     assert _git(home, "ls-tree", "-r", "--name-only", "main", "deploy/").split() == []
+
+
+def test_a_canary_takes_its_share_until_promoted(aimodel: Run, home: Path, created: str, model_files: ModelFiles) -> None:
+    refused = aimodel("deploy", "fraud", "--env", "dev", "--canary", "10", "--as", "dev", expect=1)
+    assert "a canary splits traffic on KServe; dev runs on the local target" in refused.err
+    assert "--canary 0 is out of range 1..99" in aimodel("deploy", "fraud", "--env", "dev", "--canary", "0", "--as", "dev", expect=2).err
+    _send_dev_to_kserve(home)
+    aimodel("deploy", "fraud", "--env", "dev", "--as", "dev")
+    aimodel("pr", "merge", "2", "--as", "dev")
+    number = str(aimodel("update", "fraud", "--artifact", str(model_files.onnx_v2), "--as", "eve", "--json").json["pr"])
+    aimodel("pr", "merge", number, "--as", "eve")
+
+    number = str(aimodel("deploy", "fraud", "--env", "dev", "--canary", "10", "--as", "dev", "--json").json["pr"])
+    assert aimodel("pr", "show", number, "--json").json["title"] == "deploy fraud 1.0.1 to dev (canary 10%)"
+    aimodel("pr", "merge", number, "--as", "dev")
+    isvc = yaml.safe_load(_git(home, "show", "main:deploy/dev/inferenceservice-fraud.yaml"))
+    assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert isvc["metadata"]["annotations"]["aimodel.dev/version"] == "1.0.1"
+
+    number = str(aimodel("promote", "fraud", "--env", "dev", "--as", "dev", "--json").json["pr"])
+    assert aimodel("pr", "show", number, "--json").json["title"] == "promote fraud 1.0.1 in dev to all traffic"
+    aimodel("pr", "merge", number, "--as", "dev")
+    isvc = yaml.safe_load(_git(home, "show", "main:deploy/dev/inferenceservice-fraud.yaml"))
+    assert "canaryTrafficPercent" not in isvc["spec"]["predictor"]
+    assert isvc["metadata"]["annotations"]["aimodel.dev/version"] == "1.0.1"
+    assert "Nothing to do: fraud has no canary in dev" in aimodel("promote", "fraud", "--env", "dev", "--as", "dev", expect=1).err

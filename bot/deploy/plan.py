@@ -42,9 +42,10 @@ class EnvPlan:
     commit: str
     models: dict[str, ModelRelease] = field(default_factory=dict)
     apps: dict[str, AppRelease] = field(default_factory=dict)
+    canary: dict[str, int] = field(default_factory=dict)  # model -> percent of traffic its new version takes
 
     def fingerprint(self) -> tuple[object, ...]:
-        return (tuple(sorted(self.models.items())), tuple(sorted(self.apps.items())))
+        return (tuple(sorted(self.models.items())), tuple(sorted(self.apps.items())), tuple(sorted(self.canary.items())))
 
 
 def environments_of(catalog: Catalog) -> list[str]:
@@ -71,6 +72,7 @@ def plan_for(catalog: Catalog, env: str) -> EnvPlan:
             kept.append((name, version))
         if kept:
             plan.apps[app.name] = AppRelease(app.name, app.version, app.image, tuple(kept))
+            plan.canary.update({m: p for m, p in app.canary.get(env, {}).items() if m in plan.models})
     return plan
 
 

@@ -80,3 +80,15 @@ def migrate_unreadable(path: str, problem: str) -> str:
 
 def not_promoted(model: str, version: str, before: str, env: str) -> str:
     return f"{model} {version} has not run successfully in {before}; {env} takes only versions that did"
+
+
+def canary_needs_kserve(env: str, target: str) -> str:
+    return f"a canary splits traffic on KServe; {env} runs on the {target} target (`environments.{env}.target` in the config)"
+
+
+def no_canary(model: str, env: str) -> str:
+    return f"Nothing to do: {model} has no canary in {env}"
+
+
+def promote_summary(model: str, version: str, env: str, percent: int) -> str:
+    return f"`{model}` {version} in **{env}** takes all the traffic (it took {percent}% as a canary)"

@@ -239,7 +239,7 @@ class SlackFace:
             raise Refusal(messages.refused(decision.reason))
 
     def propose(
-        self, cmd: c.Create | c.Update | c.Deploy | c.Rollback | c.Migrate | c.Destroy, person: Person, catalog: Catalog,
+        self, cmd: c.Create | c.Update | c.Deploy | c.Promote | c.Rollback | c.Migrate | c.Destroy, person: Person, catalog: Catalog,
         client: WebClient, channel_id: str, user_id: str, reply: Respond,
     ) -> int:
         opened = self.ctx.gitops.propose(  # authorizes the person for the verb
@@ -541,7 +541,7 @@ class SlackFace:
 # Slack's runner of each verb of the table it offers (bot/verbs.py); tests/test_verbs.py holds the two equal.
 RUNNERS: dict[str, Callable[[SlackFace, c.Command, Person, Catalog, _Asked], None]] = {
     "create": SlackFace._run_proposal, "update": SlackFace._run_proposal, "deploy": SlackFace._run_proposal,
-    "destroy": SlackFace._run_proposal, "rollback": SlackFace._run_proposal, "list": SlackFace._run_list, "status": SlackFace._run_status,
+    "destroy": SlackFace._run_proposal, "rollback": SlackFace._run_proposal, "promote": SlackFace._run_proposal, "list": SlackFace._run_list, "status": SlackFace._run_status,
     "history": SlackFace._run_history,
     "scan": SlackFace._run_check, "validate": SlackFace._run_check, "verify": SlackFace._run_check,
     "sign": SlackFace._run_sign, "help": SlackFace._run_help,

@@ -28,6 +28,7 @@ from bot.deploy.targets.base import (
     Provenance,
     RemembersApplies,
     Target,
+    deployed_name,
 )
 from bot.deploy.targets.kserve_cluster import ClusterApplier, ClusterError
 from bot.deploy.targets.kserve_gitops import GitOpsPublisher, PublishError
@@ -122,9 +123,12 @@ class KServeTarget:
         meta: ReleaseMeta | None = None,
         canary: Mapping[str, int] | None = None,
     ) -> ApplyResult:
-        """`repair` changes nothing here: what is rendered is applied whole every time."""
+        """`repair` changes nothing here: what is rendered is applied whole every time.
+        `canary`: model -> percent; without it, what the release asks for (plan.canary)."""
         if meta is None and who is not None:
             meta = ReleaseMeta(pr=who.pr)
+        if canary is None:
+            canary = plan.canary
         if self.locks is None:
             return self._apply(plan, install, meta, canary)
         with file_lock(self.locks / f".kserve-{plan.env}.lock"):
@@ -177,13 +181,11 @@ class KServeTarget:
     def _verify(self, model: ModelRelease, install: Installer) -> dict[str, str]:
         """The same gate as the local target's (digest, signature, attestation); the verified
         file is then placed where the cluster reads it (kserve_storage)."""
-        from bot.checks.fetch import stored_name  # the installer names the file as the source did
-
         with tempfile.TemporaryDirectory(prefix="aimodel-verify-") as folder:
             try:
                 install(model, Path(folder))
                 if digest_of(model.uri):
-                    place(self.storage, model.sha256, model.format, Path(folder) / stored_name(model.uri, model.source))
+                    place(self.storage, model.sha256, model.format, Path(folder) / deployed_name(model))
             except DeployRefused as exc:
                 return {model.name: str(exc)}
             except StoreError as exc:  # its message is written to be shown
