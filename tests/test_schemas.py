@@ -40,7 +40,8 @@ GOOD = [
                         metrics={"accuracy": 0.93},
                         previous=(ModelVersion("1.0.0", Artifact("store:sha256/" + "c" * 64, "c" * 64, "onnx", 9, "s3://m/fraud.onnx")),))),
     ("application", Application(name="payments", version="2.1.0", owner="alan", models=("fraud",),
-                                environments={"dev": {"fraud": "1.1.0"}, "prod": {"fraud": "1.0.0"}}, image="ghcr.io/acme/payments:2.1.0")),
+                                environments={"dev": {"fraud": "1.1.0"}, "prod": {"fraud": "1.0.0"}}, canary={"dev": {"fraud": 10}},
+                                image="ghcr.io/acme/payments:2.1.0")),
     ("dataset", Dataset(name="tx", uri="s3://data/tx.csv", label_column="label", sha256="b" * 64)),
 ]
 
@@ -60,6 +61,7 @@ BAD = [
     ("aimodel", "spec.extra", lambda d: d["spec"].update(extra=1)),
     ("aimodel", "spec.sla", lambda d: d["spec"].update(sla={"accuracy": "about 0.9"})),
     ("application", "spec.models", lambda d: d["spec"].update(models=["Fraud"])),
+    ("application", "spec.canary.dev.fraud", lambda d: d["spec"]["canary"]["dev"].update(fraud=100)),
     ("application", "spec.environments.dev", lambda d: d["spec"]["environments"].update(dev={"fraud": "not a version!"})),
     ("dataset", "spec.format", lambda d: d["spec"].update(format="xlsx")),
 ]
