@@ -20,6 +20,7 @@ API_VERSION = "aimodel.dev/v1"
 KINDS = ("AIModel", "Application", "Dataset")
 ROLES = ("data-scientist", "application-developer", "data-engineer", "devops-engineer")
 VERBS = ("create", "update", "deploy", "destroy", "list", "scan", "validate", "sign", "verify")
+LAYOUTS = ("file", "folder")
 FORMATS = ("onnx", "pickle", "pytorch", "joblib", "numpy", "safetensors", "keras", "gguf", "other")
 
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -76,6 +77,7 @@ class Artifact:
     format: str
     size: int
     source: str = ""  # where the bytes came from (provenance) when uri names the store
+    layout: str = "file"  # "folder": uri/sha256 name the stored file list (bot.checks.folders)
 
 
 @dataclass(frozen=True)
@@ -369,7 +371,10 @@ def _model(r: _Reader, path: str) -> AIModel:
     r.unknown_keys(spec, ("version", "application", "dataset", "artifact", "sla", "metrics", "environments"))
     art = (*spec, "artifact")
     r.mapping(art)
-    r.unknown_keys(art, ("uri", "sha256", "format", "size", "source"))
+    r.unknown_keys(art, ("uri", "sha256", "format", "size", "source", "layout"))
+    layout = r.string((*art, "layout"), required=False, default="file")
+    if layout not in LAYOUTS:
+        raise r.fail((*art, "layout"), f"{layout!r} is not one of {', '.join(LAYOUTS)}")
     fmt = r.string((*art, "format"), required=False, default="other")
     if fmt not in FORMATS:
         raise r.fail((*art, "format"), f"{fmt!r} is not one of {', '.join(FORMATS)}")
@@ -378,7 +383,7 @@ def _model(r: _Reader, path: str) -> AIModel:
         raise r.fail((*art, "size"), "must not be negative")
     artifact = Artifact(
         uri=r.string((*art, "uri")), sha256=_sha256(r, (*art, "sha256"), required=True), format=fmt, size=size,
-        source=r.string((*art, "source"), required=False),
+        source=r.string((*art, "source"), required=False), layout=layout,
     )
     _stored(r, (*art, "uri"), artifact.uri, artifact.sha256)
     sla_raw = r.mapping((*spec, "sla"), required=False)
@@ -623,6 +628,8 @@ def _artifact_doc(a: Artifact) -> dict[str, Any]:
     doc: dict[str, Any] = {"uri": a.uri, "sha256": a.sha256, "format": a.format, "size": a.size}
     if a.source:
         doc["source"] = a.source
+    if a.layout != "file":  # a file's manifest reads as it always did
+        doc["layout"] = a.layout
     return doc
 
 

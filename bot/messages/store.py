@@ -36,3 +36,7 @@ def store_unreadable(digest: str, why: str) -> str:
 
 def cannot_keep(kind: str, uri: str, why: str) -> str:
     return f"cannot keep {kind} {uri} in the artifact store: {why}"
+
+
+def note_too_big(key: str, limit: int) -> str:
+    return f"the artifact store's {key} is larger than {limit >> 20} MiB: it is not a signature or an attestation"
