@@ -284,7 +284,7 @@ def not_verified(name: str, reason: str) -> str:
 
 
 def signed_locally(name: str, path: str) -> str:
-    return f"Signed {name}: {path} (the sign check on a pull request commits bundles to the repository)"
+    return f"Signed {name}: {path} (the sign check on a pull request keeps its bundles in the artifact store)"
 
 
 def dataset_not_there(name: str) -> str:
