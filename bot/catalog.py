@@ -88,7 +88,7 @@ def _from_cached(kind: str, d: dict[str, Any], path: str) -> AIModel | Applicati
         return AIModel(
             name=meta["name"], version=spec["version"], owner=meta.get("owner", ""),
             application=spec["application"], dataset=spec["dataset"],
-            artifact=Artifact(art["uri"], art["sha256"], art["format"], art["size"], art.get("source", "")),
+            artifact=Artifact(art["uri"], art["sha256"], art["format"], art["size"], art.get("source", ""), art.get("layout", "file")),
             sla=sla_from_mapping(spec["sla"]) if spec.get("sla") else sla_from_mapping({}),
             metrics=spec.get("metrics", {}), environments=tuple(spec.get("environments", ())),
             description=meta.get("description", ""), path=path,
