@@ -39,7 +39,6 @@ regenerates the data), ``scanners/messages.py`` (sentences about a file),
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -292,6 +291,8 @@ def _text_data(f: IO[bytes], size: int | None, path: str) -> str:
     try:
         text = data.decode("utf-8")
         if path.lower().endswith(".json"):
+            import json  # here: `aimodel scan` starts without it
+
             json.loads(text)
             return "json"
     except ValueError:  # UnicodeDecodeError and JSONDecodeError are both
