@@ -142,3 +142,11 @@ def test_a_link_in_the_folder_is_judged_by_where_it_leads(aimodel: Run, home: Pa
     refused = aimodel("create", "tiny", "--app", "chat", "--dataset", "prompts", "--artifact", str(folder),
                       "--dataset-uri", str(model_files.data), "--label-column", "label", "--as", "ada", expect=1)
     assert "holds a link to a folder (weights)" in refused.err
+
+
+def test_a_data_set_stays_one_file(aimodel: Run, home: Path, model_files: ModelFiles, tmp_path: Path) -> None:
+    rows = tmp_path / "rows"
+    rows.mkdir()
+    refused = aimodel("create", "fraud", "--app", "payments", "--dataset", "transactions", "--artifact", str(model_files.onnx),
+                      "--dataset-uri", str(rows), "--label-column", "label", "--as", "ada", expect=1)
+    assert f"data set {rows.as_uri()} is a folder; a data set is one file" in refused.err

@@ -75,7 +75,9 @@ def open_checked(c: Canonical, access: Access, kind: str) -> ByteStream:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):  # a folder, a device, a pipe: never read
             os.close(fd)
-            raise ArtifactError(msg.is_folder(c.uri) if stat.S_ISDIR(mode) else msg.source_unavailable(kind, c.uri))
+            if stat.S_ISDIR(mode):  # a model folder is kept by describe_artifact; a data set is one file
+                raise ArtifactError(store_msg.dataset_is_folder(c.uri) if kind == "dataset" else msg.is_folder(c.uri))
+            raise ArtifactError(msg.source_unavailable(kind, c.uri))
         return os.fdopen(fd, "rb")
     try:
         if c.scheme in ("http", "https"):

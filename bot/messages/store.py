@@ -65,3 +65,7 @@ def not_a_file_list(why: str) -> str:
 def folder_needs_store() -> str:
     return "a model folder is kept file by file in the artifact store, and this process has none"
 
+
+
+def dataset_is_folder(uri: str) -> str:
+    return f"data set {uri} is a folder; a data set is one file (give the CSV or Parquet file)"
