@@ -150,3 +150,25 @@ def test_a_data_set_stays_one_file(aimodel: Run, home: Path, model_files: ModelF
     refused = aimodel("create", "fraud", "--app", "payments", "--dataset", "transactions", "--artifact", str(model_files.onnx),
                       "--dataset-uri", str(rows), "--label-column", "label", "--as", "ada", expect=1)
     assert f"data set {rows.as_uri()} is a folder; a data set is one file" in refused.err
+
+
+def test_a_folder_in_an_fsspec_store_comes_back_with_exactly_its_files(tmp_path: Path) -> None:
+    import uuid
+
+    from bot.checks.fetch import copy_folder_verified, describe_artifact
+    from bot.manifests import Sources
+    from bot.sources import Guard
+    from bot.store import open_store
+
+    pytest.importorskip("fsspec", reason="fsspec is the remote extra")
+    folder = hf_folder(tmp_path / "tiny-model")
+    store = open_store(f"memory://registry-{uuid.uuid4().hex}")
+    art = describe_artifact(str(folder), "", Guard().for_main(Sources()), store)
+    assert art.layout == "folder" and art.format == "safetensors" and store.exists(art.sha256)
+    out = tmp_path / "deployed" / "model"
+    copy_folder_verified(art.sha256, out, store)
+    assert _files(out) == _files(folder)
+    (out / "stray.pkl").write_bytes(b"left behind")  # a copy over an older one keeps no stray file
+    copy_folder_verified(art.sha256, out, store)
+    assert _files(out) == _files(folder)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model"]  # no partial folder left
