@@ -333,8 +333,10 @@ def copy_folder_verified(digest: str, target: Path, store: Store | None) -> list
     try:
         for e in entries:
             _copy_stored(store_uri(e.sha256), e.sha256, partial / e.path, store)
-        if target.exists():
+        if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)  # an older copy: whatever it holds now is not trusted
+        elif target.exists() or target.is_symlink():
+            target.unlink()
         os.replace(partial, target)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
