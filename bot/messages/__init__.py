@@ -630,7 +630,7 @@ def slack_merged(number: int, who: str, commit: str) -> str:
 def slack_signed(name: str, version: str) -> str:
     return (
         f"Signed {name} {version} with the bot's key; the bundle is not kept here. The sign check on a "
-        "pull request commits the bundle to the repository."
+        "pull request keeps the bundle in the artifact store, where the deploy reads it."
     )
 
 
