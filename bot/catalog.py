@@ -97,11 +97,15 @@ class Catalog:
 # --------------------------------------------------------------------------- cache
 
 
+def _artifact(art: dict[str, Any]) -> Artifact:
+    return Artifact(art["uri"], art["sha256"], art["format"], art["size"], art.get("source", ""), art.get("layout", "file"))
+
+
 def _from_cached(kind: str, d: dict[str, Any], path: str) -> AIModel | Application | Dataset:
     meta, spec = d["metadata"], d["spec"]
     if kind == "AIModel":
         versions = [
-            ModelVersion(v["version"], Artifact(v["artifact"]["uri"], v["artifact"]["sha256"], v["artifact"]["format"], v["artifact"]["size"], v["artifact"].get("source", "")), v.get("metrics", {}))
+            ModelVersion(v["version"], _artifact(v["artifact"]), v.get("metrics", {}))
             for v in spec["versions"]
         ]
         newest = versions[-1]

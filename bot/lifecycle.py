@@ -5,10 +5,11 @@ webhooks) turn what happened into events; `on_event` maps each event to queued w
 queue's tasks call back into `checks`, `evaluate` and `deploy`. What a pull request needs
 before it can merge is decided once, by `bot.review.pr_status` (through `GitOps.status`).
 
-Checks run once per head a person pushed. The run that signs commits the signature bundles
-to the branch and carries its results over to that commit itself; the forge then announces
-the bot's own commit like any push, and `checks` recognises it from git (its only parent is
-the checked head, the bot wrote it, it changes nothing but `*.sig` files) and does nothing.
+Checks run once per head a person pushed. Signing commits nothing: the bundles are kept in
+the artifact store (bot.checks.sign_store), so the head stays the person's commit. A pull
+request signed by an older bot may still have that bot's signature commit as its head, with
+the results carried over to it; `checks` recognises such a commit from git (its only parent
+is the checked head, the bot wrote it, it changes nothing but `*.sig` files) and does nothing.
 """
 
 from __future__ import annotations

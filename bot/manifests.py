@@ -24,6 +24,7 @@ KINDS = ("AIModel", "Application", "Dataset")
 UPGRADED_KINDS = ("AIModel", "Application")  # their v1 shape is not read: see OLD_API_VERSIONS
 ROLES = ("data-scientist", "application-developer", "data-engineer", "devops-engineer")
 VERBS = ("create", "update", "deploy", "destroy", "list", "scan", "validate", "sign", "verify")
+LAYOUTS = ("file", "folder")
 FORMATS = ("onnx", "pickle", "pytorch", "joblib", "numpy", "safetensors", "keras", "gguf", "other")
 
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -80,6 +81,7 @@ class Artifact:
     format: str
     size: int
     source: str = ""  # where the bytes came from (provenance) when uri names the store
+    layout: str = "file"  # "folder": uri/sha256 name the stored file list (bot.checks.folders)
 
 
 @dataclass(frozen=True)
@@ -418,7 +420,10 @@ def _stored(r: _Reader, path: Path_, uri: str, sha256: str) -> None:
 
 def _artifact(r: _Reader, art: Path_) -> Artifact:
     r.mapping(art)
-    r.unknown_keys(art, ("uri", "sha256", "format", "size", "source"))
+    r.unknown_keys(art, ("uri", "sha256", "format", "size", "source", "layout"))
+    layout = r.string((*art, "layout"), required=False, default="file")
+    if layout not in LAYOUTS:
+        raise r.fail((*art, "layout"), f"{layout!r} is not one of {', '.join(LAYOUTS)}")
     fmt = r.string((*art, "format"), required=False, default="other")
     if fmt not in FORMATS:
         raise r.fail((*art, "format"), f"{fmt!r} is not one of {', '.join(FORMATS)}")
@@ -427,7 +432,7 @@ def _artifact(r: _Reader, art: Path_) -> Artifact:
         raise r.fail((*art, "size"), "must not be negative")
     artifact = Artifact(
         uri=r.string((*art, "uri")), sha256=_sha256(r, (*art, "sha256"), required=True), format=fmt, size=size,
-        source=r.string((*art, "source"), required=False),
+        source=r.string((*art, "source"), required=False), layout=layout,
     )
     _stored(r, (*art, "uri"), artifact.uri, artifact.sha256)
     return artifact
@@ -818,6 +823,8 @@ def _artifact_doc(a: Artifact) -> dict[str, Any]:
     doc: dict[str, Any] = {"uri": a.uri, "sha256": a.sha256, "format": a.format, "size": a.size}
     if a.source:
         doc["source"] = a.source
+    if a.layout != "file":  # a file's manifest reads as it always did
+        doc["layout"] = a.layout
     return doc
 
 

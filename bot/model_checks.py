@@ -14,13 +14,7 @@ from bot import commands as c
 from bot import messages
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, dataset_file, materialize, stored_name
-from bot.checks.pipeline import (
-    CHECKS_PREDICATE,
-    accepts_declared,
-    attestation_path,
-    signature_path,
-    trusted_keys,
-)
+from bot.checks.pipeline import accepts_declared, attestation_path, signature_path, trusted_keys
 from bot.gitops import Refusal
 from bot.manifests import AIModel
 from bot.policy import authorize
@@ -72,7 +66,7 @@ def _local(ctx: Context, m: AIModel, catalog: Catalog) -> Path:
     try:  # the default branch's URIs, re-checked against its sources
         return materialize(
             m.artifact.uri, m.artifact.sha256, ctx.cache_dir, ctx.guard.for_main(catalog.config.sources),
-            store=ctx.store, name=stored_name(m.artifact.uri, m.artifact.source),
+            store=ctx.store, name=stored_name(m.artifact.uri, m.artifact.source), layout=m.artifact.layout,
         )
     except ArtifactError as exc:
         raise Refusal(messages.model_problem(m.name, str(exc))) from None
@@ -161,26 +155,24 @@ def _sign(ctx: Context, catalog: Catalog, models: list[AIModel], cmd: c.Sign, as
 
 
 def _verify(ctx: Context, catalog: Catalog, models: list[AIModel], as_json: bool, out: Out) -> int:
-    from bot.checks.sign import SignatureError, verify_attestation, verify_model
+    from bot.checks.sign_store import NotVerified, verify_kept
 
     keys = trusted_keys(ctx, catalog)
     results: dict[str, dict[str, Any]] = {}
+
+    def legacy(path: str) -> bytes | None:
+        blob = catalog.files.get(path)  # a repository from before the store kept signatures
+        return ctx.workspace.read_blob(blob) if blob is not None else None
+
     for m in models:
-        sig = catalog.files.get(signature_path(m.name))
-        att = catalog.files.get(attestation_path(m.name))
-        if sig is None:
-            results[m.name] = {"verified": False, "reason": messages.no_signature(signature_path(m.name))}
-            continue
         with tempfile.TemporaryDirectory() as tmp:
-            bundle = Path(tmp) / "model.sig"
-            bundle.write_bytes(ctx.workspace.read_blob(sig))
-            try:
-                verified = verify_model(_local(ctx, m, catalog), bundle, keys)
-                if att is None:
-                    raise SignatureError(messages.no_attestation(attestation_path(m.name)))
-                verify_attestation(ctx.workspace.read_blob(att), keys, subject_digest=m.artifact.sha256, predicate_type=CHECKS_PREDICATE)
-                results[m.name] = {"verified": True, "key": verified.key_fingerprint, "sha256": m.artifact.sha256}
-            except SignatureError as exc:
+            try:  # the bundle and the attestation, from the artifact store by digest
+                key, _ = verify_kept(
+                    ctx.store, _local(ctx, m, catalog), m.artifact.sha256, m.name, m.version, keys,
+                    bundle_at=Path(tmp) / "model.sig", legacy=(legacy(signature_path(m.name)), legacy(attestation_path(m.name))),
+                )
+                results[m.name] = {"verified": True, "key": key, "sha256": m.artifact.sha256}
+            except NotVerified as exc:
                 results[m.name] = {"verified": False, "reason": str(exc)}
     if as_json:
         out(json.dumps(results, indent=2))

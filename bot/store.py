@@ -6,6 +6,14 @@ a temporary name and renamed to `sha256/<digest>` only when complete (a crash le
 object under a digest name). The same bytes put twice are kept once. From then on checks and
 deploys read the object by digest (`open`) and verify it while they copy it.
 
+Beside an object the store keeps what vouches for it, by digest: the signature bundle
+(`sha256/<digest>.sig`) and, per model version, the signed attestation that it passed the checks
+(`sha256/<digest>.<model>@<version>.att.json`). The sign check writes them and the deploy gate
+reads them, so the bot never commits to a person's pull request. They are small, and written
+anew by every signing run (a temporary name, then a rename over the old one); what they say is
+verified against the repository's trusted keys by whoever reads them, never trusted because
+of where they were found.
+
 `AIMODEL_ARTIFACT_STORE` is any fsspec URL (an S3 bucket for a team); its default is
 `$AIMODEL_HOME/artifacts`. A local store also gives a path to its objects (`LocalPaths`).
 """
@@ -26,6 +34,11 @@ BLOCK_SIZE = 1 << 20  # 1 MiB: stays in the CPU cache between the read, the hash
 SCHEME = "store:"
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _URI = re.compile(r"store:sha256/([0-9a-f]{64})")
+# a model name and a version, as bot.manifests admits them: never a path separator or `..`
+_LABEL = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}")
+SIGNATURE_SUFFIX = ".sig"
+ATTESTATION_SUFFIX = ".att.json"
+MAX_NOTE = 64 << 20  # a bundle is a few KiB (a by-shard one of a huge model a few MiB): more is not one
 
 
 class StoreError(OSError):
@@ -42,6 +55,14 @@ class Store(Protocol):
     def open(self, digest: str) -> IO[bytes]: ...
 
     def exists(self, digest: str) -> bool: ...
+
+    def put_signature(self, digest: str, bundle: bytes) -> None: ...
+
+    def signature(self, digest: str) -> bytes | None: ...
+
+    def put_attestation(self, digest: str, model: str, version: str, bundle: bytes) -> None: ...
+
+    def attestation(self, digest: str, model: str, version: str) -> bytes | None: ...
 
 
 @runtime_checkable
@@ -69,6 +90,19 @@ def _key(digest: str) -> str:
     if not _DIGEST.fullmatch(digest):
         raise StoreError(f"{digest[:80]!r} is not a sha256 digest")
     return f"sha256/{digest}"
+
+
+def signature_key(digest: str) -> str:
+    """Where the signature bundle of the object `digest` is kept, beside it."""
+    return _key(digest) + SIGNATURE_SUFFIX
+
+
+def attestation_key(digest: str, model: str, version: str) -> str:
+    """Where the checks' attestation of `model` at `version` (whose bytes are `digest`) is kept."""
+    for label in (model, version):
+        if not _LABEL.fullmatch(label):
+            raise StoreError(f"{label[:80]!r} is not a model name or version")
+    return f"{_key(digest)}.{model}@{version}{ATTESTATION_SUFFIX}"
 
 
 @runtime_checkable
@@ -169,6 +203,49 @@ class FsspecStore:
             raise
         return digest, size
 
+    # ------------------------------------------------------------ what vouches for an object
+
+    def put_signature(self, digest: str, bundle: bytes) -> None:
+        self._put_note(signature_key(digest), bundle)
+
+    def signature(self, digest: str) -> bytes | None:
+        return self._note(signature_key(digest))
+
+    def put_attestation(self, digest: str, model: str, version: str, bundle: bytes) -> None:
+        self._put_note(attestation_key(digest, model, version), bundle)
+
+    def attestation(self, digest: str, model: str, version: str) -> bytes | None:
+        return self._note(attestation_key(digest, model, version))
+
+    def _put_note(self, key: str, data: bytes) -> None:
+        fs, root = self._filesystem()
+        base = root.rstrip("/")
+        fs.makedirs(f"{base}/sha256", exist_ok=True)
+        fs.makedirs(f"{base}/incoming", exist_ok=True)
+        partial = f"{base}/incoming/{uuid.uuid4().hex}"
+        try:
+            fs.pipe_file(partial, data)
+            fs.mv(partial, f"{base}/{key}")
+        except BaseException:
+            if fs.exists(partial):
+                fs.rm(partial)
+            raise
+
+    def _note(self, key: str) -> bytes | None:
+        fs, root = self._filesystem()
+        try:
+            with fs.open(f"{root.rstrip('/')}/{key}", "rb") as f:
+                data: bytes = f.read(MAX_NOTE + 1)
+        except FileNotFoundError:
+            return None
+        return _bounded(key, data)
+
+
+def _bounded(key: str, data: bytes) -> bytes:
+    if len(data) > MAX_NOTE:
+        raise StoreError(msg.note_too_big(key, MAX_NOTE))
+    return data
+
 
 class LocalStore(FsspecStore):
     """A store folder on this machine: plain files, an atomic rename, and paths to objects."""
@@ -207,6 +284,25 @@ class LocalStore(FsspecStore):
             partial.unlink(missing_ok=True)
             raise
         return digest, size
+
+    def _put_note(self, key: str, data: bytes) -> None:
+        (self.root / "sha256").mkdir(parents=True, exist_ok=True)
+        incoming = self.root / "incoming"
+        incoming.mkdir(exist_ok=True)
+        partial = incoming / uuid.uuid4().hex
+        try:
+            partial.write_bytes(data)
+            os.replace(partial, self.root / key)  # a reader sees the old bundle or the new one, whole
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+    def _note(self, key: str) -> bytes | None:
+        try:
+            with open(self.root / key, "rb") as f:
+                return _bounded(key, f.read(MAX_NOTE + 1))
+        except FileNotFoundError:
+            return None
 
 
 def _backend_package(exc: BaseException) -> str:

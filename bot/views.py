@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bot.app import Context
     from bot.catalog import Catalog
     from bot.config import Settings
+    from bot.manifests import AIModel
 
 
 def _desired(catalog: Catalog) -> dict[str, Any]:
@@ -138,8 +139,18 @@ def model_detail(ctx: Context, name: str) -> dict[str, Any] | None:
         "declared_environments": sorted({e for a in catalog.apps.values() for e, pins in a.environments.items() if name in pins}),
         "pinned_by": sorted(a.name for a in catalog.apps_using(name)),
         "locked_by": holder.pr if holder else None,
-        "signed": f"models/{name}/model.sig" in catalog.files,
+        "signed": _signed(ctx, m, catalog),
     }
+
+
+def _signed(ctx: Context, m: AIModel, catalog: Catalog) -> bool:
+    """A signature bundle is kept for its bytes (in the store; a file in an older repository).
+    Whether it verifies is `aimodel verify`'s question."""
+    try:
+        kept = ctx.store.signature(m.artifact.sha256) is not None
+    except OSError:
+        kept = False
+    return kept or f"models/{m.name}/model.sig" in catalog.files
 
 
 def pr_row(pr: PullRequest) -> dict[str, Any]:

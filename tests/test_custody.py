@@ -33,7 +33,8 @@ def _main_file(home: Path, path: str, ref: str = "main") -> dict[str, object]:
 
 
 def _objects(home: Path) -> list[Path]:
-    return sorted((home / "artifacts" / "sha256").iterdir())
+    """The stored objects (named by their digest), not the signatures and attestations beside them."""
+    return sorted(p for p in (home / "artifacts" / "sha256").iterdir() if len(p.name) == 64)
 
 
 def _create(aimodel: Run, model: Path, data: str, sla: str = "accuracy>=0.9") -> str:

@@ -66,22 +66,59 @@ def test_a_one_byte_change_to_the_artifact_is_refused(in_dev: str, home: Path, m
     assert listed["dev"] == {"version": "1.0.0", "state": "running"}  # what ran keeps running
 
 
+def _kept(home: Path, model_files: ModelFiles, suffix: str) -> Path:
+    """What the sign check kept beside the stored bytes (bot.store: sha256/<digest><suffix>)."""
+    return home / "artifacts" / "sha256" / (hashlib.sha256(model_files.onnx.read_bytes()).hexdigest() + suffix)
+
+
 def test_a_signature_by_an_untrusted_key_is_refused(in_dev: str, home: Path, model_files: ModelFiles, tmp_path: Path) -> None:
     key = generate_key(tmp_path / "mallory.pem")
     bundle = sign_model(model_files.onnx, key, bundle_path=tmp_path / "forged.sig")
-    changes = _promote(home, "test")
-    changes["models/fraud/model.sig"] = bundle.read_bytes()
-    _push_to_main(home, changes)
+    # Someone with write access to the store swaps the bundle: the gate checks who signed it.
+    _kept(home, model_files, ".sig").write_bytes(bundle.read_bytes())
+    _push_to_main(home, _promote(home, "test"))
     state = _state(home, "test")["models"]["fraud"]  # type: ignore[index]
     assert state["state"] == "failed" and "untrusted key" in state["reason"]
 
 
-def test_a_missing_bundle_is_refused(in_dev: str, home: Path) -> None:
-    changes = _promote(home, "test")
-    changes["models/fraud/model.sig"] = None
-    _push_to_main(home, changes)
+def test_a_missing_bundle_is_refused(in_dev: str, home: Path, model_files: ModelFiles) -> None:
+    sig = _kept(home, model_files, ".sig")
+    sig.unlink()
+    _push_to_main(home, _promote(home, "test"))
     state = _state(home, "test")["models"]["fraud"]  # type: ignore[index]
     assert state["state"] == "failed" and "no signature bundle" in state["reason"]
+    assert f"sha256/{sig.name} in the artifact store" in state["reason"]
+
+
+def test_an_attestation_of_another_version_is_refused(in_dev: str, home: Path, model_files: ModelFiles) -> None:
+    """Attestations are kept per model version: one for 1.0.0 does not vouch for 1.0.1."""
+    att = _kept(home, model_files, ".fraud@1.0.0.att.json")
+    assert json.loads(att.read_bytes())["dsseEnvelope"]
+    att.rename(att.with_name(att.name.replace("@1.0.0", "@1.0.1")))
+    _push_to_main(home, _promote(home, "test"))
+    state = _state(home, "test")["models"]["fraud"]  # type: ignore[index]
+    assert state["state"] == "failed" and "no attestation of check results" in state["reason"]
+
+
+def test_an_older_repository_with_its_bundles_in_git_still_deploys(in_dev: str, home: Path, model_files: ModelFiles) -> None:
+    """Before the store kept them, the sign check committed model.sig and checks.sig beside
+    the manifest: such a repository keeps deploying, verified the same way."""
+    sig, att = _kept(home, model_files, ".sig"), _kept(home, model_files, ".fraud@1.0.0.att.json")
+    changes = _promote(home, "test")
+    changes["models/fraud/model.sig"], changes["models/fraud/checks.sig"] = sig.read_bytes(), att.read_bytes()
+    sig.unlink()
+    att.unlink()
+    _push_to_main(home, changes)
+    assert _state(home, "test")["models"]["fraud"]["state"] == "running"  # type: ignore[index]
+    assert (home / "deploy" / "test" / "fraud" / "1.0.0" / "model.sig").read_bytes() == changes["models/fraud/model.sig"]
+    # ... and a forged one in git is refused like one in the store
+    key = generate_key(home.parent / "mallory.pem")
+    forged = sign_model(model_files.onnx, key, bundle_path=home.parent / "forged.sig").read_bytes()
+    changes = _promote(home, "prod")
+    changes["models/fraud/model.sig"] = forged
+    _push_to_main(home, changes)
+    state = _state(home, "prod")["models"]["fraud"]  # type: ignore[index]
+    assert state["state"] == "failed" and "untrusted key" in state["reason"]
 
 
 def test_refused_update_keeps_the_last_good_release(in_dev: str, home: Path, model_files: ModelFiles, tmp_path: Path) -> None:

@@ -108,8 +108,9 @@ def test_cli_to_deploy_through_webhooks(standin: GitHubStandIn, tmp_path: Path, 
 
         wait_until(lambda: pr_data(world, 1)["merged"], 120, what=lambda: f"#1 merged\\n{web.log()}\\n{deliveries(world)}")
         merged = pr_data(world, 1)
-        signed = bot_meta(merged["body"])
-        assert signed["signed_head"] == merged["head"]["sha"]  # the bot's signature commit was the head
+        # the head that merged is the person's commit: the signature went to the artifact store
+        assert merged["head"]["sha"] == first["head"]["sha"] and not bot_meta(merged["body"]).get("signed_head")
+        assert list((world.home / "artifacts" / "sha256").glob("*.fraud@1.0.0.att.json"))
         checks = reported(world, merged["head"]["sha"])
         assert {checks[f"aimodel/{n}"][0] for n in ("manifest", "scan", "validate", "sign")} <= {"success", "skipped"}
         assert checks["aimodel/sign"][0] == "success"

@@ -317,15 +317,14 @@ def drain_after(bot: Bot, event: str, action: str | None, count: int) -> None:
     bot.ctx.jobs.drain()
 
 
-def test_person_push_reruns_checks_and_the_bot_signs_again(app_world: GitHubWorld, model: dict[str, Path]) -> None:
+def test_person_push_reruns_checks_and_signs_again_in_the_store(app_world: GitHubWorld, model: dict[str, Path]) -> None:
     s = app_world.standin
     with serve_bot(app_world) as bot:
         s.add_webhook(OWNER, NAME, f"{bot.url}/github/webhook", "It's a Secret to Everybody")
         pr = propose(bot.ctx, model)
-        drain_after(bot, "pull_request", "opened", 1)  # checks, then the bot's signature commit
-        drain_after(bot, "pull_request", "synchronize", 1)  # carried over to the signed head
+        drain_after(bot, "pull_request", "opened", 1)
         signed = bot.ctx.forge.get_pr(1)
-        assert signed.meta.signed_head == signed.head != pr.head
+        assert signed.head == pr.head and not signed.meta.signed_head  # the bot pushed nothing
         assert {c.state for c in signed.checks.values() if c.commit == signed.head} == {"success"}
 
         # a person pushes a change to the pull request: new version, re-pinned application
@@ -338,18 +337,18 @@ def test_person_push_reruns_checks_and_the_bot_signs_again(app_world: GitHubWorl
             "models/fraud/model.yaml": yaml.safe_dump(model_yaml, sort_keys=False),
             "apps/payments.yaml": yaml.safe_dump(app_yaml, sort_keys=False),
         }, "bump to 1.0.1 by hand", author=("Ada", "ada@example.com"), pusher="ada-gh")
-        drain_after(bot, "pull_request", "synchronize", 2)
+        drain_after(bot, "pull_request", "synchronize", 1)
         after = ctx.forge.get_pr(1)
-        # the old signature does not cover 1.0.1: the checks ran on the person's commit and the
-        # bot signed again on top of it
-        assert after.meta.checked_head == person_head
-        assert after.head != person_head and after.meta.signed_head == after.head
+        # the attestation of 1.0.0 does not vouch for 1.0.1: the checks ran on the person's
+        # commit, which stays the head, and the store holds the new attestation
+        assert after.head == person_head
         runs = {r["name"]: r for r in s.check_runs(OWNER, NAME, person_head)}
         assert runs["aimodel/validate"]["conclusion"] == "success"
         assert "signed" in runs["aimodel/sign"]["output"]["title"]
-        drain_after(bot, "pull_request", "synchronize", 3)
-        final = ctx.forge.get_pr(1)
-        assert {n: c.state for n, c in final.checks.items()} == dict.fromkeys(("manifest", "scan", "validate", "sign"), "success")
+        assert {n: c.state for n, c in after.checks.items()} == dict.fromkeys(("manifest", "scan", "validate", "sign"), "success")
+        digest = model_yaml["spec"]["artifact"]["sha256"]
+        assert ctx.store.attestation(digest, "fraud", "1.0.1") is not None
+        assert ctx.store.signature(digest) is not None
 
 
 def test_out_of_order_and_late_events_do_no_harm(app_world: GitHubWorld, model: dict[str, Path]) -> None:
@@ -360,14 +359,13 @@ def test_out_of_order_and_late_events_do_no_harm(app_world: GitHubWorld, model: 
         s.add_webhook(OWNER, NAME, f"{bot.url}/github/webhook", "It's a Secret to Everybody")
         first = propose(bot.ctx, model)
         drain_after(bot, "pull_request", "opened", 1)
-        drain_after(bot, "pull_request", "synchronize", 1)
         runs_before = len(s.check_runs(OWNER, NAME))
-        # a synchronize for the first head arrives late (after the bot's signature commit)
+        # a synchronize for the head arrives late, after its checks finished (a redelivery)
         late = load_fixture("pull_request/synchronize.json")
         late["pull_request"] = {**late["pull_request"], "number": 1, "head": {**late["pull_request"]["head"], "sha": first.head}}
         assert post_delivery(bot.url, "pull_request", late).json()["ok"]
         assert bot.ctx.jobs.drain() == 1
-        assert len(s.check_runs(OWNER, NAME)) == runs_before  # a newer head has its own run
+        assert len(s.check_runs(OWNER, NAME)) == runs_before  # that head's checks ran once
         # closed, then a review that was sent before it: nothing is merged, nothing breaks
         bot.ctx.forge.close(1)
         drain_after(bot, "pull_request", "closed", 1)
@@ -412,9 +410,8 @@ def test_rerequested_check_run_runs_the_checks_again(app_world: GitHubWorld, mod
         s.add_webhook(OWNER, NAME, f"{bot.url}/github/webhook", "It's a Secret to Everybody")
         propose(bot.ctx, model)
         drain_after(bot, "pull_request", "opened", 1)
-        drain_after(bot, "pull_request", "synchronize", 1)
         signed = bot.ctx.forge.get_pr(1)
-        assert signed.checks["sign"].summary.startswith("fraud 1.0.0: signed")  # carried over
+        assert signed.checks["sign"].summary.startswith("fraud 1.0.0: signed")
         run = next(r for r in s.check_runs(OWNER, NAME, signed.head) if r["name"] == "aimodel/validate")
         s.rerequest_check_run(run["id"], sender="ops-gh")
         s.wait_for("check_run", "rerequested", count=1, timeout=30)
@@ -424,12 +421,10 @@ def test_rerequested_check_run_runs_the_checks_again(app_world: GitHubWorld, mod
             thread.join(timeout=30)
         bot.ctx.jobs.drain()
         again = bot.ctx.forge.get_pr(1)
-        # a real re-run on the signed head (not the carried-over results): it signs anew on top
-        assert again.meta.checked_head == signed.head
-        assert again.meta.signed_head == again.head != signed.head
+        # a real re-run on the same head: it signs anew, in the store; the branch is not touched
+        assert again.head == signed.head
         runs = [r for r in s.check_runs(OWNER, NAME, signed.head) if r["name"] == "aimodel/validate"]
         assert len(runs) == 2 and max(runs, key=lambda r: r["id"])["conclusion"] == "success"  # a new run, as on GitHub
-        drain_after(bot, "pull_request", "synchronize", 2)
         final = bot.ctx.forge.get_pr(1)
         assert {n: c.state for n, c in final.checks.items() if c.commit == final.head} == dict.fromkeys(("manifest", "scan", "validate", "sign"), "success")
 
@@ -475,29 +470,17 @@ def test_check_runs_refused_fall_back_to_statuses(standin: GitHubStandIn, tmp_pa
         assert ctx.forge.get_pr(1).checks["scan"].state == "success"
 
 
-def test_get_pr_waits_for_the_signature_metadata_of_the_bots_own_commit(app_world: GitHubWorld, model: dict[str, Path]) -> None:
-    import threading
-
+def test_get_pr_never_waits_for_a_commit_the_bot_made(app_world: GitHubWorld, model: dict[str, Path]) -> None:
+    """Signatures are in the artifact store, so no bot commit waits for signature metadata;
+    a commit the bot makes (CODEOWNERS kept in step) is read at once."""
     from bot.app import build_context
 
     with build_context(app_world.settings()) as ctx:
         pr = propose(ctx, model)
-        signed = ctx.workspace.commit_change(pr.head, {"models/fraud/model.sig": b"{}"}, "Sign models")  # authored by the bot
-        ctx.workspace.push(signed, pr.branch, expect=pr.head)  # GitHub says "synchronize" now
-        later = threading.Timer(1.0, lambda: ctx.forge.update_meta(1, lambda m: dataclasses.replace(m, signed_head=signed, checked_head=pr.head)))
-        later.start()
-        try:
-            started = time.monotonic()
-            seen = ctx.forge.get_pr(1)  # a check run reading the pull request in between
-            assert seen.head == signed and seen.meta.signed_head == signed  # it carries over, never re-signs
-            assert 0.9 <= time.monotonic() - started < 10
-        finally:
-            later.join()
-        # a person's commit is never waited for
-        person = app_world.standin.commit_files(OWNER, NAME, pr.branch, {"README.md": "# by hand\n"}, "edit", pusher="ada-gh")
+        ours = ctx.workspace.commit_change(pr.head, {"CODEOWNERS": b"* @ops-gh\n"}, "Keep CODEOWNERS in step")  # authored by the bot
+        ctx.workspace.push(ours, pr.branch, expect=pr.head)
         started = time.monotonic()
-        assert ctx.forge.get_pr(1).head == person and time.monotonic() - started < 2
-
+        assert ctx.forge.get_pr(1).head == ours and time.monotonic() - started < 2
 
 def test_a_policy_change_opened_on_github_waits_for_a_policy_owner(app_world: GitHubWorld) -> None:
     """A person edits the rules on GitHub (makes herself DevOps): the summary and the policy

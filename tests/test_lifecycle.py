@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,11 +80,11 @@ def _checks_of(recorded: list[tuple[str, dict[str, Any]]], number: int) -> list[
 def test_one_update_runs_the_checks_once_and_says_so_once(aimodel: Run, created: str, model_files: ModelFiles,
                                                           recorded: list[tuple[str, dict[str, Any]]], home: Path) -> None:
     number = aimodel("update", "fraud", "--artifact", str(model_files.onnx_v2), "--as", "eve", "--json").json["pr"]
-    # the CLI ran the queue before it returned: the run on the person's head and the event of
-    # the bot's own signature commit are both behind us
+    # the CLI ran the queue before it returned: the run on the person's head is behind us
     [told] = _checks_of(recorded, number)
     pr = aimodel("pr", "show", str(number), "--json").json
-    assert pr["head"] == _meta(home, number)["signed_head"]  # the head is the bot's signature commit
+    log = subprocess.run(["git", "log", "--format=%an", f"main..{pr['branch']}"], cwd=home / "repo.git", capture_output=True, text=True, check=True)
+    assert log.stdout.split() == ["eve"]  # the head is the person's commit: the bot committed nothing
     assert {n: c["state"] for n, c in told["checks"].items()} == dict.fromkeys(("manifest", "scan", "validate", "sign"), "success")
     assert "waiting" not in told["text"] and told["text"].startswith(f"Checks on #{number}:\n  manifest  ok")
     assert [kind for kind, data in recorded if data["pr"] == number] == ["checks", "ready"]
@@ -100,16 +101,31 @@ def test_one_update_runs_the_checks_once_and_says_so_once(aimodel: Run, created:
         ctx.forge.update_head(number, pushed)
         ctx.jobs.drain()
         after = ctx.forge.get_pr(number)
-    assert after.meta.checked_head == pushed and after.head == after.meta.signed_head != before.head
+    assert after.head == pushed and {c.commit for c in after.checks.values()} == {pushed}
     told_all = _checks_of(recorded, number)
     assert len(told_all) == 2
     assert {n: c["state"] for n, c in told_all[1]["checks"].items()} == dict.fromkeys(("manifest", "scan", "validate", "sign"), "success")
 
 
+def _older_bots_signature_commit(ctx: Any, number: int) -> Any:
+    """What a bot from before the store kept signatures did once it had signed: commit the
+    bundle on the pull request's branch and record it in the metadata. A pull request opened
+    then may still be open after an upgrade; its signature commit is still recognised."""
+    from bot.forges.meta import SignResult
+
+    pr = ctx.forge.get_pr(number)
+    signed = ctx.workspace.commit_change(pr.head, {"models/fraud/model.sig": b"{}"}, "Sign models that passed scan and validate")
+    result = SignResult("success", "fraud 1.0.1: signed", "")
+    ctx.forge.update_meta(number, lambda m: dataclasses.replace(m, signed_head=signed, checked_head=pr.head, sign_result=result))
+    ctx.workspace.push(signed, pr.branch, expect=pr.head)
+    ctx.forge.update_head(number, signed)
+    return ctx.forge.get_pr(number)
+
+
 def test_a_retried_run_that_signed_finishes_the_carry_over(aimodel: Run, created: str, model_files: ModelFiles,
                                                            recorded: list[tuple[str, dict[str, Any]]], home: Path) -> None:
-    """The run that signed stopped after pushing its commit (the worker died): the task's
-    retry, on the head it checked, reports the results on the signature commit once."""
+    """An older bot's run that signed stopped after pushing its commit (the worker died): the
+    task's retry, on the head it checked, reports the results on the signature commit once."""
     from bot import lifecycle
     from bot.app import Context
     from bot.config import load_settings
@@ -117,7 +133,7 @@ def test_a_retried_run_that_signed_finishes_the_carry_over(aimodel: Run, created
 
     number = aimodel("update", "fraud", "--artifact", str(model_files.onnx_v2), "--as", "eve", "--json").json["pr"]
     with Context(load_settings()) as ctx:
-        pr = ctx.forge.get_pr(number)
+        pr = _older_bots_signature_commit(ctx, number)
         checked = pr.meta.checked_head
         for name in ("manifest", "scan", "validate", "sign"):  # as if the carry-over never happened
             ctx.forge.set_check(number, CheckResult(name, "success" if name != "sign" else "pending", "as checked", "", checked))
@@ -143,7 +159,7 @@ def test_a_commit_that_only_looks_like_the_bots_is_checked(aimodel: Run, created
 
     number = aimodel("update", "fraud", "--artifact", str(model_files.onnx_v2), "--as", "eve", "--json").json["pr"]
     with Context(load_settings()) as ctx:
-        pr = ctx.forge.get_pr(number)
+        pr = _older_bots_signature_commit(ctx, number)
         assert lifecycle.own_signature(ctx.workspace, pr) == pr.meta.checked_head
         sneaky = ctx.workspace.commit_change(pr.meta.checked_head, {"models/fraud/model.sig": b"{}", "README.md": b"x"}, "Sign models")
         ctx.forge.update_meta(number, lambda m: dataclasses.replace(m, signed_head=sneaky))

@@ -91,6 +91,11 @@ def _bot_commits(home: Path, branch: str) -> list[str]:
         repo.close()
 
 
+def _kept(home: Path, suffix: str) -> list[str]:
+    """What the sign check kept in the artifact store beside the bytes (bot.checks.sign_store)."""
+    return sorted(p.name for p in (home / "artifacts" / "sha256").iterdir() if p.name.endswith(suffix))
+
+
 def _checks_told(home: Path, number: int) -> int:
     return sum(1 for n in recorded(home) if n["kind"] == "checks" and n["pr"] == number)
 
@@ -116,7 +121,7 @@ def test_checks_killed_with_their_worker_finish_on_the_next_one_once(
                   "--dataset-uri", str(slow_files.data), "--label-column", "label", "--SLA", "accuracy>=0.9", "--as", "ada").out
     assert "Checks are queued" in out
     # The run has started once its checks are reported pending; validate measures for seconds.
-    _wait_for("the checks to start", lambda: "pending" in _current(_pr(home, 1)).values())
+    _wait_for("the checks to start", lambda: _current(_pr(home, 1)).get("validate") == "pending")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     killed = _pr(home, 1)
@@ -128,7 +133,8 @@ def test_checks_killed_with_their_worker_finish_on_the_next_one_once(
     done = _pr(home, 1)
     assert _current(done) == dict.fromkeys(CHECKS, "success")
     _wait_for("the checks notification", lambda: _checks_told(home, 1) >= 1, timeout=30)
-    assert _bot_commits(home, done.branch) == [done.head]  # one signature commit
+    assert _bot_commits(home, done.branch) == []  # the head stays the person's commit
+    assert len(_kept(home, ".fraud@1.0.0.att.json")) == 1 and len(_kept(home, ".sig")) == 1  # signed, in the store
     # Once more, as a sweep or a duplicate in the queue would: the same state, nothing told again.
     with Context(load_settings()) as ctx:
         ctx.jobs.sweep(running_dead=False)
@@ -180,8 +186,9 @@ def test_pr_recheck_runs_the_checks_of_the_head_again(aimodel: Run, home: Path, 
     assert f"Checks of #1 at {before.head[:10]} run again." in out
     assert any(line.split()[:2] == ["validate", "ok"] for line in out.splitlines()), out
     after = _pr(home, 1)
-    # A real run on the signed head: it is verified and signed anew, on top of it.
-    assert after.head != before.head and after.meta.checked_head == before.head
+    # A real run on the same head: signed anew, in the store; the branch is not touched.
+    assert after.head == before.head and {c.commit for c in after.checks.values()} == {before.head}
+    assert _bot_commits(home, after.branch) == []
     assert _current(after) == dict.fromkeys(CHECKS, "success")
     assert _checks_told(home, 1) == 2
     aimodel("pr", "close", "1", "--as", "ada")
@@ -242,7 +249,7 @@ def test_on_redis_checks_stuck_past_the_timeout_run_again_once(
     workers.append(first)
     aimodel("create", "fraud", "--app", "payments", "--dataset", "big", "--artifact", str(slow_files.onnx),
             "--dataset-uri", str(slow_files.data), "--label-column", "label", "--SLA", "accuracy>=0.9", "--as", "ada")
-    _wait_for("the checks to start", lambda: "pending" in _current(_pr(home, 1)).values())
+    _wait_for("the checks to start", lambda: _current(_pr(home, 1)).get("validate") == "pending")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     assert _current(_pr(home, 1))["validate"] == "pending"
@@ -252,12 +259,12 @@ def test_on_redis_checks_stuck_past_the_timeout_run_again_once(
     done = _pr(home, 1)
     assert _current(done) == dict.fromkeys(CHECKS, "success")
     _wait_for("the checks notification", lambda: _checks_told(home, 1) >= 1, timeout=30)
-    assert _bot_commits(home, done.branch) == [done.head]
+    assert _bot_commits(home, done.branch) == [] and len(_kept(home, ".sig")) == 1
     assert _checks_told(home, 1) == 1
 
 
 @pytest.mark.parametrize("sla", ["accuracy>=0.9", "accuracy>=0.99"], ids=["signed", "failed"])
-def test_the_same_checks_job_twice_makes_one_bot_commit_and_one_notification(aimodel: Run, created: str, home: Path, sla: str) -> None:
+def test_the_same_checks_job_twice_signs_once_and_tells_once(aimodel: Run, created: str, home: Path, sla: str) -> None:
     from bot.sla import parse_sla
 
     forge = LocalForge(home)
@@ -271,5 +278,6 @@ def test_the_same_checks_job_twice_makes_one_bot_commit_and_one_notification(aim
     done = _pr(home, pr.number)
     signed = sla == "accuracy>=0.9"
     assert _current(done)["validate"] == ("success" if signed else "failure")
-    assert _bot_commits(home, done.branch) == ([done.head] if signed else [])
+    assert _bot_commits(home, done.branch) == []
+    assert len(_kept(home, ".fraud@1.1.0.att.json")) == (1 if signed else 0)
     assert _checks_told(home, pr.number) == 1

@@ -240,8 +240,8 @@ def test_app_home(loop: Loop) -> None:
 
 
 def test_an_update_through_slack_posts_its_checks_once(loop: Loop) -> None:
-    """The bot's own signature commit starts no second run: one "Checks on" reply per head a
-    person pushed, with the final results (never `sign waiting`)."""
+    """One "Checks on" reply per head a person pushed, with the final results (never `sign
+    waiting`); signing commits nothing, so nothing starts a second run."""
     create = _number(loop.command(f"create once --app oapp --dataset tx --artifact {loop.files}/fraud.onnx "
                                   f"--dataset-uri {loop.files}/tx.csv --label-column label", user="U0ALICE"))
     loop.wait_thread(create, "has green checks")
@@ -252,8 +252,8 @@ def test_an_update_through_slack_posts_its_checks_once(loop: Loop) -> None:
     linear_classifier(loop.files / "fraud-v2.onnx", output="probabilities")
     update = _number(loop.command(f"update once --artifact {loop.files}/fraud-v2.onnx", user="U0DAVE"))
     loop.wait_thread(update, "has green checks")
-    # merging and deploying comes after every task the update queued (the signature commit's
-    # event among them): by then a second run would have posted
+    # merging and deploying comes after every task the update queued: by then a second run
+    # would have posted
     loop.click("merge_pr", update, "U0DAVE", loop.parent(update))
     loop.wait_thread(update, "Deployed")
     for number in (create, update):
@@ -261,7 +261,7 @@ def test_an_update_through_slack_posts_its_checks_once(loop: Loop) -> None:
         replies = [m for m in loop.slack.thread(CHANNEL, parent["ts"]) if m["ts"] != parent["ts"]]
         checks = [m for m in replies if m.get("text", "").startswith(f"Checks on #{number}")]
         assert len(checks) == 1, h.texts(checks)
-        assert "waiting" not in h.texts(checks) and ": signed (bundle" in h.texts(checks)
+        assert "waiting" not in h.texts(checks) and "bundle and attestation in the artifact store" in h.texts(checks)
     posts = [c for c in loop.slack.calls("chat.postMessage") if str(c.params.get("text", "")).startswith(f"Checks on #{update}")]
     assert len(posts) == 1
 

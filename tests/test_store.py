@@ -69,3 +69,33 @@ def test_an_fsspec_store_puts_and_reads_by_digest() -> None:
     with pytest.raises(OSError, match="connection reset"):
         store.put(BreaksAfter(b"y" * 100))
     assert not store.exists(hashlib.sha256(b"y" * 100).hexdigest())
+
+
+@pytest.mark.parametrize("kind", ["local", "fsspec"])
+def test_signatures_and_attestations_are_kept_beside_the_object(tmp_path: Path, kind: str) -> None:
+    store = open_store(str(tmp_path / "artifacts") if kind == "local" else f"memory://registry-{uuid.uuid4().hex}")
+    digest, _ = store.put(io.BytesIO(b"model"))
+    assert store.signature(digest) is None and store.attestation(digest, "fraud", "1.0.0") is None
+    store.put_signature(digest, b'{"bundle": 1}')
+    store.put_attestation(digest, "fraud", "1.0.0", b'{"att": 1}')
+    store.put_signature(digest, b'{"bundle": 2}')  # a new signing run replaces the bundle, whole
+    assert store.signature(digest) == b'{"bundle": 2}'
+    assert store.attestation(digest, "fraud", "1.0.0") == b'{"att": 1}'
+    assert store.attestation(digest, "fraud", "1.0.1") is None  # per version
+    assert store.attestation(digest, "other", "1.0.0") is None  # per model
+    with store.open(digest) as f:
+        assert f.read() == b"model"  # the object itself is untouched
+    if kind == "local":
+        names = sorted(p.name for p in (tmp_path / "artifacts" / "sha256").iterdir())
+        assert names == sorted([digest, f"{digest}.sig", f"{digest}.fraud@1.0.0.att.json"])
+        assert list((tmp_path / "artifacts" / "incoming").iterdir()) == []
+
+
+@pytest.mark.parametrize("model,version", [("../x", "1.0.0"), ("fraud", "../../etc"), ("fraud", "1/2"), ("", "1")])
+def test_a_note_key_never_leaves_the_store(tmp_path: Path, model: str, version: str) -> None:
+    store = LocalStore(tmp_path / "artifacts")
+    with pytest.raises(StoreError, match="is not a model name or version"):
+        store.put_attestation("0" * 64, model, version, b"{}")
+    with pytest.raises(StoreError, match="not a sha256 digest"):
+        store.put_signature("../../x", b"{}")
+    assert not (tmp_path / "x").exists()

@@ -9,20 +9,25 @@ artifact store (bot.store), hashing as it copies, and the manifest records the s
 digest, the size and the source as provenance (`keep_dataset` does the same for a data set).
 `materialize` gives the checks and the deploy a local file whose sha256 is verified while it
 is copied (store and remote URIs) or hashed in place (older manifests' local paths).
-No message here quotes the bytes it read.
+A model may be a local folder: it is kept file by file plus a file list (bot.checks.folders),
+every file admitted on its own (a link is judged by where it leads), and copied out the same
+way, each file verified (`copy_folder_verified`). No message here quotes the bytes it read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import shutil
 import stat
+import uuid
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from bot import netguard
-from bot.checks import artifacts
+from bot.checks import artifacts, folders
 from bot.manifests import FORMATS, Artifact
 from bot.messages import sources as msg
 from bot.messages import store as store_msg
@@ -70,7 +75,9 @@ def open_checked(c: Canonical, access: Access, kind: str) -> ByteStream:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):  # a folder, a device, a pipe: never read
             os.close(fd)
-            raise ArtifactError(msg.is_folder(c.uri) if stat.S_ISDIR(mode) else msg.source_unavailable(kind, c.uri))
+            if stat.S_ISDIR(mode):  # a model folder is kept by describe_artifact; a data set is one file
+                raise ArtifactError(store_msg.dataset_is_folder(c.uri) if kind == "dataset" else msg.is_folder(c.uri))
+            raise ArtifactError(msg.source_unavailable(kind, c.uri))
         return os.fdopen(fd, "rb")
     try:
         if c.scheme in ("http", "https"):
@@ -154,12 +161,39 @@ def describe_artifact(uri: str, declared_format: str, access: Access, store: Sto
     if declared_format and declared_format not in FORMATS:
         raise ArtifactError(f"--format {declared_format!r} is not one of {', '.join(FORMATS)}")
     c = admit(uri, "artifact", access)
+    if c.local and os.path.isdir(c.path):
+        return _describe_folder(c, declared_format, access, store)
     digest, size = _keep(c, access, "artifact", store)
     # The format is read from the source while it is still there (its suffix helps).
     fmt = _format_of(Path(c.path), declared_format) if c.local else (declared_format or "other")
     if store is None:
         return Artifact(uri=c.uri, sha256=digest, format=fmt, size=size)
     return Artifact(uri=store_uri(digest), sha256=digest, format=fmt, size=size, source=c.uri)
+
+
+def _describe_folder(c: Canonical, declared_format: str, access: Access, store: Store | None) -> Artifact:
+    if store is None:
+        raise ArtifactError(store_msg.folder_needs_store())
+    try:
+        files = folders.walk(Path(c.path))
+    except folders.FolderError as exc:
+        raise ArtifactError(str(exc)) from None
+    except OSError as exc:
+        raise ArtifactError(msg.unreadable("artifact", c.uri, _why(exc))) from None
+    entries = []
+    for rel, path in files:
+        # Each file is admitted on its own: a link inside the folder is judged by where it leads.
+        digest, size = _keep(admit(str(path), "artifact", access), access, "artifact", store)
+        entries.append(folders.Entry(rel, digest, size))
+    try:
+        digest, _ = store.put(io.BytesIO(folders.file_list(entries)))
+    except (OSError, ValueError) as exc:
+        why = str(exc) if isinstance(exc, StoreError) else _why(exc)
+        raise ArtifactError(store_msg.cannot_keep("artifact", c.uri, why)) from None
+    fmt = folders.format_of([e.path for e in entries], declared_format)
+    return Artifact(
+        uri=store_uri(digest), sha256=digest, format=fmt, size=sum(e.size for e in entries), source=c.uri, layout="folder"
+    )
 
 
 def keep_dataset(uri: str, access: Access, store: Store) -> tuple[str, str, str]:
@@ -197,9 +231,17 @@ def stored_name(uri: str, source: str, fallback: str = "model") -> str:
 
 
 def materialize(
-    uri: str, sha256: str, cache: Path, access: Access, kind: str = "artifact", *, store: Store | None = None, name: str = ""
+    uri: str, sha256: str, cache: Path, access: Access, kind: str = "artifact", *, store: Store | None = None, name: str = "",
+    layout: str = "file",
 ) -> Path:
-    """A local path holding exactly the bytes with that sha256."""
+    """A local path holding exactly the bytes with that sha256 (a folder: exactly the files
+    its stored file list names)."""
+    if layout == "folder":
+        if digest_of(uri) != sha256:
+            raise ArtifactError(msg.digest_mismatch(uri, sha256))
+        target = cache / sha256 / (name or "model")
+        copy_folder_verified(sha256, target, store)
+        return target
     if is_store_uri(uri):
         # Copied out and verified on every call: a cached copy would hide a damaged store.
         target = cache / sha256 / (name or "model")
@@ -260,6 +302,45 @@ def _copy_stored(uri: str, sha256: str | None, target: Path, store: Store | None
         raise ArtifactError(store_msg.object_tampered(digest))
     os.replace(partial, target)
     return digest
+
+
+def _read_stored(digest: str, store: Store, limit: int) -> bytes:
+    """A small stored object, whole, verified against its digest."""
+    try:
+        with store.open(digest) as src:
+            data = src.read(limit + 1)
+    except StoreError as exc:
+        raise ArtifactError(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(store_msg.store_unreadable(digest, _why(exc))) from None
+    if len(data) > limit or hashlib.sha256(data).hexdigest() != digest:
+        raise ArtifactError(store_msg.object_tampered(digest))
+    return data
+
+
+def copy_folder_verified(digest: str, target: Path, store: Store | None) -> list[folders.Entry]:
+    """Copy the folder whose file list is the stored object `digest` to `target`, each file
+    verified as it is copied. Built beside the target and renamed into place: `target` is the
+    old folder or the new one, whole, and never holds a file the list does not name."""
+    if store is None:
+        raise ArtifactError(store_msg.object_missing(digest))
+    try:
+        entries = folders.parse_file_list(_read_stored(digest, store, folders.MAX_LIST_BYTES))
+    except folders.FolderError as exc:
+        raise ArtifactError(str(exc)) from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex[:12]}")
+    try:
+        for e in entries:
+            _copy_stored(store_uri(e.sha256), e.sha256, partial / e.path, store)
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)  # an older copy: whatever it holds now is not trusted
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        os.replace(partial, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return entries
 
 
 def copy_verified(

@@ -2,15 +2,14 @@
 
 Each check reports through the Forge as it finishes. Trust (the scan allow-list, the
 keys) comes from the base branch, never from the pull request itself, so a pull request
-cannot vouch for its own bytes. Signing runs only when the other three are green, and
-commits the bundles to the pull request's branch; the run carries its results over to that
-commit, so the forge's announcement of it starts no second run (bot.lifecycle).
+cannot vouch for its own bytes. Signing runs only when the other three are green; the
+signature bundles and the signed attestation of the results go to the artifact store, beside
+the bytes they cover (bot.checks.sign_store). The bot never commits to the pull request's
+branch for them: its head stays the person's commit, and the checks stay on it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import tempfile
 import time
@@ -22,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 from bot import lifecycle, metrics
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, dataset_file, materialize, stored_name
+from bot.checks.sign_store import CHECKS_PREDICATE, attestation_path, signature_path
 from bot.checks.source_check import source_errors
 from bot.checks.versions_check import version_errors
 from bot.forges.base import CheckResult, PullRequest
-from bot.forges.meta import SignResult
 from bot.manifests import CONFIG_PATH, AIModel, RepoConfig, Sources
 from bot.redact import redact, redact_value
 from bot.sources import vetted_key
@@ -33,17 +32,7 @@ from bot.sources import vetted_key
 if TYPE_CHECKING:
     from bot.app import Context
 
-CHECKS_PREDICATE = "https://aimodel-gitops.dev/check-results/v1"
-SIGNATURE_FILE = "model.sig"
-ATTESTATION_FILE = "checks.sig"
-
-
-def signature_path(model: str) -> str:
-    return f"models/{model}/{SIGNATURE_FILE}"
-
-
-def attestation_path(model: str) -> str:
-    return f"models/{model}/{ATTESTATION_FILE}"
+__all__ = ["CHECKS_PREDICATE", "Pipeline", "attestation_path", "changed_models", "signature_path", "trusted_keys"]
 
 
 @dataclass
@@ -127,7 +116,7 @@ class Pipeline:
     def run(self, pr: PullRequest) -> None:
         """Check `pr` at its head (bot.lifecycle.checks decides that it needs checking)."""
         ctx = self.ctx
-        self.head = pr.head  # the head this run ends on: the signature commit, once signed
+        self.head = pr.head  # the head this run ends on (a CODEOWNERS commit starts a new run)
         for name in ("manifest", "scan", "validate", "sign"):
             self._report(pr, name, "pending", "waiting")
         base, catalog = ctx.gitops.pr_catalogs(pr)
@@ -201,7 +190,8 @@ class Pipeline:
             art = r.model.artifact
             try:
                 r.local = materialize(
-                    art.uri, art.sha256, self.ctx.cache_dir, self._access, store=self.ctx.store, name=stored_name(art.uri, art.source)
+                    art.uri, art.sha256, self.ctx.cache_dir, self._access, store=self.ctx.store,
+                    name=stored_name(art.uri, art.source), layout=art.layout,
                 )
             except (ArtifactError, OSError) as exc:
                 r.scan_summary = str(exc)
@@ -209,14 +199,16 @@ class Pipeline:
                 all_ok = False
                 continue
             # materialize has just checked the digest; hashing the file again would double the I/O.
+            # A folder is scanned file by file: every file in it, whatever its name.
             report = scan_paths([str(r.local)], allow=config.scan_allow)
             r.scan_report = report.to_json()
             r.scan_ok = report.ok
             findings = [f for fr in report.files for f in fr.findings]
             blocked = [fr for fr in report.files if fr.status == "blocked"]
             if report.ok:
-                r.scan_summary = f"{r.model.name}: clean ({report.files[0].format})"
-                lines.append(f"- **{r.model.name}** ({report.files[0].format}): clean")
+                what = report.files[0].format if art.layout == "file" else f"folder of {len(report.files)} files"
+                r.scan_summary = f"{r.model.name}: clean ({what})"
+                lines.append(f"- **{r.model.name}** ({what}): clean")
             else:
                 all_ok = False
                 parts = [f"{f.severity} `{f.name}` at byte {f.offset}" for f in findings[:5]]
@@ -279,63 +271,31 @@ class Pipeline:
     # ------------------------------------------------------------------ sign
 
     def _sign(self, pr: PullRequest, results: list[ModelChecks], serialization: str) -> None:
-        from bot.checks.sign import SignatureError, sign_attestation, sign_model
+        from bot.checks.sign import SignatureError
+        from bot.checks.sign_store import keep
 
         ctx = self.ctx
-        files: dict[str, bytes | None] = {}
-        lines = []
+        try:
+            key = ctx.signing_key()
+        except (OSError, SignatureError, ValueError) as exc:
+            self._report(pr, "sign", "error", f"cannot load the signing key: {exc}")
+            return
+        lines: list[str] = []
+        short: list[str] = []
         for r in results:
             assert r.local is not None
-            # Always sign anew: the attestation must carry this run's results, and a
-            # person's push to the branch must not leave an older signature standing.
+            art = r.model.artifact
+            # Always sign anew: the attestation must carry this run's results.
+            facts = {"artifact": art.uri, "checked_commit": pr.head, "scan": r.scan_report, "validate": r.validate_report}
             try:
-                key = ctx.signing_key()
-            except (OSError, SignatureError, ValueError) as exc:
-                self._report(pr, "sign", "error", f"cannot load the signing key: {exc}")
+                with tempfile.TemporaryDirectory() as tmp:
+                    kept = keep(
+                        ctx.store, r.local, art.sha256, r.model.name, r.model.version, key, facts,
+                        work=Path(tmp), serialization=serialization,
+                    )
+            except (OSError, SignatureError) as exc:
+                self._report(pr, "sign", "error", f"cannot keep the signature of {r.model.name}: {exc}")
                 return
-            with tempfile.TemporaryDirectory() as tmp:
-                bundle = sign_model(
-                    r.local, key, bundle_path=Path(tmp) / SIGNATURE_FILE, serialization=serialization
-                )
-                files[signature_path(r.model.name)] = bundle.read_bytes()
-            predicate = {
-                "model": r.model.name,
-                "version": r.model.version,
-                "artifact": r.model.artifact.uri,
-                "passed": True,
-                "checked_commit": pr.head,
-                "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "scan": r.scan_report,
-                "validate": r.validate_report,
-            }
-            att = sign_attestation(
-                r.model.artifact.sha256, r.model.name, CHECKS_PREDICATE, predicate, key
-            )
-            files[attestation_path(r.model.name)] = (
-                json.dumps(att, separators=(",", ":")) + "\n"
-            ).encode()
-            lines.append(
-                f"- **{r.model.name}** {r.model.version}: signed (bundle `{signature_path(r.model.name)}`, attestation `{attestation_path(r.model.name)}`)"
-            )
-        summary = "; ".join(line.removeprefix("- ").replace("**", "") for line in lines)
-        if not files:
-            self._report(pr, "sign", "success", summary, "\n".join(lines))
-            return
-        new_head = ctx.workspace.commit_change(
-            pr.head, files, "Sign models that passed scan and validate"
-        )
-        # Record the signature commit before pushing it: a forge announces the push at once,
-        # and a run that sees the new head must know it is the bot's own.
-        signed = SignResult("success", summary, "\n".join(lines))
-        ctx.forge.update_meta(
-            pr.number, lambda m: dataclasses.replace(m, signed_head=new_head, checked_head=pr.head, sign_result=signed)
-        )
-        ctx.workspace.push(new_head, pr.branch, expect=pr.head)
-        ctx.forge.update_head(pr.number, new_head)
-        # This run carries its results over to its own commit; the run the forge starts for
-        # that commit recognises it (bot.lifecycle.own_signature) and checks nothing again.
-        done = CheckResult("sign", "success", redact(summary), redact("\n".join(lines)), pr.head)
-        metrics.check("sign", "success", time.monotonic() - self._last)
-        log.info("check sign of #%s: success (signature commit %s)", pr.number, new_head[:10])
-        lifecycle.carry_over(ctx.forge, pr.number, new_head, [*(c for c in pr.checks.values() if c.commit == pr.head and c.name != "sign"), done])
-        self.head = new_head
+            short.append(f"{r.model.name} {r.model.version}: signed (sha256 {art.sha256[:12]}; bundle and attestation in the artifact store)")
+            lines.append(f"- **{r.model.name}** {r.model.version}: signed; bundle `{kept.signature}`, attestation `{kept.attestation}` in the artifact store")
+        self._report(pr, "sign", "success", "; ".join(short), "\n".join(lines))

@@ -260,8 +260,44 @@ def _scan_one(
                 ctx.fmt = "unknown"
                 raise CannotVerify(messages.unknown_type(formats.guess_type(head))) from exc
             raise
+    if kind == "unknown" and depth == 0 and not in_archive and src.seekable:
+        text = _text_data(f, size, ctx.path)
+        if text:
+            ctx.fmt = text
+            return text
     ctx.fmt = "unknown"
     raise CannotVerify(messages.unknown_type(formats.guess_type(head)))
+
+
+TEXT_SUFFIXES = (".json", ".txt", ".md")
+MAX_TEXT = 256 << 20
+
+
+def _text_data(f: IO[bytes], size: int | None, path: str) -> str:
+    """"json" or "text" for the configuration, vocabulary and notes of a model folder
+    (config.json, tokenizer.json, vocab.txt, merges.txt, README.md), else "".
+
+    Only by those names (a loader picks files by name: `modeling_*.py` is code transformers
+    runs, and stays blocked), only UTF-8 without NUL, a .json file only if it parses. Its
+    first byte starts no pickle (sniff said "unknown", not "pickle0?"), so no pickle-family
+    loader reads it as one; other formats a loader could take it for are the views the
+    caller checks, and a text file that is also one is a polyglot."""
+    if size is None or size > MAX_TEXT or not path.lower().endswith(TEXT_SUFFIXES):
+        return ""
+    f.seek(0)
+    data = f.read(size + 1)
+    if len(data) != size or b"\x00" in data:
+        return ""
+    try:
+        text = data.decode("utf-8")
+        if path.lower().endswith(".json"):
+            import json  # here: `aimodel scan` starts without it
+
+            json.loads(text)
+            return "json"
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are both
+        return ""
+    return "text"
 
 
 def _rewound(f: IO[bytes]) -> IO[bytes]:

@@ -23,6 +23,7 @@ class ModelRelease:
     size: int
     application: str
     source: str = ""  # provenance; names the deployed file when uri is a store URI
+    layout: str = "file"  # folder: uri and sha256 name a folder's file list (bot.checks.folders)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def plan_for(catalog: Catalog, env: str) -> EnvPlan:
             if model is None or registered is None:
                 continue  # the manifest check reports it; nothing unknown is deployed
             a = registered.artifact
-            plan.models[name] = ModelRelease(name, version, a.uri, a.sha256, a.format, a.size, model.application, a.source)
+            plan.models[name] = ModelRelease(name, version, a.uri, a.sha256, a.format, a.size, model.application, a.source, a.layout)
             kept.append((name, version))
         if kept:
             plan.apps[app.name] = AppRelease(app.name, app.version, app.image, tuple(kept))

@@ -12,10 +12,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot import messages
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, copy_verified
-from bot.checks.pipeline import CHECKS_PREDICATE, attestation_path, signature_path, trusted_keys
+from bot.checks.pipeline import attestation_path, signature_path, trusted_keys
 from bot.deploy.drift import differences
 from bot.deploy.github_deployments import report_records
 from bot.deploy.plan import ModelRelease, environments_of, plan_for
@@ -26,36 +25,34 @@ if TYPE_CHECKING:
 
 
 def make_installer(ctx: Context, catalog: Catalog) -> Installer:
-    from bot.checks.sign import SignatureError, verify_attestation, verify_model
+    from bot.checks.fetch import copy_folder_verified
+    from bot.checks.sign_store import NotVerified, verify_kept
 
     keys = trusted_keys(ctx, catalog)
     access = ctx.guard.for_main(catalog.config.sources)
 
+    def legacy(path: str) -> bytes | None:
+        blob = catalog.files.get(path)  # a repository from before the store kept signatures
+        return ctx.workspace.read_blob(blob) if blob is not None else None
+
     def install(release: ModelRelease, folder: Path) -> None:
-        sig_blob = catalog.files.get(signature_path(release.name))
-        att_blob = catalog.files.get(attestation_path(release.name))
-        if sig_blob is None:
-            raise DeployRefused(messages.no_signature(signature_path(release.name)))
-        if att_blob is None:
-            raise DeployRefused(messages.no_attestation(attestation_path(release.name)))
-        if not keys:
-            raise DeployRefused(messages.no_trusted_key())
+        # From the store by digest (or an older manifest's URI), verified as it is copied; a
+        # folder model file by file into model/.
         target = folder / deployed_name(release)
-        try:  # from the store by digest (or an older manifest's URI), verified as it is copied
-            copy_verified(release.uri, release.sha256, target, access, store=ctx.store)
+        try:
+            if release.layout == "folder":
+                copy_folder_verified(release.sha256, target, ctx.store)
+            else:
+                copy_verified(release.uri, release.sha256, target, access, store=ctx.store)
         except ArtifactError as exc:
             raise DeployRefused(str(exc)) from None
-        bundle = folder / "model.sig"
-        bundle.write_bytes(ctx.workspace.read_blob(sig_blob))
-        try:
-            verify_model(target, bundle, keys)
-            predicate = verify_attestation(
-                ctx.workspace.read_blob(att_blob), keys, subject_digest=release.sha256, predicate_type=CHECKS_PREDICATE
+        try:  # the bundle and the attestation, fetched by digest, against the repository's keys
+            _key, predicate = verify_kept(
+                ctx.store, target, release.sha256, release.name, release.version, keys, bundle_at=folder / "model.sig",
+                legacy=(legacy(signature_path(release.name)), legacy(attestation_path(release.name))),
             )
-        except SignatureError as exc:
-            raise DeployRefused(messages.signature_refused(str(exc))) from None
-        if not predicate.get("passed") or predicate.get("version") != release.version:
-            raise DeployRefused(messages.checks_for_other_version(predicate.get("version"), release.version))
+        except NotVerified as exc:
+            raise DeployRefused(str(exc)) from None
         (folder / "checks.json").write_text(json.dumps(predicate, indent=2) + "\n")
 
     return install

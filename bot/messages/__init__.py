@@ -284,7 +284,7 @@ def not_verified(name: str, reason: str) -> str:
 
 
 def signed_locally(name: str, path: str) -> str:
-    return f"Signed {name}: {path} (the sign check on a pull request commits bundles to the repository)"
+    return f"Signed {name}: {path} (the sign check on a pull request keeps its bundles in the artifact store)"
 
 
 def dataset_not_there(name: str) -> str:
@@ -630,7 +630,7 @@ def slack_merged(number: int, who: str, commit: str) -> str:
 def slack_signed(name: str, version: str) -> str:
     return (
         f"Signed {name} {version} with the bot's key; the bundle is not kept here. The sign check on a "
-        "pull request commits the bundle to the repository."
+        "pull request keeps the bundle in the artifact store, where the deploy reads it."
     )
 
 

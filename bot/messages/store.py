@@ -36,3 +36,36 @@ def store_unreadable(digest: str, why: str) -> str:
 
 def cannot_keep(kind: str, uri: str, why: str) -> str:
     return f"cannot keep {kind} {uri} in the artifact store: {why}"
+
+
+def note_too_big(key: str, limit: int) -> str:
+    return f"the artifact store's {key} is larger than {limit >> 20} MiB: it is not a signature or an attestation"
+
+
+def folder_link(path: str) -> str:
+    return f"the model folder holds a link to a folder ({path}); copy the folder without links (cp -rL) and register the copy"
+
+
+def folder_bad_name(path: str) -> str:
+    return f"the model folder holds a file whose name cannot be kept ({path[:120]!r})"
+
+
+def folder_too_many(limit: int) -> str:
+    return f"the model folder holds more than {limit} files; a model folder is its config, tokenizer and weights"
+
+
+def folder_empty() -> str:
+    return "the model folder holds no file"
+
+
+def not_a_file_list(why: str) -> str:
+    return f"the stored file list of a folder model is damaged: {why}; register the folder again"
+
+
+def folder_needs_store() -> str:
+    return "a model folder is kept file by file in the artifact store, and this process has none"
+
+
+
+def dataset_is_folder(uri: str) -> str:
+    return f"data set {uri} is a folder; a data set is one file (give the CSV or Parquet file)"

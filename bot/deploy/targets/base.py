@@ -26,7 +26,10 @@ FILE_NAMES = {
 
 
 def deployed_name(release: ModelRelease) -> str:
-    """`model.<ext>` by format; another format keeps its source's extension (model.bin)."""
+    """`model.<ext>` by format; another format keeps its source's extension (model.bin); a
+    folder model is the folder `model/` holding its files under their own names."""
+    if release.layout == "folder":
+        return "model"
     if release.format in FILE_NAMES:
         return FILE_NAMES[release.format]
     suffix = PurePosixPath((release.source or release.uri).rsplit("/", 1)[-1]).suffix.lower()

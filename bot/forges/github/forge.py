@@ -258,46 +258,17 @@ class GitHubForge:
                 raise ForgeError(f"there is no pull request #{number} in {self.full_name}") from None
             raise
         _visible, meta = read_body(p.body)
-        if p.head.sha not in (meta.signed_head, meta.unsigned_head) and self._bot_signature(p.head.sha):
-            p, meta = self._await_signature_meta(number, p, meta)
         checks: dict[str, CheckResult] = {}
         checked = meta.checked_head
         if checked and checked != p.head.sha and meta.signed_head == p.head.sha:
-            # the head is the bot's signature commit: the results of the commit it signed are
-            # carried over to it (Pipeline._carry_over), so they are part of the answer
+            # the head is a signature commit of an older bot (signatures are in the artifact
+            # store now): the results of the commit it signed were carried over to it
             checks.update(self.checks_for(checked))
         checks.update(self.checks_for(p.head.sha))
         pr = self._from_github(p, reviews=self._reviews(p, meta), checks=checks)
         if not meta.author:  # opened by a person on GitHub: their name in the config
             pr.author = self.person_of(self.config_at(p.base.sha), p.user.login)
         return pr
-
-    def _bot_signature(self, sha: str) -> bool:
-        """A commit the bot made itself on a pull request's branch (the signature commit)."""
-        ws = self.workspace
-        if ws is None or not ws.has_commit(sha):
-            return False
-        from bot.gitrepo import BOT
-
-        try:
-            return ws.commit_author(sha) == BOT.name
-        except (ValueError, GitError):
-            return False
-
-    def _await_signature_meta(self, number: int, p: Any, meta: PrMeta, timeout: float = 15.0) -> tuple[Any, PrMeta]:
-        """GitHub announces the bot's signature commit (synchronize) as soon as it is pushed,
-        before the checks record it as signed in the metadata; a run that read the pull request
-        in between would check (and sign) that commit once more, and again, and again. Wait
-        for the metadata to catch up (or the head to move on)."""
-        head = p.head.sha
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
-            p = self.api.call(lambda: self.api.repo.get_pull(number), what=f"get #{number}")
-            _visible, meta = read_body(p.body)
-            if meta.signed_head == p.head.sha or p.head.sha != head or p.state != "open":
-                break
-        return p, meta
 
     def list_prs(self, state: str = "open") -> list[PullRequest]:
         api_state = {"merged": "closed"}.get(state, state)
@@ -343,11 +314,6 @@ class GitHubForge:
             if pr.head == head or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        checked, sign = pr.meta.checked_head, pr.meta.sign_result
-        if pr.meta.signed_head == head and checked and sign is not None:
-            # the bot's signature commit: the checked commit's sign run is done, not left running
-            done = CheckResult("sign", sign.state, sign.summary, sign.details, checked)
-            self.set_check(number, done)
         return pr
 
     def update_meta(self, number: int, change: MetaChange) -> None:
