@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bot import lifecycle
 from bot.app import Context
@@ -38,9 +39,11 @@ def _push_to_main(home: Path, changes: dict[str, bytes | None]) -> None:
 def _promote(home: Path, env: str) -> dict[str, bytes | None]:
     with Context(load_settings({"AIMODEL_HOME": str(home)})) as ctx:
         ctx.workspace.fetch()
-        text = ctx.workspace.read_file(ctx.workspace.head_of(), "models/fraud/model.yaml")
+        text = ctx.workspace.read_file(ctx.workspace.head_of(), "apps/payments.yaml")
     assert text is not None
-    return {"models/fraud/model.yaml": text.replace(b"- dev", f"- dev\n  - {env}".encode())}
+    doc = yaml.safe_load(text)
+    doc["spec"]["environments"][env] = {"fraud": "1.0.0"}  # the application's release there pins it
+    return {"apps/payments.yaml": yaml.safe_dump(doc, sort_keys=False).encode()}
 
 
 def _state(home: Path, env: str) -> dict[str, object]:

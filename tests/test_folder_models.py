@@ -65,7 +65,7 @@ def test_a_folder_model_is_kept_scanned_signed_and_deployed_with_its_files(
     assert "(folder of 4 files): clean" in checks["scan"]["details"]
     aimodel("pr", "merge", str(number), "--as", "ada")
 
-    art = _manifest(home, "tiny", "main")["spec"]["artifact"]  # type: ignore[index]
+    art = _manifest(home, "tiny", "main")["spec"]["versions"][-1]["artifact"]  # type: ignore[index]
     assert art["layout"] == "folder" and art["format"] == "safetensors" and art["source"] == folder.as_uri()
     assert art["size"] == sum(len(b) for b in _files(folder).values())
     # uri and sha256 name the stored file list; each file is stored by its own digest
@@ -104,7 +104,7 @@ def test_a_folder_tampered_in_the_store_is_refused(aimodel: Run, home: Path, mod
     folder = hf_folder(tmp_path / "tiny-model")
     aimodel("pr", "merge", str(_create(aimodel, folder, model_files.data)), "--as", "ada")
     deploy = aimodel("deploy", "tiny", "--env", "dev", "--as", "eve", "--json").json["pr"]
-    assert _checks(aimodel, deploy)["scan"]["state"] == "success"
+    assert _checks(aimodel, deploy)["manifest"]["state"] == "success"
     # one stored file of the folder changes between the checks and the deploy
     weights = home / "artifacts" / "sha256" / hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
     os.chmod(weights, 0o644)

@@ -71,11 +71,13 @@ def test_a_pull_request_is_signed_in_the_store_and_deployed_from_it(aimodel: Run
     v2 = _digest(model_files.onnx_v2)
     assert _kept(home, v2, ".fraud@1.0.1.att.json").is_file()
     _kept(home, v2, ".sig").write_bytes(_forge(_kept(home, v2, ".sig").read_bytes()))
-    merged = aimodel("pr", "merge", str(update["pr"]), "--as", "eve", expect=1)
+    aimodel("pr", "merge", str(update["pr"]), "--as", "eve")  # registered: runs nowhere yet
+    number = aimodel("deploy", "fraud", "--env", "dev", "--as", "eve", "--json").json["pr"]
+    merged = aimodel("pr", "merge", str(number), "--as", "eve", expect=1)
     assert "dev: REFUSED fraud: signature refused" in merged.out
     releases = json.loads((home / "deploy" / "dev" / "_releases" / "payments.json").read_text())
     assert releases["models"] == {"fraud": "1.0.0"}
-    assert (release / "fraud-v1.onnx").read_bytes() == model_files.onnx.read_bytes()
+    assert (release / "model.onnx").read_bytes() == model_files.onnx.read_bytes()
     assert not (home / "deploy" / "dev" / "fraud" / "1.0.1").exists()
     refused = aimodel("verify", "fraud", expect=1)
     assert refused.out.startswith("fraud: NOT verified: signature refused")
