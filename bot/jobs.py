@@ -109,7 +109,7 @@ class Jobs:
         # (_SweepScheduler); the queue only speeds work up, state says what must happen.
         self._sweep = self.huey.periodic_task(_every(settings.sweep.interval), name="aimodel.sweep")(self._run_sweep)
         # Drift: every Settings.releases.drift_interval seconds, the deployed files against the releases.
-        self._drift = self.huey.periodic_task(_every(settings.releases.drift_interval), name="aimodel.drift")(self._run_drift)
+        self._drift = self.huey.periodic_task(_every(settings.releases.drift_interval, first=False), name="aimodel.drift")(self._run_drift)
 
     # ------------------------------------------------------------------ enqueue
 
@@ -297,7 +297,6 @@ class Jobs:
         """A failed deploy whose next attempt is due, while the target still differs from the
         default branch (a sync or a later merge may have applied it since)."""
         from bot import lifecycle
-        from bot.deploy.reconcile import out_of_date
 
         releases = self.ctx.settings.releases
         due = lifecycle.retry_due(
@@ -305,7 +304,12 @@ class Jobs:
             attempts=releases.attempts, delay=releases.retry_delay, timeout=self.ctx.settings.sweep.check_timeout,
             running_dead=running_dead,
         )
-        return due if due is not None and out_of_date(self.ctx) else None
+        if due is None:
+            return None
+        # Imported only now: the reconciler brings the checks' modules, slow to import beside a run.
+        from bot.deploy.reconcile import out_of_date
+
+        return due if out_of_date(self.ctx) else None
 
     def _run_after(self, number: int) -> None:
         from bot import lifecycle
@@ -406,10 +410,11 @@ class _Heartbeat(threading.Thread):
 _MERGED_SWEPT = 20  # the most recent merges whose deploy record the sweep looks for
 
 
-def _every(seconds: int) -> Callable[[Any], bool]:
+def _every(seconds: int, *, first: bool = True) -> Callable[[Any], bool]:
     """A periodic task's validator: due when `seconds` have passed since it was last due. The
-    scheduler asks every tick (the shortest interval); each task keeps its own pace."""
-    last = [float("-inf")]
+    scheduler asks every tick (the shortest interval); each task keeps its own pace. `first`:
+    due at the first tick; else only once `seconds` have passed (not competing with start-up work)."""
+    last = [float("-inf") if first else time.monotonic()]
 
     def due(_when: Any) -> bool:
         now = time.monotonic()

@@ -213,3 +213,18 @@ def test_differences_say_what_differs_from_plain_data(world: World) -> None:
         "dev: fraud 1.0.0: model.onnx was removed",
     ]
     assert drifted(gone, {"payments": LiveRelease("2.0.0", {"fraud": "1.0.0"})}) == ["dev: the release of payments was removed by hand"]
+
+
+def test_a_release_file_changed_by_hand_is_drift_and_sync_writes_it_again(world: World) -> None:
+    target = world.target()
+    v1 = world.version("1.0.0")
+    target.apply(world.plan(v1), world.install)
+    recorded = {r.app: LiveRelease(r.app_version, {m: p.version for m, p in r.models.items()}) for r in world.log.live("dev").values()}
+    path = world.root / "deploy" / "dev" / "_releases" / "payments.json"
+    path.write_text(json.dumps({**world.live(), "version": "9.9.9"}))
+    assert drifted(target.actual("dev", measure=True), recorded) == [
+        "dev: the release of payments was changed by hand: it names 9.9.9 (fraud 1.0.0), the last release was 2.0.0 (fraud 1.0.0)"
+    ]
+    synced = target.apply(world.plan(v1), world.install, repair=True)
+    assert synced.apps == ["payments"] and world.live()["version"] == "2.0.0"
+    assert drifted(target.actual("dev", measure=True), {"payments": LiveRelease("2.0.0", {"fraud": "1.0.0"})}) == []
