@@ -71,6 +71,16 @@ class SweepSettings:
 
 
 @dataclass(frozen=True)
+class WorkerSettings:
+    """The queue worker's life (bot.jobs, bot.health): AIMODEL_HEARTBEAT, AIMODEL_READY_WITHIN,
+    AIMODEL_STOP_GRACE (seconds)."""
+
+    heartbeat: int = 5  # how often a worker writes its heartbeat into the queue's store
+    ready_within: int = 30  # /readyz: a worker's heartbeat must be this recent (a few missed beats)
+    stop_grace: int = 30  # SIGTERM: running jobs may finish this long; the sweep takes what is cut off
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     repo: str = ""  # empty or a local path: the local forge; owner/name: GitHub
@@ -85,6 +95,8 @@ class Settings:
     user: str = ""  # AIMODEL_USER: the CLI's identity when --as is not given
     scan_parallel: str = ""  # empty: chosen per run
     sweep: SweepSettings = SweepSettings()
+    worker: WorkerSettings = WorkerSettings()
+    log_file: str = ""  # AIMODEL_LOG_FILE: where a CLI command writes its log line (a file, or "-": stderr); empty: nowhere
     metrics_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR; None: AIMODEL_HOME/metrics (bot.metrics)
     # What the process holds besides the bot's own secrets: masked in logs and replies (redact.py),
     # never readable through a person's URI (sources.py). Kept out of repr.
@@ -173,6 +185,14 @@ def sweep_settings(env: Mapping[str, str]) -> SweepSettings:
     )
 
 
+def worker_settings(env: Mapping[str, str]) -> WorkerSettings:
+    beat = _whole(env, "AIMODEL_HEARTBEAT", 5, 1, 300)
+    within = _whole(env, "AIMODEL_READY_WITHIN", 30, 1, 3600)
+    if within < 2 * beat:  # one late beat would flip /readyz
+        raise ConfigError(f"AIMODEL_READY_WITHIN={within} must be at least twice AIMODEL_HEARTBEAT={beat}")
+    return WorkerSettings(heartbeat=beat, ready_within=within, stop_grace=_whole(env, "AIMODEL_STOP_GRACE", 30, 0, 3600))
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = None) -> Settings:
     env = os.environ if env is None else env
     home_path = Path(home or env.get("AIMODEL_HOME") or "./.aimodel").expanduser().resolve()
@@ -238,6 +258,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = No
         user=env.get("AIMODEL_USER", ""),
         scan_parallel=scan_parallel(env),
         sweep=sweep_settings(env),
+        worker=worker_settings(env),
+        log_file=env.get("AIMODEL_LOG_FILE", ""),
         metrics_dir=Path(d).expanduser() if (d := env.get("PROMETHEUS_MULTIPROC_DIR", "")) else None,
         process_secrets=tuple(v for name in SECRET_ENV if (v := env.get(name, ""))),
         credential_files=tuple(v for name in CREDENTIAL_FILE_ENV if (v := env.get(name, ""))),

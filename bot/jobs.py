@@ -340,20 +340,40 @@ class Jobs:
             except StateUnavailable as exc:  # the queue's store, a damaged record: the periodic sweep tries again
                 log.error("sweep at start: %s", exc)
             self.heartbeat()
-            beating = _Heartbeat(self.heartbeat)
+            beating = _Heartbeat(self.heartbeat, self.ctx.settings.worker.heartbeat)
             beating.start()
             if on_ready:
                 on_ready()  # only now: the lock tells CLIs to leave the queue to us
-            consumer = _consumer(self.huey, self.ctx.settings.sweep.interval, workers=workers, worker_type="thread")
+            # SIGTERM (Kubernetes, gunicorn's arbiter, `docker stop`) stops taking work and lets
+            # running jobs finish for stop_grace seconds; a job still running then is cut off
+            # with the process and its mark cleared, so the next sweep of any worker runs it again.
+            consumer = _consumer(self.huey, self.ctx.settings.sweep.interval, workers=workers, worker_type="thread",
+                                 graceful_signal="TERM", shutdown_timeout=float(self.ctx.settings.worker.stop_grace))
+            self.huey.signal(_INTERRUPTED)(self._cut_off)
             try:
                 consumer.run()
             finally:
                 beating.stop.set()
+            log.info("worker stopped")
+
+    def _cut_off(self, _signal: str, task: Any, *_rest: Any) -> None:
+        """A job the grace period did not cover: leave it to the sweep (no mark: not on its way)."""
+        from bot.lifecycle import checks_key, deploy_key
+
+        args = tuple(task.args or ())
+        if task.name == "aimodel.checks" and len(args) >= 2:
+            key = checks_key(int(args[0]), str(args[1]))
+        elif task.name == "aimodel.deploy" and len(args) >= 2 and args[1]:
+            key = deploy_key(int(args[1]))
+        else:
+            return
+        log.warning("%s cut off by the stop; the sweep runs it again", key)
+        self._unmark(key)
 
 
 _MARK = "aimodel:mark:"
 _HEARTBEAT = "aimodel:worker:heartbeat"
-HEARTBEAT_SECONDS = 5.0  # how often a worker writes it; /readyz allows a few missed beats
+_INTERRUPTED = "interrupted"  # huey.signals.SIGNAL_INTERRUPTED: a running task the consumer's stop cut off
 _OLDEST_LOOKED_AT = 200  # pending tasks read to find the oldest one
 
 
@@ -365,13 +385,14 @@ class QueueHealth:
 
 
 class _Heartbeat(threading.Thread):
-    def __init__(self, beat: Callable[[], None]) -> None:
+    def __init__(self, beat: Callable[[], None], every: float) -> None:
         super().__init__(name="aimodel-heartbeat", daemon=True)
         self.beat = beat
+        self.every = every
         self.stop = threading.Event()
 
     def run(self) -> None:
-        while not self.stop.wait(HEARTBEAT_SECONDS):
+        while not self.stop.wait(self.every):
             self.beat()
 _MERGED_SWEPT = 20  # the most recent merges whose deploy record the sweep looks for
 

@@ -6,6 +6,9 @@ verification (as `before_authorize`) and refuses, with 401, a request whose sign
 (an HMAC over timestamp and body) was already seen within the window. Nothing runs for a
 refused request.
 
+An Events API delivery is keyed by its event_id instead: Slack's retries of one event
+(X-Slack-Retry-Num, signed anew) run it once and are answered 200.
+
 Memory: a bounded TTL set per process (the embedded default, one web process).
 Redis: `SET key 1 NX EX 300` shared by every web process (REDIS_URL).
 """
@@ -96,12 +99,21 @@ class ReplayGuard(Middleware):
         timestamp = (req.headers.get("x-slack-request-timestamp") or [""])[0]
         if not signature or not timestamp:
             return BoltResponse(status=401, body={"error": messages.invalid_request()})
-        key = hashlib.sha256(f"{timestamp}:{signature}".encode()).hexdigest()
+        # Slack redelivers an event it thinks was missed (X-Slack-Retry-Num), signed anew: its
+        # event_id says it is the same one, whichever web process the retry reaches.
+        event_id = req.body.get("event_id") if req.body.get("type") == "event_callback" else None
+        key = f"event:{event_id}" if isinstance(event_id, str) and event_id else hashlib.sha256(f"{timestamp}:{signature}".encode()).hexdigest()
         try:
             fresh = self.seen.first_time(key)
-        except Exception:  # the shared store is down: refuse rather than risk running twice
-            log.exception("replay check failed; refusing the request")
+        except Exception as exc:  # the shared store is down: refuse rather than risk running twice
+            log.error("replay check failed; refusing the request: %s", exc)
+            if req.body.get("command"):  # a person typed it: Slack shows a 200's text, not a 503's
+                return BoltResponse(status=200, body={"response_type": "ephemeral", "text": messages.store_unreachable()})
             return BoltResponse(status=503, body={"error": messages.try_again()})
+        if not fresh and key.startswith("event:"):
+            retry = (req.headers.get("x-slack-retry-num") or ["0"])[0]
+            log.info("Slack event %s seen before (retry %s); not run again", event_id, retry)
+            return BoltResponse(status=200, body="")  # answered: Slack stops redelivering
         if not fresh:
             log.warning("replayed Slack request refused (signature seen within %ss)", WINDOW_SECONDS)
             return BoltResponse(status=401, body={"error": messages.invalid_request()})
