@@ -8,6 +8,7 @@ needs no second process; `aimodel worker` holds a lock that tells the CLI to lea
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import sys
 import threading
@@ -349,14 +350,20 @@ class Jobs:
             # with the process and its mark cleared, so the next sweep of any worker runs it again.
             consumer = _consumer(self.huey, self.ctx.settings.sweep.interval, workers=workers, worker_type="thread",
                                  graceful_signal="TERM", shutdown_timeout=float(self.ctx.settings.worker.stop_grace))
-            self.huey.signal(_INTERRUPTED)(self._cut_off)
+            cut: list[str] = []
+            self.huey.signal(_INTERRUPTED)(lambda _s, task, *_: cut.append(self._cut_off(task)))
             try:
                 consumer.run()
             finally:
                 beating.stop.set()
             log.info("worker stopped")
+            if cut:
+                # A cut-off job's thread still runs (native code: onnxruntime, hashing); letting the
+                # interpreter finalize under it aborts the process. Its work is the sweep's now.
+                logging.shutdown()
+                os._exit(0)
 
-    def _cut_off(self, _signal: str, task: Any, *_rest: Any) -> None:
+    def _cut_off(self, task: Any) -> str:
         """A job the grace period did not cover: leave it to the sweep (no mark: not on its way)."""
         from bot.lifecycle import checks_key, deploy_key
 
@@ -366,9 +373,11 @@ class Jobs:
         elif task.name == "aimodel.deploy" and len(args) >= 2 and args[1]:
             key = deploy_key(int(args[1]))
         else:
-            return
+            key = str(task.name)
         log.warning("%s cut off by the stop; the sweep runs it again", key)
-        self._unmark(key)
+        if key != task.name:
+            self._unmark(key)
+        return key
 
 
 _MARK = "aimodel:mark:"

@@ -33,6 +33,7 @@ import requests
 from bot.forges.local import LocalForge
 from bot.gitrepo import BOT
 from tests import slack_helpers as h
+from tests.file_face import recorded
 from tests.standins.slack_api import SlackStandIn
 from tests.standins.slack_signing import post_to_app
 
@@ -297,3 +298,73 @@ def test_a_slack_event_and_its_retries_over_both_web_processes_run_once(cluster:
     published = [c for c in slack.calls("views.publish") if c.params.get("user_id") == "U0BOB"]
     assert len(published) == 1
     assert all(web.log_text().count("Traceback") == 0 for web in webs)
+
+
+def _readyz(web: h.WebProcess) -> tuple[int, dict[str, Any]]:
+    with requests.get(f"{web.url}/readyz", timeout=10) as r:
+        return r.status_code, r.json()
+
+
+def _current(home: Path, number: int) -> dict[str, str]:
+    pr = LocalForge(home).get_pr(number)
+    return {n: c.state for n, c in pr.checks.items() if c.commit == pr.head}
+
+
+def test_redis_stopped_while_busy_loses_nothing(tmp_path: Path) -> None:
+    from tests.model_samples import linear_classifier, slow_model, write_csv
+
+    files = tmp_path / "files"
+    write_csv(files / "big.csv", rows=20000, right=19000)
+    slow_model(files / "slow.onnx", hidden=256, layers=48)  # its validate check measures for seconds
+    linear_classifier(files / "fraud.onnx")
+    write_csv(files / "tx.csv", rows=100, right=95)
+    home = tmp_path / "home"
+    h.init_home(home, sources=[files])
+    redis = Redis(tmp_path)
+    redis.start()
+    with SlackStandIn() as slack:
+        slack.add_bot_token(h.TOKEN)
+        env = h.server_env(home, slack, REDIS_URL=redis.url, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+                           AIMODEL_FACES="handlers.faces,tests.file_face")
+        (tmp_path / "metrics").mkdir()
+        web = h.WebProcess(home, env, tmp_path / "web.log").start()
+        worker: Worker | None = None
+        try:
+            # One job at a time: the slow PR's checks run while the second PR's wait in Redis.
+            worker = Worker({**env, "AIMODEL_SWEEP_INTERVAL": "1"}, tmp_path / "worker.log", "--workers", "1")
+            _wait("ready", lambda: _readyz(web)[0] == 200, 60)
+            _cli(env, "create", "slow", "--app", "payments", "--dataset", "big", "--artifact", str(files / "slow.onnx"),
+                 "--dataset-uri", str(files / "big.csv"), "--label-column", "label", "--SLA", "accuracy>=0.9", "--as", "alice")
+            _wait("the slow checks to start", lambda: "pending" in _current(home, 1).values())
+            _cli(env, "create", "fraud", "--app", "ledger", "--dataset", "tx", "--artifact", str(files / "fraud.onnx"),
+                 "--dataset-uri", str(files / "tx.csv"), "--label-column", "label", "--SLA", "accuracy>=0.9", "--as", "alice")
+            assert _current(home, 2) == {}  # queued behind the running one
+
+            redis.stop()  # a Redis without persistence: the queued job and every mark are gone
+            delivery = slack.slash_command("list", user_id="U0ALICE", channel_id=CHANNEL)
+            answer = h.post(web, delivery)
+            assert answer.status_code == 200
+            assert answer.json() == {"response_type": "ephemeral", "text": "I cannot reach my queue right now, so I did nothing. "
+                                     "Try again in a minute; the operator sees why in the log."}
+            _, body = _wait("not ready", lambda: (r := _readyz(web))[0] == 503 and r, 60)
+            assert body["ready"] is False and body["queue"] == "unreachable" and str(redis.port) not in json.dumps(body)
+            # The running check goes on without Redis; what it would queue next cannot be queued.
+            _wait("the slow checks to end", lambda: "pending" not in _current(home, 1).values(), 240)
+
+            redis.start()  # empty
+            _wait("ready again", lambda: _readyz(web)[0] == 200, 60)
+            # The sweep finds both pull requests' heads without finished checks and runs them.
+            for number in (1, 2):
+                _wait(f"the checks of #{number}", lambda n=number: len(states := _current(home, n)) == 4 and "pending" not in states.values(), 240)
+                assert _current(home, number) == dict.fromkeys(CHECKS, "success")
+                pr = LocalForge(home).get_pr(number)
+                assert _bot_commits(home, pr.branch) == [pr.head]  # signed once
+                _wait(f"the checks of #{number} told", lambda n=number: [x["pr"] for x in recorded(home) if x["kind"] == "checks"].count(n) >= 1, 60)
+            assert sorted(x["pr"] for x in recorded(home) if x["kind"] == "checks") == [1, 2]  # each told once
+            text = web.log_text() + worker.text()
+            assert "Traceback" not in web.log_text() and h.TOKEN not in text and h.SECRET not in text
+        finally:
+            if worker is not None:
+                worker.stop()
+            web.stop()
+            redis.stop()
