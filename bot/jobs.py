@@ -90,6 +90,10 @@ class Jobs:
         self.ctx = ctx
         self.home = settings.home
         self._errors = _storage_errors(settings.redis_url)
+        # Keys of the jobs this process runs: their marks are renewed while they run (a lease),
+        # so the sweep takes a job for dead only once its process stopped renewing it.
+        self._running: set[str] = set()
+        self._running_lock = threading.Lock()
         queue_db = settings.home / "queue.db"
         self._where = "the Redis queue" if settings.redis_url else str(queue_db)
         try:
@@ -151,6 +155,30 @@ class Jobs:
         except self._errors as exc:
             log.warning("could not clear the mark of %s: %s", key, exc)
 
+    def _start(self, key: str) -> None:
+        self._mark(key, "running")
+        with self._running_lock:
+            self._running.add(key)
+
+    def _finish(self, key: str) -> None:
+        with self._running_lock:  # no renewal after this: the mark goes for good
+            self._running.discard(key)
+        self._unmark(key)
+
+    def _beat(self) -> None:
+        self.heartbeat()
+        self.renew()
+
+    def renew(self) -> None:
+        """Renew the marks of the jobs running here (the worker's heartbeat thread)."""
+        with self._running_lock:
+            for key in self._running:
+                try:
+                    self.huey.put(_MARK + key, ("running", time.time()))
+                except self._errors as exc:
+                    log.warning("could not renew the mark of %s: %s", key, exc)
+                    return
+
     def marks(self, keys: list[str]) -> dict[str, Mark]:
         from bot.lifecycle import Mark
 
@@ -211,13 +239,13 @@ class Jobs:
         from bot.checks.pipeline import Pipeline
 
         key = lifecycle.checks_key(number, head)
-        self._mark(key, "running")
+        self._start(key)
         with logs.bound(pr=number, commit=head[:12]):
             log.info("checks of #%s at %s started", number, head[:10])
             try:
                 _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run, swept=swept, force=force), self.ctx, number)
             finally:
-                self._unmark(key)
+                self._finish(key)
 
     def _run_deploy(self, commit: str, pr: int | None) -> None:
         from bot import lifecycle
@@ -225,13 +253,13 @@ class Jobs:
 
         key = lifecycle.deploy_key(pr) if pr else ""
         if key:
-            self._mark(key, "running")
+            self._start(key)
         try:
             with logs.bound(pr=pr, commit=commit[:12]):
                 lifecycle.deploy(self.ctx, commit, pr, lambda: reconcile(self.ctx))
         finally:
             if key:
-                self._unmark(key)
+                self._finish(key)
 
     def _run_sweep(self) -> None:
         self.sweep(running_dead=False)
@@ -341,7 +369,9 @@ class Jobs:
             except StateUnavailable as exc:  # the queue's store, a damaged record: the periodic sweep tries again
                 log.error("sweep at start: %s", exc)
             self.heartbeat()
-            beating = _Heartbeat(self.heartbeat, self.ctx.settings.worker.heartbeat)
+            # A running job's mark is renewed well within the check timeout: only a dead worker's goes stale.
+            every = min(float(self.ctx.settings.worker.heartbeat), self.ctx.settings.sweep.check_timeout / 3)
+            beating = _Heartbeat(self._beat, every)
             beating.start()
             if on_ready:
                 on_ready()  # only now: the lock tells CLIs to leave the queue to us
