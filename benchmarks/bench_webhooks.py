@@ -52,6 +52,11 @@ from tests import github_helpers as h  # noqa: E402
 from tests.standins.github_api import GitHubStandIn  # noqa: E402
 
 REPLAY_EVERY = 20
+# A sender reuses its kept-alive connection only if it was used this recently: gunicorn closes
+# an idle one after its keepalive (2 s, as `aimodel serve` runs it), and http.client, unlike
+# browsers or urllib3, neither notices nor retries, so a later request met a broken pipe
+# (at 20/s, 48 senders: ~11 of 60 requests were such reuses). As a real client, reconnect.
+IDLE_REUSE = 1.0
 
 
 @dataclass
@@ -111,6 +116,9 @@ def load(url: str, rate: float, seconds: float, body: bytes, senders: int = 48) 
 
     def conn() -> http.client.HTTPConnection:
         c: http.client.HTTPConnection | None = getattr(local, "conn", None)
+        if c is not None and time.perf_counter() - getattr(local, "used", 0.0) > IDLE_REUSE:
+            c.close()  # gunicorn has closed it by now (keepalive): a write would meet a broken pipe
+            c = None
         if c is None:
             c = local.conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=10)
         return c
@@ -137,7 +145,7 @@ def load(url: str, rate: float, seconds: float, body: bytes, senders: int = 48) 
             with lock:
                 run.errors.append(f"{type(exc).__name__}: {exc}")
             return
-        done = time.perf_counter()
+        done = local.used = time.perf_counter()
         with lock:
             run.samples.append(Sample(done - started, status, max(0.0, started - when)))
 
