@@ -94,6 +94,7 @@ class Jobs:
         # so the sweep takes a job for dead only once its process stopped renewing it.
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
+        self._unmarked_before: set[str] = set()  # what the last sweep found undone and unmarked
         queue_db = settings.home / "queue.db"
         self._where = "the Redis queue" if settings.redis_url else str(queue_db)
         try:
@@ -299,13 +300,22 @@ class Jobs:
             now=time.time(), timeout=ctx.settings.sweep.check_timeout, running_dead=running_dead,
             signature_of=lambda pr: signed.setdefault(pr.number, lifecycle.own_signature(ctx.workspace, pr)),
         )
-        for number, head, swept in plan.checks:
+        checks, deploys = plan.checks, plan.deploys
+        if not running_dead:
+            # Other processes are at work: a pull request is written before its event queues the
+            # checks (a merge before its deploy), so a head found unmarked may be on its way right
+            # now. It is queued only when this process's previous sweep found it unmarked too.
+            found = {lifecycle.checks_key(n, h) for n, h, _ in checks} | {lifecycle.deploy_key(n) for _, n in deploys}
+            checks = tuple(c for c in checks if lifecycle.checks_key(c[0], c[1]) in self._unmarked_before)
+            deploys = tuple(d for d in deploys if lifecycle.deploy_key(d[1]) in self._unmarked_before)
+            self._unmarked_before = found
+        for number, head, swept in checks:
             log.info("sweep: checks of #%s at %s queued again", number, head[:10])
             self.checks(number, head, swept)
-        for commit, number in plan.deploys:
+        for commit, number in deploys:
             log.info("sweep: deploy of #%s (%s) queued again", number, commit[:10])
             self.deploy(commit, number)
-        return len(plan.checks) + len(plan.deploys)
+        return len(checks) + len(deploys)
 
     def _run_after(self, number: int) -> None:
         from bot import lifecycle

@@ -368,3 +368,35 @@ def test_redis_stopped_while_busy_loses_nothing(tmp_path: Path) -> None:
                 worker.stop()
             web.stop()
             redis.stop()
+
+
+def test_a_check_slower_than_the_timeout_runs_once_while_its_worker_lives(tmp_path: Path, redis_url: str) -> None:
+    """AIMODEL_CHECK_TIMEOUT says when a run is dead; a live worker renews its run's mark, so a
+    second worker's sweep leaves a slow run alone however long it takes."""
+    from bot.app import Context
+    from bot.config import load_settings
+    from tests.model_samples import slow_model, write_csv
+
+    files = tmp_path / "files"
+    write_csv(files / "big.csv", rows=20000, right=19000)
+    slow_model(files / "slow.onnx", hidden=256, layers=48)
+    home = tmp_path / "home"
+    h.init_home(home, sources=[files])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AIMODEL_", "REDIS_"))}
+    env.update(AIMODEL_HOME=str(home), PYTHONPATH=str(h.ROOT), REDIS_URL=redis_url, AIMODEL_SWEEP_INTERVAL="1",
+               AIMODEL_CHECK_TIMEOUT="2", AIMODEL_HEARTBEAT="1", AIMODEL_READY_WITHIN="2")
+    workers = [Worker(env, tmp_path / "worker-1.log", "--workers", "1"), Worker(env, tmp_path / "worker-2.log", "--workers", "1")]
+    try:
+        _cli(env, "create", "slow", "--app", "payments", "--dataset", "big", "--artifact", str(files / "slow.onnx"),
+             "--dataset-uri", str(files / "big.csv"), "--label-column", "label", "--SLA", "accuracy>=0.9", "--as", "alice")
+        _wait("the checks", lambda: len(states := _current(home, 1)) == 4 and "pending" not in states.values(), 240)
+        assert _current(home, 1) == dict.fromkeys(CHECKS, "success")
+        pr = LocalForge(home).get_pr(1)
+        ran = _checks_run(workers, 1)
+        assert ran == sorted((name, pr.meta.checked_head[:12]) for name in CHECKS), ran  # validate took longer than 2 s, once
+        assert _bot_commits(home, pr.branch) == [pr.head]
+        with Context(load_settings(env)) as ctx:  # and nothing is left for a sweep to do (it acts on a second sighting)
+            assert [ctx.jobs.sweep(running_dead=False) for _ in range(2)] == [0, 0]
+    finally:
+        for worker in workers:
+            worker.stop()
