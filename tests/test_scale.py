@@ -266,6 +266,8 @@ def test_fifty_updates_of_one_model_over_two_web_processes_open_one_pull_request
     assert _checks_run(cluster.workers, number) == sorted((name, pr.meta.checked_head[:12]) for name in CHECKS)
     told = [c for c in slack.calls("chat.postMessage") if str(c.params.get("text", "")).startswith(f"Checks on #{number}")]
     assert len(told) == 1
+    thread = [str(m.get("text", "")) for m in slack.thread(CHANNEL, _parents(slack, number)[0]["ts"])]
+    assert len(thread) == len(set(thread)), thread  # no message of the bot said twice
 
     # Both web processes counted what they answered: one opened, 49 refused.
     h.wait_until(lambda: _metric(webs, 'aimodel_commands_total{face="slack",result="ok",verb="update"}') == 1.0, what="the ok sample")
