@@ -404,7 +404,8 @@ class Jobs:
                 os._exit(0)
 
     def _cut_off(self, task: Any) -> str:
-        """A job the grace period did not cover: leave it to the sweep (no mark: not on its way)."""
+        """A job the grace period did not cover: a check or deploy is left to the sweep (no mark:
+        not on its way), anything else is queued again."""
         from bot.lifecycle import checks_key, deploy_key
 
         args = tuple(task.args or ())
@@ -412,11 +413,16 @@ class Jobs:
             key = checks_key(int(args[0]), str(args[1]))
         elif task.name == "aimodel.deploy" and len(args) >= 2 and args[1]:
             key = deploy_key(int(args[1]))
-        else:
-            key = str(task.name)
+        else:  # a notification or an evaluation: no state tells the sweep about it; queue it again
+            log.warning("%s cut off by the stop; queued again", task.name)
+            try:
+                if task.name != "aimodel.sweep":
+                    self.huey.enqueue(task)
+            except self._errors as exc:
+                log.error("could not queue %s again: %s", task.name, exc)
+            return str(task.name)
         log.warning("%s cut off by the stop; the sweep runs it again", key)
-        if key != task.name:
-            self._unmark(key)
+        self._unmark(key)
         return key
 
 
