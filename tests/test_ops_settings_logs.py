@@ -78,3 +78,30 @@ def test_the_cli_line_goes_to_stderr_with_a_dash_and_a_bad_path_is_said_once(aim
     result = aimodel("list", "--as", "ada")  # the work is done: its exit code stands
     assert result.err.strip() == f"could not write the command's log line to {home / 'no-such-folder' / 'cli.log'} " \
                                  "(AIMODEL_LOG_FILE): No such file or directory"
+
+
+def test_slack_commands_are_counted_by_verb_and_result(tmp_path: Path) -> None:
+    import requests
+
+    from tests import slack_helpers as h
+
+    with h.slack_and_web(tmp_path) as (slack, web, _home):
+        slack.add_user("U0ZED", "zed", "zed@example.com")
+        asked = [("list", "U0ALICE"), ("list", "U0ZED"), ("frobnicate", "U0ALICE"), ("help", "U0ALICE")]
+        for text, user in asked:
+            delivery = slack.slash_command(text, user_id=user, channel_id="C0MODELS")
+            assert h.post(web, delivery).status_code == 200
+            if text == "list":  # answered by the lazy listener, at the response_url
+                slack.wait_for_response(delivery.response_url or "", timeout=60)
+
+        def samples() -> dict[str, float]:
+            text = requests.get(f"{web.url}/metrics", timeout=10).text
+            return {m.group(1): float(m.group(2)) for m in re.finditer(r'^aimodel_commands_total\{(face="slack",[^}]*)\} (\S+)$', text, re.M)}
+
+        want = {
+            'face="slack",result="ok",verb="list"': 1.0,
+            'face="slack",result="refused",verb="list"': 1.0,  # a stranger
+            'face="slack",result="usage",verb="unknown"': 1.0,  # no such verb: never its text as a label
+            'face="slack",result="ok",verb="help"': 1.0,
+        }
+        h.wait_until(lambda: samples() == want, what=f"the Slack samples {want}, have {samples()}")
