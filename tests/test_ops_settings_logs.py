@@ -105,3 +105,37 @@ def test_slack_commands_are_counted_by_verb_and_result(tmp_path: Path) -> None:
             'face="slack",result="ok",verb="help"': 1.0,
         }
         h.wait_until(lambda: samples() == want, what=f"the Slack samples {want}, have {samples()}")
+
+
+def test_a_slack_event_retried_after_five_minutes_still_runs_once() -> None:
+    """Slack's last retry comes about 5 minutes after the first delivery, signed anew: the event id
+    outlives the 5-minute signature window."""
+    from slack_bolt.request import BoltRequest
+    from slack_bolt.response import BoltResponse
+
+    from handlers.slack.replay import MemorySeen, ReplayGuard
+    from tests.standins.slack_api import SlackStandIn
+    from tests.standins.slack_signing import signed_headers
+
+    now = [1000.0]
+    guard = ReplayGuard(MemorySeen(clock=lambda: now[0]))
+    with SlackStandIn() as slack:
+        event = slack.app_home_opened("U0BOB")
+
+    def deliver(stamp: int, retry: int | None) -> int:
+        headers = signed_headers("secret", event.body, stamp, event.content_type)
+        if retry is not None:
+            headers["X-Slack-Retry-Num"] = str(retry)
+        request = BoltRequest(body=event.body.decode(), headers=headers)
+        ran = guard.process(req=request, resp=BoltResponse(status=200), next=lambda: BoltResponse(status=299))
+        return int(ran.status)
+
+    assert deliver(1_700_000_000, None) == 299  # run
+    now[0] += 60
+    assert deliver(1_700_000_060, 1) == 200  # answered, not run
+    now[0] += 330
+    assert deliver(1_700_000_390, 2) == 200
+    other = MemorySeen(clock=lambda: now[0])
+    assert other.first_time("a-signature") and not other.first_time("a-signature")
+    now[0] += 301
+    assert other.first_time("a-signature")  # a signature's own window is still 5 minutes

@@ -32,11 +32,14 @@ from bot import messages
 log = logging.getLogger("aimodel.slack")
 
 WINDOW_SECONDS = 5 * 60
+# Slack retries an event nearly at once, after 1 minute and after 5 minutes: its id is kept longer.
+EVENT_WINDOW_SECONDS = 60 * 60
 
 
 class SeenSet(Protocol):
-    def first_time(self, key: str) -> bool:
-        """True the first time `key` is offered within the window; False for a replay."""
+    def first_time(self, key: str, ttl: float | None = None) -> bool:
+        """True the first time `key` is offered within the window (`ttl` seconds, or the set's
+        own); False for a replay."""
         ...
 
 
@@ -50,7 +53,7 @@ class MemorySeen:
         self._entries: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def first_time(self, key: str) -> bool:
+    def first_time(self, key: str, ttl: float | None = None) -> bool:
         now = self.clock()
         with self._lock:
             entries = self._entries
@@ -62,7 +65,7 @@ class MemorySeen:
             seen_until = entries.get(key)
             if seen_until is not None and seen_until > now:
                 return False
-            entries[key] = now + self.ttl
+            entries[key] = now + (self.ttl if ttl is None else ttl)
             entries.move_to_end(key)
             return True
 
@@ -78,8 +81,8 @@ class RedisSeen:
         self.ttl = ttl
         self.prefix = prefix
 
-    def first_time(self, key: str) -> bool:
-        return bool(self.client.set(self.prefix + key, b"1", nx=True, ex=self.ttl))
+    def first_time(self, key: str, ttl: float | None = None) -> bool:
+        return bool(self.client.set(self.prefix + key, b"1", nx=True, ex=int(self.ttl if ttl is None else ttl)))
 
 
 def seen_set(redis_url: str = "") -> SeenSet:
@@ -104,7 +107,7 @@ class ReplayGuard(Middleware):
         event_id = req.body.get("event_id") if req.body.get("type") == "event_callback" else None
         key = f"event:{event_id}" if isinstance(event_id, str) and event_id else hashlib.sha256(f"{timestamp}:{signature}".encode()).hexdigest()
         try:
-            fresh = self.seen.first_time(key)
+            fresh = self.seen.first_time(key, EVENT_WINDOW_SECONDS if key.startswith("event:") else None)
         except Exception as exc:  # the shared store is down: refuse rather than risk running twice
             log.error("replay check failed; refusing the request: %s", exc)
             if req.body.get("command"):  # a person typed it: Slack shows a 200's text, not a 503's
