@@ -252,11 +252,22 @@ def _worker(cmd: c.Command, common: c.Common) -> int:
     logs.setup()  # one structured line per check, merge and deploy
     metrics.join(settings)  # checks and deploys count into the server's /metrics
     with _context(settings) as ctx:
+        if settings.worker.metrics_port:
+            metrics.serve_worker(settings.web.host, settings.worker.metrics_port, lambda: _queue_health(ctx), time.time)
         try:
             ctx.jobs.run_worker(cmd.workers, on_ready=lambda: _err(messages.worker_ready(str(settings.home))))
         except WorkerBusy as exc:
             raise _Fail(str(exc), 2) from None
     return 0
+
+
+def _queue_health(ctx: Context) -> Any:
+    from bot.state import StateUnavailable
+
+    try:
+        return ctx.jobs.queue_health()
+    except StateUnavailable:
+        return None
 
 
 def _proposal(cmd: c.Command, common: c.Common) -> int:

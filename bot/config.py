@@ -73,11 +73,12 @@ class SweepSettings:
 @dataclass(frozen=True)
 class WorkerSettings:
     """The queue worker's life (bot.jobs, bot.health): AIMODEL_HEARTBEAT, AIMODEL_READY_WITHIN,
-    AIMODEL_STOP_GRACE (seconds)."""
+    AIMODEL_STOP_GRACE (seconds), AIMODEL_WORKER_METRICS_PORT."""
 
     heartbeat: int = 5  # how often a worker writes its heartbeat into the queue's store
     ready_within: int = 30  # /readyz: a worker's heartbeat must be this recent (a few missed beats)
     stop_grace: int = 30  # SIGTERM: running jobs may finish this long; the sweep takes what is cut off
+    metrics_port: int = 0  # AIMODEL_WORKER_METRICS_PORT: a worker serves its own /metrics there (a pod on Redis); 0: off
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,8 @@ def worker_settings(env: Mapping[str, str]) -> WorkerSettings:
     within = _whole(env, "AIMODEL_READY_WITHIN", 30, 1, 3600)
     if within < 2 * beat:  # one late beat would flip /readyz
         raise ConfigError(f"AIMODEL_READY_WITHIN={within} must be at least twice AIMODEL_HEARTBEAT={beat}")
-    return WorkerSettings(heartbeat=beat, ready_within=within, stop_grace=_whole(env, "AIMODEL_STOP_GRACE", 30, 0, 3600))
+    return WorkerSettings(heartbeat=beat, ready_within=within, stop_grace=_whole(env, "AIMODEL_STOP_GRACE", 30, 0, 3600),
+                          metrics_port=_whole(env, "AIMODEL_WORKER_METRICS_PORT", 0, 0, 65535))
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = None) -> Settings:

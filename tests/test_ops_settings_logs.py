@@ -18,8 +18,9 @@ from tests.conftest import Run
 
 def test_worker_settings_come_from_the_environment(tmp_path: Path) -> None:
     assert load_settings({"AIMODEL_HOME": str(tmp_path)}).worker == WorkerSettings(heartbeat=5, ready_within=30, stop_grace=30)
-    env = {"AIMODEL_HOME": str(tmp_path), "AIMODEL_HEARTBEAT": "2", "AIMODEL_READY_WITHIN": "10", "AIMODEL_STOP_GRACE": "0"}
-    assert load_settings(env).worker == WorkerSettings(heartbeat=2, ready_within=10, stop_grace=0)
+    env = {"AIMODEL_HOME": str(tmp_path), "AIMODEL_HEARTBEAT": "2", "AIMODEL_READY_WITHIN": "10", "AIMODEL_STOP_GRACE": "0",
+           "AIMODEL_WORKER_METRICS_PORT": "9102"}
+    assert load_settings(env).worker == WorkerSettings(heartbeat=2, ready_within=10, stop_grace=0, metrics_port=9102)
 
 
 @pytest.mark.parametrize(
@@ -28,6 +29,7 @@ def test_worker_settings_come_from_the_environment(tmp_path: Path) -> None:
         ({"AIMODEL_READY_WITHIN": "5"}, "AIMODEL_READY_WITHIN=5 must be at least twice AIMODEL_HEARTBEAT=5"),
         ({"AIMODEL_STOP_GRACE": "-1"}, "AIMODEL_STOP_GRACE=-1 is out of range 0..3600"),
         ({"AIMODEL_HEARTBEAT": "often"}, "AIMODEL_HEARTBEAT='often' is not a whole number"),
+        ({"AIMODEL_WORKER_METRICS_PORT": "70000"}, "AIMODEL_WORKER_METRICS_PORT=70000 is out of range 0..65535"),
     ],
 )
 def test_a_bad_worker_setting_is_refused(tmp_path: Path, env: dict[str, str], line: str) -> None:

@@ -402,3 +402,32 @@ def test_a_check_slower_than_the_timeout_runs_once_while_its_worker_lives(tmp_pa
     finally:
         for worker in workers:
             worker.stop()
+
+
+def test_a_worker_in_its_own_pod_serves_its_metrics(tmp_path: Path, redis_url: str) -> None:
+    """On Redis no `serve` sums a worker's samples: AIMODEL_WORKER_METRICS_PORT has it answer
+    /metrics itself (its checks, and the shared queue's gauges)."""
+    from tests.model_samples import linear_classifier, write_csv
+
+    files = tmp_path / "files"
+    linear_classifier(files / "fraud.onnx")
+    write_csv(files / "tx.csv", rows=100, right=95)
+    home = tmp_path / "home"
+    h.init_home(home, sources=[files])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AIMODEL_", "REDIS_", "PROMETHEUS_"))}
+    env.update(AIMODEL_HOME=str(home), PYTHONPATH=str(h.ROOT), REDIS_URL=redis_url, AIMODEL_WORKER_METRICS_PORT=str(port))
+    worker = Worker(env, tmp_path / "worker.log")
+    try:
+        _cli(env, "create", "fraud", "--app", "payments", "--dataset", "tx", "--artifact", str(files / "fraud.onnx"),
+             "--dataset-uri", str(files / "tx.csv"), "--label-column", "label", "--as", "alice")
+        url = f"http://127.0.0.1:{port}/metrics"
+        text = _wait("the checks counted", lambda: 'aimodel_checks_total{check="sign",result="success"} 1.0' in (t := requests.get(url, timeout=10).text) and t)
+        for name in CHECKS:
+            assert f'aimodel_checks_total{{check="{name}",result="success"}} 1.0' in text, text
+        assert "aimodel_queue_reachable 1.0" in text and "aimodel_queue_depth " in text
+        assert requests.get(f"http://127.0.0.1:{port}/other", timeout=10).status_code == 404
+    finally:
+        worker.stop()
