@@ -52,6 +52,11 @@ from tests import github_helpers as h  # noqa: E402
 from tests.standins.github_api import GitHubStandIn  # noqa: E402
 
 REPLAY_EVERY = 20
+# A sender reuses its kept-alive connection only if it was used this recently: gunicorn closes
+# an idle one after its keepalive (2 s, as `aimodel serve` runs it), and http.client, unlike
+# browsers or urllib3, neither notices nor retries, so a later request met a broken pipe
+# (at 20/s, 48 senders: ~11 of 60 requests were such reuses). As a real client, reconnect.
+IDLE_REUSE = 1.0
 
 
 @dataclass
@@ -111,6 +116,9 @@ def load(url: str, rate: float, seconds: float, body: bytes, senders: int = 48) 
 
     def conn() -> http.client.HTTPConnection:
         c: http.client.HTTPConnection | None = getattr(local, "conn", None)
+        if c is not None and time.perf_counter() - getattr(local, "used", 0.0) > IDLE_REUSE:
+            c.close()  # gunicorn has closed it by now (keepalive): a write would meet a broken pipe
+            c = None
         if c is None:
             c = local.conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=10)
         return c
@@ -137,7 +145,7 @@ def load(url: str, rate: float, seconds: float, body: bytes, senders: int = 48) 
             with lock:
                 run.errors.append(f"{type(exc).__name__}: {exc}")
             return
-        done = time.perf_counter()
+        done = local.used = time.perf_counter()
         with lock:
             run.samples.append(Sample(done - started, status, max(0.0, started - when)))
 
@@ -168,6 +176,26 @@ def metric(url: str, name: str, **labels: str) -> float:
 def pull_reads(standin: GitHubStandIn, number: int) -> int:
     """Answered reads of the pull request: one per check run the worker started."""
     return sum(1 for m, p, s in list(standin.requests) if m == "GET" and p.endswith(f"/pulls/{number}") and s == 200)
+
+
+def settled_reads(url: str, standin: GitHubStandIn, number: int) -> int:
+    """The pull request's reads once the queue worker is up and its start-up sweep (which checks
+    the open pull request's head) is done: counted from here, reads are the deliveries' runs."""
+    import requests
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with requests.get(f"{url}/readyz", timeout=10) as r:
+            if r.status_code == 200:
+                break
+        time.sleep(0.1)
+    seen, since = pull_reads(standin, number), time.monotonic()
+    while time.monotonic() - since < 3.0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = pull_reads(standin, number)
+        if now != seen:
+            seen, since = now, time.monotonic()
+    return seen
 
 
 def phases(world: h.GitHubWorld, count: int = 1000) -> dict[str, tuple[float, float, float]]:
@@ -238,7 +266,7 @@ def main() -> int:
         body = json.dumps(synchronize_payload(h.load_fixture("pull_request/synchronize.json"), number, old)).encode()
 
         with h.web_process(world.env(), Path(tmp) / "web.log") as web:
-            before_gets = pull_reads(standin, number)
+            before_gets = settled_reads(web.url, standin, number)
             run = load(web.url, args.rate, args.seconds, body)
             # the queue drains behind the web process: wait (bounded) for the worker
             deadline = time.monotonic() + 300

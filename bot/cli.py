@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -83,15 +85,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: list[str]) -> int:
-    from bot.state import StateUnavailable
-
     _quiet_logs()
     parsed = c.parse(args)
     if isinstance(parsed, c.Reply):
         (_out if parsed.ok else _err)(parsed.text)
         return parsed.exit_code
+    if parsed.command.verb in ("serve", "worker", "help"):  # long-running, or no work: their own logs
+        return _ran(parsed, _run)
+    from bot import logs
+
+    started = time.perf_counter()
+    code = 1
+    with logs.bound(request_id=uuid.uuid4().hex[:16]):  # the lines of queued work run inline carry it too
+        try:
+            code = _ran(parsed, _run)
+            return code
+        finally:
+            _done(parsed, code, time.perf_counter() - started)
+
+
+def _ran(parsed: c.Parsed, run: Callable[[c.Parsed], int]) -> int:
+    """The exit code of a command; a refusal or an unreadable state is said in one line."""
+    from bot.state import StateUnavailable
+
     try:
-        return _run(parsed)
+        return run(parsed)
     except _Fail as exc:
         _err(exc.message)
         return exc.code
@@ -139,27 +157,34 @@ def _who(common: c.Common, settings: Settings, *, required: bool) -> str:
 
 def _run(p: c.Parsed) -> int:
     _SETTINGS.clear()  # an in-process caller may change the environment between commands
-    verb = p.command.verb
-    if verb in ("serve", "worker", "help"):
-        return RUNNERS[verb](p.command, p.common)
-    code = 1
-    try:
-        code = RUNNERS[verb](p.command, p.common)
-        return code
-    finally:
-        _count(p, code)
+    return RUNNERS[p.command.verb](p.command, p.common)
 
 
-def _count(p: c.Parsed, code: int) -> None:
-    """One sample per command, into the server's metrics when one serves this home (bot.metrics)."""
-    from bot import metrics
+def _done(p: c.Parsed, code: int, seconds: float) -> None:
+    """One metrics sample per command, into the server's metrics when one serves this home
+    (bot.metrics), and one INFO line where Settings.log_file says (bot.logs): verb, result,
+    exit code, duration, who; never the arguments (they may hold a URL with a token)."""
+    import logging
+
+    from bot import logs, metrics
 
     try:
         settings = _settings(p.common)
     except _Fail:
         return  # the command said so already
+    result = {0: "ok", 1: "refused", 2: "usage"}.get(code, "error")
     if metrics.join(settings):
-        metrics.command(p.command.verb, "cli", {0: "ok", 1: "refused", 2: "usage"}.get(code, "error"))
+        metrics.command(p.command.verb, "cli", result)
+    if not settings.log_file:
+        return
+    cmd = p.command
+    verb, pr = (f"pr {cmd.action}", cmd.number or None) if isinstance(cmd, c.PrCommand) else (cmd.verb, None)
+    try:
+        with logs.to_file(settings.log_file), logs.bound(verb=verb, result=result, exit_code=code, seconds=round(seconds, 3),
+                                                         person=p.common.as_user or settings.user, pr=pr):
+            logging.getLogger("aimodel.cli").info("command %s %s (exit %s) in %.2f s", verb, result, code, seconds)
+    except OSError as exc:  # the work is done: its exit code stands
+        _err(messages.log_file_unwritable(settings.log_file, exc.strerror or type(exc).__name__))
 
 
 def _help(cmd: c.Command, common: c.Common) -> int:
@@ -230,11 +255,22 @@ def _worker(cmd: c.Command, common: c.Common) -> int:
     logs.setup()  # one structured line per check, merge and deploy
     metrics.join(settings)  # checks and deploys count into the server's /metrics
     with _context(settings) as ctx:
+        if settings.worker.metrics_port:
+            metrics.serve_worker(settings.web.host, settings.worker.metrics_port, lambda: _queue_health(ctx), time.time)
         try:
             ctx.jobs.run_worker(cmd.workers, on_ready=lambda: _err(messages.worker_ready(str(settings.home))))
         except WorkerBusy as exc:
             raise _Fail(str(exc), 2) from None
     return 0
+
+
+def _queue_health(ctx: Context) -> Any:
+    from bot.state import StateUnavailable
+
+    try:
+        return ctx.jobs.queue_health()
+    except StateUnavailable:
+        return None
 
 
 def _proposal(cmd: c.Command, common: c.Common) -> int:

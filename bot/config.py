@@ -101,6 +101,17 @@ class ServingSettings:
 
 
 @dataclass(frozen=True)
+class WorkerSettings:
+    """The queue worker's life (bot.jobs, bot.health): AIMODEL_HEARTBEAT, AIMODEL_READY_WITHIN,
+    AIMODEL_STOP_GRACE (seconds), AIMODEL_WORKER_METRICS_PORT."""
+
+    heartbeat: int = 5  # how often a worker writes its heartbeat into the queue's store
+    ready_within: int = 30  # /readyz: a worker's heartbeat must be this recent (a few missed beats)
+    stop_grace: int = 30  # SIGTERM: running jobs may finish this long; the sweep takes what is cut off
+    metrics_port: int = 0  # AIMODEL_WORKER_METRICS_PORT: a worker serves its own /metrics there (a pod on Redis); 0: off
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     repo: str = ""  # empty or a local path: the local forge; owner/name: GitHub
@@ -117,6 +128,8 @@ class Settings:
     sweep: SweepSettings = SweepSettings()
     releases: ReleaseSettings = ReleaseSettings()
     serving: ServingSettings = ServingSettings()
+    worker: WorkerSettings = WorkerSettings()
+    log_file: str = ""  # AIMODEL_LOG_FILE: where a CLI command writes its log line (a file, or "-": stderr); empty: nowhere
     metrics_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR; None: AIMODEL_HOME/metrics (bot.metrics)
     # What the process holds besides the bot's own secrets: masked in logs and replies (redact.py),
     # never readable through a person's URI (sources.py). Kept out of repr.
@@ -244,6 +257,15 @@ def serving_settings(env: Mapping[str, str]) -> ServingSettings:
     )
 
 
+def worker_settings(env: Mapping[str, str]) -> WorkerSettings:
+    beat = _whole(env, "AIMODEL_HEARTBEAT", 5, 1, 300)
+    within = _whole(env, "AIMODEL_READY_WITHIN", 30, 1, 3600)
+    if within < 2 * beat:  # one late beat would flip /readyz
+        raise ConfigError(f"AIMODEL_READY_WITHIN={within} must be at least twice AIMODEL_HEARTBEAT={beat}")
+    return WorkerSettings(heartbeat=beat, ready_within=within, stop_grace=_whole(env, "AIMODEL_STOP_GRACE", 30, 0, 3600),
+                          metrics_port=_whole(env, "AIMODEL_WORKER_METRICS_PORT", 0, 0, 65535))
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = None) -> Settings:
     env = os.environ if env is None else env
     home_path = Path(home or env.get("AIMODEL_HOME") or "./.aimodel").expanduser().resolve()
@@ -311,6 +333,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = No
         sweep=sweep_settings(env),
         releases=release_settings(env),
         serving=serving_settings(env),
+        worker=worker_settings(env),
+        log_file=env.get("AIMODEL_LOG_FILE", ""),
         metrics_dir=Path(d).expanduser() if (d := env.get("PROMETHEUS_MULTIPROC_DIR", "")) else None,
         process_secrets=tuple(v for name in SECRET_ENV if (v := env.get(name, ""))),
         credential_files=tuple(v for name in CREDENTIAL_FILE_ENV if (v := env.get(name, ""))),

@@ -13,17 +13,15 @@ if TYPE_CHECKING:
     from bot.app import Context
     from bot.jobs import QueueHealth
 
-WORKER_SEEN_WITHIN = 30.0  # seconds: six missed heartbeats (bot.jobs.HEARTBEAT_SECONDS)
-
-
 @dataclass(frozen=True)
 class Probe:
     queue: QueueHealth | None  # None: the queue's store is unreachable or damaged
     forge: bool | None  # None: not checked (GitHub: reachability is GitHub's)
     now: float
+    within: float = 30.0  # a worker's heartbeat this recent counts (Settings.worker.ready_within)
 
 
-def readiness(p: Probe, within: float = WORKER_SEEN_WITHIN) -> tuple[bool, dict[str, Any]]:
+def readiness(p: Probe) -> tuple[bool, dict[str, Any]]:
     body: dict[str, Any] = {"queue": "ok" if p.queue is not None else "unreachable"}
     if p.queue is None:
         body["worker"] = "unknown"
@@ -31,7 +29,7 @@ def readiness(p: Probe, within: float = WORKER_SEEN_WITHIN) -> tuple[bool, dict[
         body["worker"] = "never seen"
     else:
         age = max(0.0, p.now - p.queue.worker_seen)
-        body["worker"] = "ok" if age <= within else f"last seen {int(age)} s ago"
+        body["worker"] = "ok" if age <= p.within else f"last seen {int(age)} s ago"
         body["worker_seen_seconds_ago"] = round(age, 1)
     body["forge"] = {True: "ok", False: "missing", None: "not checked"}[p.forge]
     ready = body["queue"] == "ok" and body["worker"] == "ok" and p.forge is not False
@@ -46,4 +44,4 @@ def probe(ctx: Context, now: float) -> Probe:
     except StateUnavailable:
         queue = None
     forge = None if ctx.settings.github else (ctx.settings.home / "repo.git").is_dir()
-    return Probe(queue, forge, now)
+    return Probe(queue, forge, now, float(ctx.settings.worker.ready_within))

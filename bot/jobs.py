@@ -8,6 +8,7 @@ needs no second process; `aimodel worker` holds a lock that tells the CLI to lea
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import sys
 import threading
@@ -90,6 +91,11 @@ class Jobs:
         self.ctx = ctx
         self.home = settings.home
         self._errors = _storage_errors(settings.redis_url)
+        # Keys of the jobs this process runs: their marks are renewed while they run (a lease),
+        # so the sweep takes a job for dead only once its process stopped renewing it.
+        self._running: set[str] = set()
+        self._running_lock = threading.Lock()
+        self._unmarked_before: set[str] = set()  # what the last sweep found undone and unmarked
         queue_db = settings.home / "queue.db"
         self._where = "the Redis queue" if settings.redis_url else str(queue_db)
         try:
@@ -153,6 +159,30 @@ class Jobs:
         except self._errors as exc:
             log.warning("could not clear the mark of %s: %s", key, exc)
 
+    def _start(self, key: str) -> None:
+        self._mark(key, "running")
+        with self._running_lock:
+            self._running.add(key)
+
+    def _finish(self, key: str) -> None:
+        with self._running_lock:  # no renewal after this: the mark goes for good
+            self._running.discard(key)
+        self._unmark(key)
+
+    def _beat(self) -> None:
+        self.heartbeat()
+        self.renew()
+
+    def renew(self) -> None:
+        """Renew the marks of the jobs running here (the worker's heartbeat thread)."""
+        with self._running_lock:
+            for key in self._running:
+                try:
+                    self.huey.put(_MARK + key, ("running", time.time()))
+                except self._errors as exc:
+                    log.warning("could not renew the mark of %s: %s", key, exc)
+                    return
+
     def marks(self, keys: list[str]) -> dict[str, Mark]:
         from bot.lifecycle import Mark
 
@@ -213,13 +243,13 @@ class Jobs:
         from bot.checks.pipeline import Pipeline
 
         key = lifecycle.checks_key(number, head)
-        self._mark(key, "running")
+        self._start(key)
         with logs.bound(pr=number, commit=head[:12]):
             log.info("checks of #%s at %s started", number, head[:10])
             try:
                 _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run, swept=swept, force=force), self.ctx, number)
             finally:
-                self._unmark(key)
+                self._finish(key)
 
     def _run_deploy(self, commit: str, pr: int | None, retry: bool = False) -> None:
         from bot import lifecycle
@@ -227,13 +257,13 @@ class Jobs:
 
         key = lifecycle.deploy_key(pr) if pr else ""
         if key:
-            self._mark(key, "running")
+            self._start(key)
         try:
             with logs.bound(pr=pr, commit=commit[:12]):
                 lifecycle.deploy(self.ctx, commit, pr, lambda: reconcile(self.ctx, pr), retry=retry)
         finally:
             if key:
-                self._unmark(key)
+                self._finish(key)
 
     def _run_sweep(self) -> None:
         self.sweep(running_dead=False)
@@ -281,17 +311,26 @@ class Jobs:
             now=time.time(), timeout=ctx.settings.sweep.check_timeout, running_dead=running_dead,
             signature_of=lambda pr: signed.setdefault(pr.number, lifecycle.own_signature(ctx.workspace, pr)),
         )
-        for number, head, swept in plan.checks:
+        checks, deploys = plan.checks, plan.deploys
+        if not running_dead:
+            # Other processes are at work: a pull request is written before its event queues the
+            # checks (a merge before its deploy), so a head found unmarked may be on its way right
+            # now. It is queued only when this process's previous sweep found it unmarked too.
+            found = {lifecycle.checks_key(n, h) for n, h, _ in checks} | {lifecycle.deploy_key(n) for _, n in deploys}
+            checks = tuple(c for c in checks if lifecycle.checks_key(c[0], c[1]) in self._unmarked_before)
+            deploys = tuple(d for d in deploys if lifecycle.deploy_key(d[1]) in self._unmarked_before)
+            self._unmarked_before = found
+        for number, head, swept in checks:
             log.info("sweep: checks of #%s at %s queued again", number, head[:10])
             self.checks(number, head, swept)
-        for commit, number in plan.deploys:
+        for commit, number in deploys:
             log.info("sweep: deploy of #%s (%s) queued again", number, commit[:10])
             self.deploy(commit, number)
         retry = self._retry(merged, running_dead) if not plan.deploys else None
         if retry is not None:
             log.info("sweep: the failed deploy of #%s (%s) is tried again", retry[1], retry[0][:10])
             self.deploy(*retry, retry=True)
-        return len(plan.checks) + len(plan.deploys) + (retry is not None)
+        return len(checks) + len(deploys) + (retry is not None)
 
     def _retry(self, merged: list[PullRequest], running_dead: bool) -> tuple[str, int] | None:
         """A failed deploy whose next attempt is due, while the target still differs from the
@@ -373,21 +412,57 @@ class Jobs:
             except StateUnavailable as exc:  # the queue's store, a damaged record: the periodic sweep tries again
                 log.error("sweep at start: %s", exc)
             self.heartbeat()
-            beating = _Heartbeat(self.heartbeat)
+            # A running job's mark is renewed well within the check timeout: only a dead worker's goes stale.
+            every = min(float(self.ctx.settings.worker.heartbeat), self.ctx.settings.sweep.check_timeout / 3)
+            beating = _Heartbeat(self._beat, every)
             beating.start()
             if on_ready:
                 on_ready()  # only now: the lock tells CLIs to leave the queue to us
             tick = min(self.ctx.settings.sweep.interval, self.ctx.settings.releases.drift_interval)
-            consumer = _consumer(self.huey, tick, workers=workers, worker_type="thread")
+            # SIGTERM (Kubernetes, gunicorn's arbiter, `docker stop`) stops taking work and lets
+            # running jobs finish for stop_grace seconds; a job still running then is cut off
+            # with the process and its mark cleared, so the next sweep of any worker runs it again.
+            consumer = _consumer(self.huey, tick, workers=workers, worker_type="thread",
+                                 graceful_signal="TERM", shutdown_timeout=float(self.ctx.settings.worker.stop_grace))
+            cut: list[str] = []
+            self.huey.signal(_INTERRUPTED)(lambda _s, task, *_: cut.append(self._cut_off(task)))
             try:
                 consumer.run()
             finally:
                 beating.stop.set()
+            log.info("worker stopped")
+            if cut:
+                # A cut-off job's thread still runs (native code: onnxruntime, hashing); letting the
+                # interpreter finalize under it aborts the process. Its work is the sweep's now.
+                logging.shutdown()
+                os._exit(0)
+
+    def _cut_off(self, task: Any) -> str:
+        """A job the grace period did not cover: a check or deploy is left to the sweep (no mark:
+        not on its way), anything else is queued again."""
+        from bot.lifecycle import checks_key, deploy_key
+
+        args = tuple(task.args or ())
+        if task.name == "aimodel.checks" and len(args) >= 2:
+            key = checks_key(int(args[0]), str(args[1]))
+        elif task.name == "aimodel.deploy" and len(args) >= 2 and args[1]:
+            key = deploy_key(int(args[1]))
+        else:  # a notification or an evaluation: no state tells the sweep about it; queue it again
+            log.warning("%s cut off by the stop; queued again", task.name)
+            try:
+                if task.name != "aimodel.sweep":
+                    self.huey.enqueue(task)
+            except self._errors as exc:
+                log.error("could not queue %s again: %s", task.name, exc)
+            return str(task.name)
+        log.warning("%s cut off by the stop; the sweep runs it again", key)
+        self._unmark(key)
+        return key
 
 
 _MARK = "aimodel:mark:"
 _HEARTBEAT = "aimodel:worker:heartbeat"
-HEARTBEAT_SECONDS = 5.0  # how often a worker writes it; /readyz allows a few missed beats
+_INTERRUPTED = "interrupted"  # huey.signals.SIGNAL_INTERRUPTED: a running task the consumer's stop cut off
 _OLDEST_LOOKED_AT = 200  # pending tasks read to find the oldest one
 
 
@@ -399,13 +474,14 @@ class QueueHealth:
 
 
 class _Heartbeat(threading.Thread):
-    def __init__(self, beat: Callable[[], None]) -> None:
+    def __init__(self, beat: Callable[[], None], every: float) -> None:
         super().__init__(name="aimodel-heartbeat", daemon=True)
         self.beat = beat
+        self.every = every
         self.stop = threading.Event()
 
     def run(self) -> None:
-        while not self.stop.wait(HEARTBEAT_SECONDS):
+        while not self.stop.wait(self.every):
             self.beat()
 _MERGED_SWEPT = 20  # the most recent merges whose deploy record the sweep looks for
 

@@ -79,3 +79,29 @@ def setup(stream: IO[str] | None = None, level: int = logging.INFO) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
+
+
+@contextlib.contextmanager
+def to_file(where: str) -> Iterator[None]:
+    """Lines of the `aimodel` loggers at INFO also go to `where` (a file, appended, JSON; or "-":
+    stderr) while inside: a CLI command's own line. Handlers already there keep their level."""
+    handler: logging.Handler
+    if where == "-":
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(PlainFormatter() if sys.stderr.isatty() else JsonFormatter())
+    else:
+        handler = logging.FileHandler(where, encoding="utf-8")
+        handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("aimodel")
+    level = root.level
+    for old in root.handlers:
+        if old.level == logging.NOTSET:
+            old.setLevel(level)  # the terminal's warnings stay warnings
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        handler.close()

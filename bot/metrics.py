@@ -150,3 +150,32 @@ def render(queue: Callable[[], QueueHealth | None], now: Callable[[], float]) ->
                 registry.register(made)
     registry.register(QueueCollector())
     return generate_latest(registry), "text/plain; version=0.0.4; charset=utf-8"
+
+
+def serve_worker(host: str, port: int, queue: Callable[[], QueueHealth | None], now: Callable[[], float]) -> Any:
+    """A worker not beside `serve` (its own pod, on Redis) answers GET /metrics on host:port
+    from a daemon thread: its checks and deploys, and the queue gauges. Returns the server."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    if _dir is None:
+        in_process()  # nobody sums this process's samples: keep them here
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # http.server calls it by this name
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404)
+                return
+            body, content_type = render(queue, now)
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # scrapes are not news
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="aimodel-worker-metrics", daemon=True).start()
+    return server

@@ -137,6 +137,10 @@ def serve(settings: Settings, *, port: int | None = None, with_worker: bool = Tr
         _App().run()
     finally:
         if worker_proc is not None:
-            worker_proc.terminate()
-            worker_proc.wait(timeout=10)
+            worker_proc.terminate()  # SIGTERM: its running jobs get AIMODEL_STOP_GRACE seconds
+            try:
+                worker_proc.wait(timeout=settings.worker.stop_grace + 10)
+            except subprocess.TimeoutExpired:
+                worker_proc.kill()  # the sweep runs what it left
+                worker_proc.wait(timeout=10)
     return 0

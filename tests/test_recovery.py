@@ -121,7 +121,7 @@ def test_checks_killed_with_their_worker_finish_on_the_next_one_once(
                   "--dataset-uri", str(slow_files.data), "--label-column", "label", "--SLA", "accuracy>=0.9", "--as", "ada").out
     assert "Checks are queued" in out
     # The run has started once its checks are reported pending; validate measures for seconds.
-    _wait_for("the checks to start", lambda: _current(_pr(home, 1)).get("validate") == "pending")
+    _wait_for("the checks to start", lambda: _current(_pr(home, 1)).get("validate") == "pending")  # all four are reported pending one by one
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     killed = _pr(home, 1)
@@ -249,7 +249,7 @@ def test_on_redis_checks_stuck_past_the_timeout_run_again_once(
     workers.append(first)
     aimodel("create", "fraud", "--app", "payments", "--dataset", "big", "--artifact", str(slow_files.onnx),
             "--dataset-uri", str(slow_files.data), "--label-column", "label", "--SLA", "accuracy>=0.9", "--as", "ada")
-    _wait_for("the checks to start", lambda: _current(_pr(home, 1)).get("validate") == "pending")
+    _wait_for("the checks to start", lambda: _current(_pr(home, 1)).get("validate") == "pending")  # all four are reported pending one by one
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     assert _current(_pr(home, 1))["validate"] == "pending"

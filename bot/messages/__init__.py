@@ -108,6 +108,15 @@ def try_again() -> str:
     return "try again"
 
 
+def log_file_unwritable(path: str, why: str) -> str:
+    return f"could not write the command's log line to {path} (AIMODEL_LOG_FILE): {why}"
+
+
+def store_unreachable() -> str:
+    """A Slack command while the shared store (Redis) is down: nothing ran."""
+    return "I cannot reach my queue right now, so I did nothing. Try again in a minute; the operator sees why in the log."
+
+
 def signature_wrong() -> str:
     return "signature missing or wrong"
 

@@ -163,7 +163,9 @@ def build_app(ctx: Context, settings: SlackSettings, *, seen: SeenSet | None = N
     from handlers.slack.listeners import SlackFace
 
     app = App(
-        name="aimodel",
+        # Bolt sets the level of the logger named after the app on every request: a name of our
+        # own "aimodel" logger would turn its INFO lines off in the web process.
+        name="aimodel-slack",
         client=web_client(settings),
         signing_secret=settings.signing_secret,
         # The ack function runs in the request thread and the response goes out at once;

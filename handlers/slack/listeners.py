@@ -26,7 +26,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import commands as c
-from bot import messages
+from bot import messages, metrics
 from bot.catalog import Catalog
 from bot.checks.fetch import ArtifactError, describe_artifact
 from bot.forges.meta import PrMeta, SlackThread
@@ -168,6 +168,8 @@ class SlackFace:
             return
         parsed = c.parse_text(text)
         if isinstance(parsed, c.Reply):
+            verb = _verb_of(text)
+            metrics.command(verb if verb in c.SLACK_VERBS else "unknown", "slack", "ok" if parsed.ok else "usage")
             ack(**render.usage_reply(parsed.text, parsed.ok))
             return
         context[PARSED] = parsed  # the lazy listener gets a copy of the context: parsed once per request
@@ -187,10 +189,13 @@ class SlackFace:
             catalog = self.catalog(max_age=LIST_MAX_AGE if isinstance(cmd, c.ListModels | c.Status) else 0.0)
             person = self.person(client, asked.user_id, catalog)
             if person is None:
+                metrics.command(cmd.verb, "slack", "refused")
                 respond(**render.unknown_user(asked.user_id))
                 return
             RUNNERS[cmd.verb](self, cmd, person, catalog, asked)
+            metrics.command(cmd.verb, "slack", "ok")
         except Exception as exc:
+            metrics.command(cmd.verb, "slack", "refused" if isinstance(exc, Refusal | ArtifactError) else "error")
             answer_failure(exc, respond, f"/aimodel {cmd.verb}", _usage(cmd.verb))
 
     def _run_proposal(self, cmd: c.Command, person: Person, catalog: Catalog, asked: _Asked) -> None:

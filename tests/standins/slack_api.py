@@ -430,6 +430,7 @@ class SlackStandIn:
             dm = self._open_dm(user_id)["id"] if user_id in self._users else None
             view = copy.deepcopy(self._home.get(user_id))
         more.setdefault("channel", dm)
+        more.setdefault("event_id", f"Ev{next(self._id_counter):010d}")  # each event has its own; a retry repeats it
         envelope = json.loads(
             slack_signing.app_home_opened_body(user_id, with_view=view is not None, **more)
         )
