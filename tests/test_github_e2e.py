@@ -119,21 +119,29 @@ def test_cli_to_deploy_through_webhooks(standin: GitHubStandIn, tmp_path: Path, 
         comments = wait_until(lambda: summary_comments(world, 1), 30, what="summary comment")
         assert len(comments) == 1  # one comment, edited in place
 
+        # dev, then test (one approval), each auto-merged once it may be: prod takes what ran in test
+        cli(world, "deploy", "fraud", "--env", "dev", "--as", "dev")
+        wait_until(lambda: "fraud" in deployed(world.home, "dev"), 120, what=lambda: f"fraud deployed to dev\n{web.log()}\n{deliveries(world)}")
+        cli(world, "deploy", "fraud", "--env", "test", "--as", "dev")
+        wait_until(lambda: green(world, 3), 120, what=lambda: f"#3 green\n{web.log()}\n{deliveries(world)}")
+        approve(world, "ops", 3)
+        wait_until(lambda: "fraud" in deployed(world.home, "test"), 120, what=lambda: f"fraud deployed to test\n{web.log()}\n{deliveries(world)}")
+
         # deploy to prod: needs a DevOps approval that is not the author's
         cli(world, "deploy", "fraud", "--env", "prod", "--as", "dev")
-        wait_until(lambda: green(world, 2), 120, what=lambda: f"#2 green\\n{web.log()}\\n{deliveries(world)}")
-        wait_until(lambda: "waiting" in "".join(summary_comments(world, 2)).lower(), 60, what="#2 says what it waits for")
-        assert not pr_data(world, 2)["merged"]
-        assert "prod needs 1 approval" in summary_comments(world, 2)[0]
-        assert "can approve: @ops-gh" in summary_comments(world, 2)[0]  # devops, not the author (dev)
+        wait_until(lambda: green(world, 4), 120, what=lambda: f"#4 green\\n{web.log()}\\n{deliveries(world)}")
+        wait_until(lambda: "waiting" in "".join(summary_comments(world, 4)).lower(), 60, what="#4 says what it waits for")
+        assert not pr_data(world, 4)["merged"]
+        assert "prod needs 1 approval" in summary_comments(world, 4)[0]
+        assert "can approve: @ops-gh" in summary_comments(world, 4)[0]  # devops, not the author (dev)
 
-        approve(world, "ops", 2)  # ops-gh -> ops -> devops-engineer
-        wait_until(lambda: pr_data(world, 2)["merged"], 120, what=lambda: f"#2 merged after approval\\n{web.log()}\\n{deliveries(world)}")
+        approve(world, "ops", 4)  # ops-gh -> ops -> devops-engineer
+        wait_until(lambda: pr_data(world, 4)["merged"], 120, what=lambda: f"#4 merged after approval\\n{web.log()}\\n{deliveries(world)}")
         wait_until(lambda: "fraud" in deployed(world.home, "prod"), 120, what=lambda: f"fraud deployed to prod\\n{web.log()}\\n{deliveries(world)}")
-        record = wait_until(lambda: bot_meta(pr_data(world, 2)["body"]).get("deploy"), 60, what="deploy record on #2")
+        record = wait_until(lambda: bot_meta(pr_data(world, 4)["body"]).get("deploy"), 60, what="deploy record on #4")
         assert record["ok"] is True
-        wait_until(lambda: "Deploy" in "".join(summary_comments(world, 2)), 60, what="deploy in the summary")
-        assert len(summary_comments(world, 2)) == 1
+        wait_until(lambda: "Deploy" in "".join(summary_comments(world, 4)), 60, what="deploy in the summary")
+        assert len(summary_comments(world, 4)) == 1
 
         # locks are released and the branches are gone
         listed = json.loads(cli(world, "status", "--json").stdout)
@@ -142,7 +150,7 @@ def test_cli_to_deploy_through_webhooks(standin: GitHubStandIn, tmp_path: Path, 
 
         statuses = [d["status_code"] for d in standin.deliveries()]
         assert statuses and all(code in (200, 202) for code in statuses), statuses
-        assert PEOPLE["ops"][1] in [r["user"]["login"] for r in standin.reviews(OWNER, NAME, 2)]
+        assert PEOPLE["ops"][1] in [r["user"]["login"] for r in standin.reviews(OWNER, NAME, 4)]
 
 
 def test_without_auto_merge_the_bot_says_ready_and_a_person_merges(standin: GitHubStandIn, tmp_path: Path, model: dict[str, Path]) -> None:

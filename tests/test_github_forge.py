@@ -327,15 +327,12 @@ def test_person_push_reruns_checks_and_signs_again_in_the_store(app_world: GitHu
         assert signed.head == pr.head and not signed.meta.signed_head  # the bot pushed nothing
         assert {c.state for c in signed.checks.values() if c.commit == signed.head} == {"success"}
 
-        # a person pushes a change to the pull request: new version, re-pinned application
+        # a person pushes a change to the pull request: the version renamed by hand (not merged yet)
         ctx = bot.ctx
         model_yaml = yaml.safe_load(ctx.workspace.read_file(signed.head, "models/fraud/model.yaml") or b"")
-        app_yaml = yaml.safe_load(ctx.workspace.read_file(signed.head, "apps/payments.yaml") or b"")
-        model_yaml["spec"]["version"] = "1.0.1"
-        app_yaml["spec"]["models"]["fraud"] = "1.0.1"
+        model_yaml["spec"]["versions"][-1]["version"] = "1.0.1"
         person_head = s.commit_files(OWNER, NAME, signed.branch, {
             "models/fraud/model.yaml": yaml.safe_dump(model_yaml, sort_keys=False),
-            "apps/payments.yaml": yaml.safe_dump(app_yaml, sort_keys=False),
         }, "bump to 1.0.1 by hand", author=("Ada", "ada@example.com"), pusher="ada-gh")
         drain_after(bot, "pull_request", "synchronize", 1)
         after = ctx.forge.get_pr(1)
@@ -346,7 +343,7 @@ def test_person_push_reruns_checks_and_signs_again_in_the_store(app_world: GitHu
         assert runs["aimodel/validate"]["conclusion"] == "success"
         assert "signed" in runs["aimodel/sign"]["output"]["title"]
         assert {n: c.state for n, c in after.checks.items()} == dict.fromkeys(("manifest", "scan", "validate", "sign"), "success")
-        digest = model_yaml["spec"]["artifact"]["sha256"]
+        digest = model_yaml["spec"]["versions"][-1]["artifact"]["sha256"]
         assert ctx.store.attestation(digest, "fraud", "1.0.1") is not None
         assert ctx.store.signature(digest) is not None
 
