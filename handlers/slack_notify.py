@@ -1,6 +1,6 @@
 """The Slack Notifier: the worker's notifications go into each pull request's Slack thread,
-and deploys to prod also go to the channel the repository config names
-(`notifications.prod_channel`).
+and deploys to prod, and drift found in any environment, also go to the channel the
+repository config names (`notifications.prod_channel`).
 
 The thread is `meta["slack"] = {"channel", "ts", "user"}` of the pull request, recorded by
 the Slack face when it posts the parent message. A notification can race that record (the
@@ -68,6 +68,8 @@ class SlackNotifier:
                             broadcast=kind == "deploy_failed")
         if kind in ("deployed", "deploy_failed"):
             self._prod(data)
+        if kind == "drift":
+            self._drift(data)
 
     # ------------------------------------------------------------------ parts
 
@@ -82,6 +84,14 @@ class SlackNotifier:
             return
         summary = [s for s in deploy.get("summary", []) if s.split(":", 1)[0] in PROD_NAMES]
         self._post_once(f"prod:{data.get('pr')}:{deploy.get('commit', '')}", channel, render.prod_deploy(data, summary))
+
+    def _drift(self, data: Mapping[str, Any]) -> None:
+        """Drift has no pull request: it goes to the team's deploy channel, once per finding."""
+        channel = self.prod_channel()
+        if not channel or not data.get("found"):
+            return
+        key = hashlib.sha256(repr((data.get("env"), data.get("found"))).encode()).hexdigest()[:16]
+        self._post_once(f"drift:{data.get('env')}:{key}", channel, render.drift(data))
 
     def prod_channel(self) -> str:
         if self.ctx is None:

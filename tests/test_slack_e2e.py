@@ -326,3 +326,24 @@ def test_notifier_finds_a_thread_it_raced_and_posts_once(context: Any) -> None:
         # a notification for a PR from another face (no thread) posts nothing
         notifier.deliver("ready", {**data, "meta": {}})
         assert len(slack.messages(CHANNEL)) == 2
+
+
+def test_drift_goes_to_the_deploy_channel_once_per_finding(context: Any) -> None:
+    from bot.config import SlackSettings
+    from bot.messages.releases import drift_notice
+    from handlers.slack_notify import SlackNotifier
+
+    with SlackStandIn() as slack:
+        slack.add_bot_token(h.TOKEN)
+        slack.add_channel(h.PROD_CHANNEL, "prod-deploys")
+        notifier = SlackNotifier(SlackSettings(h.SECRET, h.TOKEN, slack.api_url), context)
+        found = ["dev: fraud 1.0.0: model.onnx changed (sha256 differs from what was placed)"]
+        data = {"pr": None, "env": "dev", "found": found, "text": drift_notice("dev", found)}
+        notifier.deliver("drift", data)
+        notifier.deliver("drift", data)  # a retried task does not post twice
+        posted = slack.messages(h.PROD_CHANNEL)
+        assert len(posted) == 1
+        assert "Drift in dev" in h.texts(posted) and "model.onnx changed" in h.texts(posted)
+        assert "aimodel sync --env dev" in h.texts(posted)
+        notifier.deliver("drift", {**data, "found": ["dev: fraud 1.0.0: model.onnx was removed"]})  # another finding: told
+        assert len(slack.messages(h.PROD_CHANNEL)) == 2

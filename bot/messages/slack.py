@@ -260,6 +260,18 @@ def prod_deploy(data: Mapping[str, Any], lines: Sequence[str]) -> Payload:
     return {"text": text, "blocks": blocks}
 
 
+def drift(data: Mapping[str, Any]) -> Payload:
+    env = str(data.get("env", ""))
+    found = [str(line) for line in data.get("found") or []]
+    text = str(data.get("text", "")) or f"Drift in {env}"
+    blocks = [
+        section(f":warning: *Drift in {esc(env)}*: what is deployed differs from the desired state"),
+        section(code("\n".join(found[:20]))),
+        section(f"Repair it from a terminal: `aimodel sync --env {esc(env)}`"),
+    ]
+    return {"text": text, "blocks": blocks}
+
+
 # --------------------------------------------------------------------------- list and status
 
 
