@@ -193,8 +193,10 @@ def main() -> int:
         for i, model in enumerate(models[1:], start=1):
             version = f"1.0.{i}"
             number = aimodel("update", "fraud", "--artifact", str(model), "--version", version, "--as", "eve", "--json")["pr"]  # type: ignore[index]
+            aimodel("pr", "merge", str(number), "--as", "eve")  # registered: runs nowhere yet
+            number = aimodel("deploy", "fraud", "--env", "dev", "--version", version, "--as", "dev", "--json")["pr"]  # type: ignore[index]
             start = time.perf_counter()
-            aimodel("pr", "merge", str(number), "--as", "eve")
+            aimodel("pr", "merge", str(number), "--as", "dev")
             wait_answering(base, version, ids, time.monotonic() + 60)
             merge_to_answer.append(time.perf_counter() - start)
 
