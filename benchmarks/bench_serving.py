@@ -2,7 +2,7 @@
 
 Goals (issue 12), in one run:
 - merge -> model answering on the local target for a 50 MB ONNX model: the median time from
-  `aimodel pr merge` of an update (which deploys the new version to dev) to the first V2
+  `aimodel pr merge` of a deploy of a newly registered version to dev to the first V2
   inference answered by the new version; goal <= 3 s. Compared with what a person would
   otherwise do: start a fresh MLServer on a repository holding the model (`mlserver start`)
   and wait until that version answers.
