@@ -87,7 +87,7 @@ class ReleaseSettings:
 class ServingSettings:
     """The model servers `aimodel serve` runs (bot.serving): AIMODEL_SERVING (off: none even with
     the serve extra installed), AIMODEL_SERVING_HOST, AIMODEL_SERVING_PORTS ("dev=9001,prod=9003";
-    an environment not named gets a free port), AIMODEL_SERVING_TIMEOUT (seconds a model version
+    over the config's `environments.<env>.port`; an environment named in neither gets a free port), AIMODEL_SERVING_TIMEOUT (seconds a model version
     may take to become ready)."""
 
     enabled: bool = True
@@ -96,7 +96,7 @@ class ServingSettings:
     timeout: int = 60
 
     def port_for(self, env: str) -> int:
-        """The configured port, or 0: a free one chosen when the server starts."""
+        """The port AIMODEL_SERVING_PORTS gives, or 0: the config's, else a free one (bot.serving.ports)."""
         return dict(self.ports).get(env, 0)
 
 
