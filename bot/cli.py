@@ -412,7 +412,7 @@ def _list(settings: Settings, ctx: Context | None, cmd: c.ListModels, common: c.
         raise _Fail(messages.no_such_app(cmd.app, desired["apps"]), 1)
     if cmd.env and cmd.env not in desired["environments"]:
         raise _Fail(messages.no_such_environment(cmd.env, desired["environments"]), 1)
-    rows, envs = merge_listing(desired, settings, cmd.app, cmd.env)
+    rows, envs = merge_listing(desired, settings, cmd.app, cmd.env, ctx.target if ctx is not None else None)
     off, serving = _serving(settings, rows, envs)
     if common.json:
         _json(rows)

@@ -5,6 +5,7 @@ through the same signature gate as the local target; the other environments stay
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import yaml
 
 from bot.app import Context
 from bot.config import load_settings
+from bot.views import listing_cache
 from tests.conftest import ModelFiles, Run
 
 KSERVE_DEV = b"""\
@@ -68,6 +70,12 @@ def test_a_merged_deploy_to_a_kserve_environment_is_committed_for_the_gitops_eng
     shown = aimodel("status", "fraud", "--json").json["environments"]["dev"]
     assert shown["version"] == "1.0.0" and shown["state"] == "pending"
     assert shown["reason"].startswith("committed ") and "kserve.context" in shown["reason"]
+    # `list` reads dev through its KServe target as `status` does (a first time from the
+    # catalog, then from the listing kept for this commit), not from this machine's folders
+    listing_cache(home).unlink()
+    assert aimodel("list", "--json").json[0]["environments"]["dev"] == shown
+    assert json.loads(listing_cache(home).read_bytes())["kserve"] == ["dev"]
+    assert aimodel("list", "--json").json[0]["environments"]["dev"] == shown
 
 
 def test_a_model_the_gate_refuses_is_not_committed(aimodel: Run, home: Path, created: str, model_files: ModelFiles) -> None:
