@@ -54,12 +54,17 @@ SCAN_MODES = ("fork", "process", "spawn", "thread", "serial")
 
 @dataclass(frozen=True)
 class WebSettings:
-    """The web process (gunicorn gthread): HOST, WEB_CONCURRENCY, WEB_THREADS, AIMODEL_ACCESS_LOG."""
+    """The web process (gunicorn gthread): HOST, WEB_CONCURRENCY, WEB_THREADS, AIMODEL_ACCESS_LOG,
+    WEB_KEEPALIVE."""
 
     host: str = "127.0.0.1"
     workers: int = 1
     threads: int = 16
     access_log: str = ""  # a file, or "-" for stderr; empty: none
+    # seconds an idle client connection stays open (gunicorn's keepalive; 0: closed after each
+    # response). Behind a load balancer, set it above the balancer's idle timeout, or the
+    # balancer reuses connections the server has already closed (a 502 now and then).
+    keepalive: int = 2
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,7 @@ def web_settings(env: Mapping[str, str]) -> WebSettings:
         workers=_whole(env, "WEB_CONCURRENCY", 1, 1, 64),
         threads=_whole(env, "WEB_THREADS", 16, 1, 1024),
         access_log=env.get("AIMODEL_ACCESS_LOG", ""),
+        keepalive=_whole(env, "WEB_KEEPALIVE", 2, 0, 300),
     )
 
 
