@@ -246,3 +246,23 @@ def test_serve_runs_a_model_server_per_environment_and_stops_it(
         log.close()
     assert not servers.alive(record.pid)  # the model server stopped with serve
     assert servers.read(home, "dev") is None and not servers.supervisor_running(home)
+
+
+def test_the_model_server_listens_on_the_configs_port_and_follows_a_change_of_it(
+    aimodel: Run, home: Path, created: str, supervisor: subprocess.Popen[bytes]
+) -> None:
+    from bot.serving.supervisor import free_port
+    from tests.test_serving_layout import set_port
+
+    first, second = free_port("127.0.0.1"), free_port("127.0.0.1")
+    set_port(home, "dev", first)
+    _deploy(aimodel)
+    record = servers.read(home, "dev")
+    assert record is not None and (record.host, record.port) == ("127.0.0.1", first)
+    assert aimodel("list", "--json").json[0]["environments"]["dev"]["endpoint"] == f"http://127.0.0.1:{first}/v2/models/fraud/infer"
+
+    set_port(home, "dev", second)  # merged and fetched: the server moves, its models loaded again
+    moved = _wait("the dev model server on its new port", lambda: (r := servers.read(home, "dev")) is not None and r.port == second and r)
+    status, body = _infer(f"{moved.url}/v2/models/fraud/infer", ROWS)
+    assert status == 200 and body["model_version"] == "1.0.0"
+    assert not servers.alive(record.pid)  # the server on the old port stopped
