@@ -153,6 +153,16 @@ def test_a_deployed_model_answers_as_onnxruntime_does_and_an_update_replaces_it(
     assert f"dev      1.0.1 answers at {endpoint}" in detail
     assert f"serving dev: MLServer at {record.url}, 1 model version(s) answering" in aimodel("status").out
 
+    # rollback: the previous release answers again (its files were kept; MLServer loads it back)
+    number = str(aimodel("rollback", "payments", "--env", "dev", "--as", "eve", "--json").json["pr"])
+    aimodel("pr", "merge", number, "--as", "eve")
+    status, body = _infer(endpoint, ROWS)
+    assert status == 200 and body["model_version"] == "1.0.0"
+    np.testing.assert_array_equal(_outputs(body)["scores"], direct["scores"])
+    assert _infer(f"{record.url}/v2/models/fraud/versions/1.0.1/infer", ROWS)[0] == 404  # the rolled-back version is unloaded
+    release = json.loads((home / "deploy" / "dev" / "_releases" / "payments.json").read_text())
+    assert release["models"] == {"fraud": "1.0.0"} and release["endpoints"]["fraud"].endswith("/versions/1.0.0/infer")
+
     # destroyed: unloaded, and an environment with no models left has no server
     number = str(aimodel("destroy", "fraud", "--with-apps", "--as", "eve", "--json").json["pr"])
     aimodel("pr", "merge", number, "--as", "eve")
