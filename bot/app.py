@@ -118,7 +118,7 @@ class Context:
         # per environment, as the config names it: local, or kserve (bot.deploy.targets.kserve)
         deploy = self.settings.home / "deploy"
         local = LocalTarget(deploy, model_server(self.settings), releases=self.releases, keep=self.settings.releases.keep)  # MLServer with the serve extra
-        return pick_target(local, self.workspace, self.settings.artifact_store_url, locks=deploy)
+        return pick_target(local, self.workspace, self.settings.artifact_store_url, locks=deploy, kubeconfig=self.settings.kubeconfig)
 
     @cached_property
     def releases(self) -> ReleaseLog:

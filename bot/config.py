@@ -141,6 +141,9 @@ class Settings:
     process_secrets: tuple[str, ...] = field(default=(), repr=False)
     credential_files: tuple[str, ...] = ()
     artifact_store: str = ""  # AIMODEL_ARTIFACT_STORE: any fsspec URL; empty: <home>/artifacts
+    # KUBECONFIG: the kubeconfig the KServe target's apply mode reads (empty: ~/.kube/config, else
+    # the pod's service account). Read here, once: the kubernetes client reads it at its import.
+    kubeconfig: str = ""
 
     @property
     def artifact_store_url(self) -> str:
@@ -341,6 +344,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, home: str | None = No
         serving=serving_settings(env),
         worker=worker_settings(env),
         log_file=env.get("AIMODEL_LOG_FILE", ""),
+        kubeconfig=env.get("KUBECONFIG", ""),
         metrics_dir=Path(d).expanduser() if (d := env.get("PROMETHEUS_MULTIPROC_DIR", "")) else None,
         process_secrets=tuple(v for name in SECRET_ENV if (v := env.get(name, ""))),
         credential_files=tuple(v for name in CREDENTIAL_FILE_ENV if (v := env.get(name, ""))),

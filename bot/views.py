@@ -137,7 +137,7 @@ def merge_listing(
 
     workspace = Workspace(settings.home / "work", settings.default_branch)  # the local forge's clone (fast_listing)
     try:
-        return _merge(desired, pick_target(local, workspace, settings.artifact_store_url), app, env)
+        return _merge(desired, pick_target(local, workspace, settings.artifact_store_url, kubeconfig=settings.kubeconfig), app, env)
     finally:
         workspace.close()
 

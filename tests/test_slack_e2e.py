@@ -134,6 +134,7 @@ def test_create_approve_merge_deploy_through_slack_only(loop: Loop) -> None:
         loop.wait_thread(step, "has green checks" if env == "dev" else "Checks on")
         if env == "test":
             loop.click("approve_pr", step, "U0BOB", loop.parent(step))
+            loop.wait_thread(step, "bob approved #")  # the approval is recorded before the merge click
         loop.click("merge_pr", step, "U0DAVE", loop.parent(step))  # the thread's "green checks" note carries the button
         assert f"{env}: deployed fraud" in loop.wait_thread(step, "Deployed")
 

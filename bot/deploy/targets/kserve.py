@@ -11,6 +11,7 @@ the previous objects of a refused model and of the applications pinning it, then
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from collections.abc import Callable, Mapping
@@ -30,7 +31,7 @@ from bot.deploy.targets.base import (
     Target,
     deployed_name,
 )
-from bot.deploy.targets.kserve_cluster import ClusterApplier, ClusterError
+from bot.deploy.targets.kserve_cluster import ClusterApplier, ClusterError, default_client
 from bot.deploy.targets.kserve_gitops import GitOpsPublisher, PublishError
 from bot.deploy.targets.kserve_render import (
     CONFIGMAP,
@@ -325,7 +326,8 @@ def kserve_settings_at_head(workspace: Workspace) -> dict[str, KServeSettings]:
     return {name: env.kserve for name, env in config.environments.items() if env.target == "kserve" and env.kserve is not None}
 
 
-def pick_target(local: Target, workspace: Workspace, storage: str, locks: Path | None = None) -> Target:
+def pick_target(local: Target, workspace: Workspace, storage: str, locks: Path | None = None, kubeconfig: str = "") -> Target:
     """The Context's target: `local` unless the config sends an environment to KServe."""
-    kserve = KServeTarget(lambda: kserve_settings_at_head(workspace), storage=storage, workspace=workspace, locks=locks)
+    cluster = ClusterApplier(functools.partial(default_client, kubeconfig=kubeconfig))
+    kserve = KServeTarget(lambda: kserve_settings_at_head(workspace), storage=storage, workspace=workspace, cluster=cluster, locks=locks)
     return EnvTargets(local, kserve)

@@ -46,13 +46,14 @@ class ClusterError(RuntimeError):
     """The cluster refused or could not be reached; the message is safe to show."""
 
 
-def default_client(s: KServeSettings) -> Any:
+def default_client(s: KServeSettings, kubeconfig: str = "") -> Any:
     """The kubeconfig's context (`kserve.context`, else its current one), or the pod's own
-    service account when the bot runs in the cluster."""
+    service account when the bot runs in the cluster. `kubeconfig`: the file Settings names
+    (KUBECONFIG); empty: the client's default."""
     from kubernetes import client, config
 
     try:
-        return config.new_client_from_config(context=s.context or None)  # type: ignore[no-untyped-call]
+        return config.new_client_from_config(config_file=kubeconfig or None, context=s.context or None)  # type: ignore[no-untyped-call]
     except (config.ConfigException, OSError):
         if s.context:
             raise
