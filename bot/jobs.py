@@ -283,7 +283,7 @@ class Jobs:
         jobs. `running_dead`: this process knows no other one runs jobs (the embedded worker
         at start, a CLI draining the queue), so a job marked as running died with its process."""
         from bot import lifecycle
-        from bot.forges.base import ForgeError
+        from bot.forges.base import ForgeError, ListsRecentMerges
         from bot.gitrepo import GitError
 
         ctx = self.ctx
@@ -295,8 +295,12 @@ class Jobs:
                 every = ctx.forge.list_prs("all")
                 open_prs = [pr for pr in every if pr.is_open]
                 merged = [pr for pr in every if pr.state == "merged"][-_MERGED_SWEPT:]
+                applied = merged
             else:
                 open_prs, merged = ctx.forge.list_prs("open"), []
+                # A failed apply is tried again on every forge: one page of recent merges
+                # holds the deploy records (a merge with none is its push event's to deploy).
+                applied = ctx.forge.recent_merges(_MERGED_SWEPT) if isinstance(ctx.forge, ListsRecentMerges) else []
         except (ForgeError, GitError, OSError) as exc:  # a damaged record (StateUnavailable) is the caller's one line
             log.warning("sweep: cannot read the pull requests: %s", exc)
             return 0
@@ -326,7 +330,7 @@ class Jobs:
         for commit, number in deploys:
             log.info("sweep: deploy of #%s (%s) queued again", number, commit[:10])
             self.deploy(commit, number)
-        retry = self._retry(merged, running_dead) if not plan.deploys else None
+        retry = self._retry(applied, running_dead) if not plan.deploys else None
         if retry is not None:
             log.info("sweep: the failed deploy of #%s (%s) is tried again", retry[1], retry[0][:10])
             self.deploy(*retry, retry=True)
