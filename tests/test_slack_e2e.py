@@ -368,7 +368,7 @@ def test_rollback_history_and_promotion_order_through_slack(loop: Loop) -> None:
     releases = loop.web.home / "deploy" / "dev" / "_releases" / "payments.json"
 
     def pinned() -> str:
-        return str(json.loads(releases.read_text())["models"]["fraud"]["version"])
+        return str(json.loads(releases.read_text())["models"]["fraud"])
 
     create = _number(loop.command(f"create fraud --app payments --dataset tx --artifact {loop.files}/fraud.onnx "
                                   f"--dataset-uri {loop.files}/tx.csv --label-column label --version 1.0.0", user="U0ALICE"))
