@@ -247,7 +247,12 @@ class Jobs:
         with logs.bound(pr=number, commit=head[:12]):
             log.info("checks of #%s at %s started", number, head[:10])
             try:
-                _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run, swept=swept, force=force), self.ctx, number)
+                # One run of a pull request's checks at a time: a sweep at a worker's start (or a
+                # draining CLI's) may queue a head whose pull request was written a moment before its
+                # own event marked the job; the second run waits here, then finds the checks finished.
+                with file_lock(self.home / "running" / f"checks-{number}.lock"):
+                    _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run, swept=swept, force=force),
+                           self.ctx, number)
             finally:
                 self._finish(key)
 

@@ -134,6 +134,7 @@ def test_create_approve_merge_deploy_through_slack_only(loop: Loop) -> None:
         loop.wait_thread(step, "has green checks" if env == "dev" else "Checks on")
         if env == "test":
             loop.click("approve_pr", step, "U0BOB", loop.parent(step))
+            loop.wait_thread(step, f"bob approved #{step}")  # counted before the merge click, not raced by it
         loop.click("merge_pr", step, "U0DAVE", loop.parent(step))  # the thread's "green checks" note carries the button
         assert f"{env}: deployed fraud" in loop.wait_thread(step, "Deployed")
 
@@ -390,13 +391,14 @@ def test_rollback_history_and_promotion_order_through_slack(loop: Loop) -> None:
     refused = h.texts([loop.command("deploy fraud --env prod --version 1.1.0", user="U0BOB")])
     assert "fraud 1.1.0 has not run successfully in test" in refused, refused
     assert "`/aimodel deploy fraud --env test --version 1.1.0`" in refused, refused
+    assert "usage:" not in refused  # the command to type is given; the grammar beside it would read as a typo
     assert not (loop.web.home / "deploy" / "prod" / "_releases" / "payments.json").exists()
 
     # rollback opens the pull request restoring the release before the live one; merged from Slack
     rollback = _number(loop.command("rollback payments --env dev", user="U0DAVE"))
     assert loop.pr(rollback)["meta"]["verb"] == "rollback"
     thread = _merge_from_slack(loop, rollback, "U0DAVE")
-    assert "dev: deployed" in thread
+    assert "dev: released payments; records dev-payments-3" in thread  # 1.0.0's files were kept: nothing to copy
     assert pinned() == "1.0.0"
     assert loop.pr(rollback)["state"] == "merged"
 
