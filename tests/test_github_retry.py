@@ -48,6 +48,31 @@ def test_only_a_forge_that_lists_recent_merges_has_the_ability(standin: GitHubSt
     assert not isinstance(LocalForge(tmp_path), ListsRecentMerges)  # the sweep lists all of its records itself
 
 
+def test_recent_merges_are_the_merged_ones_newest_first_with_their_deploy_records(standin: GitHubStandIn, tmp_path: Path) -> None:
+    import dataclasses
+
+    world = make_world(standin, tmp_path / "home", app=False)
+    api = standin.api_url
+    forge = GitHubForge(repo=REPO, api_url=api, source=TokenSource(api_url=api, repo=REPO, token=BOT_TOKEN), max_attempts=2)
+    try:
+        with world.client() as gh:
+            repo = gh.get_repo(REPO)
+            for n in (1, 2, 3):
+                standin.commit_files(OWNER, NAME, f"change-{n}", {f"notes/{n}.txt": f"{n}\n"})
+                repo.create_pull(base="main", head=f"change-{n}", title=f"change {n}", body="")
+            repo.get_pull(1).merge(merge_method="merge")
+            repo.get_pull(2).edit(state="closed")  # closed without a merge: never deployed
+            repo.get_pull(3).merge(merge_method="merge")
+        record = {"commit": "x", "at": 1.0, "ok": False, "attempts": 1}
+        forge.update_meta(1, lambda m: dataclasses.replace(m, deploy=record))
+        merged = forge.recent_merges(20)
+        assert [pr.number for pr in merged] == [3, 1] and all(pr.state == "merged" and pr.merge_commit for pr in merged)
+        assert merged[1].meta.deploy == record and merged[0].meta.deploy is None
+        assert [pr.number for pr in forge.recent_merges(1)] == [3]
+    finally:
+        forge.shutdown()
+
+
 def test_a_failed_apply_on_github_is_retried_by_the_sweep_once_the_cause_is_fixed(
     standin: GitHubStandIn, tmp_path: Path, model: dict[str, Path]
 ) -> None:
