@@ -50,8 +50,9 @@ def build(work: Path, models: int) -> Path:
     sh("git", "clone", "-q", str(home / "repo.git"), str(seed))
     apps = max(1, models // 10)
     for a in range(apps):
-        pins = {f"model-{m:05d}": "1.0.0" for m in range(a, models, apps)}
-        app = Application(name=f"app-{a:04d}", version="1.0.0", owner="ada", models=pins)
+        used = tuple(f"model-{m:05d}" for m in range(a, models, apps))
+        dev = {name: "1.0.0" for name in used if int(name[-5:]) % 3 == 0}  # a third of the models run in dev
+        app = Application(name=f"app-{a:04d}", version="1.0.0", owner="ada", models=used, environments={"dev": dev} if dev else {})
         path = seed / manifest_path("Application", app.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(dump_manifest(app))
@@ -62,7 +63,6 @@ def build(work: Path, models: int) -> Path:
         model = AIModel(
             name=f"model-{m:05d}", version="1.0.0", owner="ada", application=f"app-{m % apps:04d}", dataset="transactions",
             artifact=Artifact(artifact.as_uri(), digest, "other", 4096), sla=sla,
-            environments=("dev",) if m % 3 == 0 else (),
         )
         path = seed / manifest_path("AIModel", model.name)
         path.parent.mkdir(parents=True, exist_ok=True)

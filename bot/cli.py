@@ -412,8 +412,8 @@ def _list(settings: Settings, ctx: Context | None, cmd: c.ListModels, common: c.
         raise _Fail(messages.no_such_app(cmd.app, desired["apps"]), 1)
     if cmd.env and cmd.env not in desired["environments"]:
         raise _Fail(messages.no_such_environment(cmd.env, desired["environments"]), 1)
-    rows, envs = merge_listing(desired, settings, cmd.app, cmd.env)
-    off, serving = _serving(settings, rows, envs)
+    rows, envs = merge_listing(desired, settings, cmd.app, cmd.env, ctx.target if ctx is not None else None)
+    off, serving = _serving(settings, rows, [e for e in envs if e not in desired.get("kserve", ())])  # KServe answers in the cluster
     if common.json:
         _json(rows)
     else:
@@ -525,7 +525,8 @@ def _model_status(ctx: Context, name: str, common: c.Common) -> int:
     detail = model_detail(ctx, name)
     if detail is None:
         raise _Fail(messages.no_such_model(name, "cli"), 1)
-    off, _ = _serving(ctx.settings, [detail], list(detail["environments"]))
+    kserve = {e for e, env in ctx.gitops.catalog().config.environments.items() if env.target == "kserve"}
+    off, _ = _serving(ctx.settings, [detail], [e for e in detail["environments"] if e not in kserve])  # KServe answers in the cluster
     if common.json:
         _json(detail)
     else:

@@ -54,12 +54,17 @@ SCAN_MODES = ("fork", "process", "spawn", "thread", "serial")
 
 @dataclass(frozen=True)
 class WebSettings:
-    """The web process (gunicorn gthread): HOST, WEB_CONCURRENCY, WEB_THREADS, AIMODEL_ACCESS_LOG."""
+    """The web process (gunicorn gthread): HOST, WEB_CONCURRENCY, WEB_THREADS, AIMODEL_ACCESS_LOG,
+    WEB_KEEPALIVE."""
 
     host: str = "127.0.0.1"
     workers: int = 1
     threads: int = 16
     access_log: str = ""  # a file, or "-" for stderr; empty: none
+    # seconds an idle client connection stays open (gunicorn's keepalive; 0: closed after each
+    # response). Behind a load balancer, set it above the balancer's idle timeout, or the
+    # balancer reuses connections the server has already closed (a 502 now and then).
+    keepalive: int = 2
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ class ReleaseSettings:
 class ServingSettings:
     """The model servers `aimodel serve` runs (bot.serving): AIMODEL_SERVING (off: none even with
     the serve extra installed), AIMODEL_SERVING_HOST, AIMODEL_SERVING_PORTS ("dev=9001,prod=9003";
-    an environment not named gets a free port), AIMODEL_SERVING_TIMEOUT (seconds a model version
+    over the config's `environments.<env>.port`; an environment named in neither gets a free port), AIMODEL_SERVING_TIMEOUT (seconds a model version
     may take to become ready)."""
 
     enabled: bool = True
@@ -96,7 +101,7 @@ class ServingSettings:
     timeout: int = 60
 
     def port_for(self, env: str) -> int:
-        """The configured port, or 0: a free one chosen when the server starts."""
+        """The port AIMODEL_SERVING_PORTS gives, or 0: the config's, else a free one (bot.serving.ports)."""
         return dict(self.ports).get(env, 0)
 
 
@@ -196,6 +201,7 @@ def web_settings(env: Mapping[str, str]) -> WebSettings:
         workers=_whole(env, "WEB_CONCURRENCY", 1, 1, 64),
         threads=_whole(env, "WEB_THREADS", 16, 1, 1024),
         access_log=env.get("AIMODEL_ACCESS_LOG", ""),
+        keepalive=_whole(env, "WEB_KEEPALIVE", 2, 0, 300),
     )
 
 

@@ -111,6 +111,7 @@ class Jobs:
         self._deploy = task(name="aimodel.deploy", retries=2, retry_delay=5)(self._run_deploy)
         self._after = task(name="aimodel.after_checks", retries=3, retry_delay=10)(self._run_after)
         self._notify = task(name="aimodel.notify", retries=3, retry_delay=2)(self._run_notify)
+        self._tell = task(name="aimodel.tell_checks", retries=3, retry_delay=10)(self._run_tell)
         # The sweep: the worker's scheduler enqueues it every Settings.sweep.interval seconds
         # (_SweepScheduler); the queue only speeds work up, state says what must happen.
         self._sweep = self.huey.periodic_task(_every(settings.sweep.interval), name="aimodel.sweep")(self._run_sweep)
@@ -312,7 +313,7 @@ class Jobs:
         keys = [lifecycle.deploy_key(pr.number) for pr in merged]
         signed: dict[int, str] = {}
         for pr in open_prs:
-            keys.append(lifecycle.checks_key(pr.number, pr.head))
+            keys += [lifecycle.checks_key(pr.number, pr.head), lifecycle.notice_key(pr.number, pr.head)]
             if pr.meta.checked_head:
                 keys.append(lifecycle.checks_key(pr.number, pr.meta.checked_head))
         plan = lifecycle.sweep_plan(
@@ -320,14 +321,16 @@ class Jobs:
             now=time.time(), timeout=ctx.settings.sweep.check_timeout, running_dead=running_dead,
             signature_of=lambda pr: signed.setdefault(pr.number, lifecycle.own_signature(ctx.workspace, pr)),
         )
-        checks, deploys = plan.checks, plan.deploys
+        checks, deploys, notices = plan.checks, plan.deploys, plan.notices
         if not running_dead:
             # Other processes are at work: a pull request is written before its event queues the
             # checks (a merge before its deploy), so a head found unmarked may be on its way right
             # now. It is queued only when this process's previous sweep found it unmarked too.
             found = {lifecycle.checks_key(n, h) for n, h, _ in checks} | {lifecycle.deploy_key(n) for _, n in deploys}
+            found |= {lifecycle.notice_key(n, h) for n, h in notices}
             checks = tuple(c for c in checks if lifecycle.checks_key(c[0], c[1]) in self._unmarked_before)
             deploys = tuple(d for d in deploys if lifecycle.deploy_key(d[1]) in self._unmarked_before)
+            notices = tuple(x for x in notices if lifecycle.notice_key(*x) in self._unmarked_before)
             self._unmarked_before = found
         for number, head, swept in checks:
             log.info("sweep: checks of #%s at %s queued again", number, head[:10])
@@ -335,11 +338,15 @@ class Jobs:
         for commit, number in deploys:
             log.info("sweep: deploy of #%s (%s) queued again", number, commit[:10])
             self.deploy(commit, number)
+        for number, head in notices:
+            log.info("sweep: the checks of #%s at %s were never told; telling them", number, head[:10])
+            self._mark(lifecycle.notice_key(number, head), "queued")
+            self._enqueue(self._tell, number, head)
         retry = self._retry(applied, running_dead) if not plan.deploys else None
         if retry is not None:
             log.info("sweep: the failed deploy of #%s (%s) is tried again", retry[1], retry[0][:10])
             self.deploy(*retry, retry=True)
-        return len(checks) + len(deploys) + (retry is not None)
+        return len(checks) + len(deploys) + len(notices) + (retry is not None)
 
     def _retry(self, merged: list[PullRequest], running_dead: bool) -> tuple[str, int] | None:
         """A failed deploy whose next attempt is due, while the target still differs from the
@@ -358,6 +365,19 @@ class Jobs:
         from bot.deploy.reconcile import out_of_date
 
         return due if out_of_date(self.ctx) else None
+
+    def _run_tell(self, number: int, head: str) -> None:
+        """Tell the finished checks of `head` that were never told (the sweep found them)."""
+        from bot import lifecycle
+
+        key = lifecycle.notice_key(number, head)
+        self._start(key)
+        try:
+            with logs.bound(pr=number, commit=head[:12]):
+                if self.ctx.forge.get_pr(number).meta.told_head != head:
+                    lifecycle.checks_finished(self.ctx, number, head)
+        finally:
+            self._finish(key)
 
     def _run_after(self, number: int) -> None:
         from bot import lifecycle

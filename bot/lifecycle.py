@@ -216,6 +216,9 @@ def checks_finished(ports: Ports, number: int, head: str) -> None:
     current = current_checks(fresh)
     lines = [messages.check_line(c.name, c.state, c.summary) for c in current.values()]
     notify(ports, fresh, "checks", messages.checks_notice(fresh.number, lines), {"checks": {c.name: c.to_json() for c in current.values()}})
+    # Queued: the notifier's task retries its delivery. Until this is written (the queue was
+    # unreachable, the worker died), the sweep finds the head's results untold and tells them.
+    ports.forge.update_meta(number, lambda m: dataclasses.replace(m, told_head=head))
     ports.jobs.after_checks(number)
 
 
@@ -308,10 +311,15 @@ class Mark:
 class SweepPlan:
     checks: tuple[tuple[int, str, bool], ...] = ()  # (pr, head, swept signature commit)
     deploys: tuple[tuple[str, int], ...] = ()  # (merge commit, pr)
+    notices: tuple[tuple[int, str], ...] = ()  # (pr, head) whose finished checks were never told
 
 
 def checks_key(number: int, head: str) -> str:
     return f"checks:{number}:{head}"
+
+
+def notice_key(number: int, head: str) -> str:
+    return f"tell:{number}:{head}"
 
 
 def deploy_key(number: int) -> str:
@@ -339,11 +347,15 @@ def sweep_plan(
     signature_of: Callable[[PullRequest], str],
 ) -> SweepPlan:
     """What must run again, from state alone: an open pull request's head whose checks have
-    not all finished, and a merge with no deploy record, unless a live job is on its way.
+    not all finished, or finished but never told, and a merge with no deploy record, unless a
+    live job is on its way.
     `signature_of(pr)`: the head the PR's bot signature commit signs, or "" (git decides)."""
-    checks = []
+    checks, notices = [], []
     for pr in open_prs:
         if _complete(pr):
+            if pr.meta.told_head != pr.head and _stale(marks.get(notice_key(pr.number, pr.head)), now, timeout, running_dead) \
+                    and _stale(marks.get(checks_key(pr.number, pr.head)), now, timeout, running_dead):
+                notices.append((pr.number, pr.head))
             continue
         signed = signature_of(pr)
         # A signature commit's results come from the run on the head it signs.
@@ -355,7 +367,7 @@ def sweep_plan(
         for pr in merged_prs
         if pr.merge_commit and pr.meta.deploy is None and _stale(marks.get(deploy_key(pr.number)), now, timeout, running_dead)
     ]
-    return SweepPlan(tuple(checks), tuple(deploys))
+    return SweepPlan(tuple(checks), tuple(deploys), tuple(notices))
 
 
 def retry_due(merged_prs: Iterable[PullRequest], marks: Mapping[str, Mark], *, now: float, attempts: int, delay: float,

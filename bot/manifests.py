@@ -177,6 +177,7 @@ class Environment:
     allow_skip: bool = False  # a version may enter without having run in the environment before
     target: str = "local"  # local | kserve: where a merged release runs
     kserve: KServeSettings | None = None  # set when target is kserve
+    port: int | None = None  # local target: the port its model server listens on (None: a free one)
 
 
 @dataclass(frozen=True)
@@ -641,7 +642,7 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
             raise r.fail(("environments", env), problem)
         e = ("environments", env)
         r.mapping(e, required=False)
-        r.unknown_keys(e, ("approvals", "approvers", "accept_declared_metrics", "mergers", "allow_skip", "target", "kserve"))
+        r.unknown_keys(e, ("approvals", "approvers", "accept_declared_metrics", "mergers", "allow_skip", "target", "kserve", "port"))
         approvals = r.integer((*e, "approvals"), default=0)
         if approvals < 0:
             raise r.fail((*e, "approvals"), "must not be negative")
@@ -654,7 +655,7 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
         target, kserve = _target(r, e, env)
         environments[env] = Environment(
             env, approvals, approvers, r.boolean((*e, "accept_declared_metrics"), default=False), _mergers(r, (*e, "mergers")),
-            r.boolean((*e, "allow_skip"), default=False), target, kserve,
+            r.boolean((*e, "allow_skip"), default=False), target, kserve, _port(r, (*e, "port"), target, environments),
         )
     _kserve_apart(r, environments)
     promotion = r.strings(("promotion",))
@@ -677,6 +678,21 @@ def parse_config(text: str | bytes, path: str = CONFIG_PATH) -> RepoConfig:
         sources=_sources(r),
         promotion=promotion,
     )
+
+
+def _port(r: _Reader, path: Path_, target: str, earlier: Mapping[str, Environment]) -> int | None:
+    """`environments.<env>.port`: where that environment's model server listens (bot.serving)."""
+    if r.get(path) is None:
+        return None
+    if target != "local":
+        raise r.fail(path, "a port applies only with target: local (KServe serves the models in the cluster)")
+    port = r.integer(path)
+    if not 1 <= port <= 65535:
+        raise r.fail(path, f"{port} is not a port (1..65535)")
+    for other in earlier.values():
+        if other.port == port:
+            raise r.fail(path, f"environment {other.name} already uses port {port}; each environment needs its own")
+    return port
 
 
 # --------------------------------------------------------------------------- config: policy rules

@@ -101,6 +101,21 @@ def worker_command() -> list[str]:
     return [sys.executable, "-P", "-c", "import sys; from bot.entry import main; sys.exit(main())", "worker"]
 
 
+def gunicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
+    """gunicorn's settings for the web process, by gunicorn's names."""
+    return {
+        "bind": f"{host}:{port}",
+        "worker_class": "gthread",
+        "workers": settings.web.workers,
+        "threads": settings.web.threads,
+        "keepalive": settings.web.keepalive,
+        "timeout": 60,
+        "graceful_timeout": 10,
+        "control_socket_disable": True,  # gunicorn 25.1+: no shared ~/.gunicorn/gunicorn.ctl between servers
+        "accesslog": settings.web.access_log or None,
+    }
+
+
 def serve(settings: Settings, *, port: int | None = None, with_worker: bool = True, host: str | None = None) -> int:
     from gunicorn.app.base import BaseApplication
 
@@ -121,14 +136,8 @@ def serve(settings: Settings, *, port: int | None = None, with_worker: bool = Tr
 
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            self.cfg.set("bind", f"{bind_host}:{bind_port}")
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("workers", settings.web.workers)
-            self.cfg.set("threads", settings.web.threads)
-            self.cfg.set("timeout", 60)
-            self.cfg.set("graceful_timeout", 10)
-            self.cfg.set("control_socket_disable", True)  # gunicorn 25.1+: no shared ~/.gunicorn/gunicorn.ctl between servers
-            self.cfg.set("accesslog", settings.web.access_log or None)
+            for name, value in gunicorn_options(settings, bind_host, bind_port).items():
+                self.cfg.set(name, value)
 
         def load(self) -> Flask:
             return create_app(settings)

@@ -2,7 +2,9 @@
 
 `aimodel list` on 10,000 models must answer in the time Python takes to start, so the
 catalog-derived part of the listing is kept per commit in `cache/listing.json`; only the
-target's state (small files per environment) is read fresh each time.
+target's state (small files per environment) is read fresh each time. An environment the
+config sends to KServe is read through its own target (what is committed, or what the
+cluster holds), as `status` reads it; without one, no git and no cluster is touched.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from bot.app import Context
     from bot.catalog import Catalog
     from bot.config import Settings
+    from bot.deploy.targets.base import Target
     from bot.manifests import AIModel
 
 
@@ -42,6 +45,7 @@ def _desired(catalog: Catalog) -> dict[str, Any]:
         "shape": LISTING_SHAPE,
         "commit": catalog.commit,
         "environments": list(catalog.config.environments),
+        "kserve": sorted(name for name, e in catalog.config.environments.items() if e.target == "kserve"),
         "apps": sorted(catalog.apps),
         "readers": readers,
         "people": sorted(catalog.config.people),
@@ -72,7 +76,7 @@ def _merge(desired: dict[str, Any], ctx_target: Any, app: str, env: str) -> tupl
     return rows, envs
 
 
-LISTING_SHAPE = 2  # of the cached listing: bump when a row's fields change
+LISTING_SHAPE = 3  # of the cached listing: bump when its fields change
 
 
 def listing_cache(home: Path) -> Path:
@@ -115,10 +119,27 @@ def fast_listing(settings: Settings) -> dict[str, Any] | None:
     return cached if fits else None
 
 
-def merge_listing(desired: dict[str, Any], settings: Settings, app: str = "", env: str = "") -> tuple[list[dict[str, Any]], list[str]]:
+def merge_listing(
+    desired: dict[str, Any], settings: Settings, app: str = "", env: str = "", target: Target | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """`target`: the Context's, when the caller has one. Without it (the cached listing of the
+    local forge), the deploy folders are read directly, and the clone only when an
+    environment goes to KServe."""
     from bot.deploy.targets.local import LocalTarget
 
-    return _merge(desired, LocalTarget(settings.home / "deploy"), app, env)
+    if target is not None:
+        return _merge(desired, target, app, env)
+    local = LocalTarget(settings.home / "deploy")
+    if not desired.get("kserve"):
+        return _merge(desired, local, app, env)
+    from bot.deploy.targets.kserve import pick_target
+    from bot.gitrepo import Workspace
+
+    workspace = Workspace(settings.home / "work", settings.default_branch)  # the local forge's clone (fast_listing)
+    try:
+        return _merge(desired, pick_target(local, workspace, settings.artifact_store_url), app, env)
+    finally:
+        workspace.close()
 
 
 def model_detail(ctx: Context, name: str) -> dict[str, Any] | None:

@@ -59,10 +59,10 @@ def served(digest: str) -> str:
 
 def accept(release: ModelRelease, folder: Path) -> None:
     """An installer whose gate lets every model through: it places the file as the real one
-    names it (bot.checks.fetch.stored_name), holding bytes that say which model they are."""
-    from bot.checks.fetch import stored_name
+    names it (bot.deploy.targets.base.deployed_name), holding bytes that say which model they are."""
+    from bot.deploy.targets.base import deployed_name
 
-    (folder / stored_name(release.uri, release.source)).write_bytes(f"onnx bytes of {release.name} {release.version}".encode())
+    (folder / deployed_name(release)).write_bytes(f"onnx bytes of {release.name} {release.version}".encode())
 
 
 def _strict(node: Any) -> Any:

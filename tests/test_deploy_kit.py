@@ -419,6 +419,33 @@ def test_probes_resources_and_an_unprivileged_pod(helm: Helm) -> None:
     assert containers(other)["web"]["readinessProbe"]["httpGet"]["path"] == "/healthz"
 
 
+def test_worker_pods_serve_their_own_metrics_and_prometheus_is_told_where(helm: Helm) -> None:
+    scrape = {"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics"}
+    deployments = by_kind(helm.template({"redis": {"enabled": True}}), "Deployment")
+    worker, web = deployments["demo-aimodel-gitops-worker"], deployments["demo-aimodel-gitops-web"]
+    port = yaml.safe_load((CHART / "values.yaml").read_text())["metrics"]["workerPort"]
+    container = containers(worker)["worker"]
+    assert env_of(container)["AIMODEL_WORKER_METRICS_PORT"] == str(port)
+    assert container["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+    assert worker["spec"]["template"]["metadata"]["annotations"] == {**scrape, "prometheus.io/port": str(port)}
+    assert web["spec"]["template"]["metadata"]["annotations"] == {**scrape, "prometheus.io/port": "3000"}
+    # the setting the chart sets is the one the worker reads
+    from bot.config import load_settings
+
+    assert load_settings({"AIMODEL_HOME": "/tmp/x", **{k: str(v) for k, v in env_of(container).items() if isinstance(v, str)}}).worker.metrics_port == port
+
+    # the embedded default: the worker beside the web container counts into the web's /metrics
+    pod = by_kind(helm.template({}), "Deployment")["demo-aimodel-gitops-web"]
+    assert "AIMODEL_WORKER_METRICS_PORT" not in env_of(containers(pod)["worker"]) and "ports" not in containers(pod)["worker"]
+    assert pod["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "3000"
+
+    off = by_kind(helm.template({"redis": {"enabled": True}, "metrics": {"enabled": False}}), "Deployment")
+    for name in ("demo-aimodel-gitops-worker", "demo-aimodel-gitops-web"):
+        assert "annotations" not in off[name]["spec"]["template"]["metadata"]
+    assert "AIMODEL_WORKER_METRICS_PORT" not in env_of(containers(off["demo-aimodel-gitops-worker"])["worker"])
+    assert "ports" not in containers(off["demo-aimodel-gitops-worker"])["worker"]
+
+
 def test_grafana_dashboard_asks_only_for_metrics_the_bot_exports() -> None:
     """Every series the sample dashboard queries is one bot/metrics.py defines."""
     import re

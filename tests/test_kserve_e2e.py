@@ -4,16 +4,25 @@ through the same signature gate as the local target; the other environments stay
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+import os
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 
 from bot.app import Context
 from bot.config import load_settings
+from bot.views import listing_cache
 from tests.conftest import ModelFiles, Run
+from tests.standins.kube_api import KubeStandIn
 
+ROOT = Path(__file__).resolve().parent.parent
 KSERVE_DEV = b"""\
   dev:
     target: kserve
@@ -27,7 +36,7 @@ def _git(home: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(home / "repo.git"), *args], check=True, capture_output=True, text=True).stdout
 
 
-def _send_dev_to_kserve(home: Path) -> None:
+def _send_dev_to_kserve(home: Path, settings: bytes = KSERVE_DEV) -> None:
     """A DevOps engineer's config change, pushed to the default branch."""
     with Context(load_settings({"AIMODEL_HOME": str(home)})) as ctx:
         ctx.workspace.fetch()
@@ -36,7 +45,7 @@ def _send_dev_to_kserve(home: Path) -> None:
         assert text is not None
         head, envs = text.split(b"\nenvironments:\n", 1)  # (people are named too: one is "dev")
         assert envs.startswith(b"  dev:\n")
-        text = head + b"\nenvironments:\n" + KSERVE_DEV + envs[len(b"  dev:\n") :]
+        text = head + b"\nenvironments:\n" + settings + envs[len(b"  dev:\n") :]
         commit = ctx.workspace.commit_change(base, {".aimodel/config.yaml": text}, "dev runs on KServe")
         ctx.workspace.push(commit, "main", expect=base)
 
@@ -68,6 +77,12 @@ def test_a_merged_deploy_to_a_kserve_environment_is_committed_for_the_gitops_eng
     shown = aimodel("status", "fraud", "--json").json["environments"]["dev"]
     assert shown["version"] == "1.0.0" and shown["state"] == "pending"
     assert shown["reason"].startswith("committed ") and "kserve.context" in shown["reason"]
+    # `list` reads dev through its KServe target as `status` does (a first time from the
+    # catalog, then from the listing kept for this commit), not from this machine's folders
+    listing_cache(home).unlink()
+    assert aimodel("list", "--json").json[0]["environments"]["dev"] == shown
+    assert json.loads(listing_cache(home).read_bytes())["kserve"] == ["dev"]
+    assert aimodel("list", "--json").json[0]["environments"]["dev"] == shown
 
 
 def test_a_model_the_gate_refuses_is_not_committed(aimodel: Run, home: Path, created: str, model_files: ModelFiles) -> None:
@@ -107,3 +122,48 @@ def test_a_canary_takes_its_share_until_promoted(aimodel: Run, home: Path, creat
     assert "canaryTrafficPercent" not in isvc["spec"]["predictor"]
     assert isvc["metadata"]["annotations"]["aimodel.dev/version"] == "1.0.1"
     assert "Nothing to do: fraud has no canary in dev" in aimodel("promote", "fraud", "--env", "dev", "--as", "dev", expect=1).err
+
+
+def test_list_shows_what_the_cluster_says_about_an_environment_applied_with_the_kubernetes_client(
+    aimodel: Run, home: Path, created: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with KubeStandIn() as kube:
+        kubeconfig = {
+            "apiVersion": "v1", "kind": "Config", "current-context": "standin",
+            "clusters": [{"name": "standin", "cluster": {"server": kube.url}}],
+            "users": [{"name": "bot", "user": {"token": "t"}}],
+            "contexts": [{"name": "standin", "context": {"cluster": "standin", "user": "bot"}}],
+        }
+        (tmp_path / "kubeconfig").write_text(yaml.safe_dump(kubeconfig))
+        monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))  # read by the kubernetes client itself
+        _send_dev_to_kserve(home, KSERVE_DEV.replace(b"    kserve:\n", b"    kserve:\n      mode: apply\n      context: standin\n"))
+        aimodel("deploy", "fraud", "--env", "dev", "--as", "dev")
+        aimodel("pr", "merge", "2", "--as", "dev")
+        assert kube.names("InferenceService", "models") == ["fraud"]
+        with _serving_on(home):  # this machine's model servers run: they say nothing about dev
+            shown = aimodel("status", "fraud", "--json").json["environments"]["dev"]
+            assert shown == {"version": "1.0.0", "state": "running"}  # Ready in the cluster
+            listing_cache(home).unlink()
+            assert aimodel("list", "--json").json[0]["environments"]["dev"] == shown  # from the catalog
+            assert aimodel("list", "--json").json[0]["environments"]["dev"] == shown  # from the listing kept for this commit
+            assert "dev  fraud" not in aimodel("list").out  # no row in the MLServer table
+
+
+@contextlib.contextmanager
+def _serving_on(home: Path) -> Iterator[None]:
+    """The model servers' supervisor `aimodel serve` runs (with the serve extra installed)."""
+    from bot.serving import control, servers
+
+    if not control.installed():
+        yield  # without the extra, serving is off and nothing is added to any environment
+        return
+    proc = subprocess.Popen(control.supervisor_command(), env={**os.environ, "AIMODEL_HOME": str(home), "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 60
+        while not servers.supervisor_running(home):
+            assert proc.poll() is None and time.monotonic() < deadline, "the supervisor did not start"
+            time.sleep(0.05)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

@@ -199,7 +199,7 @@ def test_each_environment_goes_to_the_target_its_config_names(repo: tuple[Path, 
     assert isinstance(routed, EnvTargets) and routed.kind == "local+kserve"
     dev = EnvPlan("dev", COMMIT, models={"churn": model("churn", "1.0", DIGESTS["churn"])})
     assert routed.apply(dev, accept).ok
-    assert (tmp_path / "deploy" / "dev" / "churn" / "1.0" / "churn.onnx").exists()  # local: files here
+    assert (tmp_path / "deploy" / "dev" / "churn" / "1.0" / "model.onnx").exists()  # local: files here
     assert routed.apply(two_models(), accept).ok
     assert "deploy/prod/inferenceservice-churn.yaml" in tree(bare)  # kserve: committed
     assert "deploy/dev/inferenceservice-churn.yaml" not in tree(bare)

@@ -153,6 +153,16 @@ def test_a_deployed_model_answers_as_onnxruntime_does_and_an_update_replaces_it(
     assert f"dev      1.0.1 answers at {endpoint}" in detail
     assert f"serving dev: MLServer at {record.url}, 1 model version(s) answering" in aimodel("status").out
 
+    # rollback: the previous release answers again (its files were kept; MLServer loads it back)
+    number = str(aimodel("rollback", "payments", "--env", "dev", "--as", "eve", "--json").json["pr"])
+    aimodel("pr", "merge", number, "--as", "eve")
+    status, body = _infer(endpoint, ROWS)
+    assert status == 200 and body["model_version"] == "1.0.0"
+    np.testing.assert_array_equal(_outputs(body)["scores"], direct["scores"])
+    assert _infer(f"{record.url}/v2/models/fraud/versions/1.0.1/infer", ROWS)[0] == 404  # the rolled-back version is unloaded
+    release = json.loads((home / "deploy" / "dev" / "_releases" / "payments.json").read_text())
+    assert release["models"] == {"fraud": "1.0.0"} and release["endpoints"]["fraud"].endswith("/versions/1.0.0/infer")
+
     # destroyed: unloaded, and an environment with no models left has no server
     number = str(aimodel("destroy", "fraud", "--with-apps", "--as", "eve", "--json").json["pr"])
     aimodel("pr", "merge", number, "--as", "eve")
@@ -246,3 +256,23 @@ def test_serve_runs_a_model_server_per_environment_and_stops_it(
         log.close()
     assert not servers.alive(record.pid)  # the model server stopped with serve
     assert servers.read(home, "dev") is None and not servers.supervisor_running(home)
+
+
+def test_the_model_server_listens_on_the_configs_port_and_follows_a_change_of_it(
+    aimodel: Run, home: Path, created: str, supervisor: subprocess.Popen[bytes]
+) -> None:
+    from bot.serving.supervisor import free_port
+    from tests.test_serving_layout import set_port
+
+    first, second = free_port("127.0.0.1"), free_port("127.0.0.1")
+    set_port(home, "dev", first)
+    _deploy(aimodel)
+    record = servers.read(home, "dev")
+    assert record is not None and (record.host, record.port) == ("127.0.0.1", first)
+    assert aimodel("list", "--json").json[0]["environments"]["dev"]["endpoint"] == f"http://127.0.0.1:{first}/v2/models/fraud/infer"
+
+    set_port(home, "dev", second)  # merged and fetched: the server moves, its models loaded again
+    moved = _wait("the dev model server on its new port", lambda: (r := servers.read(home, "dev")) is not None and r.port == second and r)
+    status, body = _infer(f"{moved.url}/v2/models/fraud/infer", ROWS)
+    assert status == 200 and body["model_version"] == "1.0.0"
+    assert not servers.alive(record.pid)  # the server on the old port stopped

@@ -145,3 +145,89 @@ def test_the_supervisor_starts_what_has_models_and_stops_what_has_none() -> None
     # a server that did not start waits for its retry time; a live one is left alone
     assert plan({"dev", "test"}, {"test": True}, {"dev": 105.0}, 100.0) == Plan()
     assert plan({"dev"}, {}, {"dev": 105.0}, 105.0) == Plan(start=("dev",))
+
+
+CONFIG = """\
+apiVersion: aimodel.dev/v1
+kind: RepositoryConfig
+environments:
+  dev: {port: 9001}
+  test: {}
+  prod: {port: 9003}
+"""
+
+
+def test_each_environment_may_name_its_model_servers_port_once() -> None:
+    import jsonschema
+    import yaml
+
+    from bot.init_repo import TEMPLATE
+    from bot.manifests import ManifestError, parse_config
+    from bot.serving import ports
+
+    schema = json.loads((TEMPLATE / "schemas" / "config.schema.json").read_text())
+    config = parse_config(CONFIG)
+    jsonschema.validate(yaml.safe_load(CONFIG), schema)
+    assert ports.configured(config) == {"dev": 9001, "prod": 9003}
+    for bad, line in (
+        ("prod: {port: 9001}", ".aimodel/config.yaml:6: environments.prod.port: environment dev already uses port 9001; each environment needs its own"),
+        ("prod: {port: 70000}", ".aimodel/config.yaml:6: environments.prod.port: 70000 is not a port (1..65535)"),
+        ("prod: {port: '9003'}", ".aimodel/config.yaml:6: environments.prod.port: expected a whole number, got str"),
+        ("prod: {port: 9003, target: kserve}",
+         ".aimodel/config.yaml:6: environments.prod.port: a port applies only with target: local (KServe serves the models in the cluster)"),
+    ):
+        text = CONFIG.replace("prod: {port: 9003}", bad)
+        with pytest.raises(ManifestError) as caught:
+            parse_config(text)
+        assert str(caught.value) == line
+    for bad_port in (0, 70000, "9003"):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(yaml.safe_load(CONFIG.replace("9003", repr(bad_port) if isinstance(bad_port, str) else str(bad_port))), schema)
+
+
+def test_the_operators_ports_win_over_the_configs_and_a_server_moves_when_its_port_changes(tmp_path: Path) -> None:
+    from bot.serving import ports
+    from bot.serving.supervisor import Plan, plan
+
+    override = load_settings({"AIMODEL_HOME": str(tmp_path), "AIMODEL_SERVING_PORTS": "dev=8001"}).serving
+    configured = {"dev": 9001, "prod": 9003}
+    assert [ports.port_for(env, override, configured) for env in ("dev", "prod", "test")] == [8001, 9003, 0]
+    # dev listens elsewhere than its port now says: stopped and started again in the same beat
+    assert plan({"dev", "prod"}, {"dev": True, "prod": True}, {}, 100.0, frozenset({"dev"})) == Plan(stop=("dev",), start=("dev",))
+    # a server whose environment has no models left is only stopped, whatever its port
+    assert plan(set(), {"dev": True}, {}, 100.0, frozenset({"dev"})) == Plan(stop=("dev",))
+
+
+def set_port(home: Path, env: str, port: int) -> None:
+    """A DevOps engineer's config change, on the default branch and fetched (as the worker does)."""
+    from bot.app import Context
+
+    with Context(load_settings({"AIMODEL_HOME": str(home)})) as ctx:
+        ctx.workspace.fetch()
+        base = ctx.workspace.head_of()
+        text = ctx.workspace.read_file(base, ".aimodel/config.yaml")
+        assert text is not None
+        head, envs = text.split(b"\nenvironments:\n", 1)
+        lines = [line for line in envs.split(b"\n") if not line.startswith(b"    port: ")]  # the environment's earlier port
+        at = lines.index(f"  {env}:".encode())
+        lines.insert(at + 1, f"    port: {port}".encode())
+        commit = ctx.workspace.commit_change(base, {".aimodel/config.yaml": head + b"\nenvironments:\n" + b"\n".join(lines)}, f"{env} serves on {port}")
+        ctx.workspace.push(commit, "main", expect=base)
+        ctx.workspace.fetch()
+
+
+def test_the_supervisor_reads_the_port_from_the_default_branch_as_last_fetched(home: Path) -> None:
+    from bot.serving import ports
+
+    now = [0.0]
+    read = ports.ConfigPorts(ports.clone_of(load_settings({"AIMODEL_HOME": str(home)})), "main", clock=lambda: now[0])
+    assert read() == {}  # the template names no port
+    set_port(home, "dev", 9101)
+    assert read() == {}  # looked at less than REREAD seconds ago
+    now[0] += ports.REREAD
+    assert read() == {"dev": 9101}
+    set_port(home, "dev", 9102)
+    now[0] += ports.REREAD
+    assert read() == {"dev": 9102}
+    set_port(home, "dev", 9103)
+    assert read(fresh=True) == {"dev": 9103}  # a server about to start looks now

@@ -92,3 +92,57 @@ def test_only_config_reads_the_environment() -> None:
         if read.search(line)
     ]
     assert found == []
+
+
+def test_web_keepalive_reaches_gunicorns_config(tmp_path: Path) -> None:
+    from gunicorn.config import Config
+
+    from bot.server import gunicorn_options
+
+    def gunicorn(env: dict[str, str]) -> Config:
+        cfg = Config()  # gunicorn's own, which checks each value as the web process's does
+        for name, value in gunicorn_options(load_settings({"AIMODEL_HOME": str(tmp_path), **env}), "127.0.0.1", 0).items():
+            cfg.set(name, value)
+        return cfg
+
+    assert (gunicorn({}).keepalive, gunicorn({}).threads) == (2, 16)  # gunicorn's own default, as before
+    assert (gunicorn({"WEB_KEEPALIVE": "75", "WEB_THREADS": "32"}).keepalive, gunicorn({"WEB_THREADS": "32"}).threads) == (75, 32)
+    for value, line in (("301", "WEB_KEEPALIVE=301 is out of range 0..300"), ("1m", "WEB_KEEPALIVE='1m' is not a whole number")):
+        with pytest.raises(ConfigError) as caught:
+            load_settings({"AIMODEL_HOME": str(tmp_path), "WEB_KEEPALIVE": value})
+        assert str(caught.value) == line
+
+
+def test_the_web_process_closes_each_connection_with_web_keepalive_0(home: Path, tmp_path: Path) -> None:
+    """The running server, not only its settings: gunicorn answers `Connection: close`."""
+    import http.client
+    import re
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AIMODEL_", "REDIS_", "WEB_", "GITHUB_"))}
+    env.update(AIMODEL_HOME=str(home), WEB_KEEPALIVE="0", PYTHONPATH=str(ROOT))
+    log = tmp_path / "web.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--no-worker", "--port", "0"], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text(errors="replace"))):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.05)
+        conn = http.client.HTTPConnection("127.0.0.1", int(found.group(1)), timeout=30)
+        while True:  # the master listens before its worker has booted
+            try:
+                conn.request("GET", "/healthz")
+                response = conn.getresponse()
+                break
+            except (ConnectionError, http.client.RemoteDisconnected):
+                assert time.monotonic() < deadline, log.read_text(errors="replace")
+                conn.close()
+                time.sleep(0.05)
+        response.read()
+        assert response.status == 200 and response.getheader("Connection") == "close"
+        conn.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.forges.base import CheckResult, PullRequest
 from bot.forges.meta import PrMeta
-from bot.lifecycle import Mark, checks_key, deploy_key, sweep_plan
+from bot.lifecycle import Mark, checks_key, deploy_key, notice_key, sweep_plan
 
 HEAD = "a" * 40
 SIGNED = "b" * 40
@@ -55,3 +55,18 @@ def test_a_merge_without_a_deploy_record_is_deployed() -> None:
     recorded = _pr(3, state="merged", merge_commit="d" * 40, meta=PrMeta(deploy={"ok": False}))
     assert _plan([], merged=[merged, recorded]) == (("c" * 40, 2),)
     assert _plan([], {deploy_key(2): Mark("running", NOW - 1)}, merged=[merged]) == ()
+
+
+def _notices(open_prs: list[PullRequest], marks: dict[str, Mark] | None = None) -> tuple[tuple[int, str], ...]:
+    return sweep_plan(open_prs, [], marks or {}, now=NOW, timeout=600, running_dead=False, signature_of=lambda pr: "").notices
+
+
+def test_finished_checks_never_told_are_told_once() -> None:
+    """The checks finished while the queue was unreachable: their notice was never queued."""
+    untold = _pr(states=GREEN)
+    assert _notices([untold]) == ((1, HEAD),)
+    assert _notices([_pr(states=GREEN, meta=PrMeta(told_head=HEAD))]) == ()
+    assert _notices([_pr(states=GREEN, meta=PrMeta(told_head="c" * 40))]) == ((1, HEAD),)  # an older head was told
+    assert _notices([untold], {notice_key(1, HEAD): Mark("queued", NOW - 5)}) == ()  # on its way
+    assert _notices([untold], {checks_key(1, HEAD): Mark("running", NOW - 5)}) == ()  # its run tells it
+    assert _notices([_pr(states={**GREEN, "validate": "pending"})]) == ()  # not finished: the checks are run again instead

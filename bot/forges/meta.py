@@ -58,6 +58,7 @@ class PrMeta:
     deploy: Mapping[str, Any] | None = None  # the deploy record of the merge (bot.lifecycle.deploy)
     reviews: tuple[BotReview, ...] = ()
     summary_comment: str = ""  # the local forge's stand-in for GitHub's summary comment
+    told_head: str = ""  # the head whose checks notification was queued (the sweep tells one that was not)
 
     # ------------------------------------------------------------------ JSON
 
@@ -97,6 +98,7 @@ class PrMeta:
             deploy=dict(d["deploy"]) if isinstance(d.get("deploy"), Mapping) else None,
             reviews=tuple(r for r in map(_review, d.get("reviews") or []) if r is not None) if isinstance(d.get("reviews"), list) else (),
             summary_comment=_str(d.get("summary_comment")),
+            told_head=_str(d.get("told_head")),
         )
 
 

@@ -52,6 +52,10 @@ def server_stopped(env: str) -> str:
     return f"model server for {env} stopped: the environment has no models"
 
 
+def server_moving(env: str, was: int, port: int) -> str:
+    return f"model server for {env} moves from port {was} to port {port}, as configured: started again there"
+
+
 def startup_load_failed(env: str, model: str, reason: str) -> str:
     return f"model server for {env}: {model} did not load: {reason}"
 

@@ -4,8 +4,9 @@ Runs as its own process beside the web process and the queue worker
 (`python -P -m bot.serving.supervisor`, started and stopped by `aimodel serve`). Level
 triggered: every beat it compares the environments whose folders hold a served model
 version (a `model-settings.json`) with the servers it runs, starts the missing ones (bound to
-the configured host, 127.0.0.1 by default), starts again one that exited, and stops one whose
-environment has no models left. A new server loads what its folder holds through the
+the configured host, 127.0.0.1 by default, on the port bot.serving.ports names), starts again
+one that exited, moves one whose configured port changed, and stops one whose environment has
+no models left. A new server loads what its folder holds through the
 repository API, never at MLServer's own start-up: there a single model that fails to load
 stops the whole server.
 """
@@ -28,7 +29,7 @@ from typing import IO
 
 from bot.config import CREDENTIAL_FILE_ENV, SECRET_ENV, ServingSettings
 from bot.messages import serving as msg
-from bot.serving import client, layout, servers
+from bot.serving import client, layout, ports, servers
 
 log = logging.getLogger("aimodel.serving")
 
@@ -70,17 +71,23 @@ def mlserver_env(inherited: dict[str, str], serving: ServingSettings, port: int)
 @dataclass(frozen=True)
 class Plan:
     exited: tuple[str, ...] = ()  # its server exited: forget it (started again below when still wanted)
-    stop: tuple[str, ...] = ()  # running, but the environment has no served model left
+    stop: tuple[str, ...] = ()  # running, but the environment has no served model left, or its port changed
     start: tuple[str, ...] = ()
 
 
-def plan(wanted: set[str], running: Mapping[str, bool], retry_at: Mapping[str, float], now: float) -> Plan:
+def plan(
+    wanted: set[str], running: Mapping[str, bool], retry_at: Mapping[str, float], now: float, moved: frozenset[str] = frozenset()
+) -> Plan:
     """One beat, from plain data: `running` maps each started environment to whether its
-    process is still alive; `retry_at` holds when a server that did not start may be tried again."""
+    process is still alive; `retry_at` holds when a server that did not start may be tried
+    again; `moved` names the servers listening elsewhere than their port now says (stopped
+    and started again on it)."""
     alive = {env for env, up in running.items() if up}
+    moving = alive & moved & wanted
+    alive -= moving
     return Plan(
         exited=tuple(sorted(env for env, up in running.items() if not up)),
-        stop=tuple(sorted(alive - wanted)),
+        stop=tuple(sorted((alive - wanted) | moving)),
         start=tuple(sorted(env for env in wanted - alive if now >= retry_at.get(env, 0.0))),
     )
 
@@ -94,10 +101,13 @@ class Running:
 
 
 class Supervisor:
-    def __init__(self, home: Path, serving: ServingSettings, environ: dict[str, str]) -> None:
+    def __init__(
+        self, home: Path, serving: ServingSettings, environ: dict[str, str], config_ports: ports.ConfigPorts | None = None
+    ) -> None:
         self.home = home
         self.serving = serving
         self.environ = environ
+        self.config_ports = config_ports  # `environments.<env>.port` of the repository config; None: not read
         self.running: dict[str, Running] = {}
         self.retry_at: dict[str, float] = {}
         self.stopping = threading.Event()  # set by SIGTERM/SIGINT: a server still starting is not waited for
@@ -126,19 +136,25 @@ class Supervisor:
 
     def step(self) -> None:
         codes = {env: run.proc.poll() for env, run in self.running.items()}
-        todo = plan(self.wanted(), {env: code is None for env, code in codes.items()}, self.retry_at, time.monotonic())
+        configured = self.config_ports() if self.config_ports is not None else {}
+        moved = frozenset(
+            env for env, run in self.running.items() if ports.port_for(env, self.serving, configured) not in (0, run.record.port)
+        )
+        todo = plan(self.wanted(), {env: code is None for env, code in codes.items()}, self.retry_at, time.monotonic(), moved)
         for env in todo.exited:
             log.warning(msg.server_exited(env, codes[env]))
             self._forget(env)
         for env in todo.stop:
+            was = self.running[env].record.port
             self.stop(env)
-            log.info(msg.server_stopped(env))
+            log.info(msg.server_moving(env, was, ports.port_for(env, self.serving, configured)) if env in moved else msg.server_stopped(env))
         for env in todo.start:
             self.start(env)
 
     def start(self, env: str) -> None:
         repo = layout.repository(self.home, env)
-        port = self.serving.port_for(env) or free_port(self.serving.host)
+        configured = self.config_ports(fresh=True) if self.config_ports is not None else {}
+        port = ports.port_for(env, self.serving, configured) or free_port(self.serving.host)
         servers.folder(self.home).mkdir(parents=True, exist_ok=True)
         log_path = servers.folder(self.home) / f"{env}.log"
         with contextlib.suppress(OSError):
@@ -219,7 +235,8 @@ def main() -> int:
         log.error(str(exc))
         return 2
     home = settings.home
-    supervisor = Supervisor(home, settings.serving, dict(os.environ))
+    config_ports = ports.ConfigPorts(ports.clone_of(settings), settings.default_branch)
+    supervisor = Supervisor(home, settings.serving, dict(os.environ), config_ports)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: supervisor.stopping.set())
     servers.folder(home).mkdir(parents=True, exist_ok=True)

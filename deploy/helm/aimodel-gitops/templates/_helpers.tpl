@@ -194,17 +194,41 @@ app.kubernetes.io/instance: {{ .Release.Name }}
     {{- include "aimodel-gitops.volumeMounts" . | nindent 4 }}
 {{- end }}
 
-{{/* The worker container has no HTTP port: a worker that dies ends its container. */}}
+{{/* Where a worker pod of its own (on Redis) serves /metrics; "" beside the web container. */}}
+{{- define "aimodel-gitops.workerMetricsPort" -}}
+{{- if and .Values.metrics.enabled (include "aimodel-gitops.sharedQueue" .) }}{{ .Values.metrics.workerPort }}{{ end }}
+{{- end }}
+
+{{/* Prometheus' scrape annotations for a pod; the port is a name or a number. */}}
+{{- define "aimodel-gitops.scrapeAnnotations" -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ . | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+
+{{/* The worker container serves no requests: a worker that dies ends its container. Its only
+port is /metrics, in a worker pod of its own. */}}
 {{- define "aimodel-gitops.workerContainer" -}}
+{{- $metrics := include "aimodel-gitops.workerMetricsPort" . }}
 - name: worker
   image: {{ include "aimodel-gitops.image" . }}
   imagePullPolicy: {{ .Values.image.pullPolicy }}
   args: ["worker"]
   env:
     {{- include "aimodel-gitops.env" . | nindent 4 }}
+    {{- if $metrics }}
+    - name: AIMODEL_WORKER_METRICS_PORT
+      value: {{ $metrics | quote }}
+    {{- end }}
   {{- with .Values.config.extraEnvFrom }}
   envFrom:
     {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- if $metrics }}
+  ports:
+    - name: metrics
+      containerPort: {{ $metrics }}
+      protocol: TCP
   {{- end }}
   resources:
     {{- toYaml .Values.worker.resources | nindent 4 }}
