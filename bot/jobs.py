@@ -248,7 +248,12 @@ class Jobs:
         with logs.bound(pr=number, commit=head[:12]):
             log.info("checks of #%s at %s started", number, head[:10])
             try:
-                _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run, swept=swept, force=force), self.ctx, number)
+                # One run of a pull request's checks at a time: a sweep at a worker's start (or a
+                # draining CLI's) may queue a head whose pull request was written a moment before its
+                # own event marked the job; the second run waits here, then finds the checks finished.
+                with file_lock(self.home / "running" / f"checks-{number}.lock"):
+                    _guard("checks", lambda: lifecycle.checks(self.ctx, number, head, Pipeline(self.ctx).run, swept=swept, force=force),
+                           self.ctx, number)
             finally:
                 self._finish(key)
 
@@ -284,7 +289,7 @@ class Jobs:
         jobs. `running_dead`: this process knows no other one runs jobs (the embedded worker
         at start, a CLI draining the queue), so a job marked as running died with its process."""
         from bot import lifecycle
-        from bot.forges.base import ForgeError
+        from bot.forges.base import ForgeError, ListsRecentMerges
         from bot.gitrepo import GitError
 
         ctx = self.ctx
@@ -296,8 +301,12 @@ class Jobs:
                 every = ctx.forge.list_prs("all")
                 open_prs = [pr for pr in every if pr.is_open]
                 merged = [pr for pr in every if pr.state == "merged"][-_MERGED_SWEPT:]
+                applied = merged
             else:
                 open_prs, merged = ctx.forge.list_prs("open"), []
+                # A failed apply is tried again on every forge: one page of recent merges
+                # holds the deploy records (a merge with none is its push event's to deploy).
+                applied = ctx.forge.recent_merges(_MERGED_SWEPT) if isinstance(ctx.forge, ListsRecentMerges) else []
         except (ForgeError, GitError, OSError) as exc:  # a damaged record (StateUnavailable) is the caller's one line
             log.warning("sweep: cannot read the pull requests: %s", exc)
             return 0
@@ -333,7 +342,7 @@ class Jobs:
             log.info("sweep: the checks of #%s at %s were never told; telling them", number, head[:10])
             self._mark(lifecycle.notice_key(number, head), "queued")
             self._enqueue(self._tell, number, head)
-        retry = self._retry(merged, running_dead) if not plan.deploys else None
+        retry = self._retry(applied, running_dead) if not plan.deploys else None
         if retry is not None:
             log.info("sweep: the failed deploy of #%s (%s) is tried again", retry[1], retry[0][:10])
             self.deploy(*retry, retry=True)

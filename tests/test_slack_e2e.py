@@ -134,7 +134,7 @@ def test_create_approve_merge_deploy_through_slack_only(loop: Loop) -> None:
         loop.wait_thread(step, "has green checks" if env == "dev" else "Checks on")
         if env == "test":
             loop.click("approve_pr", step, "U0BOB", loop.parent(step))
-            loop.wait_thread(step, "bob approved #")  # the approval is recorded before the merge click
+            loop.wait_thread(step, f"bob approved #{step}")  # counted before the merge click, not raced by it
         loop.click("merge_pr", step, "U0DAVE", loop.parent(step))  # the thread's "green checks" note carries the button
         assert f"{env}: deployed fraud" in loop.wait_thread(step, "Deployed")
 
@@ -348,3 +348,66 @@ def test_drift_goes_to_the_deploy_channel_once_per_finding(context: Any) -> None
         assert "aimodel sync --env dev" in h.texts(posted)
         notifier.deliver("drift", {**data, "found": ["dev: fraud 1.0.0: model.onnx was removed"]})  # another finding: told
         assert len(slack.messages(h.PROD_CHANNEL)) == 2
+
+
+def _merge_from_slack(loop: Loop, number: int, user: str, *, approver: str = "") -> str:
+    """Wait for the checks, approve when the environment asks for it, merge; the thread's "Deployed" note."""
+    loop.wait_thread(number, "has green checks" if not approver else "Checks on")
+    if approver:
+        loop.click("approve_pr", number, approver, loop.parent(number))
+        loop.wait_thread(number, f"approved #{number}")
+    loop.click("merge_pr", number, user, loop.parent(number))  # the thread's "green checks" note carries the button
+    return loop.wait_thread(number, "Deployed")
+
+
+def test_rollback_history_and_promotion_order_through_slack(loop: Loop) -> None:
+    """v1 runs in dev and test; v2 is registered and deployed to dev; `/aimodel rollback` puts
+    v1 back in dev through a pull request merged from Slack; `/aimodel history` lists the three
+    dev releases; prod refuses v2, which never ran in test, with the command to type in Slack."""
+    from tests.model_samples import linear_classifier
+
+    releases = loop.web.home / "deploy" / "dev" / "_releases" / "payments.json"
+
+    def pinned() -> str:
+        return str(json.loads(releases.read_text())["models"]["fraud"])
+
+    create = _number(loop.command(f"create fraud --app payments --dataset tx --artifact {loop.files}/fraud.onnx "
+                                  f"--dataset-uri {loop.files}/tx.csv --label-column label --version 1.0.0", user="U0ALICE"))
+    _merge_from_slack(loop, create, "U0ALICE")
+    to_dev = _number(loop.command("deploy fraud --env dev", user="U0DAVE"))
+    _merge_from_slack(loop, to_dev, "U0DAVE")
+    to_test = _number(loop.command("deploy fraud --env test", user="U0DAVE"))
+    _merge_from_slack(loop, to_test, "U0DAVE", approver="U0BOB")
+
+    linear_classifier(loop.files / "fraud-v2.onnx", output="probabilities")
+    update = _number(loop.command(f"update fraud --artifact {loop.files}/fraud-v2.onnx --version 1.1.0", user="U0DAVE"))
+    _merge_from_slack(loop, update, "U0DAVE")
+    assert pinned() == "1.0.0"  # a registered version runs nowhere yet
+    v2_dev = _number(loop.command("deploy fraud --env dev", user="U0DAVE"))  # the newest: 1.1.0
+    assert "dev: deployed fraud" in _merge_from_slack(loop, v2_dev, "U0DAVE")
+    assert pinned() == "1.1.0"
+
+    # prod takes only what ran in test: test runs 1.0.0, so 1.1.0 is refused, with the Slack spelling
+    refused = h.texts([loop.command("deploy fraud --env prod --version 1.1.0", user="U0BOB")])
+    assert "fraud 1.1.0 has not run successfully in test" in refused, refused
+    assert "`/aimodel deploy fraud --env test --version 1.1.0`" in refused, refused
+    assert "usage:" not in refused  # the command to type is given; the grammar beside it would read as a typo
+    assert not (loop.web.home / "deploy" / "prod" / "_releases" / "payments.json").exists()
+
+    # rollback opens the pull request restoring the release before the live one; merged from Slack
+    rollback = _number(loop.command("rollback payments --env dev", user="U0DAVE"))
+    assert loop.pr(rollback)["meta"]["verb"] == "rollback"
+    thread = _merge_from_slack(loop, rollback, "U0DAVE")
+    assert "dev: released payments; records dev-payments-3" in thread  # 1.0.0's files were kept: nothing to copy
+    assert pinned() == "1.0.0"
+    assert loop.pr(rollback)["state"] == "merged"
+
+    # history lists the three dev releases, newest first, with the pull requests that asked for them
+    answer = loop.command("history payments --env dev", user="U0DAVE")
+    text = h.texts([answer])
+    assert "Releases of application payments" in text, text
+    rows = [line for line in str(answer["text"]).splitlines() if line.startswith("dev-payments-")]
+    assert [r.split()[0] for r in rows] == ["dev-payments-3", "dev-payments-2", "dev-payments-1"], text
+    for row, (number, version) in zip(rows, [(rollback, "1.0.0"), (v2_dev, "1.1.0"), (to_dev, "1.0.0")], strict=True):
+        assert f"#{number}" in row and f"fraud {version}" in row, row
+    assert "test-payments-" not in text  # --env dev: only dev

@@ -107,6 +107,16 @@ class PrimesFromPayload(Protocol):
 
 
 @runtime_checkable
+class ListsRecentMerges(Protocol):
+    """Lists the newest merged pull requests, with their metadata, in one call: the sweep finds
+    a failed deploy to try again in their deploy records on a forge whose pull requests it does
+    not read in full every interval (GitHub: one page of closed pull requests, the record in
+    each body). Newest first; successes too, since a newer good apply overtakes older failures."""
+
+    def recent_merges(self, limit: int) -> list[PullRequest]: ...
+
+
+@runtime_checkable
 class FindsPrByCommit(Protocol):
     def find_pr_for_commit(self, sha: str) -> int | None: ...
 

@@ -179,7 +179,9 @@ def summary_comment(
         lines += ["", status]
     if deploy:
         ok = deploy.get("ok")
-        lines += ["", f"**Deploy** of `{str(deploy.get('commit', ''))[:10]}`: {'done' if ok else 'FAILED'}"]
+        attempts = deploy.get("attempts")
+        tried = f" (attempt {attempts})" if isinstance(attempts, int) and attempts > 1 else ""  # the sweep retried it
+        lines += ["", f"**Deploy** of `{str(deploy.get('commit', ''))[:10]}`: {'done' if ok else 'FAILED'}{tried}"]
         lines += [f"- {s}" for s in deploy.get("summary", [])]
     lines += ["", "<sub>Updated in place by aimodel-bot on every change.</sub>"]
     return _clip("\n".join(lines), BODY_LIMIT)

@@ -118,11 +118,20 @@ def working(verb: str) -> Payload:
 
 
 def error(text: str, usage: str = "") -> Payload:
-    """An ephemeral error: what was wrong, then the usage line."""
+    """An ephemeral error: what was wrong, then the usage line, unless the answer already spells
+    the same verb's command to run (a refused promotion names `/aimodel deploy ... --env test`):
+    the bare grammar beside it would only read as "you typed it wrong"."""
+    shown = bool(usage) and usage not in text and not _names_command_of(usage, text)
     blocks = [section(f":warning: {esc(text)}")]
-    if usage and usage not in text:
+    if shown:
         blocks.append(context(f"`{esc(usage)}`"))
-    return _ephemeral(f"{text}\n{usage}" if usage and usage not in text else text, blocks)
+    return _ephemeral(f"{text}\n{usage}" if shown else text, blocks)
+
+
+def _names_command_of(usage: str, text: str) -> bool:
+    """`usage: /aimodel deploy NAME ...` -> whether `text` offers a `/aimodel deploy ...` to type."""
+    words = usage.removeprefix("usage: ").split(" ")[:2]
+    return len(words) == 2 and f"`{' '.join(words)} " in text
 
 
 def usage_reply(text: str, ok: bool) -> Payload:

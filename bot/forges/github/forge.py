@@ -463,6 +463,18 @@ class GitHubForge:
 
         record_deployment(self.api, self.web_url, report)
 
+    def recent_merges(self, limit: int) -> list[PullRequest]:
+        """ListsRecentMerges: one page of the newest closed pull requests, the merged ones with
+        the metadata of their bodies (the deploy record), newest first. The list's objects carry
+        `merged_at`, not `merged` (GitHub sets that on a single pull request only)."""
+        try:
+            data = self.api.request("GET", self.api.path("/pulls"),
+                                    params={"state": "closed", "sort": "created", "direction": "desc", "per_page": max(1, min(100, limit))})
+        except GithubException as exc:  # the sweep logs it and looks again next interval
+            raise ForgeError(f"GitHub refused the list of merged pull requests: {error_text(exc)}") from None
+        merged = [self.pr_from_payload({**p, "merged": True}) for p in data if isinstance(p, Mapping) and p.get("merged_at")]
+        return sorted(merged, key=lambda pr: pr.number, reverse=True)[:limit]
+
     def find_pr_for_commit(self, sha: str) -> int | None:
         """The open pull request whose head is `sha` (check_run payloads may not say)."""
         for p in self.api.call(lambda: list(self.api.repo.get_pulls(state="open")), what="list pulls"):
