@@ -156,8 +156,8 @@ def copy_hashing(src: ByteSource, dst: IO[bytes]) -> tuple[str, int]:
 
 
 @runtime_checkable
-class _FileLike(Protocol):
-    """An OS file with a position (open(), fsspec's local files)."""
+class OsFile(Protocol):
+    """An OS file with a position (open(), fsspec's local files): the kernel can copy it."""
 
     def fileno(self) -> int: ...
 
@@ -166,9 +166,9 @@ class _FileLike(Protocol):
     def seek(self, offset: int, whence: int = 0, /) -> int: ...
 
 
-def _kernel_copy_ends(src: object, dst: IO[bytes]) -> tuple[_FileLike, IO[bytes]] | None:
+def _kernel_copy_ends(src: object, dst: IO[bytes]) -> tuple[OsFile, IO[bytes]] | None:
     """src and dst as OS files the kernel can copy between, or None (then the loop copies)."""
-    if sys.platform != "linux" or not isinstance(src, _FileLike):
+    if sys.platform != "linux" or not isinstance(src, OsFile):
         return None
     try:
         if not dst.readable() or not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
@@ -180,7 +180,7 @@ def _kernel_copy_ends(src: object, dst: IO[bytes]) -> tuple[_FileLike, IO[bytes]
     return src, dst
 
 
-def _copy_in_kernel(src: _FileLike, dst: IO[bytes]) -> tuple[str, int] | None:
+def _copy_in_kernel(src: OsFile, dst: IO[bytes]) -> tuple[str, int] | None:
     """The kernel copies chunk after chunk at explicit offsets (the file objects' positions
     are honoured, and moved past the copy at the end); this thread hashes each copied chunk
     from the destination. None when the kernel refuses the first chunk (nothing copied)."""
