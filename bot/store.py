@@ -20,9 +20,13 @@ of where they were found.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import mmap
 import os
 import re
+import stat
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +35,11 @@ from typing import IO, Any, Protocol, runtime_checkable
 from bot.messages import store as msg
 
 BLOCK_SIZE = 1 << 20  # 1 MiB: stays in the CPU cache between the read, the hash and the write
+# a chunk the kernel copies while the one before is hashed: two stay in the CPU's L3 cache
+KERNEL_CHUNK = 4 << 20
+# the kernel cannot copy between these files (another file system on an old kernel, a file
+# system without copy_file_range): the read, hash and write loop does it instead
+_NOT_IN_KERNEL = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF})
 SCHEME = "store:"
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _URI = re.compile(r"store:sha256/([0-9a-f]{64})")
@@ -113,10 +122,19 @@ class ReadsInto(Protocol):
 
 
 def copy_hashing(src: ByteSource, dst: IO[bytes]) -> tuple[str, int]:
-    """Copy src to dst and hash the same blocks: one read. Writing a block overlaps hashing
-    it (both release the GIL on large buffers), so the copy costs about what the slower of
-    the two costs, not their sum. Two 1 MiB buffers take turns (benchmarks/bench_custody.py:
-    bigger blocks fall out of the CPU cache and are slower)."""
+    """Copy src to dst and hash the same bytes in one pass: the source is read once.
+
+    From a regular file into a file opened for reading too ("w+b"), the kernel copies
+    (copy_file_range, page cache to page cache, no trip through Python) and the hash reads
+    each chunk of the copy while it is still in the CPU cache, mapped, so the digest is of
+    the bytes the store holds; a worker copies the next chunk while this one is hashed.
+    Any other source or destination (fsspec files, pipes, another file system on an older
+    kernel) takes the read, hash and write loop. benchmarks/CUSTODY.md has the figures."""
+    kernel = _kernel_copy_ends(src, dst)
+    if kernel is not None:
+        copied = _copy_in_kernel(*kernel)
+        if copied is not None:
+            return copied
     if not isinstance(src, ReadsInto):
         return _copy_blocks(src, dst)
     h, size = hashlib.sha256(), 0
@@ -135,6 +153,75 @@ def copy_hashing(src: ByteSource, dst: IO[bytes]) -> tuple[str, int]:
         if pending is not None:
             pending.result()
     return h.hexdigest(), size
+
+
+@runtime_checkable
+class OsFile(Protocol):
+    """An OS file with a position (open(), fsspec's local files): the kernel can copy it."""
+
+    def fileno(self) -> int: ...
+
+    def tell(self) -> int: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+
+def _kernel_copy_ends(src: object, dst: IO[bytes]) -> tuple[OsFile, IO[bytes]] | None:
+    """src and dst as OS files the kernel can copy between, or None (then the loop copies)."""
+    if sys.platform != "linux" or not isinstance(src, OsFile):
+        return None
+    try:
+        if not dst.readable() or not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+            return None
+        dst.flush()
+        dst.fileno()
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is both
+        return None
+    return src, dst
+
+
+def _copy_in_kernel(src: OsFile, dst: IO[bytes]) -> tuple[str, int] | None:
+    """The kernel copies chunk after chunk at explicit offsets (the file objects' positions
+    are honoured, and moved past the copy at the end); this thread hashes each copied chunk
+    from the destination. None when the kernel refuses the first chunk (nothing copied)."""
+    s, d = src.fileno(), dst.fileno()
+    s_start, d_start = src.tell(), dst.tell()
+
+    def copy(offset: int) -> int:
+        return os.copy_file_range(s, d, KERNEL_CHUNK, s_start + offset, d_start + offset)
+
+    h, size = hashlib.sha256(), 0
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        try:
+            n = copy(0)
+        except OSError as exc:
+            if exc.errno in _NOT_IN_KERNEL:
+                return None
+            raise
+        if n == 0:
+            return None  # empty, or a file system that copies nothing instead of refusing (procfs)
+        while n:
+            ahead = worker.submit(copy, size + n)  # the next chunk, while this one is hashed
+            try:
+                _hash_range(h, d, d_start + size, n)
+            finally:
+                following = ahead.result()
+            size += n
+            n = following
+    src.seek(s_start + size)
+    dst.seek(d_start + size)
+    return h.hexdigest(), size
+
+
+def _hash_range(h: Any, fd: int, offset: int, length: int) -> None:
+    """Hash length bytes of fd at offset, mapped (no copy into Python); the mapping must
+    start on a page boundary. MAP_POPULATE maps the chunk's pages in one call, not one
+    fault per 64 KiB."""
+    lead = offset % mmap.ALLOCATIONGRANULARITY
+    flags = mmap.MAP_SHARED | mmap.MAP_POPULATE
+    mapped = mmap.mmap(fd, lead + length, flags=flags, prot=mmap.PROT_READ, offset=offset - lead)
+    with mapped, memoryview(mapped) as view:  # the view is released before the mapping closes
+        h.update(view[lead:])
 
 
 def _copy_blocks(src: ByteSource, dst: IO[bytes]) -> tuple[str, int]:
@@ -272,7 +359,8 @@ class LocalStore(FsspecStore):
         incoming.mkdir(exist_ok=True)
         partial = incoming / uuid.uuid4().hex
         try:
-            with open(partial, "wb") as dst:
+            # readable too: the hash reads the copy (copy_hashing)
+            with open(partial, "w+b") as dst:
                 digest, size = copy_hashing(stream, dst)
             final = self.local_path(digest)
             if final.is_file():

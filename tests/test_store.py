@@ -41,6 +41,29 @@ def test_put_keeps_the_bytes_under_their_digest_once(tmp_path: Path) -> None:
         assert f.read() == data
 
 
+@pytest.mark.parametrize("size", [0, 1, 4096, (9 << 20) + 3])
+def test_a_file_is_stored_whole_from_where_it_was_opened(tmp_path: Path, size: int) -> None:
+    """A real file (the kernel copies it in chunks): every byte from the file's position on,
+    hashed as stored, read-only, kept once; the file object ends past what was stored."""
+    store = LocalStore(tmp_path / "artifacts")
+    data = bytes(range(256)) * (size // 256) + b"\x07" * (size % 256)
+    source = tmp_path / "model.bin"
+    source.write_bytes(b"header" + data)
+    with open(source, "rb") as f:
+        f.read(6)  # a caller that looked at the header first
+        digest, stored = store.put(f)
+        assert f.read() == b""
+    assert (digest, stored) == (hashlib.sha256(data).hexdigest(), size)
+    obj = store.local_path(digest)
+    assert obj.read_bytes() == data
+    assert obj.stat().st_mode & 0o222 == 0
+    with open(source, "rb") as f:
+        f.seek(6)
+        assert store.put(f) == (digest, size)
+    assert [p.name for p in (tmp_path / "artifacts" / "sha256").iterdir()] == [digest]
+    assert list((tmp_path / "artifacts" / "incoming").iterdir()) == []
+
+
 def test_a_failed_put_leaves_no_object(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "artifacts")
     with pytest.raises(OSError, match="connection reset"):

@@ -130,6 +130,25 @@ class _ReadingInto(_Reading):
             raise
 
 
+class _ReadingFile(_ReadingInto):
+    """The same, for a local file: the store's kernel copy reads it by its descriptor
+    (bot/store.py copy_hashing). The kernel does not say which side of a copy failed, so a
+    read error there is reported as the store's: still an error, and nothing is kept."""
+
+    def __init__(self, src: io.BufferedReader) -> None:
+        super().__init__(src)
+        self.file = src
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    def tell(self) -> int:
+        return self.file.tell()
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        return self.file.seek(offset, whence)
+
+
 def _keep(c: Canonical, access: Access, kind: str, store: Store | None) -> tuple[str, int]:
     """Read the admitted source once: into the store when there is one, else only hashed."""
     src = open_checked(c, access, kind)
@@ -140,7 +159,11 @@ def _keep(c: Canonical, access: Access, kind: str, store: Store | None) -> tuple
                 h.update(block)
                 size += len(block)
             return h.hexdigest(), size
-        reading = _ReadingInto(src) if isinstance(src, ReadsInto) else _Reading(src)
+        reading: _Reading
+        if isinstance(src, io.BufferedReader):  # a local file (open_checked)
+            reading = _ReadingFile(src)
+        else:
+            reading = _ReadingInto(src) if isinstance(src, ReadsInto) else _Reading(src)
         try:
             return store.put(reading)
         except (OSError, ValueError) as exc:
