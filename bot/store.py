@@ -270,12 +270,17 @@ class FsspecStore:
             raise StoreError(msg.object_missing(digest)) from None
         return f
 
-    def put(self, stream: ByteSource) -> tuple[str, int]:
+    def _incoming(self) -> tuple[Any, str, str]:
+        """(file system, the store's root, a fresh name under incoming/): what is written there
+        is moved into place whole, so a reader never sees half of it."""
         fs, root = self._filesystem()
         base = root.rstrip("/")
         fs.makedirs(f"{base}/sha256", exist_ok=True)
         fs.makedirs(f"{base}/incoming", exist_ok=True)
-        partial = f"{base}/incoming/{uuid.uuid4().hex}"
+        return fs, base, f"{base}/incoming/{uuid.uuid4().hex}"
+
+    def put(self, stream: ByteSource) -> tuple[str, int]:
+        fs, _base, partial = self._incoming()
         try:
             with fs.open(partial, "wb") as dst:
                 digest, size = copy_hashing(stream, dst)
@@ -305,11 +310,7 @@ class FsspecStore:
         return self._note(attestation_key(digest, model, version))
 
     def _put_note(self, key: str, data: bytes) -> None:
-        fs, root = self._filesystem()
-        base = root.rstrip("/")
-        fs.makedirs(f"{base}/sha256", exist_ok=True)
-        fs.makedirs(f"{base}/incoming", exist_ok=True)
-        partial = f"{base}/incoming/{uuid.uuid4().hex}"
+        fs, base, partial = self._incoming()
         try:
             fs.pipe_file(partial, data)
             fs.mv(partial, f"{base}/{key}")

@@ -578,19 +578,6 @@ def pr_body(*, verb: str, who: str, via: str, reason: str, summary: Sequence[str
     return "\n".join(lines)
 
 
-def deploy_result(env: str, applied: Sequence[str], removed: Sequence[str], failed: Mapping[str, str], apps: Sequence[str]) -> str:
-    parts = []
-    if applied:
-        parts.append(f"deployed {', '.join(applied)}")
-    if apps:
-        parts.append(f"released {', '.join(apps)}")
-    if removed:
-        parts.append(f"removed {', '.join(removed)}")
-    for model, reason in failed.items():
-        parts.append(f"REFUSED {model}: {reason}")
-    return f"{env}: " + ("; ".join(parts) if parts else "nothing changed")
-
-
 # --------------------------------------------------------------------------- Slack (plain strings)
 
 def slack_working(verb: str) -> str:
