@@ -310,7 +310,7 @@ def _copy_stored(uri: str, sha256: str | None, target: Path, store: Store | None
     try:
         src = store.open(digest)
         try:
-            with open(partial, "wb") as dst:
+            with open(partial, "w+b") as dst:  # readable back: the kernel copies (store.copy_hashing)
                 actual, _ = copy_hashing(src, dst)
         finally:
             src.close()
