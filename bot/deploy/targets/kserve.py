@@ -211,10 +211,7 @@ class KServeTarget:
             objects = self._objects(env)
         except (ClusterError, GitError):
             return Actual(env)
-        apps = {
-            name: LiveRelease(str(a.get("version", "")), {str(m): str(v) for m, v in dict(a.get("models") or {}).items()})  # type: ignore[call-overload]
-            for name, a in _apps(objects).items()
-        }
+        apps = _live(objects)
         placed = {
             (k[1], _version(o)): Placed(str(o["metadata"].get("annotations", {}).get(f"{PREFIX}sha256", "")), {})
             for k, o in objects.items() if k[0] == ISVC
@@ -256,14 +253,19 @@ def _version(obj: Obj) -> str:
     return str(obj["metadata"].get("annotations", {}).get(f"{PREFIX}version", ""))
 
 
-def _apps(objects: Mapping[Key, Obj]) -> dict[str, dict[str, object]]:
-    apps: dict[str, dict[str, object]] = {}
+def _live(objects: Mapping[Key, Obj]) -> dict[str, LiveRelease]:
+    """Each application's release as its ConfigMap names it: app -> version and model versions."""
+    apps: dict[str, LiveRelease] = {}
     for (kind, name), obj in objects.items():
         if kind == CONFIGMAP:
             data = obj.get("data", {})
-            models = {m: v["version"] for m, v in json.loads(data.get("models.json", "{}")).items()}
-            apps[name.removeprefix("aimodel-")] = {"version": data.get("APP_VERSION", ""), "models": models}
+            models = {str(m): str(v["version"]) for m, v in json.loads(data.get("models.json", "{}")).items()}
+            apps[name.removeprefix("aimodel-")] = LiveRelease(str(data.get("APP_VERSION", "")), models)
     return apps
+
+
+def _apps(objects: Mapping[Key, Obj]) -> dict[str, dict[str, object]]:
+    return {name: {"version": r.version, "models": dict(r.models)} for name, r in _live(objects).items()}
 
 
 def _message(plan: EnvPlan, desired: Mapping[Key, Obj], previous: Mapping[Key, Obj]) -> str:
